@@ -1,0 +1,140 @@
+"""The ``phaser`` command: ``serve`` and ``worker``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from . import __version__
+from .config import ConfigurationError, Settings, load_settings
+from .embedded import DataDirLock, EmbeddedRedis, die_with_parent, find_redis_server
+
+__all__ = ["main"]
+
+#: Seconds a worker gets to finish after SIGTERM before it is killed.
+_WORKER_GRACE = 20.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phaser",
+        description="A job execution server (IVOA UWS 1.1 and JSON).",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP frontend (with Redis and a worker if embedded)",
+        description=(
+            "Run the HTTP frontend. Without PHASER_REDIS_URL, also start a"
+            " private redis-server (AOF under PHASER_DATA_DIR) and a worker."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="bind address")
+    serve.add_argument("--port", type=int, default=8000, help="bind port")
+    commands.add_parser(
+        "worker",
+        help="run a worker (needs PHASER_REDIS_URL)",
+        description="Run an arq worker that executes queued jobs.",
+    )
+    return parser
+
+
+def _start_worker(redis_url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PHASER_REDIS_URL": redis_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "phaser", "worker"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,  # noqa: PLW1509
+    )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(_WORKER_GRACE)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from .main import create_app
+
+    redis: EmbeddedRedis | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    lock = DataDirLock(settings.data_dir)
+    try:
+        if settings.redis_url is None:
+            lock.acquire()
+            redis = EmbeddedRedis(
+                settings.redis_dir.resolve(),
+                find_redis_server(settings.redis_server),
+            )
+            redis.start()
+            settings = settings.model_copy(update={"redis_url": redis.url})
+            if settings.embedded_worker:
+                worker = _start_worker(redis.url)
+            print(  # noqa: T201
+                f"phaser: embedded Redis at {redis.url}, data in"
+                f" {settings.data_dir.resolve()}",
+                flush=True,
+            )
+        print(  # noqa: T201
+            f"phaser: serving http://{host}:{port}/ (JSON API /api/v1,"
+            f" docs /docs)",
+            flush=True,
+        )
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if worker is not None:
+            _stop_worker(worker)
+        if redis is not None:
+            redis.stop()
+        lock.release()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``phaser`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"phaser: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        match args.command:
+            case "serve":
+                return _serve(settings, args.host, args.port)
+            case "worker":
+                if settings.redis_url is None:
+                    print(  # noqa: T201
+                        "phaser: PHASER_REDIS_URL must be set for a worker",
+                        file=sys.stderr,
+                    )
+                    return 2
+                from .worker.app import run_worker
+
+                run_worker(settings)
+                return 0
+            case _:
+                raise AssertionError(args.command)
+    except (RuntimeError, FileNotFoundError) as exc:
+        print(f"phaser: {exc}", file=sys.stderr)  # noqa: T201
+        return 1

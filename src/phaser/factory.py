@@ -1,0 +1,94 @@
+"""Wiring: builds stores and services from the settings.
+
+The web application, the worker and the CLI all build their parts here, so
+they share one configuration of Redis, keys, stores and tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from redis.asyncio import Redis
+
+from .config import Settings
+from .queue import JobQueue, create_arq_redis
+from .services.jobs import JobService
+from .storage.events import EventHub
+from .storage.job_store import JobStore
+from .storage.keys import KeyLayout
+from .storage.results import LocalResultStore
+from .tasks.registry import TaskRegistry, default_registry
+from .worker.runner import JobRunner
+
+__all__ = ["Factory"]
+
+
+class Factory:
+    """Owns the connections and builds the services.
+
+    Parameters
+    ----------
+    settings
+        Configuration; ``redis_url`` must be set (``phaser serve`` sets it
+        to the embedded Redis before building the factory).
+    registry
+        Tasks; the configured task modules are loaded into it.
+    """
+
+    def __init__(
+        self, settings: Settings, registry: TaskRegistry = default_registry
+    ) -> None:
+        if settings.redis_url is None:
+            raise ValueError("PHASER_REDIS_URL is not set")
+        self.settings = settings
+        self.registry = registry
+        registry.load_modules(settings.task_modules)
+        self.redis: Redis = Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+        self.keys = KeyLayout(settings.key_prefix)
+        self.job_store = JobStore(self.redis, self.keys)
+        self.results = LocalResultStore(settings.results_dir)
+        self.hub = EventHub(self.redis, self.keys.events)
+        self.queue = JobQueue(
+            create_arq_redis(settings.redis_url, settings.queue_name)
+        )
+
+    async def start(self) -> None:
+        """Load the scripts and start listening for events."""
+        self.settings.results_dir.mkdir(parents=True, exist_ok=True)
+        await self.job_store.load_scripts()
+        await self.hub.start()
+
+    async def aclose(self) -> None:
+        """Stop listening and close every connection."""
+        await self.hub.stop()
+        await self.queue.close()
+        await self.redis.aclose()
+
+    def job_service(self) -> JobService:
+        """The job service."""
+        return JobService(
+            settings=self.settings,
+            store=self.job_store,
+            results=self.results,
+            queue=self.queue,
+            hub=self.hub,
+            registry=self.registry,
+        )
+
+    def job_runner(self) -> JobRunner:
+        """The runner a worker process uses."""
+        return JobRunner(
+            store=self.job_store,
+            results=self.results,
+            queue=self.queue,
+            hub=self.hub,
+            registry=self.registry,
+            max_attempts=self.settings.max_attempts,
+            worker_id=f"{socket.gethostname()}-{os.getpid()}",
+        )

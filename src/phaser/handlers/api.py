@@ -1,0 +1,284 @@
+"""The JSON API, mounted under ``/api/v1``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from ..dependencies.context import BaseUrl, Owner, Service
+from ..models.api import (
+    JobCreate,
+    JobListModel,
+    JobModel,
+    JobPatch,
+    TaskModel,
+)
+from ..models.job import Job
+from ..models.phase import ExecutionPhase
+from ..services.jobs import JobUpdate
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_PROBLEM = {
+    "description": "Problem details (RFC 9457)",
+    "content": {"application/problem+json": {}},
+}
+_NOT_FOUND = {404: _PROBLEM}
+_CONFLICT = {404: _PROBLEM, 409: _PROBLEM}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    summary="Create a job",
+    description=(
+        "Creates a job of a task. With ``start: true`` the job is queued at"
+        " once; otherwise it stays PENDING until started. Answers 201 with"
+        " the job and its URL in ``Location``."
+    ),
+    responses={422: _PROBLEM, 400: _PROBLEM},
+)
+async def create_job(
+    body: JobCreate,
+    response: Response,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> JobModel:
+    job = await service.create(
+        owner=owner,
+        task=body.task,
+        parameters=body.parameters,
+        run_id=body.run_id,
+        start=body.start,
+        execution_duration=body.execution_duration,
+        destruction_time=body.destruction_time,
+    )
+    model = JobModel.from_job(job, base_url)
+    response.headers["Location"] = model.href
+    return model
+
+
+@router.get(
+    "/jobs",
+    summary="List jobs",
+    description=(
+        "Your jobs, newest first. Filters combine; ``phase`` may repeat."
+        " Pass ``next_cursor`` of one page as ``cursor`` for the next."
+    ),
+    responses={400: _PROBLEM, 422: _PROBLEM},
+)
+async def list_jobs(
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+    task: Annotated[str | None, Query(max_length=64)] = None,
+    phase: Annotated[list[ExecutionPhase] | None, Query()] = None,
+    run_id: Annotated[str | None, Query(max_length=256)] = None,
+    after: Annotated[
+        datetime | None, Query(description="Only jobs created after this.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JobListModel:
+    page = await service.list(
+        owner,
+        task=task,
+        phases=phase,
+        run_id=run_id,
+        after=_utc(after),
+        cursor=cursor,
+        limit=limit,
+    )
+    return JobListModel(
+        jobs=[JobModel.from_job(job, base_url) for job in page.jobs],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    summary="Get a job",
+    description=(
+        "The job. With ``wait=S`` the answer waits up to S seconds (capped"
+        " by the server) for the job's phase to change, and comes as soon"
+        " as it does; it does not wait for a job that has ended."
+    ),
+    responses=_NOT_FOUND,
+)
+async def get_job(
+    job_id: str,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+    wait: Annotated[
+        float | None,
+        Query(ge=0, le=86400, description="Seconds to wait for a change."),
+    ] = None,
+) -> JobModel:
+    if wait:
+        job = await service.wait(owner, job_id, wait)
+    else:
+        job = await service.get(owner, job_id)
+    return JobModel.from_job(job, base_url)
+
+
+@router.post(
+    "/jobs/{job_id}/start",
+    summary="Start a job",
+    description="Queues a PENDING job. 409 if it is in another phase.",
+    responses=_CONFLICT,
+)
+async def start_job(
+    job_id: str, service: Service, owner: Owner, base_url: BaseUrl
+) -> JobModel:
+    return JobModel.from_job(await service.start(owner, job_id), base_url)
+
+
+@router.post(
+    "/jobs/{job_id}/abort",
+    summary="Abort a job",
+    description=(
+        "Aborts a pending, queued or running job; a running task is"
+        " stopped. 409 if the job has already ended."
+    ),
+    responses=_CONFLICT,
+)
+async def abort_job(
+    job_id: str, service: Service, owner: Owner, base_url: BaseUrl
+) -> JobModel:
+    return JobModel.from_job(await service.abort(owner, job_id), base_url)
+
+
+@router.patch(
+    "/jobs/{job_id}",
+    summary="Change a job",
+    description=(
+        "Changes parameters and execution duration (while PENDING) and the"
+        " destruction time (any time). Values beyond the server's maxima"
+        " are clamped to them."
+    ),
+    responses={**_CONFLICT, 422: _PROBLEM},
+)
+async def patch_job(
+    job_id: str,
+    body: JobPatch,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> JobModel:
+    update = JobUpdate(
+        parameters=body.parameters,
+        execution_duration=body.execution_duration,
+        destruction_time=body.destruction_time,
+    )
+    job = await service.update(owner, job_id, update)
+    return JobModel.from_job(job, base_url)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    summary="Delete a job",
+    description="Aborts the job if it is active, then deletes it and its"
+    " results.",
+    responses=_NOT_FOUND,
+)
+async def delete_job(job_id: str, service: Service, owner: Owner) -> Response:
+    await service.delete(owner, job_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Follow a job",
+    description=(
+        "Server-sent events: ``job`` (the job now), then ``phase`` and"
+        " ``progress`` with the job as data, ``deleted`` if it is deleted."
+        " The stream ends after the job has ended."
+    ),
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **_NOT_FOUND},
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> StreamingResponse:
+    stream = service.watch(owner, job_id)
+    first = await anext(stream)  # raises JobNotFoundError before streaming
+
+    def render(kind: str, job: Job | None) -> str:
+        if kind == "keepalive":
+            return ": keepalive\n\n"
+        data = (
+            JobModel.from_job(job, base_url).model_dump_json()
+            if job is not None
+            else json.dumps({"id": job_id})
+        )
+        return f"event: {kind}\ndata: {data}\n\n"
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            yield render(*first)
+            async for kind, job in stream:
+                yield render(kind, job)
+        finally:
+            await stream.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/results/{result_id}",
+    summary="Download a result",
+    description="The result's bytes, with the MIME type the task gave.",
+    response_class=FileResponse,
+    responses=_NOT_FOUND,
+)
+async def get_result(
+    job_id: str, result_id: str, service: Service, owner: Owner
+) -> FileResponse:
+    result, path = await service.result(owner, job_id, result_id)
+    return FileResponse(
+        path,
+        media_type=result.mime_type,
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get(
+    "/tasks",
+    summary="List tasks",
+    description="The tasks jobs can run, with the JSON Schema of each"
+    " task's parameters.",
+)
+async def list_tasks(service: Service) -> list[TaskModel]:
+    return [
+        TaskModel(
+            name=task.name,
+            description=task.description,
+            parameters_schema=task.parameters_schema(),
+            runs_in_process=not task.is_async,
+        )
+        for task in service.tasks()
+    ]

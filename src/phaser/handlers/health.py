@@ -1,0 +1,38 @@
+"""Health endpoints for probes: alive, and ready to serve."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get(
+    "/health",
+    summary="Liveness",
+    description="200 while the process is serving requests.",
+)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness",
+    description="200 when Redis answers; 503 otherwise.",
+    responses={503: {"description": "Redis cannot be reached"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    try:
+        await request.app.state.factory.redis.ping()
+    except (RedisError, OSError) as exc:
+        return JSONResponse(
+            {"status": "unavailable", "redis": str(exc)},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return JSONResponse({"status": "ok", "redis": "ok"})

@@ -1,0 +1,111 @@
+"""Errors as RFC 9457 problem details, mapped to status codes in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
+
+from ..models.errors import PhaserError
+
+__all__ = ["install_problem_handlers", "problem"]
+
+_logger = structlog.get_logger("phaser.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"urn:phaser:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _phaser_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PhaserError)
+    return problem(
+        exc.status_code, exc.slug, exc.title, exc.message, errors=exc.fields
+    )
+
+
+async def _validation_error(
+    request: Request, exc: Exception
+) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            "The request body is not valid JSON",
+        )
+    fields = [
+        {"field": _location(tuple(e["loc"])), "message": e["msg"]}
+        for e in errors
+    ]
+    text = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return problem(
+        422, "invalid-request", "Invalid request", text, errors=fields
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return problem(
+        exc.status_code,
+        "http-error",
+        str(exc.detail),
+        str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    _logger.warning("Redis unreachable", error=str(exc))
+    return problem(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        "The job store (Redis) cannot be reached; try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error a client can cause as problem+json."""
+    app.add_exception_handler(PhaserError, _phaser_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)

@@ -1,0 +1,57 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .config import Settings, load_settings
+from .factory import Factory
+from .handlers import api, health
+from .handlers.problems import install_problem_handlers
+from .logs import configure
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application.
+
+    Parameters
+    ----------
+    settings
+        Configuration; read from the environment if not given. Redis must
+        be configured (``phaser serve`` starts the embedded one first).
+    """
+    settings = settings or load_settings()
+    configure(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        factory = Factory(settings)
+        await factory.start()
+        app.state.factory = factory
+        app.state.job_service = factory.job_service()
+        try:
+            yield
+        finally:
+            await factory.aclose()
+
+    app = FastAPI(
+        title="phaser",
+        version=__version__,
+        description=(
+            "A job execution server. Create jobs of registered tasks, wait"
+            " for them, download their results. The same jobs are served"
+            " as IVOA UWS 1.1 for astronomy clients."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
+    app.include_router(health.router, tags=["health"])
+    return app

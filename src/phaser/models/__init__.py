@@ -1,0 +1,1 @@
+"""Domain models (job, phases, errors) and the JSON wire models."""

@@ -1,0 +1,225 @@
+"""Wire models of the JSON API (``/api/v1``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+from ..clock import format_time
+from .job import ErrorType, Job
+from .phase import ExecutionPhase
+
+__all__ = [
+    "JobCreate",
+    "JobErrorModel",
+    "JobListModel",
+    "JobModel",
+    "JobPatch",
+    "ProgressModel",
+    "ResultModel",
+    "TaskModel",
+]
+
+#: A UTC time rendered as RFC 3339 with milliseconds and ``Z``.
+UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
+
+
+class ProgressModel(BaseModel):
+    """Progress a running task reported."""
+
+    percent: float | None = Field(
+        None, title="Percent", description="0–100, if the task said."
+    )
+    message: str | None = Field(
+        None, title="Message", description="Last progress message."
+    )
+
+
+class ResultModel(BaseModel):
+    """A result of a job."""
+
+    id: str = Field(..., title="Result id", description="``result`` is the main one.")
+    href: str = Field(..., title="URL", description="Where to download it.")
+    size: int = Field(..., title="Size", description="Size in bytes.")
+    mime_type: str = Field(..., title="MIME type", description="Its type.")
+
+
+class JobErrorModel(BaseModel):
+    """Why a job failed (or was aborted by a limit)."""
+
+    type: ErrorType = Field(
+        ..., title="Type", description="``fatal`` or ``transient``."
+    )
+    code: str | None = Field(None, title="Code", description="Error code.")
+    message: str = Field(..., title="Message", description="What went wrong.")
+    detail: str | None = Field(
+        None, title="Detail", description="More detail, if any."
+    )
+
+
+class JobModel(BaseModel):
+    """A job."""
+
+    id: str = Field(..., title="Job id")
+    task: str = Field(..., title="Task")
+    owner: str | None = Field(None, title="Owner")
+    run_id: str | None = Field(
+        None, title="Run id", description="Client's label for the job."
+    )
+    phase: ExecutionPhase = Field(..., title="Phase")
+    parameters: dict[str, Any] = Field(..., title="Parameters")
+    created_at: UtcTime = Field(..., title="Creation time")
+    started_at: UtcTime | None = Field(None, title="Start time")
+    ended_at: UtcTime | None = Field(None, title="End time")
+    execution_duration: int = Field(
+        ...,
+        title="Execution duration",
+        description="Seconds the job may run; 0 means unlimited.",
+    )
+    destruction_time: UtcTime | None = Field(
+        None,
+        title="Destruction time",
+        description="When the job and its results are deleted.",
+    )
+    quote: UtcTime | None = Field(
+        None, title="Quote", description="Expected completion time, if known."
+    )
+    progress: ProgressModel = Field(..., title="Progress")
+    results: list[ResultModel] = Field(..., title="Results")
+    errors: list[JobErrorModel] = Field(..., title="Errors")
+    attempts: int = Field(
+        ..., title="Attempts", description="Attempt number; 0 before start."
+    )
+    href: str = Field(..., title="URL", description="URL of this job.")
+
+    @classmethod
+    def from_job(cls, job: Job, base_url: str) -> JobModel:
+        """Render a job with absolute links under ``base_url``."""
+        href = f"{base_url}/api/v1/jobs/{job.id}"
+        progress = job.progress
+        return cls(
+            id=job.id,
+            task=job.task,
+            owner=job.owner,
+            run_id=job.run_id,
+            phase=job.phase,
+            parameters=job.parameters,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            ended_at=job.ended_at,
+            execution_duration=job.execution_duration,
+            destruction_time=job.destruction_time,
+            quote=job.quote,
+            progress=ProgressModel(
+                percent=progress.percent if progress else None,
+                message=progress.message if progress else None,
+            ),
+            results=[
+                ResultModel(
+                    id=r.id,
+                    href=f"{href}/results/{r.id}",
+                    size=r.size,
+                    mime_type=r.mime_type,
+                )
+                for r in job.results
+            ],
+            errors=[
+                JobErrorModel(
+                    type=e.type, code=e.code, message=e.message, detail=e.detail
+                )
+                for e in job.errors
+            ],
+            attempts=job.attempts,
+            href=href,
+        )
+
+
+class JobListModel(BaseModel):
+    """One page of jobs, newest first."""
+
+    jobs: list[JobModel] = Field(..., title="Jobs")
+    next_cursor: str | None = Field(
+        None,
+        title="Next cursor",
+        description="Pass as ``cursor`` for the next page; absent at the end.",
+    )
+
+
+class JobCreate(BaseModel):
+    """A new job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(..., title="Task", description="Name of the task.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        title="Parameters",
+        description="Task parameters (see ``GET /api/v1/tasks``).",
+    )
+    run_id: str | None = Field(
+        None, title="Run id", description="Your label.", max_length=256
+    )
+    start: bool = Field(
+        False,  # noqa: FBT003
+        title="Start",
+        description="Queue the job at once instead of leaving it PENDING.",
+    )
+    execution_duration: int | None = Field(
+        None,
+        ge=0,
+        le=10**9,
+        title="Execution duration",
+        description="Seconds; 0 for the maximum; clamped to the maximum.",
+    )
+    destruction_time: AwareDatetime | None = Field(
+        None,
+        title="Destruction time",
+        description="RFC 3339 with a zone; clamped to the maximum lifetime.",
+    )
+
+
+class JobPatch(BaseModel):
+    """Changes to a job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] | None = Field(
+        None,
+        title="Parameters",
+        description="Parameters to change (merged); only while PENDING.",
+    )
+    execution_duration: int | None = Field(
+        None,
+        ge=0,
+        le=10**9,
+        title="Execution duration",
+        description="Seconds; only while PENDING; clamped to the maximum.",
+    )
+    destruction_time: AwareDatetime | None = Field(
+        None,
+        title="Destruction time",
+        description="New destruction time; clamped to the maximum lifetime.",
+    )
+
+
+class TaskModel(BaseModel):
+    """A task jobs can run."""
+
+    name: str = Field(..., title="Name")
+    description: str = Field(..., title="Description")
+    parameters_schema: dict[str, Any] = Field(
+        ..., title="Parameters", description="JSON Schema of the parameters."
+    )
+    runs_in_process: bool = Field(
+        ...,
+        title="Runs in a process",
+        description="Plain ``def`` tasks run in a child process.",
+    )

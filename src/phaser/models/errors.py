@@ -1,0 +1,98 @@
+"""Errors the service layer raises, each with its HTTP status.
+
+The messages are written for the client: both dialects show them as they
+are (JSON as RFC 9457 problem details, UWS as text/plain).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidParametersError",
+    "JobNotFoundError",
+    "PhaseConflictError",
+    "PhaserError",
+    "ResultNotFoundError",
+    "ServiceUnavailableError",
+    "UnknownTaskError",
+]
+
+
+class PhaserError(Exception):
+    """Base of errors a client can cause or see.
+
+    Attributes
+    ----------
+    status_code
+        HTTP status for the JSON API.
+    slug
+        Short machine-readable name, used in the problem ``type``.
+    """
+
+    status_code = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(
+        self, message: str, *, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+
+class JobNotFoundError(PhaserError):
+    """No such job (or not one the caller may see)."""
+
+    status_code = 404
+    slug = "job-not-found"
+    title = "Job not found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job {job_id}")
+        self.job_id = job_id
+
+
+class ResultNotFoundError(PhaserError):
+    """The job has no result with that id."""
+
+    status_code = 404
+    slug = "result-not-found"
+    title = "Result not found"
+
+
+class UnknownTaskError(PhaserError):
+    """No task of that name is registered."""
+
+    status_code = 422
+    slug = "unknown-task"
+    title = "Unknown task"
+
+    def __init__(self, task: str, known: list[str]) -> None:
+        super().__init__(
+            f"Unknown task {task!r}; known tasks: {', '.join(known)}",
+            fields=[{"field": "task", "message": "unknown task"}],
+        )
+
+
+class InvalidParametersError(PhaserError):
+    """The parameters do not fit the task's parameter model."""
+
+    status_code = 422
+    slug = "invalid-parameters"
+    title = "Invalid parameters"
+
+
+class PhaseConflictError(PhaserError):
+    """The job's phase does not allow the request (UWS answers 403)."""
+
+    status_code = 409
+    slug = "phase-conflict"
+    title = "Not allowed in this phase"
+
+
+class ServiceUnavailableError(PhaserError):
+    """Redis (or another backing service) cannot be reached."""
+
+    status_code = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"

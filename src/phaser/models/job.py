@@ -1,0 +1,94 @@
+"""The job record: the one domain model both dialects render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from .phase import ACTIVE_PHASES, ExecutionPhase
+
+__all__ = [
+    "ErrorType",
+    "Job",
+    "JobError",
+    "JobResult",
+    "Progress",
+]
+
+
+class ErrorType(StrEnum):
+    """UWS error types: a transient error may go away if retried."""
+
+    FATAL = "fatal"
+    TRANSIENT = "transient"
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """One result of a job, as recorded (the bytes live in a result store)."""
+
+    id: str
+    size: int
+    mime_type: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a job ended in ERROR (or ABORTED by a limit)."""
+
+    type: ErrorType
+    message: str
+    code: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the task last said about its progress."""
+
+    percent: float | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as stored.
+
+    ``claim`` is the worker bookkeeping: the token of the worker attempt that
+    moved the job to EXECUTING. Worker-side writes (progress, results, the
+    final phase) only land while the record still carries that token, so a
+    worker that lost its claim cannot overwrite the job.
+    """
+
+    id: str
+    task: str
+    owner: str | None
+    phase: ExecutionPhase
+    parameters: dict[str, Any]
+    created_at: datetime
+    execution_duration: int
+    destruction_time: datetime | None
+    run_id: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    quote: datetime | None = None
+    results: list[JobResult] = field(default_factory=list)
+    errors: list[JobError] = field(default_factory=list)
+    progress: Progress | None = None
+    attempts: int = 0
+    claim: str | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the job may still change phase by itself."""
+        return self.phase in ACTIVE_PHASES
+
+    def result(self, result_id: str) -> JobResult | None:
+        """The result with that id, if any."""
+        for result in self.results:
+            if result.id == result_id:
+                return result
+        return None

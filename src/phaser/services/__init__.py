@@ -1,0 +1,1 @@
+"""Business rules: the job service, shared by both dialects."""

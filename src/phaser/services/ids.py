@@ -1,0 +1,44 @@
+"""Job ids: 26 characters, sortable by creation time.
+
+The first 10 characters are the creation time in milliseconds and the last
+16 are random (80 bits), both in lower-case Crockford base32. Sorting ids as
+strings sorts jobs by creation time, which is what lets the job store page
+through its indexes with ``ZREVRANGEBYLEX``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+__all__ = ["after_bound", "is_job_id", "new_job_id"]
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PATTERN = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_job_id(created_ms: int) -> str:
+    """A new id for a job created at ``created_ms``."""
+    return _encode(created_ms, 10) + _encode(secrets.randbits(80), 16)
+
+
+def is_job_id(text: str) -> bool:
+    """Whether the text has the shape of a job id."""
+    return bool(_PATTERN.match(text))
+
+
+def after_bound(ms: int) -> str:
+    """Exclusive lower bound on ids of jobs created after ``ms``.
+
+    ``~`` sorts after every id character, so every id created in that very
+    millisecond is below the bound and every later one above it.
+    """
+    return _encode(min(max(ms, 0), 2**50 - 1), 10) + "~"

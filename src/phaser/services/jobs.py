@@ -1,0 +1,437 @@
+"""The job service: every rule about jobs, for both dialects."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..clock import now, to_ms
+from ..config import Settings
+from ..models.errors import (
+    JobNotFoundError,
+    PhaseConflictError,
+    PhaserError,
+    ResultNotFoundError,
+)
+from ..models.job import Job, JobResult
+from ..models.phase import (
+    FINAL_PHASES,
+    Action,
+    ExecutionPhase,
+    allowed_from,
+    target_phase,
+)
+from ..queue import JobQueue
+from ..storage.events import EventHub
+from ..storage.job_store import (
+    KEEP,
+    JobStore,
+    Outcome,
+    TransitionResult,
+    Unchanged,
+)
+from ..storage.results import LocalResultStore
+from ..tasks.registry import Task, TaskRegistry
+from .ids import after_bound, is_job_id, new_job_id
+
+__all__ = ["JobPage", "JobService", "JobUpdate"]
+
+#: Keep-alive interval of event streams, so proxies keep them open.
+_KEEPALIVE = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Changes a client asks for; `None` leaves a field alone."""
+
+    parameters: Mapping[str, Any] | None = None
+    execution_duration: int | None = None
+    destruction_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a job list and the cursor of the next, if any."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobService:
+    """Creates, runs, watches and removes jobs.
+
+    Parameters
+    ----------
+    settings
+        Limits and defaults.
+    store
+        Job store.
+    results
+        Result store.
+    queue
+        Queue to the workers.
+    hub
+        Event hub of this process.
+    registry
+        Tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: JobStore,
+        results: LocalResultStore,
+        queue: JobQueue,
+        hub: EventHub,
+        registry: TaskRegistry,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._results = results
+        self._queue = queue
+        self._hub = hub
+        self._registry = registry
+
+    def tasks(self) -> list[Task]:
+        """The registered tasks, by name."""
+        return list(self._registry)
+
+    async def create(
+        self,
+        *,
+        owner: str | None,
+        task: str,
+        parameters: Mapping[str, Any],
+        run_id: str | None = None,
+        start: bool = False,
+        execution_duration: int | None = None,
+        destruction_time: datetime | None = None,
+    ) -> Job:
+        """Create a job, and queue it if ``start``.
+
+        Raises
+        ------
+        UnknownTaskError
+            No such task.
+        InvalidParametersError
+            The parameters do not fit the task.
+        """
+        definition = self._registry.get(task)
+        stored = definition.validate(parameters)
+        created = now()
+        job = Job(
+            id=new_job_id(to_ms(created)),
+            task=task,
+            owner=owner,
+            phase=ExecutionPhase.PENDING,
+            parameters=stored,
+            created_at=created,
+            execution_duration=self._settings.clamp_execution_duration(
+                execution_duration
+            ),
+            destruction_time=self._clamp_destruction(destruction_time),
+            run_id=run_id,
+        )
+        await self._store.create(job)
+        if start:
+            return await self._start(job)
+        return job
+
+    async def get(self, owner: str | None, job_id: str) -> Job:
+        """The job, if it exists and belongs to ``owner``.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job, or another owner's (indistinguishable).
+        """
+        job = await self._store.get(job_id) if is_job_id(job_id) else None
+        if job is None or job.owner != owner:
+            raise JobNotFoundError(job_id)
+        return job
+
+    async def list(
+        self,
+        owner: str | None,
+        *,
+        task: str | None = None,
+        phases: Sequence[ExecutionPhase] | None = None,
+        run_id: str | None = None,
+        after: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> JobPage:
+        """An owner's jobs, newest first, one page at a time.
+
+        Task and phase filters read dedicated indexes; ``run_id`` is applied
+        while reading, so its cost grows with the jobs it skips.
+        """
+        if cursor is not None and not is_job_id(cursor):
+            raise PhaserError(f"Invalid cursor {cursor!r}")
+        newer_than = after_bound(to_ms(after)) if after else None
+        collected: list[Job] = []
+        position = cursor
+        batch = limit + 1 if run_id is None else max(limit * 2, 100)
+        while True:
+            ids = await self._store.list_ids(
+                owner=owner,
+                tasks=[task] if task else None,
+                phases=list(dict.fromkeys(phases)) if phases else None,
+                newer_than=newer_than,
+                older_than=position,
+                limit=batch,
+            )
+            for job in await self._store.get_many(ids):
+                if run_id is None or job.run_id == run_id:
+                    collected.append(job)
+                if len(collected) > limit:
+                    page = collected[:limit]
+                    return JobPage(jobs=page, next_cursor=page[-1].id)
+            if len(ids) < batch:
+                return JobPage(jobs=collected, next_cursor=None)
+            position = ids[-1]
+
+    async def start(self, owner: str | None, job_id: str) -> Job:
+        """Queue a pending job.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job is not PENDING (or HELD).
+        """
+        return await self._start(await self.get(owner, job_id))
+
+    async def _start(self, job: Job) -> Job:
+        result = await self._store.transition(
+            job,
+            allowed=allowed_from(Action.START),
+            to=target_phase(Action.START),
+            fields={"attempts": 1},
+        )
+        self._raise_unless_ok(job, result, "start")
+        # The record says QUEUED before the queue hears of the job, so a
+        # worker that picks it up at once finds it claimable.
+        await self._queue.enqueue(job.id, 1)
+        return dataclasses.replace(job, phase=ExecutionPhase.QUEUED, attempts=1)
+
+    async def abort(self, owner: str | None, job_id: str) -> Job:
+        """Abort a pending, queued or running job.
+
+        A running task is stopped by its worker, which is listening for the
+        ABORTED event: async tasks are cancelled, process tasks killed.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job has already ended.
+        """
+        job = await self.get(owner, job_id)
+        result = await self._abort(job)
+        self._raise_unless_ok(job, result, "abort")
+        return await self.get(owner, job_id)
+
+    async def _abort(self, job: Job) -> TransitionResult:
+        return await self._store.transition(
+            job,
+            allowed=allowed_from(Action.ABORT),
+            to=target_phase(Action.ABORT),
+            fields={"ended_at": now()},
+            deadline=None,
+        )
+
+    async def update(
+        self, owner: str | None, job_id: str, update: JobUpdate
+    ) -> Job:
+        """Change parameters, execution duration or destruction time.
+
+        Parameters and execution duration change only while the job has not
+        started; the destruction time can change in any phase. Requested
+        values beyond the configured maxima are clamped to them.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job has started and the update touches what it runs with.
+        InvalidParametersError
+            The new parameters do not fit the task.
+        """
+        job = await self.get(owner, job_id)
+        fields: dict[str, Any] = {}
+        allowed: frozenset[ExecutionPhase] = frozenset(ExecutionPhase)
+        if update.parameters is not None:
+            definition = self._registry.get(job.task)
+            merged = {**job.parameters, **update.parameters}
+            fields["parameters"] = definition.validate(merged)
+            allowed = allowed_from(Action.EDIT)
+        if update.execution_duration is not None:
+            fields["execution_duration"] = (
+                self._settings.clamp_execution_duration(
+                    update.execution_duration
+                )
+            )
+            allowed = allowed_from(Action.EDIT)
+        destruction: datetime | Unchanged = KEEP
+        if update.destruction_time is not None:
+            destruction = self._clamp_destruction(update.destruction_time)
+            fields["destruction_time"] = destruction
+        if not fields:
+            return job
+        result = await self._store.transition(
+            job,
+            allowed=allowed,
+            fields=fields,
+            destruction=destruction,
+            event="update",
+        )
+        self._raise_unless_ok(job, result, "change")
+        return await self.get(owner, job_id)
+
+    async def delete(self, owner: str | None, job_id: str) -> None:
+        """Delete a job and its results, aborting it first if it is active.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        """
+        job = await self.get(owner, job_id)
+        if job.phase not in FINAL_PHASES:
+            # Abort first so a worker running it stops. Losing this race
+            # (the job ended meanwhile) is fine: it is deleted either way.
+            await self._abort(job)
+        if await self._store.delete(job) is None:
+            raise JobNotFoundError(job_id)
+        await asyncio.to_thread(self._results.delete_job, job.id)
+
+    async def wait(
+        self,
+        owner: str | None,
+        job_id: str,
+        timeout: float,
+        *,
+        phase: ExecutionPhase | None = None,
+    ) -> Job:
+        """The job once its phase changes, or after ``timeout`` seconds.
+
+        Blocks only while the job is PENDING, QUEUED or EXECUTING (and, with
+        ``phase``, only while it is in that phase). The wait is capped by the
+        configured maximum and woken by the job's events, never by polling.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job, or it was deleted while waiting.
+        """
+        timeout = min(max(timeout, 0), self._settings.max_wait)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Subscribe before reading, so no event can slip in between.
+        async with self._hub.subscribe(job_id) as events:
+            job = await self.get(owner, job_id)
+            waiting_in = job.phase
+            if not job.is_active or (phase is not None and phase != job.phase):
+                return job
+            while job.phase == waiting_in:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(events.get(), remaining)
+                except TimeoutError:
+                    break
+                if event.kind in {"progress", "result"}:
+                    continue
+                job = await self.get(owner, job_id)
+            return job
+
+    async def watch(
+        self, owner: str | None, job_id: str
+    ) -> AsyncIterator[tuple[str, Job | None]]:
+        """Changes of a job: ``(kind, job)`` pairs until it has ended.
+
+        The first pair is ``("job", job)``; then ``("phase", job)`` and
+        ``("progress", job)`` as they happen, ``("deleted", None)`` if the job
+        is deleted, and ``("keepalive", None)`` when nothing happened for a
+        while. The stream ends after a final phase.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job (raised before the first pair).
+        """
+        async with self._hub.subscribe(job_id) as events:
+            job = await self.get(owner, job_id)
+            yield "job", job
+            while job.phase not in FINAL_PHASES:
+                try:
+                    await asyncio.wait_for(events.get(), _KEEPALIVE)
+                except TimeoutError:
+                    yield "keepalive", None
+                    continue
+                current = await self._store.get(job_id)
+                if current is None:
+                    yield "deleted", None
+                    return
+                if current.phase != job.phase:
+                    yield "phase", current
+                elif (
+                    current.progress != job.progress
+                    or current.results != job.results
+                ):
+                    yield "progress", current
+                job = current
+
+    async def result(
+        self, owner: str | None, job_id: str, result_id: str
+    ) -> tuple[JobResult, Path]:
+        """A result of a job and the local path of its bytes.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        ResultNotFoundError
+            No such result, or its data is gone.
+        """
+        job = await self.get(owner, job_id)
+        result = job.result(result_id)
+        path = self._results.path(result.key) if result else None
+        if result is None or path is None:
+            raise ResultNotFoundError(
+                f"Job {job_id} has no result {result_id}"
+            )
+        return result, path
+
+    def _clamp_destruction(self, requested: datetime | None) -> datetime:
+        latest = now() + self._settings.max_lifetime
+        if requested is None:
+            return now() + self._settings.default_lifetime
+        return min(requested, latest)
+
+    @staticmethod
+    def _raise_unless_ok(
+        job: Job, result: TransitionResult, verb: str
+    ) -> None:
+        match result.outcome:
+            case Outcome.OK:
+                return
+            case Outcome.MISSING:
+                raise JobNotFoundError(job.id)
+            case Outcome.PHASE | Outcome.CHECK:
+                phase = result.phase.value if result.phase else "UNKNOWN"
+                raise PhaseConflictError(
+                    f"Cannot {verb} job {job.id} in phase {phase}"
+                )
+

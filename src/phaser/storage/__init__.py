@@ -1,0 +1,1 @@
+"""Persistence: the Redis job store, result stores and the event hub."""

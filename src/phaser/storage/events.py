@@ -1,0 +1,149 @@
+"""The event hub: one Redis subscriber per process, fanned out in-process.
+
+Every transition, progress update and result publishes a small JSON event
+(``{"id", "phase", "kind"}``) on one channel. Each process (frontend or
+worker) holds a single subscription and hands events to the local waiters
+of that job id, so thousands of WAIT requests cost one Redis connection.
+
+Events can be missed (before a waiter subscribes, or while the subscriber
+reconnects); waiters therefore re-read the job record after subscribing, and
+every waiter is woken after a reconnect so that it reads the record again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+__all__ = ["EventHub", "JobEvent"]
+
+_logger = structlog.get_logger("phaser.events")
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """Something happened to a job; re-read the record for the details.
+
+    ``kind`` is ``phase``, ``progress``, ``result``, ``update``, ``deleted``
+    or ``resync`` (the subscriber reconnected: anything may have changed).
+    """
+
+    job_id: str
+    phase: str | None
+    kind: str
+
+
+class EventHub:
+    """Fan-out of job events to in-process subscribers.
+
+    Parameters
+    ----------
+    redis
+        Client used for the one pub/sub connection.
+    channel
+        Channel the job store publishes on.
+    """
+
+    def __init__(self, redis: Redis, channel: str) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._subscribers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def waiter_count(self) -> int:
+        """Number of open subscriptions (WAIT requests, SSE streams)."""
+        return sum(len(queues) for queues in self._subscribers.values())
+
+    async def start(self) -> None:
+        """Start the subscriber and wait until it listens."""
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout=5)
+
+    async def stop(self) -> None:
+        """Stop the subscriber."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, job_id: str
+    ) -> AsyncIterator[asyncio.Queue[JobEvent]]:
+        """Receive the events of one job while the context is open."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=64)
+        self._subscribers.setdefault(job_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            queues = self._subscribers.get(job_id)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._subscribers[job_id]
+
+    def _deliver(self, event: JobEvent) -> None:
+        for queue in self._subscribers.get(event.job_id, ()):
+            if queue.full():
+                # A slow reader only needs to know that something changed.
+                continue
+            queue.put_nowait(event)
+
+    def _resync(self) -> None:
+        for job_id, queues in self._subscribers.items():
+            for queue in queues:
+                if not queue.full():
+                    queue.put_nowait(JobEvent(job_id, None, "resync"))
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self._ready.set()
+                delay = 0.1
+                # Events may have been missed while (re)connecting.
+                self._resync()
+                async for message in pubsub.listen():
+                    self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                _logger.warning(
+                    "Event subscriber lost Redis, reconnecting",
+                    error=str(exc),
+                )
+                self._resync()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            data = json.loads(message["data"])
+            event = JobEvent(
+                job_id=str(data["id"]),
+                phase=data.get("phase"),
+                kind=str(data.get("kind", "phase")),
+            )
+        except (ValueError, KeyError, TypeError):
+            _logger.warning("Ignoring malformed event", data=message["data"])
+            return
+        self._deliver(event)

@@ -1,0 +1,101 @@
+"""The Redis key layout, in one place.
+
+Every key phaser writes starts with the configured prefix. Index sets are
+sorted sets whose members all have score 0 and are job ids; job ids are
+time-ordered (see `phaser.services.ids`), so lexicographic order is creation
+order and ``ZREVRANGEBYLEX`` pages through them newest first with an exact
+cursor, at a cost that does not depend on how many jobs exist.
+
+The Lua scripts receive index *prefixes* and append a phase name, because the
+phase a job leaves is only known inside the script. This is why phaser needs a
+single Redis (or a cluster-free setup): not every key is declared up front.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+__all__ = ["JobKeys", "KeyLayout"]
+
+
+def _part(value: str | None) -> str:
+    """Escape a user-supplied key component (``:`` cannot leak through)."""
+    return quote(value or "", safe="")
+
+
+@dataclass(frozen=True, slots=True)
+class JobKeys:
+    """Keys touched when one job changes."""
+
+    record: str
+    by_owner: str
+    by_task: str
+    by_phase_prefix: str
+    by_task_phase_prefix: str
+    destruction: str
+    deadline: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Builds every Redis key and channel name from one prefix."""
+
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel of job events."""
+        return f"{self.prefix}:events"
+
+    @property
+    def destruction(self) -> str:
+        """Schedule of destruction times (score: ms since the epoch)."""
+        return f"{self.prefix}:schedule:destruction"
+
+    @property
+    def deadline(self) -> str:
+        """Schedule of execution deadlines of running jobs (ms)."""
+        return f"{self.prefix}:schedule:deadline"
+
+    def record(self, job_id: str) -> str:
+        """Hash holding one job record."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def by_owner(self, owner: str | None) -> str:
+        """All jobs of an owner."""
+        return f"{self.prefix}:owner:{_part(owner)}:all"
+
+    def by_task(self, owner: str | None, task: str) -> str:
+        """An owner's jobs of one task."""
+        return f"{self.prefix}:owner:{_part(owner)}:task:{_part(task)}"
+
+    def by_phase(self, owner: str | None, phase: str) -> str:
+        """An owner's jobs in one phase."""
+        return self.by_phase_prefix(owner) + phase
+
+    def by_phase_prefix(self, owner: str | None) -> str:
+        """Prefix of `by_phase`; the scripts append the phase."""
+        return f"{self.prefix}:owner:{_part(owner)}:phase:"
+
+    def by_task_phase(self, owner: str | None, task: str, phase: str) -> str:
+        """An owner's jobs of one task in one phase."""
+        return self.by_task_phase_prefix(owner, task) + phase
+
+    def by_task_phase_prefix(self, owner: str | None, task: str) -> str:
+        """Prefix of `by_task_phase`; the scripts append the phase."""
+        return (
+            f"{self.prefix}:owner:{_part(owner)}:task:{_part(task)}:phase:"
+        )
+
+    def job(self, job_id: str, owner: str | None, task: str) -> JobKeys:
+        """Every key a change to this job touches."""
+        return JobKeys(
+            record=self.record(job_id),
+            by_owner=self.by_owner(owner),
+            by_task=self.by_task(owner, task),
+            by_phase_prefix=self.by_phase_prefix(owner),
+            by_task_phase_prefix=self.by_task_phase_prefix(owner, task),
+            destruction=self.destruction,
+            deadline=self.deadline,
+        )

@@ -1,0 +1,108 @@
+"""The result store: where result bytes live, keyed per job.
+
+The local store keeps ``<root>/<job id>/<result id>``. Ids are checked
+against a strict pattern and resolved paths must stay under the root, so no
+key can reach outside the job's own directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RESULT_ID_PATTERN", "LocalResultStore", "StoredResult"]
+
+#: What a result id (and a job id) may look like.
+RESULT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """Where a result was stored and how big it is."""
+
+    key: str
+    size: int
+
+
+class LocalResultStore:
+    """Results as files under a local directory.
+
+    Parameters
+    ----------
+    root
+        Directory holding one sub-directory per job.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+
+    @property
+    def root(self) -> Path:
+        """Directory holding one sub-directory per job."""
+        return self._root
+
+    def _job_dir(self, job_id: str) -> Path:
+        if not RESULT_ID_PATTERN.match(job_id):
+            raise ValueError(f"invalid job id {job_id!r}")
+        return self._root / job_id
+
+    def _target(self, job_id: str, result_id: str) -> Path:
+        if not RESULT_ID_PATTERN.match(result_id) or result_id in {".", ".."}:
+            raise ValueError(f"invalid result id {result_id!r}")
+        return self._job_dir(job_id) / result_id
+
+    def put_bytes(
+        self, job_id: str, result_id: str, data: bytes
+    ) -> StoredResult:
+        """Store bytes as a result, replacing one of the same id."""
+        target = self._target(job_id, result_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{result_id}.partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+        return StoredResult(key=f"{job_id}/{result_id}", size=len(data))
+
+    def put_file(
+        self, job_id: str, result_id: str, source: Path, *, move: bool
+    ) -> StoredResult:
+        """Store a file as a result (moved when ``move``, else copied)."""
+        target = self._target(job_id, result_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{result_id}.partial")
+        if move:
+            shutil.move(source, partial)
+        else:
+            shutil.copyfile(source, partial, follow_symlinks=False)
+        partial.replace(target)
+        return StoredResult(
+            key=f"{job_id}/{result_id}", size=target.stat().st_size
+        )
+
+    def path(self, key: str) -> Path | None:
+        """Local path of a stored result, `None` if it is gone.
+
+        The key is re-validated and symbolic links are not followed, so a
+        forged key cannot escape the store.
+        """
+        job_id, _, result_id = key.partition("/")
+        try:
+            target = self._target(job_id, result_id)
+        except ValueError:
+            return None
+        if target.is_symlink() or not target.is_file():
+            return None
+        return target
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete every result of a job (nothing if there are none)."""
+        shutil.rmtree(self._job_dir(job_id), ignore_errors=True)
+
+    def scratch_dir(self, job_id: str) -> Path:
+        """A private directory for a task's temporary files."""
+        path = self._root / ".scratch" / job_id
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+        return path

@@ -1,0 +1,68 @@
+-- Compare-and-set of one job record, with its indexes and schedules.
+--
+-- KEYS[1] job record (hash)
+-- KEYS[2] owner phase index prefix (the phase name is appended)
+-- KEYS[3] owner task-phase index prefix (the phase name is appended)
+-- KEYS[4] destruction schedule
+-- KEYS[5] deadline schedule
+-- ARGV[1] job id
+-- ARGV[2] allowed current phases, as ",A,B,"
+-- ARGV[3] new phase, or "" to keep the phase
+-- ARGV[4] field that must hold ARGV[5] (claim or attempt check), or ""
+-- ARGV[5] the value it must hold
+-- ARGV[6] destruction score: "" keep, "-" remove, else ms since the epoch
+-- ARGV[7] deadline score: "" keep, "-" remove, else ms since the epoch
+-- ARGV[8] event channel
+-- ARGV[9] event kind ("phase", "progress", "update")
+-- ARGV[10] number N of field/value pairs that follow
+-- ARGV[11 .. 10+2N] fields and values to set; the rest: fields to delete
+--
+-- Returns {"ok", old phase}, {"missing"}, {"phase", current phase} or
+-- {"check", current phase}. On anything but "ok" nothing was written.
+local key = KEYS[1]
+local current = redis.call("HGET", key, "phase")
+if not current then
+  return {"missing"}
+end
+if not string.find(ARGV[2], "," .. current .. ",", 1, true) then
+  return {"phase", current}
+end
+if ARGV[4] ~= "" and redis.call("HGET", key, ARGV[4]) ~= ARGV[5] then
+  return {"check", current}
+end
+
+local id = ARGV[1]
+local new = ARGV[3]
+if new ~= "" and new ~= current then
+  redis.call("ZREM", KEYS[2] .. current, id)
+  redis.call("ZREM", KEYS[3] .. current, id)
+  redis.call("ZADD", KEYS[2] .. new, 0, id)
+  redis.call("ZADD", KEYS[3] .. new, 0, id)
+  redis.call("HSET", key, "phase", new)
+else
+  new = current
+end
+
+local npairs = tonumber(ARGV[10])
+local last = 10 + 2 * npairs
+for i = 11, last, 2 do
+  redis.call("HSET", key, ARGV[i], ARGV[i + 1])
+end
+for i = last + 1, #ARGV do
+  redis.call("HDEL", key, ARGV[i])
+end
+
+if ARGV[6] == "-" then
+  redis.call("ZREM", KEYS[4], id)
+elseif ARGV[6] ~= "" then
+  redis.call("ZADD", KEYS[4], tonumber(ARGV[6]), id)
+end
+if ARGV[7] == "-" then
+  redis.call("ZREM", KEYS[5], id)
+elseif ARGV[7] ~= "" then
+  redis.call("ZADD", KEYS[5], tonumber(ARGV[7]), id)
+end
+
+redis.call("PUBLISH", ARGV[8],
+  cjson.encode({id = id, phase = new, kind = ARGV[9]}))
+return {"ok", current}

@@ -1,0 +1,82 @@
+"""What a running task sees: the context and the errors it may raise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, TypeAlias
+
+__all__ = ["ResultData", "TaskContext", "TaskError", "TransientError"]
+
+#: What a task may hand over as a result: bytes, text, or a file path.
+ResultData: TypeAlias = bytes | str | Path
+
+
+class TaskError(Exception):
+    """The task failed; the job ends in ERROR with exactly this message.
+
+    Any other exception also ends the job in ERROR, with the exception's
+    type name before its message.
+    """
+
+
+class TransientError(TaskError):
+    """The task failed for a reason that may go away: retry it.
+
+    phaser re-queues the job with exponential backoff until the task's
+    attempts are used up; then the job ends in ERROR with this message.
+    """
+
+
+class TaskContext(Protocol):
+    """The interface a task uses to talk to phaser.
+
+    The same methods work in ``async def`` tasks (run on the worker's event
+    loop) and plain ``def`` tasks (run in a child process); they never block
+    on the network.
+    """
+
+    @property
+    def job_id(self) -> str:
+        """Id of the job being run."""
+        ...
+
+    @property
+    def attempt(self) -> int:
+        """Attempt number, from 1."""
+        ...
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private directory for temporary files, removed afterwards."""
+        ...
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the job has been aborted or ran out of time.
+
+        An ``async def`` task is cancelled at once on abort, so this is for
+        clean-up code that catches the cancellation. A ``def`` task's
+        process is killed, so it never sees this become true.
+        """
+        ...
+
+    def progress(
+        self, percent: float | None = None, message: str | None = None
+    ) -> None:
+        """Report progress (0–100) and/or a short message."""
+        ...
+
+    def add_result(
+        self,
+        data: ResultData,
+        *,
+        result_id: str = "result",
+        mime_type: str | None = None,
+    ) -> None:
+        """Store a result (``result`` is the main one).
+
+        ``bytes`` default to ``application/octet-stream``, ``str`` to
+        ``text/plain; charset=utf-8`` and a `~pathlib.Path` to a type
+        guessed from its name. A file is moved into the result store.
+        """
+        ...

@@ -1,0 +1,209 @@
+"""The task registry: names, parameter models, functions and limits."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..models.errors import InvalidParametersError, UnknownTaskError
+
+__all__ = [
+    "RESERVED_NAMES",
+    "Task",
+    "TaskRegistry",
+    "default_registry",
+    "task",
+]
+
+#: Names that would collide with the server's own paths.
+RESERVED_NAMES = frozenset(
+    {
+        "api",
+        "docs",
+        "redoc",
+        "openapi.json",
+        "health",
+        "ready",
+        "metrics",
+        "static",
+        "availability",
+        "capabilities",
+        "tasks",
+    }
+)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A registered task.
+
+    Attributes
+    ----------
+    name
+        Name in URLs (``/{name}/jobs``) and in the JSON API.
+    function
+        ``async def f(params, ctx)`` or ``def f(params, ctx)``.
+    parameters
+        Pydantic model of the parameters; `None` accepts any parameters
+        and passes them as a `dict`.
+    description
+        One line for the task list.
+    max_attempts
+        Attempts on transient failure; `None` uses the configured default.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    parameters: type[BaseModel] | None
+    description: str
+    max_attempts: int | None = None
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the task runs on the event loop (else in a process)."""
+        return inspect.iscoroutinefunction(self.function)
+
+    def parameters_schema(self) -> dict[str, Any]:
+        """JSON Schema of the parameters."""
+        if self.parameters is None:
+            return {"type": "object", "additionalProperties": True}
+        return self.parameters.model_json_schema()
+
+    def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Check parameters, returning them in their stored JSON form.
+
+        Raises
+        ------
+        InvalidParametersError
+            The parameters do not fit; the message names each field.
+        """
+        if self.parameters is None:
+            return dict(raw)
+        try:
+            model = self.parameters.model_validate(dict(raw))
+        except ValidationError as exc:
+            fields = [
+                {
+                    "field": "parameters."
+                    + ".".join(str(p) for p in error["loc"]),
+                    "message": error["msg"],
+                }
+                for error in exc.errors()
+            ]
+            text = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+            raise InvalidParametersError(
+                f"Invalid parameters for task {self.name}: {text}",
+                fields=fields,
+            ) from exc
+        return model.model_dump(mode="json")
+
+    def bind(self, stored: Mapping[str, Any]) -> Any:
+        """The argument the function receives for stored parameters."""
+        if self.parameters is None:
+            return dict(stored)
+        return self.parameters.model_validate(dict(stored))
+
+
+class TaskRegistry:
+    """Tasks by name."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def register(self, task: Task) -> None:
+        """Add a task.
+
+        Raises
+        ------
+        ValueError
+            The name is malformed, reserved or already taken.
+        """
+        if not _NAME.match(task.name) or task.name in RESERVED_NAMES:
+            raise ValueError(f"invalid or reserved task name {task.name!r}")
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing.function is not task.function:
+            raise ValueError(f"task {task.name!r} is already registered")
+        self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task:
+        """The task of that name.
+
+        Raises
+        ------
+        UnknownTaskError
+            No such task.
+        """
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTaskError(name, self.names()) from None
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._tasks)
+
+    def __iter__(self) -> Any:
+        return iter(self._tasks[name] for name in self.names())
+
+    def load_modules(self, modules: list[str]) -> None:
+        """Import the built-in tasks and the configured task modules."""
+        importlib.import_module("phaser.tasks.builtin")
+        try:
+            importlib.import_module("phaser.tasks.cone")
+        except ImportError as exc:
+            if exc.name not in {"astropy", "numpy"}:
+                raise
+        for module in modules:
+            importlib.import_module(module)
+
+
+#: The registry that `task` registers into and the server reads.
+default_registry = TaskRegistry()
+
+
+def task(
+    name: str,
+    *,
+    parameters: type[BaseModel] | None,
+    description: str = "",
+    max_attempts: int | None = None,
+    registry: TaskRegistry = default_registry,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a function as a task (a decorator).
+
+    Parameters
+    ----------
+    name
+        Task name.
+    parameters
+        Pydantic model of the parameters, or `None` for any parameters.
+    description
+        One line; the function's docstring is used if empty.
+    max_attempts
+        Attempts on transient failure.
+    registry
+        Registry to add to.
+    """
+
+    def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+        text = description or (inspect.getdoc(function) or "").split("\n")[0]
+        registry.register(
+            Task(
+                name=name,
+                function=function,
+                parameters=parameters,
+                description=text,
+                max_attempts=max_attempts,
+            )
+        )
+        return function
+
+    return decorator

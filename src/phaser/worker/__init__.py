@@ -1,0 +1,1 @@
+"""The worker: arq settings, the job runner and the task contexts."""

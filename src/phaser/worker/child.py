@@ -1,0 +1,154 @@
+"""Entry point of the child process that runs one ``def`` task.
+
+The parent starts ``python -m phaser.worker.child`` and writes one JSON
+request on its standard input. The child answers with JSON lines on the
+standard output it was started with (the task's own prints go to stderr):
+
+- ``{"type": "progress", "percent": ..., "message": ...}``
+- ``{"type": "result", "id", "size", "mime_type", "key"}``
+- ``{"type": "done"}`` or ``{"type": "error", "message", "transient"}``
+
+Nothing is pickled: the task is found by name in the registry, the
+parameters are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from ..config import load_settings
+from ..storage.results import LocalResultStore
+from ..tasks.context import ResultData, TaskError, TransientError
+from ..tasks.registry import default_registry
+from .context import check_percent, store_result
+
+__all__ = ["ChildTaskContext", "main"]
+
+
+class ChildTaskContext:
+    """The context of a ``def`` task running in a child process."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        attempt: int,
+        store: LocalResultStore,
+        scratch_dir: Path,
+        channel: IO[str],
+    ) -> None:
+        self._job_id = job_id
+        self._attempt = attempt
+        self._store = store
+        self._scratch_dir = scratch_dir
+        self._channel = channel
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one message to the parent."""
+        self._channel.write(json.dumps(message) + "\n")
+        self._channel.flush()
+
+    @property
+    def job_id(self) -> str:
+        """Id of the job being run."""
+        return self._job_id
+
+    @property
+    def attempt(self) -> int:
+        """Attempt number, from 1."""
+        return self._attempt
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private directory for temporary files."""
+        return self._scratch_dir
+
+    @property
+    def aborted(self) -> bool:
+        """Always false: on abort this process is killed."""
+        return False
+
+    def progress(
+        self, percent: float | None = None, message: str | None = None
+    ) -> None:
+        """Report progress."""
+        self.send(
+            {
+                "type": "progress",
+                "percent": check_percent(percent),
+                "message": message,
+            }
+        )
+
+    def add_result(
+        self,
+        data: ResultData,
+        *,
+        result_id: str = "result",
+        mime_type: str | None = None,
+    ) -> None:
+        """Store a result and tell the parent."""
+        result = store_result(
+            self._store,
+            self._job_id,
+            data=data,
+            result_id=result_id,
+            mime_type=mime_type,
+        )
+        self.send(
+            {
+                "type": "result",
+                "id": result.id,
+                "size": result.size,
+                "mime_type": result.mime_type,
+                "key": result.key,
+            }
+        )
+
+
+def main() -> None:
+    """Run the task the parent asks for, then exit."""
+    # Keep the protocol stream to ourselves; the task's prints go to stderr.
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    request = json.loads(sys.stdin.readline())
+    settings = load_settings()
+    default_registry.load_modules(settings.task_modules)
+    task = default_registry.get(request["task"])
+    ctx = ChildTaskContext(
+        job_id=request["job_id"],
+        attempt=request["attempt"],
+        store=LocalResultStore(Path(request["results_dir"])),
+        scratch_dir=Path(request["scratch_dir"]),
+        channel=channel,
+    )
+    try:
+        value = task.function(task.bind(request["parameters"]), ctx)
+        if value is not None:
+            ctx.add_result(value)
+    except TaskError as exc:
+        ctx.send(
+            {
+                "type": "error",
+                "message": str(exc),
+                "transient": isinstance(exc, TransientError),
+            }
+        )
+    except Exception as exc:
+        ctx.send(
+            {
+                "type": "error",
+                "message": f"{type(exc).__name__}: {exc}",
+                "transient": False,
+            }
+        )
+    else:
+        ctx.send({"type": "done"})
+
+
+if __name__ == "__main__":
+    main()

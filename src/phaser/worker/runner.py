@@ -1,0 +1,409 @@
+"""The job runner: one attempt of one job, from QUEUED to its end.
+
+The runner claims the job (QUEUED → EXECUTING, compare-and-set on the
+attempt number), runs the task while watching for an abort and the execution
+deadline, and writes the outcome only while it still holds its claim. Every
+write can lose a race against a client (abort, delete) or a limit; losing is
+normal and leaves the winner's state alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+
+from ..clock import now
+from ..models.errors import UnknownTaskError
+from ..models.job import ErrorType, Job, JobError, JobResult, Progress
+from ..models.phase import Action, ExecutionPhase, allowed_from
+from ..queue import JobQueue
+from ..storage.events import EventHub, JobEvent
+from ..storage.job_store import JobStore, Outcome
+from ..storage.results import LocalResultStore
+from ..tasks.context import TaskError, TransientError
+from ..tasks.registry import Task, TaskRegistry
+from .context import LocalTaskContext, Update
+
+__all__ = ["JobRunner", "retry_delay"]
+
+_logger = structlog.get_logger("phaser.worker")
+
+#: How often a running job re-reads its record in case an event was lost.
+_WATCH_INTERVAL = 2.0
+
+
+class _Stop(Enum):
+    """Why a task was stopped before it returned."""
+
+    LOST = "lost"  # aborted, deleted, or claimed by someone else
+    DEADLINE = "deadline"  # execution duration exceeded
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    message: str
+    transient: bool
+
+
+def retry_delay(attempt: int) -> float:
+    """Backoff before the attempt after ``attempt``: 0.5 s, 1 s, 2 s … 60 s."""
+    return float(min(60.0, 0.5 * 2 ** (attempt - 1)))
+
+
+class JobRunner:
+    """Runs attempts of jobs.
+
+    Parameters
+    ----------
+    store
+        Job store.
+    results
+        Result store.
+    queue
+        Queue, for retries.
+    hub
+        Event hub of this process, to notice aborts at once.
+    registry
+        Tasks.
+    max_attempts
+        Default attempts on transient failure.
+    worker_id
+        Name of this worker process, part of every claim.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        results: LocalResultStore,
+        queue: JobQueue,
+        hub: EventHub,
+        registry: TaskRegistry,
+        max_attempts: int,
+        worker_id: str,
+    ) -> None:
+        self._store = store
+        self._results = results
+        self._queue = queue
+        self._hub = hub
+        self._registry = registry
+        self._max_attempts = max_attempts
+        self._worker_id = worker_id
+
+    async def run(self, job_id: str, attempt: int) -> None:
+        """Run one attempt of a job, if it is still waiting for it."""
+        log = _logger.bind(job_id=job_id, attempt=attempt)
+        job = await self._store.get(job_id)
+        if job is None:
+            log.info("Job is gone, skipping")
+            return
+        log = log.bind(task=job.task, owner=job.owner)
+        claim = f"{self._worker_id}/{attempt}/{secrets.token_hex(4)}"
+        started = now()
+        duration = job.execution_duration
+        deadline = started + timedelta(seconds=duration) if duration else None
+        async with self._hub.subscribe(job_id) as events:
+            claimed = await self._store.transition(
+                job,
+                allowed=allowed_from(Action.CLAIM),
+                to=ExecutionPhase.EXECUTING,
+                check=("attempts", str(attempt)),
+                fields={"started_at": started, "claim": claim},
+                deadline=deadline,
+            )
+            if not claimed.ok:
+                # Aborted, deleted, or already taken while it was queued.
+                log.info("Job not claimable", outcome=claimed.outcome.value)
+                return
+            log.info("Job started")
+            try:
+                task = self._registry.get(job.task)
+            except UnknownTaskError as exc:
+                await self._end(job, claim, _Failure(exc.message, False))
+                return
+            outcome = await self._supervise(job, task, attempt, claim, events)
+        await self._finish(job, attempt, claim, task, outcome, log)
+
+    async def _supervise(
+        self,
+        job: Job,
+        task: Task,
+        attempt: int,
+        claim: str,
+        events: asyncio.Queue[JobEvent],
+    ) -> _Failure | _Stop | None:
+        updates: asyncio.Queue[Update | None] = asyncio.Queue()
+        pump = asyncio.create_task(self._pump(job, claim, updates))
+        scratch = self._results.scratch_dir(job.id)
+        ctx = LocalTaskContext(
+            job_id=job.id,
+            attempt=attempt,
+            store=self._results,
+            scratch_dir=scratch,
+            updates=updates,  # type: ignore[arg-type]
+        )
+        if task.is_async:
+            work: Awaitable[_Failure | None] = self._run_async(task, job, ctx)
+        else:
+            work = self._run_process(task, job, attempt, scratch, updates)
+        execution = asyncio.create_task(work)
+        watcher = asyncio.create_task(self._watch(job, claim, events))
+        timeout = job.execution_duration or None
+        try:
+            done, _ = await asyncio.wait(
+                {execution, watcher},
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            outcome: _Failure | _Stop | None
+            if execution in done:
+                outcome = execution.result()
+            else:
+                outcome = _Stop.LOST if watcher in done else _Stop.DEADLINE
+                ctx.aborting = True
+        finally:
+            for running in (execution, watcher):
+                running.cancel()
+            await asyncio.gather(execution, watcher, return_exceptions=True)
+            updates.put_nowait(None)
+            await pump
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_remove_tree, scratch)
+        return outcome
+
+    async def _run_async(
+        self, task: Task, job: Job, ctx: LocalTaskContext
+    ) -> _Failure | None:
+        try:
+            value = await task.function(task.bind(job.parameters), ctx)
+            if value is not None:
+                ctx.add_result(value)
+        except TaskError as exc:
+            return _Failure(str(exc), isinstance(exc, TransientError))
+        except Exception as exc:
+            _logger.exception("Task raised", job_id=job.id, task=job.task)
+            return _Failure(f"{type(exc).__name__}: {exc}", False)
+        return None
+
+    async def _run_process(
+        self,
+        task: Task,
+        job: Job,
+        attempt: int,
+        scratch: Path,
+        updates: asyncio.Queue[Update | None],
+    ) -> _Failure | None:
+        """Run a ``def`` task in a child process that can be killed."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "phaser.worker.child",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        request = {
+            "task": task.name,
+            "job_id": job.id,
+            "attempt": attempt,
+            "parameters": job.parameters,
+            "results_dir": str(self._results.root),
+            "scratch_dir": str(scratch),
+        }
+        try:
+            process.stdin.write(json.dumps(request).encode() + b"\n")
+            await process.stdin.drain()
+            process.stdin.close()
+            failure: _Failure | None = None
+            finished = False
+            async for line in process.stdout:
+                message = json.loads(line)
+                match message["type"]:
+                    case "progress":
+                        progress = Progress(
+                            message["percent"], message["message"]
+                        )
+                        updates.put_nowait(Update(progress=progress))
+                    case "result":
+                        result = JobResult(
+                            id=message["id"],
+                            size=message["size"],
+                            mime_type=message["mime_type"],
+                            key=message["key"],
+                        )
+                        updates.put_nowait(Update(result=result))
+                    case "error":
+                        failure = _Failure(
+                            message["message"], message["transient"]
+                        )
+                        finished = True
+                    case "done":
+                        finished = True
+            code = await process.wait()
+            if not finished:
+                return _Failure(f"task process exited with code {code}", False)
+            return failure
+        finally:
+            if process.returncode is None:
+                # Cancelled (abort or deadline): kill the whole group.
+                with contextlib.suppress(ProcessLookupError):
+                    _kill_group(process.pid)
+                await process.wait()
+
+    async def _watch(
+        self, job: Job, claim: str, events: asyncio.Queue[JobEvent]
+    ) -> None:
+        """Return once the job is no longer ours to run."""
+        while True:
+            try:
+                event = await asyncio.wait_for(
+                    events.get(), timeout=_WATCH_INTERVAL
+                )
+            except TimeoutError:
+                pass  # re-read anyway, in case an event was lost
+            else:
+                if event.kind in {"progress", "result"}:
+                    continue
+            try:
+                current = await self._store.get(job.id)
+            except RedisError:
+                continue
+            if (
+                current is None
+                or current.phase != ExecutionPhase.EXECUTING
+                or current.claim != claim
+            ):
+                return
+
+    async def _pump(
+        self, job: Job, claim: str, updates: asyncio.Queue[Update | None]
+    ) -> None:
+        """Write the task's progress and results into the record."""
+        while (update := await updates.get()) is not None:
+            try:
+                if update.progress is not None:
+                    await self._store.transition(
+                        job,
+                        allowed=[ExecutionPhase.EXECUTING],
+                        check=("claim", claim),
+                        fields={"progress": update.progress},
+                        event="progress",
+                    )
+                if update.result is not None:
+                    outcome = await self._store.record_result(
+                        job, claim=claim, result=update.result
+                    )
+                    if outcome is Outcome.MISSING:
+                        # Deleted meanwhile: do not leave files behind.
+                        self._results.delete_job(job.id)
+            except RedisError as exc:
+                _logger.warning(
+                    "Could not record task update",
+                    job_id=job.id,
+                    error=str(exc),
+                )
+
+    async def _finish(
+        self,
+        job: Job,
+        attempt: int,
+        claim: str,
+        task: Task,
+        outcome: _Failure | _Stop | None,
+        log: Any,
+    ) -> None:
+        match outcome:
+            case None:
+                await self._end(job, claim, None)
+                log.info("Job completed")
+            case _Stop.LOST:
+                log.info("Job stopped: aborted or deleted")
+            case _Stop.DEADLINE:
+                message = (
+                    f"Execution duration of {job.execution_duration} s"
+                    " exceeded"
+                )
+                await self._end(job, claim, _Failure(message, False), abort=True)
+                log.info("Job aborted: execution duration exceeded")
+            case _Failure(transient=True) if attempt < (
+                task.max_attempts or self._max_attempts
+            ):
+                await self._retry(job, attempt, claim, outcome)
+                log.info("Job will be retried", error=outcome.message)
+            case _Failure():
+                await self._end(job, claim, outcome)
+                log.info("Job failed", error=outcome.message)
+
+    async def _end(
+        self,
+        job: Job,
+        claim: str,
+        failure: _Failure | None,
+        *,
+        abort: bool = False,
+    ) -> None:
+        """Move the job to its final phase, if we still hold it."""
+        fields: dict[str, Any] = {"ended_at": now()}
+        if failure is None:
+            to = ExecutionPhase.COMPLETED
+        else:
+            error_type = (
+                ErrorType.TRANSIENT if failure.transient else ErrorType.FATAL
+            )
+            fields["errors"] = [JobError(error_type, failure.message)]
+            to = ExecutionPhase.ABORTED if abort else ExecutionPhase.ERROR
+        # Only from EXECUTING and only with our claim: a client may have
+        # aborted or deleted the job after the task returned.
+        await self._store.transition(
+            job,
+            allowed=[ExecutionPhase.EXECUTING],
+            to=to,
+            check=("claim", claim),
+            fields=fields,
+            deadline=None,
+        )
+
+    async def _retry(
+        self, job: Job, attempt: int, claim: str, failure: _Failure
+    ) -> None:
+        retried = await self._store.transition(
+            job,
+            allowed=allowed_from(Action.RETRY),
+            to=ExecutionPhase.QUEUED,
+            check=("claim", claim),
+            fields={
+                "attempts": attempt + 1,
+                "errors": [JobError(ErrorType.TRANSIENT, failure.message)],
+            },
+            clear=["claim"],
+            deadline=None,
+        )
+        if retried.ok:
+            await self._queue.enqueue(
+                job.id, attempt + 1, defer=retry_delay(attempt)
+            )
+
+
+def _kill_group(pid: int) -> None:
+    os.killpg(pid, signal.SIGKILL)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
