@@ -27,7 +27,7 @@ from ..models.phase import (
     target_phase,
 )
 from ..queue import JobQueue
-from ..storage.events import EventHub
+from ..storage.events import EventHub, next_event
 from ..storage.job_store import (
     KEEP,
     JobStore,
@@ -347,9 +347,8 @@ class JobService:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                try:
-                    event = await asyncio.wait_for(events.get(), remaining)
-                except TimeoutError:
+                event = await next_event(events, remaining)
+                if event is None:
                     break
                 if event.kind in {"progress", "result"}:
                     continue
@@ -375,9 +374,7 @@ class JobService:
             job = await self.get(owner, job_id)
             yield "job", job
             while job.phase not in FINAL_PHASES:
-                try:
-                    await asyncio.wait_for(events.get(), _KEEPALIVE)
-                except TimeoutError:
+                if await next_event(events, _KEEPALIVE) is None:
                     yield "keepalive", None
                     continue
                 current = await self._store.get(job_id)

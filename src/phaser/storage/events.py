@@ -23,7 +23,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-__all__ = ["EventHub", "JobEvent"]
+__all__ = ["EventHub", "JobEvent", "next_event"]
 
 _logger = structlog.get_logger("phaser.events")
 
@@ -39,6 +39,22 @@ class JobEvent:
     job_id: str
     phase: str | None
     kind: str
+
+
+async def next_event(
+    events: asyncio.Queue[JobEvent], timeout: float
+) -> JobEvent | None:
+    """The next event, or `None` after ``timeout`` seconds.
+
+    Uses `asyncio.timeout` rather than `asyncio.wait_for`: on Python 3.11
+    ``wait_for`` can swallow a cancellation that arrives together with an
+    event, which left a cancelled watcher running forever.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await events.get()
+    except TimeoutError:
+        return None
 
 
 class EventHub:

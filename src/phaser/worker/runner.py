@@ -32,7 +32,7 @@ from ..models.errors import UnknownTaskError
 from ..models.job import ErrorType, Job, JobError, JobResult, Progress
 from ..models.phase import Action, ExecutionPhase, allowed_from
 from ..queue import JobQueue
-from ..storage.events import EventHub, JobEvent
+from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore, Outcome
 from ..storage.results import LocalResultStore
 from ..tasks.context import TaskError, TransientError
@@ -272,15 +272,10 @@ class JobRunner:
     ) -> None:
         """Return once the job is no longer ours to run."""
         while True:
-            try:
-                event = await asyncio.wait_for(
-                    events.get(), timeout=_WATCH_INTERVAL
-                )
-            except TimeoutError:
-                pass  # re-read anyway, in case an event was lost
-            else:
-                if event.kind in {"progress", "result"}:
-                    continue
+            # On a timeout, re-read anyway, in case an event was lost.
+            event = await next_event(events, _WATCH_INTERVAL)
+            if event is not None and event.kind in {"progress", "result"}:
+                continue
             try:
                 current = await self._store.get(job.id)
             except RedisError:

@@ -1,0 +1,188 @@
+"""Fixtures: a real redis-server, real phaser processes, an HTTP client.
+
+Redis is started the way ``phaser serve`` starts its embedded one
+(`phaser.embedded.EmbeddedRedis`), on a random loopback port in a temporary
+directory. Frontends and workers run as separate processes, exactly as in
+production, and tests talk to them over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
+
+TESTS_DIR = Path(__file__).parent
+TERMINAL = {"COMPLETED", "ERROR", "ABORTED", "ARCHIVED"}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(
+        tmp_path_factory.mktemp("redis"), find_redis_server(), appendonly=False
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+class Stack:
+    """phaser frontends and workers as processes against one Redis.
+
+    Every stack has its own key prefix, queue and data directory, so stacks
+    sharing the session's redis-server never see each other's jobs.
+    """
+
+    def __init__(self, redis_url: str, data_dir: Path, **settings: Any) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]
+            ),
+            "PHASER_REDIS_URL": redis_url,
+            "PHASER_DATA_DIR": str(data_dir),
+            "PHASER_KEY_PREFIX": f"t{tag}",
+            "PHASER_QUEUE_NAME": f"t{tag}:queue",
+            "PHASER_TASK_MODULES": "support_tasks",
+            "PHASER_LOG_LEVEL": "WARNING",
+        }
+        for name, value in settings.items():
+            self.env[f"PHASER_{name.upper()}"] = str(value)
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.frontend: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start_frontend(self) -> None:
+        self.frontend = subprocess.Popen(
+            [sys.executable, "-m", "phaser", "serve", "--port", str(self.port)],
+            env=self.env,
+        )
+        wait_ready(self.url, self.frontend)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "phaser", "worker"], env=self.env
+        )
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.frontend]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.workers, self.frontend]:
+            if process is None:
+                continue
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"phaser exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"phaser at {url} did not become ready")
+
+
+def make_stack(
+    redis_server: EmbeddedRedis, data_dir: Path, workers: int = 1, **settings: Any
+) -> Stack:
+    stack = Stack(redis_server.url, data_dir, **settings)
+    for _ in range(workers):
+        stack.start_worker()
+    stack.start_frontend()
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """One frontend and one worker, shared by the tests that need no
+    isolation (they only look at jobs they created themselves)."""
+    running = make_stack(
+        redis_server,
+        tmp_path_factory.mktemp("data"),
+        max_wait=5,
+        max_execution_duration=120,
+        default_execution_duration=60,
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def evidence(tmp_path: Path) -> Path:
+    """A directory the test tasks write their evidence into."""
+    path = tmp_path / "evidence"
+    path.mkdir()
+    return path
+
+
+def create_job(
+    client: httpx.Client, task: str, parameters: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    answer = client.post(
+        "/api/v1/jobs", json={"task": task, "parameters": parameters, **fields}
+    )
+    assert answer.status_code == 201, answer.text
+    job: dict[str, Any] = answer.json()
+    return job
+
+
+def wait_for(
+    client: httpx.Client,
+    job_id: str,
+    phases: set[str],
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Wait (with the server's own long poll) until the job is in a phase."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(
+            f"/api/v1/jobs/{job_id}", params={"wait": 5}
+        ).json()
+        if job["phase"] in phases:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} stuck in {job['phase']}")
+
+
+def wait_for_file(path: Path, timeout: float = 15) -> str:
+    """Wait until a task has written a (non-empty) file; its text."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and (text := path.read_text())):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never appeared")
+        time.sleep(0.02)
+    return text

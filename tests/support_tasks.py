@@ -1,0 +1,76 @@
+"""Tasks used by the tests (loaded through PHASER_TASK_MODULES).
+
+They leave evidence on disk that the tests read: which job ran how often,
+which process ran it, whether it was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from phaser.tasks import TaskContext, task
+
+
+class CountParameters(BaseModel):
+    directory: str
+    delay: float = 0.0
+
+
+class BurnParameters(BaseModel):
+    directory: str
+    seconds: float = 30.0
+
+
+class MarkParameters(BaseModel):
+    directory: str
+    seconds: float = 30.0
+
+
+@task("count", parameters=CountParameters)
+async def count(params: CountParameters, ctx: TaskContext) -> str:
+    """Append the job id to an executions file, once per execution."""
+    line = f"{ctx.job_id}\n".encode()
+    fd = os.open(
+        Path(params.directory) / "executions",
+        os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+    )
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    if params.delay:
+        await asyncio.sleep(params.delay)
+    return ctx.job_id
+
+
+@task("burn", parameters=BurnParameters)
+def burn(params: BurnParameters, ctx: TaskContext) -> str:
+    """Spin the CPU in a child process, recording its pid first."""
+    pidfile = Path(params.directory) / f"{ctx.job_id}.pid"
+    pidfile.write_text(str(os.getpid()))
+    ctx.progress(0, "burning")
+    end = time.monotonic() + params.seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return f"burned {n}"
+
+
+@task("mark", parameters=MarkParameters)
+async def mark(params: MarkParameters, ctx: TaskContext) -> str:
+    """Sleep; leave a file saying it was cancelled if it was."""
+    started = Path(params.directory) / f"{ctx.job_id}.started"
+    started.write_text("started")
+    try:
+        await asyncio.sleep(params.seconds)
+    except asyncio.CancelledError:
+        (Path(params.directory) / f"{ctx.job_id}.cancelled").write_text(
+            "aborted" if ctx.aborted else "cancelled"
+        )
+        raise
+    return "done"
