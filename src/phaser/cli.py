@@ -67,6 +67,14 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait()
 
 
+class _Stopped(Exception):
+    """SIGINT or SIGTERM after (or before) uvicorn's graceful shutdown."""
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def _serve(settings: Settings, host: str, port: int) -> int:
     from .main import create_app
 
@@ -94,6 +102,11 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             f" docs /docs)",
             flush=True,
         )
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises
+        # the signal again; these handlers turn that into a normal exit
+        # through the clean-up below instead of dying on the spot.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        signal.signal(signal.SIGINT, _exit_cleanly)
         uvicorn.run(
             create_app(settings),
             host=host,
@@ -101,6 +114,8 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=5,
         )
+    except _Stopped:
+        pass
     finally:
         if worker is not None:
             _stop_worker(worker)

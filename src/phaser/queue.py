@@ -28,12 +28,12 @@ RUN_JOB = "run_job"
 
 
 def serialize(payload: dict[str, Any]) -> bytes:
-    """arq payload serializer: JSON, never pickle."""
+    """arq payload serializer: JSON (arq would default to Python objects)."""
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def deserialize(data: bytes) -> dict[str, Any]:
-    """arq payload deserializer: JSON, never pickle."""
+    """arq payload deserializer: JSON only."""
     value = json.loads(data)
     if not isinstance(value, dict):
         raise TypeError("arq payload is not a JSON object")

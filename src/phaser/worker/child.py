@@ -8,7 +8,7 @@ standard output it was started with (the task's own prints go to stderr):
 - ``{"type": "result", "id", "size", "mime_type", "key"}``
 - ``{"type": "done"}`` or ``{"type": "error", "message", "transient"}``
 
-Nothing is pickled: the task is found by name in the registry, the
+No Python objects are serialized: the task is found by name in the registry, the
 parameters are JSON.
 """
 

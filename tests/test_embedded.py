@@ -1,0 +1,143 @@
+"""``phaser serve`` with no Redis configured: the embedded default."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TERMINAL, create_job, wait_for, wait_ready
+
+from phaser.embedded import free_port
+
+
+class EmbeddedServer:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PHASER_")
+        }
+        self.env["PHASER_DATA_DIR"] = str(data_dir)
+        self.env["PHASER_LOG_LEVEL"] = "WARNING"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "phaser", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+        )
+        wait_ready(self.url, self.process)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(30)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "phaser-data"
+
+
+@pytest.fixture
+def server(data_dir: Path) -> Iterator[EmbeddedServer]:
+    running = EmbeddedServer(data_dir)
+    running.start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.stop()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def test_restart_keeps_jobs_and_results(
+    server: EmbeddedServer, data_dir: Path
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        done = create_job(client, "echo", {"keep": "me"}, start=True)
+        done = wait_for(client, done["id"], TERMINAL)
+        pending = create_job(client, "sleep", {"seconds": 1})
+        before = {
+            job["id"]: job
+            for job in client.get("/api/v1/jobs").json()["jobs"]
+        }
+    assert server.process is not None
+    children = _children(server.process.pid)
+    assert len(children) == 2  # redis-server and the worker
+    assert server.stop() == 0
+    for child in children:  # stopped with it, not left behind
+        assert not Path(f"/proc/{child}").exists() or (
+            "zombie" in Path(f"/proc/{child}/status").read_text()
+        )
+    assert (data_dir / "redis").is_dir()
+
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        after = {
+            job["id"]: job
+            for job in client.get("/api/v1/jobs").json()["jobs"]
+        }
+        assert after == before
+        assert after[done["id"]]["phase"] == "COMPLETED"
+        assert after[pending["id"]]["phase"] == "PENDING"
+        result = client.get(done["results"][0]["href"])
+        assert result.json() == {"keep": "me"}
+        # The restarted worker runs jobs too.
+        client.post(f"/api/v1/jobs/{pending['id']}/start")
+        finished = wait_for(client, pending["id"], TERMINAL)
+        assert finished["phase"] == "COMPLETED"
+
+
+def test_second_server_on_same_data_dir_is_refused(
+    server: EmbeddedServer, data_dir: Path
+) -> None:
+    other = EmbeddedServer(data_dir)
+    process = subprocess.run(
+        [sys.executable, "-m", "phaser", "serve", "--port", str(other.port)],
+        env=other.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert process.returncode == 1
+    assert "another phaser server is using" in process.stderr
+
+
+def test_invalid_configuration_names_the_setting(tmp_path: Path) -> None:
+    for name, value in [
+        ("PHASER_MAX_WAIT", "forever"),
+        ("PHASER_REDIS_URL", "http://nope"),
+        ("PHASER_DEFAULT_LIFETIME", "-P1D"),
+    ]:
+        env = {**os.environ, "PHASER_DATA_DIR": str(tmp_path), name: value}
+        process = subprocess.run(
+            [sys.executable, "-m", "phaser", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert process.returncode == 2, process.stderr
+        assert name in process.stderr

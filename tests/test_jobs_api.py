@@ -1,0 +1,163 @@
+"""Listing, changing and describing jobs through the JSON API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
+
+from phaser.embedded import EmbeddedRedis
+
+
+@pytest.fixture
+def own_stack(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Stack]:
+    """A stack of its own, so listings see only this test's jobs."""
+    stack = make_stack(
+        redis_server,
+        tmp_path / "data",
+        max_execution_duration=100,
+        default_execution_duration=50,
+        max_lifetime="P2D",
+        default_lifetime="P1D",
+    )
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def own_client(own_stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=own_stack.url, timeout=30) as client:
+        yield client
+
+
+def test_list_pages_newest_first_without_gaps(
+    own_client: httpx.Client,
+) -> None:
+    ids = [create_job(own_client, "echo", {"n": n})["id"] for n in range(25)]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, str | int] = {"limit": 10}
+        if cursor:
+            params["cursor"] = cursor
+        page = own_client.get("/api/v1/jobs", params=params).json()
+        seen += [job["id"] for job in page["jobs"]]
+        pages += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert pages == 3
+    assert seen == list(reversed(ids))
+
+
+def test_list_filters_combine(own_client: httpx.Client) -> None:
+    first = create_job(own_client, "echo", {}, run_id="a")
+    middle = create_job(own_client, "sleep", {"seconds": 0}, run_id="b")
+    last = create_job(own_client, "echo", {}, run_id="b", start=True)
+    wait_for(own_client, last["id"], TERMINAL)
+
+    def listed(**params: str | list[str]) -> list[str]:
+        page = own_client.get("/api/v1/jobs", params=params).json()
+        return [job["id"] for job in page["jobs"]]
+
+    assert listed(task="echo") == [last["id"], first["id"]]
+    assert listed(phase="PENDING") == [middle["id"], first["id"]]
+    assert listed(phase=["PENDING", "COMPLETED"]) == [
+        last["id"],
+        middle["id"],
+        first["id"],
+    ]
+    assert listed(task="echo", phase="PENDING") == [first["id"]]
+    assert listed(run_id="b") == [last["id"], middle["id"]]
+    assert listed(run_id="b", task="sleep") == [middle["id"]]
+    assert listed(after=first["created_at"]) == [last["id"], middle["id"]]
+    assert listed(after=last["created_at"]) == []
+    assert listed(task="nothing-here") == []
+
+
+def test_patch_changes_and_clamps(own_client: httpx.Client) -> None:
+    job = create_job(own_client, "sleep", {"seconds": 1})
+    assert job["execution_duration"] == 50
+    created = datetime.fromisoformat(job["created_at"])
+    destruction = datetime.fromisoformat(job["destruction_time"])
+    assert timedelta(hours=23) < destruction - created <= timedelta(days=1)
+
+    far = (datetime.now(tz=UTC) + timedelta(days=365)).isoformat()
+    changed = own_client.patch(
+        f"/api/v1/jobs/{job['id']}",
+        json={
+            "parameters": {"seconds": 2},
+            "execution_duration": 1000,
+            "destruction_time": far,
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["parameters"] == {"seconds": 2.0}
+    assert body["execution_duration"] == 100  # clamped to the maximum
+    destruction = datetime.fromisoformat(body["destruction_time"])
+    assert destruction - datetime.now(tz=UTC) <= timedelta(days=2)
+
+    unlimited = own_client.patch(
+        f"/api/v1/jobs/{job['id']}", json={"execution_duration": 0}
+    ).json()
+    assert unlimited["execution_duration"] == 100
+
+    bad = own_client.patch(
+        f"/api/v1/jobs/{job['id']}", json={"parameters": {"seconds": -1}}
+    )
+    assert bad.status_code == 422
+    assert own_client.get(f"/api/v1/jobs/{job['id']}").json() == unlimited
+
+
+def test_destruction_time_can_change_after_the_end(
+    own_client: httpx.Client,
+) -> None:
+    job = create_job(own_client, "echo", {}, start=True)
+    wait_for(own_client, job["id"], TERMINAL)
+    soon = (datetime.now(tz=UTC) + timedelta(hours=1)).replace(microsecond=0)
+    answer = own_client.patch(
+        f"/api/v1/jobs/{job['id']}",
+        json={"destruction_time": soon.isoformat()},
+    )
+    assert answer.status_code == 200
+    assert datetime.fromisoformat(answer.json()["destruction_time"]) == soon
+
+
+def test_tasks_list_their_parameter_schemas(client: httpx.Client) -> None:
+    tasks = {t["name"]: t for t in client.get("/api/v1/tasks").json()}
+    assert {"sleep", "echo", "fail", "count", "burn"} <= set(tasks)
+    sleep = tasks["sleep"]["parameters_schema"]
+    assert sleep["properties"]["seconds"]["type"] == "number"
+    assert tasks["echo"]["parameters_schema"]["additionalProperties"] is True
+    assert tasks["burn"]["runs_in_process"] is True
+    assert tasks["sleep"]["runs_in_process"] is False
+
+
+def test_openapi_documents_the_api(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert "/api/v1/jobs" in paths
+    assert "/api/v1/jobs/{job_id}/events" in paths
+    assert paths["/api/v1/jobs"]["post"]["summary"] == "Create a job"
+
+
+def test_links_follow_forwarded_headers(client: httpx.Client) -> None:
+    answer = client.post(
+        "/api/v1/jobs",
+        json={"task": "echo"},
+        headers={
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "jobs.example.org",
+            "X-Forwarded-Prefix": "/phaser",
+        },
+    )
+    job = answer.json()
+    expected = f"https://jobs.example.org/phaser/api/v1/jobs/{job['id']}"
+    assert job["href"] == expected
+    assert answer.headers["location"] == expected
