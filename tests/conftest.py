@@ -28,7 +28,9 @@ TERMINAL = {"COMPLETED", "ERROR", "ABORTED", "ARCHIVED"}
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+def redis_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(
         tmp_path_factory.mktemp("redis"), find_redis_server(), appendonly=False
     )
@@ -44,7 +46,9 @@ class Stack:
     sharing the session's redis-server never see each other's jobs.
     """
 
-    def __init__(self, redis_url: str, data_dir: Path, **settings: Any) -> None:
+    def __init__(
+        self, redis_url: str, data_dir: Path, **settings: Any
+    ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.env = {
             **os.environ,
@@ -68,7 +72,14 @@ class Stack:
 
     def start_frontend(self) -> None:
         self.frontend = subprocess.Popen(
-            [sys.executable, "-m", "phaser", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "phaser",
+                "serve",
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
         )
         wait_ready(self.url, self.frontend)
@@ -109,7 +120,10 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def make_stack(
-    redis_server: EmbeddedRedis, data_dir: Path, workers: int = 1, **settings: Any
+    redis_server: EmbeddedRedis,
+    data_dir: Path,
+    workers: int = 1,
+    **settings: Any,
 ) -> Stack:
     stack = Stack(redis_server.url, data_dir, **settings)
     for _ in range(workers):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TERMINAL, create_job, wait_for, wait_ready
 
+from conftest import TERMINAL, create_job, wait_for, wait_ready
 from phaser.embedded import free_port
 
 
@@ -31,7 +31,14 @@ class EmbeddedServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "phaser", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "phaser",
+                "serve",
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
             stdout=subprocess.PIPE,
         )
@@ -78,8 +85,7 @@ def test_restart_keeps_jobs_and_results(
         done = wait_for(client, done["id"], TERMINAL)
         pending = create_job(client, "sleep", {"seconds": 1})
         before = {
-            job["id"]: job
-            for job in client.get("/api/v1/jobs").json()["jobs"]
+            job["id"]: job for job in client.get("/api/v1/jobs").json()["jobs"]
         }
     assert server.process is not None
     children = _children(server.process.pid)
@@ -94,8 +100,7 @@ def test_restart_keeps_jobs_and_results(
     server.start()
     with httpx.Client(base_url=server.url, timeout=30) as client:
         after = {
-            job["id"]: job
-            for job in client.get("/api/v1/jobs").json()["jobs"]
+            job["id"]: job for job in client.get("/api/v1/jobs").json()["jobs"]
         }
         assert after == before
         assert after[done["id"]]["phase"] == "COMPLETED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from conftest import TERMINAL, create_job, wait_for
 
 

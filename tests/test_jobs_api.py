@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
 
+from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
 from phaser.embedded import EmbeddedRedis
 
 

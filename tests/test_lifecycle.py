@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import (
     TERMINAL,
     Stack,
@@ -18,7 +19,6 @@ from conftest import (
     wait_for,
     wait_for_file,
 )
-
 from phaser.embedded import EmbeddedRedis
 
 
@@ -57,8 +57,10 @@ def test_job_goes_through_every_phase_and_has_result(
     assert phases[0] in {"QUEUED", "EXECUTING"}
 
     done = client.get(f"/api/v1/jobs/{job['id']}").json()
-    assert done["started_at"] and done["ended_at"]
-    assert done["started_at"].endswith("Z") and done["ended_at"].endswith("Z")
+    assert done["started_at"]
+    assert done["ended_at"]
+    assert done["started_at"].endswith("Z")
+    assert done["ended_at"].endswith("Z")
     assert done["progress"]["percent"] == 100
     [result] = done["results"]
     assert result["id"] == "result"
@@ -292,8 +294,14 @@ def test_delete_removes_job_and_results(
     assert (result_dir / "result").exists()
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 204
     assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 404
-    assert client.get(job["results"][0]["href"] if job["results"] else
-                      f"{job['href']}/results/result").status_code == 404
+    assert (
+        client.get(
+            job["results"][0]["href"]
+            if job["results"]
+            else f"{job['href']}/results/result"
+        ).status_code
+        == 404
+    )
     assert not result_dir.exists()
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 404
 

@@ -13,7 +13,12 @@ import uvicorn
 
 from . import __version__
 from .config import ConfigurationError, Settings, load_settings
-from .embedded import DataDirLock, EmbeddedRedis, die_with_parent, find_redis_server
+from .embedded import (
+    DataDirLock,
+    EmbeddedRedis,
+    die_with_parent,
+    find_redis_server,
+)
 
 __all__ = ["main"]
 
@@ -52,7 +57,7 @@ def _start_worker(redis_url: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "phaser", "worker"],
         env=env,
         stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,  # noqa: PLW1509
+        preexec_fn=die_with_parent,
     )
 
 
@@ -67,12 +72,12 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait()
 
 
-class _Stopped(Exception):
+class _StopRequestedError(Exception):
     """SIGINT or SIGTERM after (or before) uvicorn's graceful shutdown."""
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
-    raise _Stopped(signum)
+    raise _StopRequestedError(signum)
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
@@ -92,12 +97,12 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             settings = settings.model_copy(update={"redis_url": redis.url})
             if settings.embedded_worker:
                 worker = _start_worker(redis.url)
-            print(  # noqa: T201
+            print(
                 f"phaser: embedded Redis at {redis.url}, data in"
                 f" {settings.data_dir.resolve()}",
                 flush=True,
             )
-        print(  # noqa: T201
+        print(
             f"phaser: serving http://{host}:{port}/ (JSON API /api/v1,"
             f" docs /docs)",
             flush=True,
@@ -114,7 +119,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=5,
         )
-    except _Stopped:
+    except _StopRequestedError:
         pass
     finally:
         if worker is not None:
@@ -131,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        print(f"phaser: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"phaser: {exc}", file=sys.stderr)
         return 2
     try:
         match args.command:
@@ -139,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _serve(settings, args.host, args.port)
             case "worker":
                 if settings.redis_url is None:
-                    print(  # noqa: T201
+                    print(
                         "phaser: PHASER_REDIS_URL must be set for a worker",
                         file=sys.stderr,
                     )
@@ -151,5 +156,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             case _:
                 raise AssertionError(args.command)
     except (RuntimeError, FileNotFoundError) as exc:
-        print(f"phaser: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"phaser: {exc}", file=sys.stderr)
         return 1

@@ -25,9 +25,9 @@ from typing import IO
 __all__ = [
     "DataDirLock",
     "EmbeddedRedis",
+    "die_with_parent",
     "find_redis_server",
     "free_port",
-    "die_with_parent",
 ]
 
 
@@ -170,7 +170,7 @@ class EmbeddedRedis:
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -26,12 +26,12 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-_PROBLEM = {
+_PROBLEM: dict[str, Any] = {
     "description": "Problem details (RFC 9457)",
     "content": {"application/problem+json": {}},
 }
-_NOT_FOUND = {404: _PROBLEM}
-_CONFLICT = {404: _PROBLEM, 409: _PROBLEM}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _PROBLEM}
+_CONFLICT: dict[int | str, dict[str, Any]] = {404: _PROBLEM, 409: _PROBLEM}
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -58,9 +58,7 @@ async def _phaser_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(
-    request: Request, exc: Exception
-) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):

@@ -46,7 +46,9 @@ class ProgressModel(BaseModel):
 class ResultModel(BaseModel):
     """A result of a job."""
 
-    id: str = Field(..., title="Result id", description="``result`` is the main one.")
+    id: str = Field(
+        ..., title="Result id", description="``result`` is the main one."
+    )
     href: str = Field(..., title="URL", description="Where to download it.")
     size: int = Field(..., title="Size", description="Size in bytes.")
     mime_type: str = Field(..., title="MIME type", description="Its type.")
@@ -133,7 +135,10 @@ class JobModel(BaseModel):
             ],
             errors=[
                 JobErrorModel(
-                    type=e.type, code=e.code, message=e.message, detail=e.detail
+                    type=e.type,
+                    code=e.code,
+                    message=e.message,
+                    detail=e.detail,
                 )
                 for e in job.errors
             ],
@@ -168,7 +173,7 @@ class JobCreate(BaseModel):
         None, title="Run id", description="Your label.", max_length=256
     )
     start: bool = Field(
-        False,  # noqa: FBT003
+        False,
         title="Start",
         description="Queue the job at once instead of leaving it PENDING.",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -220,7 +220,9 @@ class JobService:
         # The record says QUEUED before the queue hears of the job, so a
         # worker that picks it up at once finds it claimable.
         await self._queue.enqueue(job.id, 1)
-        return dataclasses.replace(job, phase=ExecutionPhase.QUEUED, attempts=1)
+        return dataclasses.replace(
+            job, phase=ExecutionPhase.QUEUED, attempts=1
+        )
 
     async def abort(self, owner: str | None, job_id: str) -> Job:
         """Abort a pending, queued or running job.
@@ -357,7 +359,7 @@ class JobService:
 
     async def watch(
         self, owner: str | None, job_id: str
-    ) -> AsyncIterator[tuple[str, Job | None]]:
+    ) -> AsyncGenerator[tuple[str, Job | None], None]:
         """Changes of a job: ``(kind, job)`` pairs until it has ended.
 
         The first pair is ``("job", job)``; then ``("phase", job)`` and
@@ -431,4 +433,3 @@ class JobService:
                 raise PhaseConflictError(
                     f"Cannot {verb} job {job.id} in phase {phase}"
                 )
-

@@ -66,7 +66,7 @@ def _ms_or_none(value: str | None) -> datetime | None:
     return from_ms(int(value)) if value else None
 
 
-def _schedule_arg(value: datetime | None | Unchanged) -> str:
+def _schedule_arg(value: datetime | Unchanged | None) -> str:
     if value == KEEP:
         return ""
     if value is None:
@@ -116,7 +116,9 @@ class JobStore:
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or `None` if there is no such job."""
-        data = await self._redis.hgetall(self._keys.record(job_id))
+        data: dict[str, str] = await self._redis.hgetall(  # type: ignore[misc]
+            self._keys.record(job_id)
+        )
         return _decode(data) if data else None
 
     async def get_many(self, job_ids: Sequence[str]) -> list[Job]:
@@ -136,8 +138,8 @@ class JobStore:
         check: tuple[str, str] | None = None,
         fields: Mapping[str, Any] | None = None,
         clear: Sequence[str] = (),
-        destruction: datetime | None | Unchanged = KEEP,
-        deadline: datetime | None | Unchanged = KEEP,
+        destruction: datetime | Unchanged | None = KEEP,
+        deadline: datetime | Unchanged | None = KEEP,
         event: str = "phase",
     ) -> TransitionResult:
         """Change a job if it is in one of the allowed phases.

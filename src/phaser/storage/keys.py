@@ -84,9 +84,7 @@ class KeyLayout:
 
     def by_task_phase_prefix(self, owner: str | None, task: str) -> str:
         """Prefix of `by_task_phase`; the scripts append the phase."""
-        return (
-            f"{self.prefix}:owner:{_part(owner)}:task:{_part(task)}:phase:"
-        )
+        return f"{self.prefix}:owner:{_part(owner)}:task:{_part(task)}:phase:"
 
     def job(self, job_id: str, owner: str | None, task: str) -> JobKeys:
         """Every key a change to this job touches."""

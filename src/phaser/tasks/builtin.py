@@ -32,7 +32,7 @@ class FailParameters(BaseModel):
         description="Error message the job ends with.",
     )
     transient: bool = Field(
-        False,  # noqa: FBT003
+        False,
         title="Transient",
         description="Fail transiently (retried) instead of fatally.",
     )
@@ -48,7 +48,8 @@ async def sleep(params: SleepParameters, ctx: TaskContext) -> str:
         remaining -= step
         done = params.seconds - remaining
         ctx.progress(
-            100 * done / params.seconds, f"slept {done:g} of {params.seconds:g} s"
+            100 * done / params.seconds,
+            f"slept {done:g} of {params.seconds:g} s",
         )
     return f"slept {params.seconds:g} s"
 

@@ -64,7 +64,9 @@ def _cell_stars(ra_cell: int, dec_cell: int) -> np.ndarray:
     dec = np.degrees(np.arcsin(sin_dec))
     mag = np.round(rng.uniform(8, 20, count), 3)
     ids = seed * 10_000 + np.arange(count)
-    return np.rec.fromarrays([ids, ra, dec, mag], names="id,ra,dec,mag")
+    return np.rec.fromarrays(  # type: ignore[call-overload]
+        [ids, ra, dec, mag], names="id,ra,dec,mag"
+    )
 
 
 def cone_search(
@@ -106,9 +108,14 @@ def cone_search(
     inside = dist <= radius
     order = np.argsort(dist[inside], kind="stable")[:maxrec]
     found = stars[inside][order]
-    return np.rec.fromarrays(
-        [found["id"], found["ra"], found["dec"], found["mag"],
-         dist[inside][order]],
+    return np.rec.fromarrays(  # type: ignore[call-overload]
+        [
+            found["id"],
+            found["ra"],
+            found["dec"],
+            found["mag"],
+            dist[inside][order],
+        ],
         names="id,ra,dec,mag,dist",
     )
 
@@ -122,15 +129,37 @@ def to_votable(rows: np.ndarray) -> bytes:
     resource.tables.append(table)
     table.fields.extend(
         [
-            VOField(votable, name="id", datatype="long", ucd="meta.id;meta.main"),
-            VOField(votable, name="ra", datatype="double", unit="deg",
-                    ucd="pos.eq.ra;meta.main"),
-            VOField(votable, name="dec", datatype="double", unit="deg",
-                    ucd="pos.eq.dec;meta.main"),
-            VOField(votable, name="mag", datatype="float", unit="mag",
-                    ucd="phot.mag"),
-            VOField(votable, name="dist", datatype="double", unit="deg",
-                    ucd="pos.angDistance"),
+            VOField(
+                votable, name="id", datatype="long", ucd="meta.id;meta.main"
+            ),
+            VOField(
+                votable,
+                name="ra",
+                datatype="double",
+                unit="deg",
+                ucd="pos.eq.ra;meta.main",
+            ),
+            VOField(
+                votable,
+                name="dec",
+                datatype="double",
+                unit="deg",
+                ucd="pos.eq.dec;meta.main",
+            ),
+            VOField(
+                votable,
+                name="mag",
+                datatype="float",
+                unit="mag",
+                ucd="phot.mag",
+            ),
+            VOField(
+                votable,
+                name="dist",
+                datatype="double",
+                unit="deg",
+                ucd="pos.angDistance",
+            ),
         ]
     )
     table.create_arrays(len(rows))

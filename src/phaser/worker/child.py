@@ -8,8 +8,8 @@ standard output it was started with (the task's own prints go to stderr):
 - ``{"type": "result", "id", "size", "mime_type", "key"}``
 - ``{"type": "done"}`` or ``{"type": "error", "message", "transient"}``
 
-No Python objects are serialized: the task is found by name in the registry, the
-parameters are JSON.
+No Python objects are serialized: the task is found by name in the
+registry, the parameters are JSON.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -157,8 +157,9 @@ class JobRunner:
             scratch_dir=scratch,
             updates=updates,  # type: ignore[arg-type]
         )
+        work: Coroutine[Any, Any, _Failure | None]
         if task.is_async:
-            work: Awaitable[_Failure | None] = self._run_async(task, job, ctx)
+            work = self._run_async(task, job, ctx)
         else:
             work = self._run_process(task, job, attempt, scratch, updates)
         execution = asyncio.create_task(work)
@@ -335,7 +336,9 @@ class JobRunner:
                     f"Execution duration of {job.execution_duration} s"
                     " exceeded"
                 )
-                await self._end(job, claim, _Failure(message, False), abort=True)
+                await self._end(
+                    job, claim, _Failure(message, False), abort=True
+                )
                 log.info("Job aborted: execution duration exceeded")
             case _Failure(transient=True) if attempt < (
                 task.max_attempts or self._max_attempts
