@@ -182,13 +182,16 @@ def wait_for(
 ) -> dict[str, Any]:
     """Wait (with the server's own long poll) until the job is in a phase."""
     deadline = time.monotonic() + timeout
+    job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
     while True:
-        job: dict[str, Any] = client.get(
-            f"/api/v1/jobs/{job_id}", params={"wait": 5}
-        ).json()
         if job["phase"] in phases:
             return job
-        if time.monotonic() > deadline:
+        # Returns as soon as the phase is no longer the one seen last.
+        job = client.get(
+            f"/api/v1/jobs/{job_id}",
+            params={"wait": 5, "phase": job["phase"]},
+        ).json()
+        if job["phase"] not in phases and time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} stuck in {job['phase']}")
 
 

@@ -84,6 +84,8 @@ def test_restart_keeps_jobs_and_results(
         done = create_job(client, "echo", {"keep": "me"}, start=True)
         done = wait_for(client, done["id"], TERMINAL)
         pending = create_job(client, "sleep", {"seconds": 1})
+        running = create_job(client, "sleep", {"seconds": 3}, start=True)
+        wait_for(client, running["id"], {"EXECUTING"})
         before = {
             job["id"]: job for job in client.get("/api/v1/jobs").json()["jobs"]
         }
@@ -102,6 +104,11 @@ def test_restart_keeps_jobs_and_results(
         after = {
             job["id"]: job for job in client.get("/api/v1/jobs").json()["jobs"]
         }
+        # The job that was running when the server stopped was handed
+        # back to the queue and runs again as attempt 2.
+        assert after[running["id"]]["phase"] in {"QUEUED", "EXECUTING"}
+        assert after[running["id"]]["attempts"] == 2
+        del after[running["id"]], before[running["id"]]
         assert after == before
         assert after[done["id"]]["phase"] == "COMPLETED"
         assert after[pending["id"]]["phase"] == "PENDING"
@@ -111,6 +118,9 @@ def test_restart_keeps_jobs_and_results(
         client.post(f"/api/v1/jobs/{pending['id']}/start")
         finished = wait_for(client, pending["id"], TERMINAL)
         assert finished["phase"] == "COMPLETED"
+        rerun = wait_for(client, running["id"], TERMINAL)
+        assert rerun["phase"] == "COMPLETED"
+        assert rerun["attempts"] == 2
 
 
 def test_second_server_on_same_data_dir_is_refused(

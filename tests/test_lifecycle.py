@@ -6,6 +6,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -243,21 +244,45 @@ def _alive(pid: int) -> bool:
 def test_execution_duration_limit_aborts_job(
     client: httpx.Client, evidence: Path
 ) -> None:
+    # 3 s leave the child process time to start (about 0.5 s) and write its
+    # pid before the limit kills it.
     job = create_job(
         client,
         "burn",
         {"directory": str(evidence), "seconds": 30},
         start=True,
-        execution_duration=1,
+        execution_duration=3,
     )
     pid = int(wait_for_file(evidence / f"{job['id']}.pid"))
     done = wait_for(client, job["id"], TERMINAL, timeout=10)
     assert done["phase"] == "ABORTED"
-    assert "Execution duration of 1 s exceeded" in done["errors"][0]["message"]
+    assert done["errors"][0]["message"] == (
+        "Execution duration of 3 s exceeded"
+    )
+    started = datetime.fromisoformat(done["started_at"])
+    ended = datetime.fromisoformat(done["ended_at"])
+    assert timedelta(seconds=3) <= ended - started < timedelta(seconds=5)
     deadline = time.monotonic() + 2
     while _alive(pid):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_execution_duration_limit_cancels_async_task(
+    client: httpx.Client, evidence: Path
+) -> None:
+    job = create_job(
+        client,
+        "mark",
+        {"directory": str(evidence), "seconds": 30},
+        start=True,
+        execution_duration=1,
+    )
+    done = wait_for(client, job["id"], TERMINAL, timeout=10)
+    assert done["phase"] == "ABORTED"
+    assert "exceeded" in done["errors"][0]["message"]
+    marker = wait_for_file(evidence / f"{job['id']}.cancelled", timeout=2)
+    assert marker == "aborted"
 
 
 def test_fatal_failure_ends_in_error_with_message(
@@ -324,3 +349,15 @@ def test_events_of_finished_job_end_at_once(client: httpx.Client) -> None:
     events = _events(client, job["id"])
     assert [kind for kind, _ in events] == ["job"]
     assert events[0][1]["phase"] == "COMPLETED"
+
+
+def test_wait_with_phase_guard_answers_at_once_on_mismatch(
+    client: httpx.Client,
+) -> None:
+    job = create_job(client, "sleep", {"seconds": 1})
+    started = time.monotonic()
+    answer = client.get(
+        f"/api/v1/jobs/{job['id']}", params={"wait": 30, "phase": "QUEUED"}
+    )
+    assert answer.json()["phase"] == "PENDING"
+    assert time.monotonic() - started < 2

@@ -115,7 +115,8 @@ async def list_jobs(
     description=(
         "The job. With ``wait=S`` the answer waits up to S seconds (capped"
         " by the server) for the job's phase to change, and comes as soon"
-        " as it does; it does not wait for a job that has ended."
+        " as it does; it does not wait for a job that has ended. With"
+        " ``phase=X`` as well it answers at once unless the job is in X."
     ),
     responses=_NOT_FOUND,
 )
@@ -128,9 +129,18 @@ async def get_job(
         float | None,
         Query(ge=0, le=86400, description="Seconds to wait for a change."),
     ] = None,
+    phase: Annotated[
+        ExecutionPhase | None,
+        Query(
+            description=(
+                "With ``wait``: wait only while the job is in this phase"
+                " (the phase you last saw), so no change is missed."
+            )
+        ),
+    ] = None,
 ) -> JobModel:
     if wait:
-        job = await service.wait(owner, job_id, wait)
+        job = await service.wait(owner, job_id, wait, phase=phase)
     else:
         job = await service.get(owner, job_id)
     return JobModel.from_job(job, base_url)

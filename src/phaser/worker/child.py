@@ -1,7 +1,8 @@
 """Entry point of the child process that runs one ``def`` task.
 
 The parent starts ``python -m phaser.worker.child`` and writes one JSON
-request on its standard input. The child answers with JSON lines on the
+request on its standard input (task name and module, job id, attempt,
+parameters, result and scratch directories). The child answers with JSON lines on the
 standard output it was started with (the task's own prints go to stderr):
 
 - ``{"type": "progress", "percent": ..., "message": ...}``
@@ -14,13 +15,13 @@ registry, the parameters are JSON.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import load_settings
 from ..storage.results import LocalResultStore
 from ..tasks.context import ResultData, TaskError, TransientError
 from ..tasks.registry import default_registry
@@ -116,8 +117,9 @@ def main() -> None:
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     request = json.loads(sys.stdin.readline())
-    settings = load_settings()
-    default_registry.load_modules(settings.task_modules)
+    # Import only the module that defines the task: a process per job
+    # should not pay for every other task's imports.
+    importlib.import_module(request["module"])
     task = default_registry.get(request["task"])
     ctx = ChildTaskContext(
         job_id=request["job_id"],

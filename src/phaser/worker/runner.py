@@ -136,7 +136,16 @@ class JobRunner:
             except UnknownTaskError as exc:
                 await self._end(job, claim, _Failure(exc.message, False))
                 return
-            outcome = await self._supervise(job, task, attempt, claim, events)
+            try:
+                outcome = await self._supervise(
+                    job, task, attempt, claim, events
+                )
+            except asyncio.CancelledError:
+                # The worker is shutting down: give the job back to the
+                # queue (the task was stopped, so it starts over).
+                await self._requeue(job, attempt, claim, error=None, defer=0)
+                log.info("Job handed back to the queue at shutdown")
+                raise
         await self._finish(job, attempt, claim, task, outcome, log)
 
     async def _supervise(
@@ -222,6 +231,7 @@ class JobRunner:
         assert process.stdout is not None
         request = {
             "task": task.name,
+            "module": task.function.__module__,
             "job_id": job.id,
             "attempt": attempt,
             "parameters": job.parameters,
@@ -343,7 +353,13 @@ class JobRunner:
             case _Failure(transient=True) if attempt < (
                 task.max_attempts or self._max_attempts
             ):
-                await self._retry(job, attempt, claim, outcome)
+                await self._requeue(
+                    job,
+                    attempt,
+                    claim,
+                    error=JobError(ErrorType.TRANSIENT, outcome.message),
+                    defer=retry_delay(attempt),
+                )
                 log.info("Job will be retried", error=outcome.message)
             case _Failure():
                 await self._end(job, claim, outcome)
@@ -378,25 +394,30 @@ class JobRunner:
             deadline=None,
         )
 
-    async def _retry(
-        self, job: Job, attempt: int, claim: str, failure: _Failure
+    async def _requeue(
+        self,
+        job: Job,
+        attempt: int,
+        claim: str,
+        *,
+        error: JobError | None,
+        defer: float,
     ) -> None:
-        retried = await self._store.transition(
+        """Send the job back to QUEUED as the next attempt, if still ours."""
+        fields: dict[str, Any] = {"attempts": attempt + 1}
+        if error is not None:
+            fields["errors"] = [error]
+        requeued = await self._store.transition(
             job,
             allowed=allowed_from(Action.RETRY),
             to=ExecutionPhase.QUEUED,
             check=("claim", claim),
-            fields={
-                "attempts": attempt + 1,
-                "errors": [JobError(ErrorType.TRANSIENT, failure.message)],
-            },
+            fields=fields,
             clear=["claim"],
             deadline=None,
         )
-        if retried.ok:
-            await self._queue.enqueue(
-                job.id, attempt + 1, defer=retry_delay(attempt)
-            )
+        if requeued.ok:
+            await self._queue.enqueue(job.id, attempt + 1, defer=defer or None)
 
 
 def _kill_group(pid: int) -> None:
