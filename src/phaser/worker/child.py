@@ -2,8 +2,9 @@
 
 The parent starts ``python -m phaser.worker.child`` and writes one JSON
 request on its standard input (task name and module, job id, attempt,
-parameters, result and scratch directories). The child answers with JSON lines on the
-standard output it was started with (the task's own prints go to stderr):
+parameters, result and scratch directories). The child answers with JSON
+lines on the standard output it was started with (the task's own prints go
+to stderr):
 
 - ``{"type": "progress", "percent": ..., "message": ...}``
 - ``{"type": "result", "id", "size", "mime_type", "key"}``
