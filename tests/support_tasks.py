@@ -61,7 +61,7 @@ def burn(params: BurnParameters, ctx: TaskContext) -> str:
     return f"burned {n}"
 
 
-@task("mark", parameters=MarkParameters)
+@task("mark", parameters=MarkParameters, max_execution_duration=40)
 async def mark(params: MarkParameters, ctx: TaskContext) -> str:
     """Sleep; leave a file saying it was cancelled if it was."""
     started = Path(params.directory) / f"{ctx.job_id}.started"

@@ -161,3 +161,15 @@ def test_links_follow_forwarded_headers(client: httpx.Client) -> None:
     expected = f"https://jobs.example.org/phaser/api/v1/jobs/{job['id']}"
     assert job["href"] == expected
     assert answer.headers["location"] == expected
+
+
+def test_task_limits_clamp_execution_duration(client: httpx.Client) -> None:
+    # The "mark" test task allows at most 40 s; the stack allows 120 s.
+    params = {"directory": "/nonexistent"}
+    assert create_job(client, "mark", params)["execution_duration"] == 40
+    job = create_job(client, "mark", params, execution_duration=100)
+    assert job["execution_duration"] == 40
+    job = create_job(client, "mark", params, execution_duration=5)
+    assert job["execution_duration"] == 5
+    job = create_job(client, "echo", {}, execution_duration=100)
+    assert job["execution_duration"] == 100

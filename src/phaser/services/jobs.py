@@ -132,8 +132,8 @@ class JobService:
             phase=ExecutionPhase.PENDING,
             parameters=stored,
             created_at=created,
-            execution_duration=self._settings.clamp_execution_duration(
-                execution_duration
+            execution_duration=self._execution_duration(
+                definition, execution_duration
             ),
             destruction_time=self._clamp_destruction(destruction_time),
             run_id=run_id,
@@ -278,10 +278,8 @@ class JobService:
             fields["parameters"] = definition.validate(merged)
             allowed = allowed_from(Action.EDIT)
         if update.execution_duration is not None:
-            fields["execution_duration"] = (
-                self._settings.clamp_execution_duration(
-                    update.execution_duration
-                )
+            fields["execution_duration"] = self._execution_duration(
+                self._registry.get(job.task), update.execution_duration
             )
             allowed = allowed_from(Action.EDIT)
         destruction: datetime | Unchanged = KEEP
@@ -412,6 +410,17 @@ class JobService:
                 f"Job {job_id} has no result {result_id}"
             )
         return result, path
+
+    def _execution_duration(self, task: Task, requested: int | None) -> int:
+        """The duration a job gets: defaults, then configured and task
+        maxima applied (0, unlimited, only when neither sets a maximum)."""
+        if requested is None:
+            requested = task.execution_duration
+        duration = self._settings.clamp_execution_duration(requested)
+        limit = task.max_execution_duration
+        if limit and (duration == 0 or duration > limit):
+            return limit
+        return duration
 
     def _clamp_destruction(self, requested: datetime | None) -> datetime:
         latest = now() + self._settings.max_lifetime

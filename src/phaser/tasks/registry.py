@@ -58,6 +58,12 @@ class Task:
         One line for the task list.
     max_attempts
         Attempts on transient failure; `None` uses the configured default.
+    execution_duration
+        Default execution duration (s) of this task's jobs; `None` uses
+        the configured default.
+    max_execution_duration
+        Longest execution duration (s) this task's jobs may ask for, on top
+        of the configured maximum; `None` for no task-specific limit.
     """
 
     name: str
@@ -65,6 +71,8 @@ class Task:
     parameters: type[BaseModel] | None
     description: str
     max_attempts: int | None = None
+    execution_duration: int | None = None
+    max_execution_duration: int | None = None
 
     @property
     def is_async(self) -> bool:
@@ -175,6 +183,8 @@ def task(
     parameters: type[BaseModel] | None,
     description: str = "",
     max_attempts: int | None = None,
+    execution_duration: int | None = None,
+    max_execution_duration: int | None = None,
     registry: TaskRegistry = default_registry,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task (a decorator).
@@ -189,6 +199,10 @@ def task(
         One line; the function's docstring is used if empty.
     max_attempts
         Attempts on transient failure.
+    execution_duration
+        Default execution duration of the task's jobs (s).
+    max_execution_duration
+        Longest execution duration the task's jobs may have (s).
     registry
         Registry to add to.
     """
@@ -202,6 +216,8 @@ def task(
                 parameters=parameters,
                 description=text,
                 max_attempts=max_attempts,
+                execution_duration=execution_duration,
+                max_execution_duration=max_execution_duration,
             )
         )
         return function
