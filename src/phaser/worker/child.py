@@ -24,15 +24,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..storage.results import LocalResultStore
-from ..tasks.context import ResultData, TaskError, TransientError
+from ..tasks.context import TaskError, TransientError
 from ..tasks.registry import default_registry
-from .context import check_percent, store_result
+from .context import BaseTaskContext, Update
 
 __all__ = ["ChildTaskContext", "main"]
 
 
-class ChildTaskContext:
-    """The context of a ``def`` task running in a child process."""
+class ChildTaskContext(BaseTaskContext):
+    """The context of a ``def`` task running in a child process.
+
+    Updates go to the parent as JSON lines. `aborted` stays false: on abort
+    this process is killed.
+    """
 
     def __init__(
         self,
@@ -43,10 +47,12 @@ class ChildTaskContext:
         scratch_dir: Path,
         channel: IO[str],
     ) -> None:
-        self._job_id = job_id
-        self._attempt = attempt
-        self._store = store
-        self._scratch_dir = scratch_dir
+        super().__init__(
+            job_id=job_id,
+            attempt=attempt,
+            store=store,
+            scratch_dir=scratch_dir,
+        )
         self._channel = channel
 
     def send(self, message: dict[str, Any]) -> None:
@@ -54,62 +60,9 @@ class ChildTaskContext:
         self._channel.write(json.dumps(message) + "\n")
         self._channel.flush()
 
-    @property
-    def job_id(self) -> str:
-        """Id of the job being run."""
-        return self._job_id
-
-    @property
-    def attempt(self) -> int:
-        """Attempt number, from 1."""
-        return self._attempt
-
-    @property
-    def scratch_dir(self) -> Path:
-        """A private directory for temporary files."""
-        return self._scratch_dir
-
-    @property
-    def aborted(self) -> bool:
-        """Always false: on abort this process is killed."""
-        return False
-
-    def progress(
-        self, percent: float | None = None, message: str | None = None
-    ) -> None:
-        """Report progress."""
-        self.send(
-            {
-                "type": "progress",
-                "percent": check_percent(percent),
-                "message": message,
-            }
-        )
-
-    def add_result(
-        self,
-        data: ResultData,
-        *,
-        result_id: str = "result",
-        mime_type: str | None = None,
-    ) -> None:
-        """Store a result and tell the parent."""
-        result = store_result(
-            self._store,
-            self._job_id,
-            data=data,
-            result_id=result_id,
-            mime_type=mime_type,
-        )
-        self.send(
-            {
-                "type": "result",
-                "id": result.id,
-                "size": result.size,
-                "mime_type": result.mime_type,
-                "key": result.key,
-            }
-        )
+    def emit(self, update: Update) -> None:
+        """Send the update to the parent."""
+        self.send(update.to_message())
 
 
 def main() -> None:

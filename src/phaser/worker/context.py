@@ -13,12 +13,19 @@ import json
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..models.job import JobResult, Progress
 from ..storage.results import LocalResultStore
 from ..tasks.context import ResultData
 
-__all__ = ["LocalTaskContext", "Update", "check_percent", "store_result"]
+__all__ = [
+    "BaseTaskContext",
+    "LocalTaskContext",
+    "Update",
+    "check_percent",
+    "store_result",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,38 @@ class Update:
 
     progress: Progress | None = None
     result: JobResult | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        """The update as a JSON message (child process → worker)."""
+        if self.result is not None:
+            result = self.result
+            return {
+                "type": "result",
+                "id": result.id,
+                "size": result.size,
+                "mime_type": result.mime_type,
+                "key": result.key,
+            }
+        progress = self.progress or Progress()
+        return {
+            "type": "progress",
+            "percent": progress.percent,
+            "message": progress.message,
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Update:
+        """The update a `to_message` message describes."""
+        if message["type"] == "result":
+            return cls(
+                result=JobResult(
+                    id=message["id"],
+                    size=int(message["size"]),
+                    mime_type=message["mime_type"],
+                    key=message["key"],
+                )
+            )
+        return cls(progress=Progress(message["percent"], message["message"]))
 
 
 def store_result(
@@ -76,8 +115,8 @@ def check_percent(percent: float | None) -> float | None:
     return max(0.0, min(100.0, float(percent)))
 
 
-class LocalTaskContext:
-    """The context of an ``async def`` task, running on the worker loop.
+class BaseTaskContext:
+    """What both contexts share; subclasses say where updates go.
 
     Parameters
     ----------
@@ -89,8 +128,6 @@ class LocalTaskContext:
         Result store the results go to.
     scratch_dir
         Private temporary directory.
-    updates
-        Queue the runner drains into the job record.
     """
 
     def __init__(
@@ -100,14 +137,11 @@ class LocalTaskContext:
         attempt: int,
         store: LocalResultStore,
         scratch_dir: Path,
-        updates: asyncio.Queue[Update],
     ) -> None:
         self._job_id = job_id
         self._attempt = attempt
         self._store = store
         self._scratch_dir = scratch_dir
-        self._updates = updates
-        self.aborting = False
 
     @property
     def job_id(self) -> str:
@@ -127,14 +161,14 @@ class LocalTaskContext:
     @property
     def aborted(self) -> bool:
         """Whether the job is being aborted (or timed out)."""
-        return self.aborting
+        return False
 
     def progress(
         self, percent: float | None = None, message: str | None = None
     ) -> None:
         """Report progress."""
         update = Progress(percent=check_percent(percent), message=message)
-        self._updates.put_nowait(Update(progress=update))
+        self.emit(Update(progress=update))
 
     def add_result(
         self,
@@ -151,4 +185,42 @@ class LocalTaskContext:
             result_id=result_id,
             mime_type=mime_type,
         )
-        self._updates.put_nowait(Update(result=result))
+        self.emit(Update(result=result))
+
+    def emit(self, update: Update) -> None:
+        """Hand an update towards the job record."""
+        raise NotImplementedError
+
+
+class LocalTaskContext(BaseTaskContext):
+    """The context of an ``async def`` task, running on the worker loop.
+
+    Updates go on a queue that the runner drains into the job record.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        attempt: int,
+        store: LocalResultStore,
+        scratch_dir: Path,
+        updates: asyncio.Queue[Update | None],
+    ) -> None:
+        super().__init__(
+            job_id=job_id,
+            attempt=attempt,
+            store=store,
+            scratch_dir=scratch_dir,
+        )
+        self._updates = updates
+        self.aborting = False
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the job is being aborted (or timed out)."""
+        return self.aborting
+
+    def emit(self, update: Update) -> None:
+        """Queue the update for the runner."""
+        self._updates.put_nowait(update)

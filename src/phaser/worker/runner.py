@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from ..clock import now
 from ..models.errors import UnknownTaskError
-from ..models.job import ErrorType, Job, JobError, JobResult, Progress
+from ..models.job import ErrorType, Job, JobError
 from ..models.phase import Action, ExecutionPhase, allowed_from
 from ..queue import JobQueue
 from ..storage.events import EventHub, JobEvent, next_event
@@ -164,7 +164,7 @@ class JobRunner:
             attempt=attempt,
             store=self._results,
             scratch_dir=scratch,
-            updates=updates,  # type: ignore[arg-type]
+            updates=updates,
         )
         work: Coroutine[Any, Any, _Failure | None]
         if task.is_async:
@@ -247,19 +247,8 @@ class JobRunner:
             async for line in process.stdout:
                 message = json.loads(line)
                 match message["type"]:
-                    case "progress":
-                        progress = Progress(
-                            message["percent"], message["message"]
-                        )
-                        updates.put_nowait(Update(progress=progress))
-                    case "result":
-                        result = JobResult(
-                            id=message["id"],
-                            size=message["size"],
-                            mime_type=message["mime_type"],
-                            key=message["key"],
-                        )
-                        updates.put_nowait(Update(result=result))
+                    case "progress" | "result":
+                        updates.put_nowait(Update.from_message(message))
                     case "error":
                         failure = _Failure(
                             message["message"], message["transient"]
