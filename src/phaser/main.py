@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from . import __version__
 from .config import Settings, load_settings
 from .factory import Factory
-from .handlers import api, health
+from .handlers import api, health, uws, vosi
 from .handlers.problems import install_problem_handlers
 from .logs import configure
 
@@ -54,4 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(health.router, tags=["health"])
+    app.include_router(vosi.router, tags=["vosi"])
+    # Last: /{task}/jobs must not shadow the routes above.
+    app.include_router(uws.router, tags=["uws"])
     return app

@@ -24,11 +24,15 @@ class PhaserError(Exception):
     ----------
     status_code
         HTTP status for the JSON API.
+    uws_status_code
+        HTTP status for the UWS dialect (which answers 403 where the JSON
+        API answers 409, and 400 for invalid parameters).
     slug
         Short machine-readable name, used in the problem ``type``.
     """
 
     status_code = 400
+    uws_status_code = 400
     slug = "bad-request"
     title = "Bad request"
 
@@ -44,6 +48,7 @@ class JobNotFoundError(PhaserError):
     """No such job (or not one the caller may see)."""
 
     status_code = 404
+    uws_status_code = 404
     slug = "job-not-found"
     title = "Job not found"
 
@@ -56,6 +61,7 @@ class ResultNotFoundError(PhaserError):
     """The job has no result with that id."""
 
     status_code = 404
+    uws_status_code = 404
     slug = "result-not-found"
     title = "Result not found"
 
@@ -64,6 +70,7 @@ class UnknownTaskError(PhaserError):
     """No task of that name is registered."""
 
     status_code = 422
+    uws_status_code = 404  # in UWS the task is the job list in the path
     slug = "unknown-task"
     title = "Unknown task"
 
@@ -78,6 +85,7 @@ class InvalidParametersError(PhaserError):
     """The parameters do not fit the task's parameter model."""
 
     status_code = 422
+    uws_status_code = 400
     slug = "invalid-parameters"
     title = "Invalid parameters"
 
@@ -86,6 +94,7 @@ class PhaseConflictError(PhaserError):
     """The job's phase does not allow the request (UWS answers 403)."""
 
     status_code = 409
+    uws_status_code = 403
     slug = "phase-conflict"
     title = "Not allowed in this phase"
 
@@ -94,5 +103,6 @@ class ServiceUnavailableError(PhaserError):
     """Redis (or another backing service) cannot be reached."""
 
     status_code = 503
+    uws_status_code = 503
     slug = "service-unavailable"
     title = "Service unavailable"

@@ -102,6 +102,26 @@ class JobService:
         """The registered tasks, by name."""
         return list(self._registry)
 
+    def task(self, name: str) -> Task:
+        """The task of that name.
+
+        Raises
+        ------
+        UnknownTaskError
+            No such task.
+        """
+        return self._registry.get(name)
+
+    @staticmethod
+    def listed_phases() -> list[ExecutionPhase]:
+        """Phases a job list shows by default: all but ARCHIVED."""
+        return [p for p in ExecutionPhase if p != ExecutionPhase.ARCHIVED]
+
+    @property
+    def max_wait(self) -> float:
+        """The longest a wait may last, in seconds."""
+        return float(self._settings.max_wait)
+
     async def create(
         self,
         *,
@@ -224,22 +244,35 @@ class JobService:
             job, phase=ExecutionPhase.QUEUED, attempts=1
         )
 
-    async def abort(self, owner: str | None, job_id: str) -> Job:
+    async def abort(
+        self, owner: str | None, job_id: str, *, strict: bool = True
+    ) -> Job:
         """Abort a pending, queued or running job.
 
         A running task is stopped by its worker, which is listening for the
         ABORTED event: async tasks are cancelled, process tasks killed.
+
+        Parameters
+        ----------
+        owner
+            Who asks.
+        job_id
+            The job.
+        strict
+            Refuse to abort a job that has ended; otherwise (UWS) that is
+            a no-op.
 
         Raises
         ------
         JobNotFoundError
             No such job.
         PhaseConflictError
-            The job has already ended.
+            The job has already ended and ``strict`` is set.
         """
         job = await self.get(owner, job_id)
         result = await self._abort(job)
-        self._raise_unless_ok(job, result, "abort")
+        if strict or result.outcome is not Outcome.PHASE:
+            self._raise_unless_ok(job, result, "abort")
         return await self.get(owner, job_id)
 
     async def _abort(self, job: Job) -> TransitionResult:

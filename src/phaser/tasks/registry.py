@@ -95,8 +95,14 @@ class Task:
         """
         if self.parameters is None:
             return dict(raw)
+        # Parameter names are case-insensitive (UWS says so, and nothing is
+        # gained by refusing ``SECONDS`` for ``seconds``).
+        names = {name.lower(): name for name in self.parameters.model_fields}
+        named = {
+            names.get(key.lower(), key): value for key, value in raw.items()
+        }
         try:
-            model = self.parameters.model_validate(dict(raw))
+            model = self.parameters.model_validate(named)
         except ValidationError as exc:
             fields = [
                 {

@@ -1,0 +1,532 @@
+"""The IVOA UWS 1.1 dialect: ``/{task}/jobs`` for every task.
+
+Every route renders the same job service as the JSON API. Parameter names
+are case-insensitive and read from the query string and from urlencoded or
+multipart bodies; single values answer ``text/plain`` without a trailing
+newline, containers ``application/xml``; state changes answer 303 with an
+absolute ``Location``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from starlette.datastructures import UploadFile
+
+from ..clock import format_time, parse_time
+from ..dependencies.context import BaseUrl, Owner, Service
+from ..models.errors import (
+    JobNotFoundError,
+    PhaserError,
+    ResultNotFoundError,
+)
+from ..models.job import Job
+from ..models.phase import ExecutionPhase
+from ..models.uws import (
+    render_job,
+    render_job_list,
+    render_parameters,
+    render_results,
+)
+from ..services.jobs import JobService, JobUpdate
+
+__all__ = ["router"]
+
+#: Most jobs a job list answers without ``LAST``.
+_LIST_LIMIT = 1000
+
+#: Parameter names with a meaning of their own (lower case).
+_CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
+
+_XML = "application/xml"
+
+
+class _UWSRoute(APIRoute):
+    """Routes whose errors answer ``text/plain`` with the UWS status."""
+
+    def get_route_handler(
+        self,
+    ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PhaserError as exc:
+                return PlainTextResponse(
+                    exc.message, status_code=exc.uws_status_code
+                )
+            except RequestValidationError as exc:
+                text = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                return PlainTextResponse(text, status_code=400)
+
+        return route
+
+
+router = APIRouter(route_class=_UWSRoute)
+
+
+class _Params:
+    """UWS parameters of a request, names folded to lower case."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = [(name.lower(), value) for name, value in pairs]
+
+    def get(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[-1] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+    def task_parameters(self) -> dict[str, str]:
+        return {
+            name: value for name, value in self.pairs if name not in _CONTROL
+        }
+
+
+async def _params(request: Request, *, body: bool) -> _Params:
+    pairs = list(request.query_params.multi_items())
+    content_type = request.headers.get("content-type", "")
+    if body and content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        try:
+            form = await request.form()
+        except Exception as exc:  # the parser's errors have no common base
+            raise PhaserError(f"Unreadable form body: {exc}") from exc
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    raise PhaserError(
+                        f"Parameter {name} is not UTF-8 text"
+                    ) from None
+                pairs.append((name, text))
+            else:
+                pairs.append((name, value))
+    return _Params(pairs)
+
+
+def _bad(name: str, value: str, why: str) -> PhaserError:
+    return PhaserError(f"Invalid {name.upper()} value {value!r}: {why}")
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise _bad(name, value, "expected an ISO 8601 time") from None
+
+
+def _int(name: str, value: str | None, minimum: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise _bad(name, value, "expected an integer") from None
+    if not minimum <= number <= 10**9:
+        raise _bad(name, value, f"expected {minimum} to 1000000000")
+    return number
+
+
+def _phase(value: str) -> ExecutionPhase:
+    try:
+        return ExecutionPhase(value)
+    except ValueError:
+        raise _bad("phase", value, "not a UWS phase") from None
+
+
+def _xml(content: bytes) -> Response:
+    return Response(content, media_type=_XML)
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _list_url(base_url: str, task: str) -> str:
+    return f"{base_url}/{task}/jobs"
+
+
+def _job_url(base_url: str, task: str, job_id: str) -> str:
+    return f"{base_url}/{task}/jobs/{job_id}"
+
+
+async def _job(
+    service: JobService, owner: str | None, task: str, job_id: str
+) -> Job:
+    """The job, if it belongs to this task's job list."""
+    job = await service.get(owner, job_id)
+    if job.task != task:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+async def _apply(
+    service: JobService,
+    owner: str | None,
+    job: Job,
+    params: _Params,
+) -> None:
+    """Apply the PHASE, DESTRUCTION, EXECUTIONDURATION and parameter
+    changes a POST asks for."""
+    phase = params.get("phase")
+    if phase is not None and phase not in {"RUN", "ABORT"}:
+        raise _bad("phase", phase, "expected RUN or ABORT")
+    update = JobUpdate(
+        parameters=params.task_parameters() or None,
+        execution_duration=_int(
+            "executionduration", params.get("executionduration"), 0
+        ),
+        destruction_time=_time("destruction", params.get("destruction")),
+    )
+    if update != JobUpdate():
+        await service.update(owner, job.id, update)
+    if phase == "RUN":
+        await service.start(owner, job.id)
+    elif phase == "ABORT":
+        await service.abort(owner, job.id, strict=False)
+
+
+_XML_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {_XML: {}}}}
+_TEXT_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {}}}
+}
+
+
+@router.get(
+    "/{task}/jobs",
+    summary="UWS job list",
+    description="``uws:jobs``; filters ``PHASE`` (repeatable), ``AFTER``,"
+    " ``LAST``. ARCHIVED jobs only with ``PHASE=ARCHIVED``.",
+    response_class=Response,
+    responses=_XML_DOC,
+)
+async def list_jobs(
+    task: str,
+    request: Request,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> Response:
+    service.task(task)
+    params = await _params(request, body=False)
+    phases = [_phase(value) for value in params.all("phase")]
+    last = _int("last", params.get("last"), 1)
+    page = await service.list(
+        owner,
+        task=task,
+        phases=phases or service.listed_phases(),
+        after=_time("after", params.get("after")),
+        limit=last or _LIST_LIMIT,
+    )
+    return _xml(render_job_list(page.jobs, _list_url(base_url, task)))
+
+
+@router.post(
+    "/{task}/jobs",
+    status_code=303,
+    summary="UWS create job",
+    description="Creates a job from the posted parameters (``PHASE=RUN``"
+    " starts it, ``RUNID``, ``EXECUTIONDURATION``, ``DESTRUCTION``);"
+    " answers 303 to the job.",
+    response_class=Response,
+)
+async def create_job(
+    task: str,
+    request: Request,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> Response:
+    service.task(task)
+    params = await _params(request, body=True)
+    phase = params.get("phase")
+    if phase is not None and phase != "RUN":
+        raise _bad("phase", phase, "only RUN is allowed on creation")
+    job = await service.create(
+        owner=owner,
+        task=task,
+        parameters=params.task_parameters(),
+        run_id=params.get("runid"),
+        start=phase == "RUN",
+        execution_duration=_int(
+            "executionduration", params.get("executionduration"), 0
+        ),
+        destruction_time=_time("destruction", params.get("destruction")),
+    )
+    return _see_other(_job_url(base_url, task, job.id))
+
+
+@router.get(
+    "/{task}/jobs/{job_id}",
+    summary="UWS job",
+    description="``uws:job``. ``WAIT=n`` blocks up to n seconds (-1: the"
+    " server's maximum) while the job is PENDING, QUEUED or EXECUTING;"
+    " with ``PHASE=X`` only while it is in X.",
+    response_class=Response,
+    responses=_XML_DOC,
+)
+async def get_job(
+    task: str,
+    job_id: str,
+    request: Request,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> Response:
+    params = await _params(request, body=False)
+    wait = params.get("wait")
+    job = await _job(service, owner, task, job_id)
+    if wait is not None:
+        seconds = _int("wait", wait, -1)
+        guard = params.get("phase")
+        job = await service.wait(
+            owner,
+            job_id,
+            service.max_wait if seconds == -1 else float(seconds or 0),
+            phase=_phase(guard) if guard is not None else None,
+        )
+    return _xml(render_job(job, _job_url(base_url, task, job.id)))
+
+
+@router.post(
+    "/{task}/jobs/{job_id}",
+    status_code=303,
+    summary="UWS change or delete job",
+    description="``ACTION=DELETE`` deletes (303 to the list); ``PHASE``,"
+    " ``DESTRUCTION``, ``EXECUTIONDURATION`` and parameters change the"
+    " job (303 to the job).",
+    response_class=Response,
+)
+async def post_job(
+    task: str,
+    job_id: str,
+    request: Request,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> Response:
+    params = await _params(request, body=True)
+    job = await _job(service, owner, task, job_id)
+    action = params.get("action")
+    if action is not None:
+        if action.upper() != "DELETE":
+            raise _bad("action", action, "expected DELETE")
+        await service.delete(owner, job.id)
+        return _see_other(_list_url(base_url, task))
+    await _apply(service, owner, job, params)
+    return _see_other(_job_url(base_url, task, job.id))
+
+
+@router.delete(
+    "/{task}/jobs/{job_id}",
+    status_code=303,
+    summary="UWS delete job",
+    description="Deletes the job (aborting it first); 303 to the list.",
+    response_class=Response,
+)
+async def delete_job(
+    task: str,
+    job_id: str,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> Response:
+    job = await _job(service, owner, task, job_id)
+    await service.delete(owner, job.id)
+    return _see_other(_list_url(base_url, task))
+
+
+def _single(
+    name: str, render: Callable[[Job], str]
+) -> Callable[..., Coroutine[Any, Any, Response]]:
+    async def read(
+        task: str, job_id: str, service: Service, owner: Owner
+    ) -> Response:
+        job = await _job(service, owner, task, job_id)
+        return PlainTextResponse(render(job))
+
+    read.__name__ = f"get_{name}"
+    return read
+
+
+def _optional_time(value: datetime | None) -> str:
+    return format_time(value) if value else ""
+
+
+for _name, _render, _summary in [
+    ("phase", lambda job: job.phase.value, "phase"),
+    (
+        "executionduration",
+        lambda job: str(job.execution_duration),
+        "execution duration (s, 0 = unlimited)",
+    ),
+    (
+        "destruction",
+        lambda job: _optional_time(job.destruction_time),
+        "destruction time (empty if none)",
+    ),
+    (
+        "quote",
+        lambda job: _optional_time(job.quote),
+        "quote (empty if unknown)",
+    ),
+    ("owner", lambda job: job.owner or "", "owner (empty if anonymous)"),
+]:
+    router.add_api_route(
+        f"/{{task}}/jobs/{{job_id}}/{_name}",
+        _single(_name, _render),
+        methods=["GET"],
+        summary=f"UWS job {_summary}",
+        response_class=Response,
+        responses=_TEXT_DOC,
+    )
+
+
+def _change(
+    name: str,
+) -> Callable[..., Coroutine[Any, Any, Response]]:
+    async def change(
+        task: str,
+        job_id: str,
+        request: Request,
+        service: Service,
+        owner: Owner,
+        base_url: BaseUrl,
+    ) -> Response:
+        params = await _params(request, body=True)
+        job = await _job(service, owner, task, job_id)
+        value = params.get(name)
+        if value is None:
+            raise PhaserError(f"Missing {name.upper()} parameter")
+        await _apply(service, owner, job, _Params([(name, value)]))
+        return _see_other(_job_url(base_url, task, job.id))
+
+    change.__name__ = f"post_{name}"
+    return change
+
+
+for _name in ("phase", "executionduration", "destruction"):
+    router.add_api_route(
+        f"/{{task}}/jobs/{{job_id}}/{_name}",
+        _change(_name),
+        methods=["POST"],
+        status_code=303,
+        summary=f"UWS change job {_name}",
+        response_class=Response,
+    )
+
+
+@router.get(
+    "/{task}/jobs/{job_id}/parameters",
+    summary="UWS job parameters",
+    response_class=Response,
+    responses=_XML_DOC,
+)
+async def get_parameters(
+    task: str, job_id: str, service: Service, owner: Owner
+) -> Response:
+    return _xml(render_parameters(await _job(service, owner, task, job_id)))
+
+
+@router.post(
+    "/{task}/jobs/{job_id}/parameters",
+    status_code=303,
+    summary="UWS change job parameters",
+    description="Changes parameters while the job is PENDING (403 after).",
+    response_class=Response,
+)
+async def post_parameters(
+    task: str,
+    job_id: str,
+    request: Request,
+    service: Service,
+    owner: Owner,
+    base_url: BaseUrl,
+) -> Response:
+    params = await _params(request, body=True)
+    job = await _job(service, owner, task, job_id)
+    await _apply(service, owner, job, params)
+    return _see_other(_job_url(base_url, task, job.id))
+
+
+@router.get(
+    "/{task}/jobs/{job_id}/results",
+    summary="UWS job results",
+    response_class=Response,
+    responses=_XML_DOC,
+)
+async def get_results(
+    task: str, job_id: str, service: Service, owner: Owner, base_url: BaseUrl
+) -> Response:
+    job = await _job(service, owner, task, job_id)
+    return _xml(render_results(job, _job_url(base_url, task, job.id)))
+
+
+@router.get(
+    "/{task}/jobs/{job_id}/results/{result_id}",
+    summary="UWS job result",
+    description="The result's bytes, with the MIME type the task gave.",
+    response_class=FileResponse,
+)
+async def get_result(
+    task: str, job_id: str, result_id: str, service: Service, owner: Owner
+) -> FileResponse:
+    job = await _job(service, owner, task, job_id)
+    result, path = await service.result(owner, job.id, result_id)
+    return FileResponse(
+        path,
+        media_type=result.mime_type,
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get(
+    "/{task}/jobs/{job_id}/error",
+    summary="UWS job error",
+    description="A VOTable error document for a job in ERROR (or ABORTED"
+    " by a limit); 404 if the job has no error.",
+    response_class=Response,
+)
+async def get_error(
+    task: str, job_id: str, service: Service, owner: Owner
+) -> Response:
+    job = await _job(service, owner, task, job_id)
+    if not job.errors or job.phase not in {
+        ExecutionPhase.ERROR,
+        ExecutionPhase.ABORTED,
+    }:
+        raise ResultNotFoundError(f"Job {job_id} has no error")
+    return Response(
+        error_votable(job.errors[0].message),
+        media_type="application/x-votable+xml",
+    )
+
+
+def error_votable(message: str) -> bytes:
+    """A VOTable carrying an error message (the IVOA habit)."""
+    from xml.sax.saxutils import escape
+
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
+        '<RESOURCE type="results">'
+        f'<INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>'
+        "</RESOURCE></VOTABLE>"
+    ).encode()

@@ -1,0 +1,74 @@
+"""VOSI availability and capabilities of the service."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from fastapi import APIRouter, Request, Response
+
+from ..dependencies.context import BaseUrl, Service
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get(
+    "/availability",
+    summary="VOSI availability",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
+async def availability(request: Request) -> Response:
+    try:
+        await request.app.state.factory.redis.ping()
+        available, note = "true", "service is accepting jobs"
+    except Exception as exc:  # any failure means "not available"
+        available, note = "false", f"job store unreachable: {exc}"
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<availability xmlns="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
+        f"<available>{available}</available><note>{note}</note>"
+        "</availability>"
+    )
+    return Response(body, media_type="application/xml")
+
+
+@router.get(
+    "/capabilities",
+    summary="VOSI capabilities",
+    description="One UWS job list per task, plus the VOSI endpoints.",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
+async def capabilities(service: Service, base_url: BaseUrl) -> Response:
+    def capability(standard: str, url: str) -> str:
+        return (
+            f"<capability standardID={quoteattr(standard)}>"
+            '<interface xsi:type="vs:ParamHTTP" role="std">'
+            f'<accessURL use="base">{url}</accessURL>'
+            "</interface></capability>"
+        )
+
+    parts = [
+        capability(
+            "ivo://ivoa.net/std/VOSI#capabilities", f"{base_url}/capabilities"
+        ),
+        capability(
+            "ivo://ivoa.net/std/VOSI#availability", f"{base_url}/availability"
+        ),
+    ]
+    parts += [
+        capability("ivo://ivoa.net/std/UWS", f"{base_url}/{task.name}/jobs")
+        for task in service.tasks()
+    ]
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        "<vosi:capabilities"
+        ' xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0"'
+        ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+        ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1">'
+        + "".join(parts)
+        + "</vosi:capabilities>"
+    )
+    return Response(body, media_type="application/xml")

@@ -1,0 +1,191 @@
+"""UWS 1.1 XML documents, rendered through vo-models.
+
+The job record is rendered as ``uws:job``, ``uws:jobs``, ``uws:results`` and
+``uws:parameters``. phaser adds task progress inside ``uws:jobInfo`` in its
+own namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_xml import BaseXmlModel, attr, element
+from vo_models.uws import (
+    ErrorSummary,
+    Jobs,
+    JobSummary,
+    Parameter,
+    Parameters,
+    ResultReference,
+    Results,
+    ShortJobDescription,
+)
+from vo_models.uws.models import NSMAP
+from vo_models.uws.types import ErrorType as UwsErrorType
+from vo_models.uws.types import ExecutionPhase as UwsPhase
+
+from .job import Job
+from .phase import ExecutionPhase
+
+__all__ = [
+    "PHASER_NAMESPACE",
+    "render_job",
+    "render_job_list",
+    "render_parameters",
+    "render_results",
+]
+
+#: Namespace of phaser's additions inside ``uws:jobInfo``.
+PHASER_NAMESPACE = "urn:x-phaser:uws-extension:v1"
+
+
+class PhaserParameters(Parameters, tag="parameters", ns="uws", nsmap=NSMAP):
+    """``uws:parameters`` holding any set of parameters.
+
+    vo-models expects one model field per parameter; phaser's parameters
+    are per task and, for tasks like ``echo``, arbitrary, so this keeps them
+    as one list of ``uws:parameter`` elements.
+    """
+
+    parameter: list[Parameter] = element(tag="parameter", default_factory=list)
+
+    def __init__(self, **data: Any) -> None:
+        # Skip Parameters.__init__, which regroups parameters into fields.
+        BaseXmlModel.__init__(self, **data)
+
+
+class ProgressInfo(
+    BaseXmlModel,
+    tag="progress",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """A task's progress: ``<phaser:progress percent="50">msg</…>``."""
+
+    percent: float | None = attr(default=None)
+    message: str | None = None
+
+
+class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
+    """``uws:jobInfo`` with phaser's progress."""
+
+    progress: ProgressInfo | None = element(default=None)
+
+
+class PhaserJob(JobSummary[PhaserParameters], tag="job"):
+    """``uws:job`` with phaser's ``jobInfo``."""
+
+    job_info: JobInfo | None = element(  # type: ignore[assignment]
+        tag="jobInfo", default=None
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    import json
+
+    return json.dumps(value)
+
+
+def _parameters(job: Job) -> PhaserParameters:
+    return PhaserParameters(
+        parameter=[
+            Parameter(id=name, value=_value(value))
+            for name, value in job.parameters.items()
+        ]
+    )
+
+
+def _results(job: Job, job_url: str) -> Results:
+    return Results(
+        results=[
+            ResultReference(
+                id=result.id,
+                href=f"{job_url}/results/{result.id}",
+                size=result.size,
+                mime_type=result.mime_type,
+            )
+            for result in job.results
+        ]
+    )
+
+
+def _xml(model: BaseXmlModel) -> bytes:
+    data: bytes = model.to_xml(  # type: ignore[assignment]
+        encoding="UTF-8", xml_declaration=True
+    )
+    # vo-models writes an absent runId as an empty element; the schema
+    # allows that, but absent is what it means.
+    return data.replace(b"<uws:runId></uws:runId>", b"")
+
+
+def render_job(job: Job, job_url: str) -> bytes:
+    """The ``uws:job`` document of a job."""
+    error = None
+    if job.errors and job.phase in {
+        ExecutionPhase.ERROR,
+        ExecutionPhase.ABORTED,
+    }:
+        first = job.errors[0]
+        error = ErrorSummary(
+            message=first.message,
+            type=UwsErrorType(first.type.value),
+            has_detail=True,
+        )
+    info = None
+    if job.progress is not None:
+        info = JobInfo(
+            progress=ProgressInfo(
+                percent=job.progress.percent, message=job.progress.message
+            )
+        )
+    document = PhaserJob(
+        job_id=job.id,
+        run_id=job.run_id,
+        owner_id=job.owner,
+        phase=UwsPhase(job.phase.value),
+        quote=job.quote,
+        creation_time=job.created_at,
+        start_time=job.started_at,
+        end_time=job.ended_at,
+        execution_duration=job.execution_duration,
+        destruction=job.destruction_time,
+        parameters=_parameters(job),
+        results=_results(job, job_url),
+        error_summary=error,
+        job_info=info,
+    )
+    return _xml(document)
+
+
+def render_job_list(jobs: list[Job], list_url: str) -> bytes:
+    """The ``uws:jobs`` document of some jobs."""
+    document = Jobs(
+        jobref=[
+            ShortJobDescription(
+                job_id=job.id,
+                href=f"{list_url}/{job.id}",
+                phase=UwsPhase(job.phase.value),
+                run_id=job.run_id,
+                owner_id=job.owner,
+                creation_time=job.created_at,
+            )
+            for job in jobs
+        ]
+    )
+    return _xml(document)
+
+
+def render_results(job: Job, job_url: str) -> bytes:
+    """The ``uws:results`` document of a job."""
+    return _xml(_results(job, job_url))
+
+
+def render_parameters(job: Job) -> bytes:
+    """The ``uws:parameters`` document of a job."""
+    return _xml(_parameters(job))
