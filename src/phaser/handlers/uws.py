@@ -194,6 +194,7 @@ async def _apply(
             "executionduration", params.get("executionduration"), 0
         ),
         destruction_time=_time("destruction", params.get("destruction")),
+        run_id=params.get("runid"),
     )
     if update != JobUpdate():
         await service.update(owner, job.id, update)

@@ -52,6 +52,7 @@ class JobUpdate:
     parameters: Mapping[str, Any] | None = None
     execution_duration: int | None = None
     destruction_time: datetime | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,11 +288,11 @@ class JobService:
     async def update(
         self, owner: str | None, job_id: str, update: JobUpdate
     ) -> Job:
-        """Change parameters, execution duration or destruction time.
+        """Change parameters, execution duration, destruction time or run id.
 
         Parameters and execution duration change only while the job has not
-        started; the destruction time can change in any phase. Requested
-        values beyond the configured maxima are clamped to them.
+        started; the destruction time and run id can change in any phase.
+        Requested values beyond the configured maxima are clamped to them.
 
         Raises
         ------
@@ -319,6 +320,8 @@ class JobService:
         if update.destruction_time is not None:
             destruction = self._clamp_destruction(update.destruction_time)
             fields["destruction_time"] = destruction
+        if update.run_id is not None:
+            fields["run_id"] = update.run_id
         if not fields:
             return job
         result = await self._store.transition(

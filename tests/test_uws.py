@@ -1,0 +1,567 @@
+"""The UWS 1.1 dialect: protocol behaviour, schema validity, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from lxml import etree
+from redis.asyncio import Redis
+
+from conftest import Stack, make_stack, wait_for_file
+from phaser.embedded import EmbeddedRedis
+from phaser.models.phase import ExecutionPhase
+from phaser.storage.job_store import JobStore
+from phaser.storage.keys import KeyLayout
+
+UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+XLINK_URL = "http://www.ivoa.net/xml/Xlink/xlink.xsd"
+
+
+def _schema_dir() -> Path:
+    configured = os.environ.get("PHASER_UWS_SCHEMA_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared" / "uws"
+
+
+class _LocalXlink(etree.Resolver):
+    """Map the XLink schema the UWS schema imports to the local copy."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self._directory = directory
+
+    def resolve(self, system_url, public_id, context):  # type: ignore[no-untyped-def]
+        if system_url == XLINK_URL or system_url.endswith("xlink.xsd"):
+            return self.resolve_filename(
+                str(self._directory / "xlink.xsd"), context
+            )
+        return None
+
+
+@pytest.fixture(scope="module")
+def schema() -> etree.XMLSchema:
+    directory = _schema_dir()
+    if not (directory / "UWS-1.1.xsd").exists():
+        pytest.skip(f"UWS schema files not found in {directory}")
+    parser = etree.XMLParser(no_network=True)
+    parser.resolvers.add(_LocalXlink(directory))
+    document = etree.parse(str(directory / "UWS-1.1.xsd"), parser)
+    return etree.XMLSchema(document)
+
+
+def _valid(schema: etree.XMLSchema, content: bytes) -> etree._Element:
+    root = etree.fromstring(content)
+    if not schema.validate(root):
+        raise AssertionError(f"{schema.error_log}\n{content.decode()}")
+    return root
+
+
+@pytest.fixture
+def uws(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        yield client
+
+
+def _create(client: httpx.Client, task: str, **params: str) -> str:
+    answer = client.post(f"/{task}/jobs", data=params)
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    assert location.startswith("http://")
+    return location
+
+
+def _phase(client: httpx.Client, job_url: str) -> str:
+    return client.get(f"{job_url}/phase").text
+
+
+def _wait_phase(
+    client: httpx.Client, job_url: str, phases: set[str], timeout: float = 30
+) -> str:
+    deadline = time.monotonic() + timeout
+    phase = _phase(client, job_url)
+    while phase not in phases:
+        assert time.monotonic() < deadline, f"stuck in {phase}"
+        root = etree.fromstring(
+            client.get(job_url, params={"WAIT": 5, "PHASE": phase}).content
+        )
+        phase = root.findtext(f"{UWS}phase")
+    return phase
+
+
+# Protocol behaviour ------------------------------------------------------
+
+
+def test_create_run_answers_303_and_is_queued_or_later(
+    uws: httpx.Client,
+) -> None:
+    location = _create(uws, "sleep", seconds="0.2", PHASE="RUN")
+    assert location.rsplit("/", 1)[0].endswith("/sleep/jobs")
+    assert _phase(uws, location) in {"QUEUED", "EXECUTING", "COMPLETED"}
+
+
+def test_single_values_are_plain_text(uws: httpx.Client) -> None:
+    location = _create(uws, "echo", RUNID="r-7", EXECUTIONDURATION="30")
+    answer = uws.get(f"{location}/phase")
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.text == "PENDING"
+    assert uws.get(f"{location}/executionduration").text == "30"
+    destruction = uws.get(f"{location}/destruction").text
+    assert destruction.endswith("Z")
+    assert not destruction.endswith("\n")
+    assert uws.get(f"{location}/quote").text == ""
+    assert uws.get(f"{location}/owner").text == ""
+    root = etree.fromstring(uws.get(location).content)
+    assert root.findtext(f"{UWS}runId") == "r-7"
+    assert root.findtext(f"{UWS}destruction") == destruction
+
+
+def test_parameter_names_are_case_insensitive_everywhere(
+    uws: httpx.Client,
+) -> None:
+    # Query string, urlencoded and multipart bodies, any case.
+    location = uws.post(
+        "/sleep/jobs?Seconds=1", data={"runId": "mixed"}
+    ).headers["location"]
+    root = etree.fromstring(uws.get(location).content)
+    assert root.findtext(f"{UWS}runId") == "mixed"
+    [parameter] = root.iter(f"{UWS}parameter")
+    assert parameter.get("id") == "seconds"
+    assert parameter.text == "1.0"
+    answer = uws.post(f"{location}/parameters", files={"SECONDS": (None, "2")})
+    assert answer.status_code == 303
+    assert uws.post(
+        location, data={"executionDuration": "40"}
+    ).status_code == (303)
+    assert uws.get(f"{location}/executionduration").text == "40"
+    uws.post(f"{location}/phase", data={"phase": "RUN"})
+    assert _wait_phase(uws, location, {"COMPLETED"}) == "COMPLETED"
+    assert uws.get(f"{location}/results/result").text == "slept 2 s"
+
+
+def test_phase_rules_answer_403_with_a_message(uws: httpx.Client) -> None:
+    location = _create(uws, "echo", PHASE="RUN")
+    _wait_phase(uws, location, {"COMPLETED"})
+    for url, data in [
+        (f"{location}/phase", {"PHASE": "RUN"}),
+        (f"{location}/parameters", {"x": "1"}),
+        (f"{location}/executionduration", {"EXECUTIONDURATION": "5"}),
+    ]:
+        answer = uws.post(url, data=data)
+        assert answer.status_code == 403, url
+        assert "COMPLETED" in answer.text
+    # ABORT of a finished job is a no-op, still 303.
+    assert uws.post(
+        f"{location}/phase", data={"PHASE": "ABORT"}
+    ).status_code == (303)
+    assert _phase(uws, location) == "COMPLETED"
+    # The destruction time may change in any phase.
+    answer = uws.post(
+        f"{location}/destruction", data={"DESTRUCTION": "2030-01-01T00:00:00"}
+    )
+    assert answer.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("", {"PHASE": "SUSPEND"}),
+        ("/phase", {"PHASE": "run"}),
+        ("/executionduration", {"EXECUTIONDURATION": "-1"}),
+        ("/executionduration", {"EXECUTIONDURATION": "soon"}),
+        ("/destruction", {"DESTRUCTION": "tomorrow"}),
+        ("/destruction", {"DESTRUCTION": "0000-01-01T00:00:00"}),
+        ("/destruction", {"DESTRUCTION": "99999-01-01T00:00:00"}),
+        ("", {"ACTION": "EXPLODE"}),
+    ],
+)
+def test_bad_values_are_400_and_change_nothing(
+    uws: httpx.Client, path: str, data: dict[str, str]
+) -> None:
+    location = _create(uws, "sleep", seconds="1")
+    before = uws.get(location).content
+    answer = uws.post(f"{location}{path}", data=data)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.text
+    assert uws.get(location).content == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"PHASE": "RUNNING"},
+        {"LAST": "0"},
+        {"LAST": "-3"},
+        {"LAST": "many"},
+        {"AFTER": "yesterday"},
+    ],
+)
+def test_bad_list_filters_are_400(
+    uws: httpx.Client, query: dict[str, str]
+) -> None:
+    answer = uws.get("/echo/jobs", params=query)
+    assert answer.status_code == 400
+    assert answer.text
+
+
+def test_bad_wait_values_are_400(uws: httpx.Client) -> None:
+    location = _create(uws, "echo")
+    for value in ("-2", "soon", "1.5.3"):
+        assert uws.get(location, params={"WAIT": value}).status_code == 400
+    assert uws.get(
+        location, params={"WAIT": 1, "PHASE": "NOPE"}
+    ).status_code == (400)
+
+
+def test_invalid_task_parameters_are_400_naming_the_parameter(
+    uws: httpx.Client,
+) -> None:
+    answer = uws.post("/sleep/jobs", data={"SECONDS": "a while"})
+    assert answer.status_code == 400
+    assert "seconds" in answer.text
+
+
+def test_unknown_jobs_and_lists_are_404(uws: httpx.Client) -> None:
+    assert uws.get("/nothing/jobs").status_code == 404
+    assert uws.post("/nothing/jobs", data={"x": "1"}).status_code == 404
+    for suffix in (
+        "",
+        "/phase",
+        "/results",
+        "/parameters",
+        "/owner",
+        "/error",
+    ):
+        answer = uws.get(f"/echo/jobs/01m80c4v26amk3szxabtvbm5k5{suffix}")
+        assert answer.status_code == 404
+        assert answer.text
+    # A job is only found in its own task's list.
+    location = _create(uws, "echo")
+    job_id = location.rsplit("/", 1)[1]
+    assert uws.get(f"/sleep/jobs/{job_id}").status_code == 404
+
+
+def test_delete_answers_303_to_the_list(uws: httpx.Client) -> None:
+    for how in ("DELETE", "ACTION"):
+        location = _create(uws, "echo")
+        if how == "DELETE":
+            answer = uws.delete(location)
+        else:
+            answer = uws.post(location, data={"ACTION": "DELETE"})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == location.rsplit("/", 1)[0]
+        assert uws.get(location).status_code == 404
+
+
+def test_job_list_filters(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+    stack = make_stack(redis_server, tmp_path / "data")
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            first = _create(client, "echo")
+            time.sleep(0.01)
+            second = _create(client, "echo")
+            time.sleep(0.01)
+            third = _create(client, "echo", PHASE="RUN")
+            _wait_phase(client, third, {"COMPLETED"})
+            _create(client, "sleep", seconds="1")  # another list
+
+            def listed(**params: str | list[str]) -> list[str]:
+                root = etree.fromstring(
+                    client.get("/echo/jobs", params=params).content
+                )
+                return [
+                    ref.get("{http://www.w3.org/1999/xlink}href")
+                    for ref in root.iter(f"{UWS}jobref")
+                ]
+
+            assert listed() == [third, second, first]
+            assert listed(LAST="2") == [third, second]
+            assert listed(PHASE="PENDING") == [second, first]
+            assert listed(PHASE=["PENDING", "COMPLETED"], LAST="1") == [third]
+            created = etree.fromstring(client.get(first).content).findtext(
+                f"{UWS}creationTime"
+            )
+            # AFTER with Z and fractions, without zone or fractions.
+            assert listed(AFTER=created) == [third, second]
+            no_zone = created.removesuffix("Z")
+            assert listed(AFTER=no_zone) == [third, second]
+            whole = (
+                datetime.fromisoformat(created) - timedelta(seconds=1)
+            ).strftime("%Y-%m-%dT%H:%M:%S")
+            assert listed(AFTER=whole) == [third, second, first]
+            assert listed(PHASE="ARCHIVED") == []
+    finally:
+        stack.stop()
+
+
+def test_wait_returns_on_phase_change_and_honours_the_guard(
+    uws: httpx.Client,
+) -> None:
+    location = _create(uws, "sleep", seconds="1", PHASE="RUN")
+    _wait_phase(uws, location, {"EXECUTING"})
+    started = time.monotonic()
+    root = etree.fromstring(uws.get(location, params={"WAIT": "30"}).content)
+    assert root.findtext(f"{UWS}phase") == "COMPLETED"
+    assert time.monotonic() - started < 3
+    # Finished: answers at once; guard mismatch: answers at once.
+    started = time.monotonic()
+    uws.get(location, params={"WAIT": "-1"})
+    pending = _create(uws, "sleep", seconds="1")
+    uws.get(pending, params={"WAIT": "30", "PHASE": "EXECUTING"})
+    assert time.monotonic() - started < 2
+    # -1 waits for the server's maximum (5 s on the test stack).
+    started = time.monotonic()
+    uws.get(pending, params={"WAIT": "-1"})
+    assert 4.9 <= time.monotonic() - started < 10
+
+
+def test_links_honour_forwarded_headers(uws: httpx.Client) -> None:
+    answer = uws.post(
+        "/echo/jobs",
+        data={"x": "1"},
+        headers={
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "vo.example.org",
+            "X-Forwarded-Prefix": "/phaser",
+        },
+    )
+    assert answer.headers["location"].startswith(
+        "https://vo.example.org/phaser/echo/jobs/"
+    )
+
+
+def test_vosi_availability_and_capabilities(uws: httpx.Client) -> None:
+    root = etree.fromstring(uws.get("/availability").content)
+    assert (
+        root.findtext(
+            "{http://www.ivoa.net/xml/VOSIAvailability/v1.0}available"
+        )
+        == "true"
+    )
+    capabilities = uws.get("/capabilities").text
+    assert "/echo/jobs" in capabilities
+    assert "ivo://ivoa.net/std/UWS" in capabilities
+
+
+# Schema validity in every phase -----------------------------------------
+
+
+def _documents(client: httpx.Client, location: str) -> list[bytes]:
+    return [
+        client.get(location).content,
+        client.get(f"{location}/results").content,
+        client.get(f"{location}/parameters").content,
+    ]
+
+
+async def _force_phase(
+    stack: Stack, redis_url: str, job_id: str, phase: ExecutionPhase
+) -> None:
+    """Put a job in a phase the API cannot reach yet (HELD, SUSPENDED,
+    UNKNOWN, ARCHIVED) through the job store's own compare-and-set."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(redis, KeyLayout(stack.env["PHASER_KEY_PREFIX"]))
+    job = await store.get(job_id)
+    assert job is not None
+    result = await store.transition(
+        job, allowed=list(ExecutionPhase), to=phase
+    )
+    assert result.ok
+    await redis.aclose()
+
+
+def test_every_document_is_schema_valid_in_every_phase(
+    schema: etree.XMLSchema,
+    uws: httpx.Client,
+    stack: Stack,
+    redis_server: EmbeddedRedis,
+    evidence: Path,
+    tmp_path: Path,
+) -> None:
+    seen: dict[str, bytes] = {}
+
+    def check(location: str, expected: str) -> None:
+        assert _phase(uws, location) == expected
+        for document in _documents(uws, location):
+            _valid(schema, document)
+        seen[expected] = uws.get(location).content
+
+    check(_create(uws, "echo", q="1"), "PENDING")
+
+    # QUEUED: a stack without workers keeps the job queued.
+    idle = make_stack(redis_server, tmp_path / "idle", workers=0)
+    try:
+        with httpx.Client(base_url=idle.url, timeout=30) as client:
+            queued = _create(client, "echo", PHASE="RUN")
+            assert _phase(client, queued) == "QUEUED"
+            for document in _documents(client, queued):
+                _valid(schema, document)
+            seen["QUEUED"] = client.get(queued).content
+    finally:
+        idle.stop()
+
+    running = _create(
+        uws, "mark", directory=str(evidence), seconds="30", PHASE="RUN"
+    )
+    job_id = running.rsplit("/", 1)[1]
+    wait_for_file(evidence / f"{job_id}.started")
+    check(running, "EXECUTING")
+    uws.post(f"{running}/phase", data={"PHASE": "ABORT"})
+    check(running, "ABORTED")
+
+    limited = _create(
+        uws,
+        "mark",
+        directory=str(evidence),
+        seconds="30",
+        EXECUTIONDURATION="1",
+        PHASE="RUN",
+    )
+    _wait_phase(uws, limited, {"ABORTED"})
+    check(limited, "ABORTED")
+    root = etree.fromstring(uws.get(limited).content)
+    summary = root.find(f"{UWS}errorSummary")
+    assert summary is not None
+    assert "exceeded" in summary.findtext(f"{UWS}message")
+
+    done = _create(uws, "sleep", seconds="1.2", PHASE="RUN")
+    _wait_phase(uws, done, {"COMPLETED"})
+    check(done, "COMPLETED")
+    root = etree.fromstring(seen["COMPLETED"])
+    info = root.find(f"{UWS}jobInfo")
+    assert info is not None
+    progress = info.find("{urn:x-phaser:uws-extension:v1}progress")
+    assert progress is not None
+    assert progress.get("percent") == "100.0"
+
+    failed = _create(uws, "fail", message="no stars", PHASE="RUN")
+    _wait_phase(uws, failed, {"ERROR"})
+    check(failed, "ERROR")
+    root = etree.fromstring(seen["ERROR"])
+    summary = root.find(f"{UWS}errorSummary")
+    assert summary is not None
+    assert summary.get("type") == "fatal"
+    assert summary.findtext(f"{UWS}message") == "no stars"
+    error = uws.get(f"{failed}/error")
+    assert error.status_code == 200
+    assert b"no stars" in error.content
+    assert uws.get(f"{done}/error").status_code == 404
+
+    for phase in ("HELD", "SUSPENDED", "UNKNOWN", "ARCHIVED"):
+        location = _create(uws, "echo", q=phase)
+        asyncio.run(
+            _force_phase(
+                stack,
+                redis_server.url,
+                location.rsplit("/", 1)[1],
+                ExecutionPhase(phase),
+            )
+        )
+        check(location, phase)
+
+    for document in seen.values():
+        root = etree.fromstring(document)
+        assert root.get("version") == "1.1"
+        assert root.prefix == "uws"
+        for name in ("creationTime", "startTime", "endTime", "destruction"):
+            text = root.findtext(f"{UWS}{name}")
+            assert not text or text.endswith("Z")
+    assert set(seen) == {
+        "PENDING",
+        "QUEUED",
+        "EXECUTING",
+        "COMPLETED",
+        "ERROR",
+        "ABORTED",
+        "HELD",
+        "SUSPENDED",
+        "UNKNOWN",
+        "ARCHIVED",
+    }
+
+    for params in ({}, {"PHASE": "COMPLETED"}, {"LAST": "3"}):
+        _valid(schema, uws.get("/echo/jobs", params=params).content)
+
+
+# Real clients -------------------------------------------------------------
+
+
+def test_pyvo_drives_a_job_through_its_life(uws: httpx.Client) -> None:
+    pytest.importorskip("astropy", reason="astro extra not installed")
+    from pyvo.dal import DALQueryError
+    from pyvo.dal.tap import AsyncTAPJob
+
+    location = _create(
+        uws, "cone", ra="10", dec="20", radius="0.5", maxrec="7"
+    )
+    job = AsyncTAPJob(location)
+    assert job.job_id == location.rsplit("/", 1)[1]
+    assert job.phase == "PENDING"
+    job.execution_duration = 100
+    assert job.execution_duration.to_value("s") == 100
+    destruction = datetime.now(tz=UTC) + timedelta(hours=2)
+    job.destruction = destruction
+    assert abs(job.destruction.to_datetime(timezone=UTC) - destruction) < (
+        timedelta(seconds=1)
+    )
+    job.run()
+    assert job.phase in {"QUEUED", "EXECUTING", "COMPLETED"}
+    job.wait()
+    assert job.phase == "COMPLETED"
+    assert job.result_uri.endswith("/results/result")
+    table = job.fetch_result().to_table()
+    assert len(table) == 7
+    assert "dist" in table.colnames
+    job.raise_if_error()
+
+    long = AsyncTAPJob(_create(uws, "sleep", seconds="30"))
+    long.run()
+    long.abort()
+    assert long.phase == "ABORTED"
+
+    failed = AsyncTAPJob(_create(uws, "fail", message="pyvo sees this"))
+    failed.run()
+    failed.wait()
+    assert failed.phase == "ERROR"
+    with pytest.raises(DALQueryError, match="pyvo sees this"):
+        failed.raise_if_error()
+
+    job.delete()
+    assert uws.get(location).status_code == 404
+
+
+def test_stilts_taplint_uws_stage_is_clean(stack: Stack) -> None:
+    stilts = shutil.which("stilts")
+    if stilts is None:
+        if os.environ.get("CI"):
+            pytest.fail("stilts is not installed; .ci/run should install it")
+        pytest.skip("stilts (Debian package) is not installed")
+    process = subprocess.run(
+        [
+            stilts,
+            "taplint",
+            "interface=tap1.0",
+            f"tapurl={stack.url}/tap",
+            f"asyncurl={stack.url}/echo/jobs",
+            "stages=UWS",
+            "report=EWIF",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = process.stdout
+    assert "Section UWS" in output, output + process.stderr
+    assert "Totals: Errors: 0; Warnings: 0;" in output, output
+    assert "I-UWS-CJOB-1" in output  # it really created jobs
