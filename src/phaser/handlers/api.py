@@ -21,6 +21,7 @@ from ..models.api import (
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
 from ..services.jobs import JobUpdate
+from .results import result_response
 
 __all__ = ["router"]
 
@@ -269,11 +270,7 @@ async def get_result(
     job_id: str, result_id: str, service: Service, owner: Owner
 ) -> FileResponse:
     result, path = await service.result(owner, job_id, result_id)
-    return FileResponse(
-        path,
-        media_type=result.mime_type,
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return result_response(result, path)
 
 
 @router.get(

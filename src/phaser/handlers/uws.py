@@ -35,6 +35,7 @@ from ..models.uws import (
     render_results,
 )
 from ..services.jobs import JobService, JobUpdate
+from .results import result_response
 
 __all__ = ["router"]
 
@@ -491,11 +492,7 @@ async def get_result(
 ) -> FileResponse:
     job = await _job(service, owner, task, job_id)
     result, path = await service.result(owner, job.id, result_id)
-    return FileResponse(
-        path,
-        media_type=result.mime_type,
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return result_response(result, path)
 
 
 @router.get(
