@@ -27,6 +27,8 @@ class EmbeddedServer:
         }
         self.env["PHASER_DATA_DIR"] = str(data_dir)
         self.env["PHASER_LOG_LEVEL"] = "WARNING"
+        # Jobs still running 1 s after SIGTERM go back to the queue.
+        self.env["PHASER_WORKER_GRACE_PERIOD"] = "1"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -22,9 +22,6 @@ from .embedded import (
 
 __all__ = ["main"]
 
-#: Seconds a worker gets to finish after SIGTERM before it is killed.
-_WORKER_GRACE = 20.0
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -61,12 +58,13 @@ def _start_worker(redis_url: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+def _stop_worker(worker: subprocess.Popen[bytes], grace: float) -> None:
     if worker.poll() is not None:
         return
     worker.send_signal(signal.SIGTERM)
     try:
-        worker.wait(_WORKER_GRACE)
+        # Its grace period for running jobs, plus time to hand back the rest.
+        worker.wait(grace + 10)
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
@@ -123,7 +121,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         pass
     finally:
         if worker is not None:
-            _stop_worker(worker)
+            _stop_worker(worker, settings.worker_grace_period)
         if redis is not None:
             redis.stop()
         lock.release()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AnyHttpUrl,
@@ -136,6 +136,43 @@ class Settings(BaseSettings):
         description="Delay between polls of the queue when it is empty.",
         le=5,
     )
+    worker_grace_period: NonNegativeInt = Field(
+        20,
+        title="Worker grace period (s)",
+        description=(
+            "After SIGTERM a worker takes no new jobs and lets running jobs"
+            " finish for this long; the rest go back to the queue."
+        ),
+    )
+    heartbeat_interval: PositiveFloat = Field(
+        1.0,
+        title="Heartbeat interval (s)",
+        description="How often a worker says that a running job is alive.",
+    )
+    stall_timeout: PositiveFloat = Field(
+        10.0,
+        title="Stall timeout (s)",
+        description=(
+            "A running job whose worker has been silent this long is"
+            " re-queued (or fails with 'worker lost')."
+        ),
+    )
+    maintenance_interval: PositiveFloat = Field(
+        1.0,
+        title="Maintenance interval (s)",
+        description=(
+            "How often one worker (at a time) destroys expired jobs,"
+            " enforces missed deadlines and recovers stalled jobs."
+        ),
+    )
+    destruction_mode: Literal["delete", "archive"] = Field(
+        "delete",
+        title="Destruction mode",
+        description=(
+            "At destruction time, ``delete`` forgets the job; ``archive``"
+            " keeps its metadata in phase ARCHIVED (results deleted)."
+        ),
+    )
     embedded_worker: bool = Field(
         True,
         title="Start a worker with the embedded Redis",
@@ -183,6 +220,11 @@ class Settings(BaseSettings):
         if self.default_lifetime > self.max_lifetime:
             raise ValueError(
                 "PHASER_DEFAULT_LIFETIME exceeds PHASER_MAX_LIFETIME"
+            )
+        if self.stall_timeout < 3 * self.heartbeat_interval:
+            raise ValueError(
+                "PHASER_STALL_TIMEOUT must be at least three"
+                " PHASER_HEARTBEAT_INTERVAL"
             )
         maximum = self.max_execution_duration
         default = self.default_execution_duration

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from .config import Settings
 from .queue import JobQueue, create_arq_redis
 from .services.jobs import JobService
+from .services.maintenance import Maintenance
 from .storage.events import EventHub
 from .storage.job_store import JobStore
 from .storage.keys import KeyLayout
@@ -84,11 +85,24 @@ class Factory:
     def job_runner(self) -> JobRunner:
         """The runner a worker process uses."""
         return JobRunner(
+            service=self.job_service(),
             store=self.job_store,
             results=self.results,
-            queue=self.queue,
             hub=self.hub,
             registry=self.registry,
-            max_attempts=self.settings.max_attempts,
-            worker_id=f"{socket.gethostname()}-{os.getpid()}",
+            heartbeat_interval=self.settings.heartbeat_interval,
+            worker_id=self.worker_id,
+        )
+
+    @property
+    def worker_id(self) -> str:
+        """Name of this process among workers."""
+        return f"{socket.gethostname()}-{os.getpid()}"
+
+    def maintenance(self) -> Maintenance:
+        """The maintenance rules a worker runs."""
+        return Maintenance(
+            settings=self.settings,
+            service=self.job_service(),
+            store=self.job_store,
         )

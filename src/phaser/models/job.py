@@ -57,10 +57,11 @@ class Progress:
 class Job:
     """A job as stored.
 
-    ``claim`` is the worker bookkeeping: the token of the worker attempt that
-    moved the job to EXECUTING. Worker-side writes (progress, results, the
-    final phase) only land while the record still carries that token, so a
-    worker that lost its claim cannot overwrite the job.
+    ``claim`` and ``heartbeat_at`` are the worker bookkeeping: the token of
+    the worker attempt that moved the job to EXECUTING, and when that worker
+    last said it was alive. Worker-side writes (progress, results, the final
+    phase) only land while the record still carries the token, so a worker
+    that lost its claim cannot overwrite the job.
     """
 
     id: str
@@ -80,6 +81,7 @@ class Job:
     progress: Progress | None = None
     attempts: int = 0
     claim: str | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:

@@ -18,7 +18,7 @@ from ..models.errors import (
     PhaserError,
     ResultNotFoundError,
 )
-from ..models.job import Job, JobResult
+from ..models.job import ErrorType, Job, JobError, JobResult
 from ..models.phase import (
     FINAL_PHASES,
     Action,
@@ -39,7 +39,7 @@ from ..storage.results import LocalResultStore
 from ..tasks.registry import Task, TaskRegistry
 from .ids import after_bound, is_job_id, new_job_id
 
-__all__ = ["JobPage", "JobService", "JobUpdate"]
+__all__ = ["JobPage", "JobService", "JobUpdate", "duration_exceeded"]
 
 #: Keep-alive interval of event streams, so proxies keep them open.
 _KEEPALIVE = 15.0
@@ -343,13 +343,97 @@ class JobService:
             No such job.
         """
         job = await self.get(owner, job_id)
+        if not await self.destroy(job):
+            raise JobNotFoundError(job_id)
+
+    async def destroy(self, job: Job) -> bool:
+        """Abort the job if it is active, then delete it and its results.
+
+        Returns whether the job still existed.
+        """
         if job.phase not in FINAL_PHASES:
             # Abort first so a worker running it stops. Losing this race
             # (the job ended meanwhile) is fine: it is deleted either way.
             await self._abort(job)
-        if await self._store.delete(job) is None:
-            raise JobNotFoundError(job_id)
+        existed = await self._store.delete(job) is not None
         await asyncio.to_thread(self._results.delete_job, job.id)
+        return existed
+
+    async def archive(self, job: Job) -> bool:
+        """Abort the job if it is active, delete its results and keep its
+        metadata in phase ARCHIVED. Returns whether it was archived."""
+        if job.phase not in FINAL_PHASES:
+            await self._abort(job)
+        result = await self._store.transition(
+            job,
+            allowed=allowed_from(Action.ARCHIVE),
+            to=target_phase(Action.ARCHIVE),
+            clear=["results"],
+            destruction=None,
+        )
+        await asyncio.to_thread(self._results.delete_job, job.id)
+        return result.ok
+
+    async def requeue(
+        self,
+        job: Job,
+        *,
+        attempt: int,
+        check: tuple[str, str],
+        error: JobError | None,
+        defer: float = 0,
+    ) -> bool:
+        """Send a running job back to the queue as attempt ``attempt + 1``.
+
+        ``check`` names what must not have changed since the caller looked
+        (its claim, or the heartbeat a stalled job was last seen with), so
+        a requeue cannot hit a job someone else has moved on. Returns
+        whether the job was re-queued.
+        """
+        fields: dict[str, Any] = {"attempts": attempt + 1}
+        if error is not None:
+            fields["errors"] = [error]
+        requeued = await self._store.transition(
+            job,
+            allowed=allowed_from(Action.RETRY),
+            to=target_phase(Action.RETRY),
+            check=check,
+            fields=fields,
+            clear=["claim", "heartbeat_at"],
+        )
+        if requeued.ok:
+            await self._queue.enqueue(job.id, attempt + 1, defer=defer or None)
+        return requeued.ok
+
+    async def end(
+        self,
+        job: Job,
+        *,
+        phase: ExecutionPhase,
+        check: tuple[str, str],
+        error: JobError | None = None,
+    ) -> bool:
+        """End a running job in COMPLETED, ERROR or ABORTED, if ``check``
+        still holds. Returns whether it did."""
+        fields: dict[str, Any] = {"ended_at": now()}
+        if error is not None:
+            fields["errors"] = [error]
+        result = await self._store.transition(
+            job,
+            allowed=[ExecutionPhase.EXECUTING],
+            to=phase,
+            check=check,
+            fields=fields,
+        )
+        return result.ok
+
+    def max_attempts(self, job: Job) -> int:
+        """How many attempts the job's task gets."""
+        try:
+            limit = self._registry.get(job.task).max_attempts
+        except PhaserError:
+            limit = None
+        return limit or self._settings.max_attempts
 
     async def wait(
         self,
@@ -478,3 +562,11 @@ class JobService:
                 raise PhaseConflictError(
                     f"Cannot {verb} job {job.id} in phase {phase}"
                 )
+
+
+def duration_exceeded(job: Job) -> JobError:
+    """The error of a job stopped by its execution duration."""
+    return JobError(
+        ErrorType.FATAL,
+        f"Execution duration of {job.execution_duration} s exceeded",
+    )

@@ -93,10 +93,16 @@ class JobStore:
             _script("record_result.lua")
         )
         self._delete = redis.register_script(_script("delete.lua"))
+        self._lease = redis.register_script(_script("lease.lua"))
 
     async def load_scripts(self) -> None:
         """Load the Lua scripts into Redis once, at start-up."""
-        for script in (self._transition, self._record_result, self._delete):
+        for script in (
+            self._transition,
+            self._record_result,
+            self._delete,
+            self._lease,
+        ):
             script.sha = await self._redis.script_load(script.script)
 
     async def create(self, job: Job) -> None:
@@ -140,6 +146,7 @@ class JobStore:
         clear: Sequence[str] = (),
         destruction: datetime | Unchanged | None = KEEP,
         deadline: datetime | Unchanged | None = KEEP,
+        heartbeat: datetime | None = None,
         event: str = "phase",
     ) -> TransitionResult:
         """Change a job if it is in one of the allowed phases.
@@ -163,8 +170,12 @@ class JobStore:
             New destruction time, `None` to drop it, or keep.
         deadline
             New execution deadline, `None` to drop it, or keep.
+        heartbeat
+            Time of a heartbeat to record in the heartbeat schedule. Leaving
+            EXECUTING drops the job from the deadline and heartbeat
+            schedules in any case.
         event
-            Kind of the event published on success.
+            Kind of the event published on success; empty for none.
         """
         keys = self._keys.job(job.id, job.owner, job.task)
         encoded = _encode_fields(fields or {})
@@ -178,6 +189,7 @@ class JobStore:
             _schedule_arg(deadline),
             self._keys.events,
             event,
+            str(to_ms(heartbeat)) if heartbeat else "",
             str(len(encoded)),
         ]
         for name, value in encoded.items():
@@ -190,6 +202,7 @@ class JobStore:
                 keys.by_task_phase_prefix,
                 keys.destruction,
                 keys.deadline,
+                keys.heartbeat,
             ],
             args=args,
         )
@@ -224,10 +237,34 @@ class JobStore:
                 keys.by_task_phase_prefix,
                 keys.destruction,
                 keys.deadline,
+                keys.heartbeat,
             ],
             args=[job.id, self._keys.events],
         )
         return ExecutionPhase(reply) if reply else None
+
+    async def due(
+        self,
+        schedule: Literal["destruction", "deadline", "heartbeat"],
+        *,
+        until: datetime,
+        limit: int,
+    ) -> list[str]:
+        """Ids of jobs whose time in a schedule is at or before ``until``."""
+        key = getattr(self._keys, schedule)
+        ids: list[str] = await self._redis.zrangebyscore(
+            key, "-inf", to_ms(until), start=0, num=limit
+        )
+        return ids
+
+    async def hold_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew a named lease for ``ttl`` seconds; whether we hold
+        it. Only the holder of the maintenance lease runs maintenance."""
+        reply = await self._lease(
+            keys=[self._keys.lease(name)],
+            args=[holder, str(int(ttl * 1000))],
+        )
+        return bool(reply)
 
     async def list_ids(
         self,
@@ -304,6 +341,7 @@ _FIELD = {
     "progress": "progress",
     "attempts": "attempts",
     "claim": "claim",
+    "heartbeat_at": "beat",
 }
 
 
@@ -402,4 +440,5 @@ def _decode(data: Mapping[str, str]) -> Job:
         progress=progress,
         attempts=int(data.get("attempts", "0")),
         claim=data.get("claim"),
+        heartbeat_at=_ms_or_none(data.get("beat")),
     )

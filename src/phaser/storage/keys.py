@@ -35,6 +35,7 @@ class JobKeys:
     by_task_phase_prefix: str
     destruction: str
     deadline: str
+    heartbeat: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,15 @@ class KeyLayout:
     def deadline(self) -> str:
         """Schedule of execution deadlines of running jobs (ms)."""
         return f"{self.prefix}:schedule:deadline"
+
+    @property
+    def heartbeat(self) -> str:
+        """Last heartbeats of running jobs (ms since the epoch)."""
+        return f"{self.prefix}:schedule:heartbeat"
+
+    def lease(self, name: str) -> str:
+        """A lease that one process at a time may hold."""
+        return f"{self.prefix}:lease:{name}"
 
     def record(self, job_id: str) -> str:
         """Hash holding one job record."""
@@ -96,4 +106,5 @@ class KeyLayout:
             by_task_phase_prefix=self.by_task_phase_prefix(owner, task),
             destruction=self.destruction,
             deadline=self.deadline,
+            heartbeat=self.heartbeat,
         )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+import structlog
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from ..config import Settings
 from ..factory import Factory
@@ -13,15 +16,58 @@ from ..queue import RUN_JOB, create_arq_redis, deserialize, serialize
 
 __all__ = ["create_worker", "run_worker"]
 
+_logger = structlog.get_logger("phaser.worker")
+
+
+class _ResilientWorker(Worker):
+    """An arq worker that survives Redis outages.
+
+    arq lets a connection error in its poll loop end the worker; this one
+    logs it and polls again, so workers reconnect by themselves.
+    """
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            _logger.warning("Queue unreachable, retrying", error=str(exc))
+            await asyncio.sleep(1)
+
+
+async def _maintain(factory: Factory) -> None:
+    """Run maintenance passes while holding the maintenance lease."""
+    maintenance = factory.maintenance()
+    interval = factory.settings.maintenance_interval
+    holder = factory.worker_id
+    while True:
+        try:
+            # The lease outlives a pass, so a second worker only takes over
+            # once this one has stopped renewing it.
+            if await factory.job_store.hold_lease(
+                "maintenance", holder, ttl=3 * interval
+            ):
+                await maintenance.run()
+        except (RedisError, OSError) as exc:
+            _logger.warning("Maintenance pass failed", error=str(exc))
+        await asyncio.sleep(interval)
+
 
 async def _startup(ctx: dict[str, Any]) -> None:
     factory = Factory(ctx["settings"])
     await factory.start()
     ctx["factory"] = factory
     ctx["runner"] = factory.job_runner()
+    ctx["maintenance"] = asyncio.create_task(
+        _maintain(factory), name="maintenance"
+    )
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.get("maintenance")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     factory: Factory | None = ctx.get("factory")
     if factory is not None:
         await factory.aclose()
@@ -38,12 +84,14 @@ def create_worker(settings: Settings) -> Worker:
     The worker polls the queue every ``worker_poll_delay`` seconds when it
     is idle (arq's default is half a second), keeps no arq results (the job
     record is the result) and never retries on its own: phaser's runner
-    decides about retries.
+    decides about retries. After SIGTERM it takes no new jobs, gives running
+    ones ``worker_grace_period`` seconds, then stops the rest, which go back
+    to the queue.
     """
     if settings.redis_url is None:
         raise ValueError("PHASER_REDIS_URL is not set")
     limit = settings.max_execution_duration
-    return Worker(
+    return _ResilientWorker(
         functions=[func(run_job, name=RUN_JOB, max_tries=1)],
         redis_pool=create_arq_redis(settings.redis_url, settings.queue_name),
         queue_name=settings.queue_name,
@@ -60,6 +108,7 @@ def create_worker(settings: Settings) -> Worker:
         job_serializer=serialize,
         job_deserializer=deserialize,
         handle_signals=True,
+        job_completion_wait=settings.worker_grace_period,
         log_results=False,
     )
 

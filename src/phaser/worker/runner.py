@@ -31,7 +31,7 @@ from ..clock import now
 from ..models.errors import UnknownTaskError
 from ..models.job import ErrorType, Job, JobError
 from ..models.phase import Action, ExecutionPhase, allowed_from
-from ..queue import JobQueue
+from ..services.jobs import JobService, duration_exceeded
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore, Outcome
 from ..storage.results import LocalResultStore
@@ -70,18 +70,18 @@ class JobRunner:
 
     Parameters
     ----------
+    service
+        Job service (ends and re-queues jobs).
     store
         Job store.
     results
         Result store.
-    queue
-        Queue, for retries.
     hub
         Event hub of this process, to notice aborts at once.
     registry
         Tasks.
-    max_attempts
-        Default attempts on transient failure.
+    heartbeat_interval
+        Seconds between heartbeats of a running job.
     worker_id
         Name of this worker process, part of every claim.
     """
@@ -89,20 +89,20 @@ class JobRunner:
     def __init__(
         self,
         *,
+        service: JobService,
         store: JobStore,
         results: LocalResultStore,
-        queue: JobQueue,
         hub: EventHub,
         registry: TaskRegistry,
-        max_attempts: int,
+        heartbeat_interval: float,
         worker_id: str,
     ) -> None:
+        self._service = service
         self._store = store
         self._results = results
-        self._queue = queue
         self._hub = hub
         self._registry = registry
-        self._max_attempts = max_attempts
+        self._heartbeat_interval = heartbeat_interval
         self._worker_id = worker_id
 
     async def run(self, job_id: str, attempt: int) -> None:
@@ -123,8 +123,13 @@ class JobRunner:
                 allowed=allowed_from(Action.CLAIM),
                 to=ExecutionPhase.EXECUTING,
                 check=("attempts", str(attempt)),
-                fields={"started_at": started, "claim": claim},
+                fields={
+                    "started_at": started,
+                    "claim": claim,
+                    "heartbeat_at": started,
+                },
                 deadline=deadline,
+                heartbeat=started,
             )
             if not claimed.ok:
                 # Aborted, deleted, or already taken while it was queued.
@@ -134,7 +139,12 @@ class JobRunner:
             try:
                 task = self._registry.get(job.task)
             except UnknownTaskError as exc:
-                await self._end(job, claim, _Failure(exc.message, False))
+                await self._service.end(
+                    job,
+                    phase=ExecutionPhase.ERROR,
+                    check=("claim", claim),
+                    error=JobError(ErrorType.FATAL, exc.message),
+                )
                 return
             try:
                 outcome = await self._supervise(
@@ -143,7 +153,9 @@ class JobRunner:
             except asyncio.CancelledError:
                 # The worker is shutting down: give the job back to the
                 # queue (the task was stopped, so it starts over).
-                await self._requeue(job, attempt, claim, error=None, defer=0)
+                await self._service.requeue(
+                    job, attempt=attempt, check=("claim", claim), error=None
+                )
                 log.info("Job handed back to the queue at shutdown")
                 raise
         await self._finish(job, attempt, claim, task, outcome, log)
@@ -173,6 +185,7 @@ class JobRunner:
             work = self._run_process(task, job, attempt, scratch, updates)
         execution = asyncio.create_task(work)
         watcher = asyncio.create_task(self._watch(job, claim, events))
+        beating = asyncio.create_task(self._heartbeat(job, claim))
         timeout = job.execution_duration or None
         try:
             done, _ = await asyncio.wait(
@@ -187,9 +200,11 @@ class JobRunner:
                 outcome = _Stop.LOST if watcher in done else _Stop.DEADLINE
                 ctx.aborting = True
         finally:
-            for running in (execution, watcher):
+            for running in (execution, watcher, beating):
                 running.cancel()
-            await asyncio.gather(execution, watcher, return_exceptions=True)
+            await asyncio.gather(
+                execution, watcher, beating, return_exceptions=True
+            )
             updates.put_nowait(None)
             await pump
             with contextlib.suppress(OSError):
@@ -287,6 +302,25 @@ class JobRunner:
             ):
                 return
 
+    async def _heartbeat(self, job: Job, claim: str) -> None:
+        """Tell maintenance that this job's worker is alive."""
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            beat = now()
+            try:
+                await self._store.transition(
+                    job,
+                    allowed=[ExecutionPhase.EXECUTING],
+                    check=("claim", claim),
+                    fields={"heartbeat_at": beat},
+                    heartbeat=beat,
+                    event="",
+                )
+            except RedisError as exc:
+                _logger.warning(
+                    "Heartbeat failed", job_id=job.id, error=str(exc)
+                )
+
     async def _pump(
         self, job: Job, claim: str, updates: asyncio.Queue[Update | None]
     ) -> None:
@@ -324,89 +358,49 @@ class JobRunner:
         outcome: _Failure | _Stop | None,
         log: Any,
     ) -> None:
+        # Only from EXECUTING and only with our claim: a client may have
+        # aborted or deleted the job after the task returned.
+        check = ("claim", claim)
         match outcome:
             case None:
-                await self._end(job, claim, None)
+                await self._service.end(
+                    job, phase=ExecutionPhase.COMPLETED, check=check
+                )
                 log.info("Job completed")
             case _Stop.LOST:
                 log.info("Job stopped: aborted or deleted")
             case _Stop.DEADLINE:
-                message = (
-                    f"Execution duration of {job.execution_duration} s"
-                    " exceeded"
-                )
-                await self._end(
-                    job, claim, _Failure(message, False), abort=True
+                await self._service.end(
+                    job,
+                    phase=ExecutionPhase.ABORTED,
+                    check=check,
+                    error=duration_exceeded(job),
                 )
                 log.info("Job aborted: execution duration exceeded")
             case _Failure(transient=True) if attempt < (
-                task.max_attempts or self._max_attempts
+                self._service.max_attempts(job)
             ):
-                await self._requeue(
+                await self._service.requeue(
                     job,
-                    attempt,
-                    claim,
+                    attempt=attempt,
+                    check=check,
                     error=JobError(ErrorType.TRANSIENT, outcome.message),
                     defer=retry_delay(attempt),
                 )
                 log.info("Job will be retried", error=outcome.message)
             case _Failure():
-                await self._end(job, claim, outcome)
+                error_type = (
+                    ErrorType.TRANSIENT
+                    if outcome.transient
+                    else ErrorType.FATAL
+                )
+                await self._service.end(
+                    job,
+                    phase=ExecutionPhase.ERROR,
+                    check=check,
+                    error=JobError(error_type, outcome.message),
+                )
                 log.info("Job failed", error=outcome.message)
-
-    async def _end(
-        self,
-        job: Job,
-        claim: str,
-        failure: _Failure | None,
-        *,
-        abort: bool = False,
-    ) -> None:
-        """Move the job to its final phase, if we still hold it."""
-        fields: dict[str, Any] = {"ended_at": now()}
-        if failure is None:
-            to = ExecutionPhase.COMPLETED
-        else:
-            error_type = (
-                ErrorType.TRANSIENT if failure.transient else ErrorType.FATAL
-            )
-            fields["errors"] = [JobError(error_type, failure.message)]
-            to = ExecutionPhase.ABORTED if abort else ExecutionPhase.ERROR
-        # Only from EXECUTING and only with our claim: a client may have
-        # aborted or deleted the job after the task returned.
-        await self._store.transition(
-            job,
-            allowed=[ExecutionPhase.EXECUTING],
-            to=to,
-            check=("claim", claim),
-            fields=fields,
-            deadline=None,
-        )
-
-    async def _requeue(
-        self,
-        job: Job,
-        attempt: int,
-        claim: str,
-        *,
-        error: JobError | None,
-        defer: float,
-    ) -> None:
-        """Send the job back to QUEUED as the next attempt, if still ours."""
-        fields: dict[str, Any] = {"attempts": attempt + 1}
-        if error is not None:
-            fields["errors"] = [error]
-        requeued = await self._store.transition(
-            job,
-            allowed=allowed_from(Action.RETRY),
-            to=ExecutionPhase.QUEUED,
-            check=("claim", claim),
-            fields=fields,
-            clear=["claim"],
-            deadline=None,
-        )
-        if requeued.ok:
-            await self._queue.enqueue(job.id, attempt + 1, defer=defer or None)
 
 
 def _kill_group(pid: int) -> None:

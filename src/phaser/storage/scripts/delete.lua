@@ -7,6 +7,7 @@
 -- KEYS[5] owner task-phase index prefix (the phase name is appended)
 -- KEYS[6] destruction schedule
 -- KEYS[7] deadline schedule
+-- KEYS[8] heartbeat schedule
 -- ARGV[1] job id
 -- ARGV[2] event channel
 --
@@ -23,6 +24,7 @@ redis.call("ZREM", KEYS[4] .. phase, id)
 redis.call("ZREM", KEYS[5] .. phase, id)
 redis.call("ZREM", KEYS[6], id)
 redis.call("ZREM", KEYS[7], id)
+redis.call("ZREM", KEYS[8], id)
 redis.call("PUBLISH", ARGV[2],
   cjson.encode({id = id, phase = phase, kind = "deleted"}))
 return phase

@@ -5,6 +5,7 @@
 -- KEYS[3] owner task-phase index prefix (the phase name is appended)
 -- KEYS[4] destruction schedule
 -- KEYS[5] deadline schedule
+-- KEYS[6] heartbeat schedule
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -13,9 +14,13 @@
 -- ARGV[6] destruction score: "" keep, "-" remove, else ms since the epoch
 -- ARGV[7] deadline score: "" keep, "-" remove, else ms since the epoch
 -- ARGV[8] event channel
--- ARGV[9] event kind ("phase", "progress", "update")
--- ARGV[10] number N of field/value pairs that follow
--- ARGV[11 .. 10+2N] fields and values to set; the rest: fields to delete
+-- ARGV[9] event kind ("phase", "progress", "update"), "" for no event
+-- ARGV[10] heartbeat score: "" keep, else ms since the epoch
+-- ARGV[11] number N of field/value pairs that follow
+-- ARGV[12 .. 11+2N] fields and values to set; the rest: fields to delete
+--
+-- Leaving EXECUTING always drops the job from the deadline and heartbeat
+-- schedules: only running jobs have a deadline or a heartbeat.
 --
 -- Returns {"ok", old phase}, {"missing"}, {"phase", current phase} or
 -- {"check", current phase}. On anything but "ok" nothing was written.
@@ -43,9 +48,9 @@ else
   new = current
 end
 
-local npairs = tonumber(ARGV[10])
-local last = 10 + 2 * npairs
-for i = 11, last, 2 do
+local npairs = tonumber(ARGV[11])
+local last = 11 + 2 * npairs
+for i = 12, last, 2 do
   redis.call("HSET", key, ARGV[i], ARGV[i + 1])
 end
 for i = last + 1, #ARGV do
@@ -62,7 +67,16 @@ if ARGV[7] == "-" then
 elseif ARGV[7] ~= "" then
   redis.call("ZADD", KEYS[5], tonumber(ARGV[7]), id)
 end
+if ARGV[10] ~= "" then
+  redis.call("ZADD", KEYS[6], tonumber(ARGV[10]), id)
+end
+if current == "EXECUTING" and new ~= "EXECUTING" then
+  redis.call("ZREM", KEYS[5], id)
+  redis.call("ZREM", KEYS[6], id)
+end
 
-redis.call("PUBLISH", ARGV[8],
-  cjson.encode({id = id, phase = new, kind = ARGV[9]}))
+if ARGV[9] ~= "" then
+  redis.call("PUBLISH", ARGV[8],
+    cjson.encode({id = id, phase = new, kind = ARGV[9]}))
+end
 return {"ok", current}

@@ -1,0 +1,146 @@
+"""Maintenance: destruction, missed deadlines and stalled jobs.
+
+One worker at a time (the holder of the maintenance lease) runs a pass
+every few seconds. Every action is the same compare-and-set the rest of
+phaser uses, so a pass racing a live worker or a client never overwrites
+what they did: it only acts on what it saw, if that is still so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from ..clock import now, to_ms
+from ..config import Settings
+from ..models.job import ErrorType, JobError
+from ..models.phase import ExecutionPhase
+from ..storage.job_store import JobStore
+from .jobs import JobService, duration_exceeded
+
+__all__ = ["Maintenance", "MaintenanceReport"]
+
+_logger = structlog.get_logger("phaser.maintenance")
+
+#: Jobs handled per schedule and pass.
+_BATCH = 1000
+
+#: Message of a job whose worker disappeared.
+WORKER_LOST = "worker lost"
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    """What one pass did."""
+
+    destroyed: int
+    deadlines: int
+    recovered: int
+    failed: int
+
+
+class Maintenance:
+    """The maintenance rules.
+
+    Parameters
+    ----------
+    settings
+        Timeouts and the destruction mode.
+    service
+        Job service (destroy, archive, requeue, end).
+    store
+        Job store, for the schedules.
+    """
+
+    def __init__(
+        self, *, settings: Settings, service: JobService, store: JobStore
+    ) -> None:
+        self._settings = settings
+        self._service = service
+        self._store = store
+
+    async def run(self) -> MaintenanceReport:
+        """One pass over all schedules."""
+        destroyed = await self.destroy_expired()
+        deadlines = await self.enforce_deadlines()
+        recovered, failed = await self.recover_stalled()
+        report = MaintenanceReport(destroyed, deadlines, recovered, failed)
+        if destroyed or deadlines or recovered or failed:
+            _logger.info(
+                "Maintenance pass",
+                destroyed=destroyed,
+                deadlines=deadlines,
+                recovered=recovered,
+                failed=failed,
+            )
+        return report
+
+    async def destroy_expired(self) -> int:
+        """Delete (or archive) jobs whose destruction time has passed."""
+        count = 0
+        ids = await self._store.due("destruction", until=now(), limit=_BATCH)
+        for job in await self._store.get_many(ids):
+            if self._settings.destruction_mode == "archive":
+                done = await self._service.archive(job)
+            else:
+                done = await self._service.destroy(job)
+            count += done
+        return count
+
+    async def enforce_deadlines(self) -> int:
+        """Abort running jobs past their deadline whose worker did not.
+
+        The worker enforces execution durations itself; this is the
+        backstop for a worker that is gone or stuck, after a short grace.
+        """
+        grace = timedelta(seconds=2 * self._settings.heartbeat_interval)
+        ids = await self._store.due(
+            "deadline", until=now() - grace, limit=_BATCH
+        )
+        count = 0
+        for job in await self._store.get_many(ids):
+            if job.phase != ExecutionPhase.EXECUTING or job.claim is None:
+                continue
+            count += await self._service.end(
+                job,
+                phase=ExecutionPhase.ABORTED,
+                check=("claim", job.claim),
+                error=duration_exceeded(job),
+            )
+        return count
+
+    async def recover_stalled(self) -> tuple[int, int]:
+        """Re-queue running jobs whose worker stopped sending heartbeats,
+        or fail them once their attempts are used up.
+
+        Returns (re-queued, failed).
+        """
+        silent = timedelta(seconds=self._settings.stall_timeout)
+        ids = await self._store.due(
+            "heartbeat", until=now() - silent, limit=_BATCH
+        )
+        recovered = failed = 0
+        for job in await self._store.get_many(ids):
+            if job.phase != ExecutionPhase.EXECUTING:
+                continue
+            # Act only if the worker has stayed silent since we looked: a
+            # heartbeat arriving now changes the value and the check fails.
+            seen = to_ms(job.heartbeat_at) if job.heartbeat_at else ""
+            check = ("heartbeat_at", str(seen))
+            if job.attempts < self._service.max_attempts(job):
+                recovered += await self._service.requeue(
+                    job,
+                    attempt=job.attempts,
+                    check=check,
+                    error=JobError(ErrorType.TRANSIENT, WORKER_LOST),
+                )
+            else:
+                failed += await self._service.end(
+                    job,
+                    phase=ExecutionPhase.ERROR,
+                    check=check,
+                    error=JobError(ErrorType.FATAL, WORKER_LOST),
+                )
+        return recovered, failed
