@@ -316,7 +316,7 @@ def test_delete_removes_job_and_results(
     job = create_job(client, "echo", {"x": 1}, start=True)
     wait_for(client, job["id"], TERMINAL)
     result_dir = stack.data_dir / "results" / job["id"]
-    assert (result_dir / "result").exists()
+    assert [p.name for p in result_dir.iterdir()] == ["1-result"]
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 204
     assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 404
     assert (

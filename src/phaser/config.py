@@ -165,6 +165,14 @@ class Settings(BaseSettings):
             " enforces missed deadlines and recovers stalled jobs."
         ),
     )
+    queue_check_after: PositiveFloat = Field(
+        30.0,
+        title="Queue check (s)",
+        description=(
+            "A job QUEUED this long is sent to the queue again, in case its"
+            " queue entry was lost (arq ignores a duplicate)."
+        ),
+    )
     destruction_mode: Literal["delete", "archive"] = Field(
         "delete",
         title="Destruction mode",

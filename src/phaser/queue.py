@@ -69,15 +69,20 @@ class JobQueue:
 
     async def enqueue(
         self, job_id: str, attempt: int, *, defer: float | None = None
-    ) -> None:
-        """Queue one attempt of a job, optionally after ``defer`` seconds."""
-        await self._arq.enqueue_job(
+    ) -> bool:
+        """Queue one attempt of a job, optionally after ``defer`` seconds.
+
+        Returns false if that attempt is already in the queue (or running):
+        arq refuses a second entry with the same id.
+        """
+        queued = await self._arq.enqueue_job(
             RUN_JOB,
             job_id,
             attempt,
             _job_id=arq_job_id(job_id, attempt),
             _defer_by=defer,
         )
+        return queued is not None
 
     async def close(self) -> None:
         """Close the connection pool."""

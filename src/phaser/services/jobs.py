@@ -427,6 +427,11 @@ class JobService:
         )
         return result.ok
 
+    async def enqueue(self, job: Job) -> bool:
+        """Send a queued job's current attempt to the queue again; false if
+        it is still there."""
+        return await self._queue.enqueue(job.id, job.attempts)
+
     def max_attempts(self, job: Job) -> int:
         """How many attempts the job's task gets."""
         try:

@@ -39,6 +39,7 @@ class MaintenanceReport:
     deadlines: int
     recovered: int
     failed: int
+    requeued: int
 
 
 class Maintenance:
@@ -66,16 +67,39 @@ class Maintenance:
         destroyed = await self.destroy_expired()
         deadlines = await self.enforce_deadlines()
         recovered, failed = await self.recover_stalled()
-        report = MaintenanceReport(destroyed, deadlines, recovered, failed)
-        if destroyed or deadlines or recovered or failed:
+        requeued = await self.requeue_lost()
+        report = MaintenanceReport(
+            destroyed, deadlines, recovered, failed, requeued
+        )
+        if destroyed or deadlines or recovered or failed or requeued:
             _logger.info(
                 "Maintenance pass",
                 destroyed=destroyed,
                 deadlines=deadlines,
                 recovered=recovered,
                 failed=failed,
+                requeued=requeued,
             )
         return report
+
+    async def requeue_lost(self) -> int:
+        """Queue again jobs that have been QUEUED for long.
+
+        Their queue entry may have been lost (Redis went away between the
+        QUEUED write and the queue write, or a worker took the entry and
+        died before claiming the job). arq ignores the entry if it is still
+        there, so a job is never queued twice.
+        """
+        checked = now()
+        until = checked - timedelta(seconds=self._settings.queue_check_after)
+        ids = await self._store.due("queued", until=until, limit=_BATCH)
+        count = 0
+        for job in await self._store.get_many(ids):
+            if job.phase != ExecutionPhase.QUEUED:
+                continue
+            count += await self._service.enqueue(job)
+            await self._store.touch_queued(job.id, checked)
+        return count
 
     async def destroy_expired(self) -> int:
         """Delete (or archive) jobs whose destruction time has passed."""

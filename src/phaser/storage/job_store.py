@@ -203,6 +203,7 @@ class JobStore:
                 keys.destruction,
                 keys.deadline,
                 keys.heartbeat,
+                keys.queued,
             ],
             args=args,
         )
@@ -238,6 +239,7 @@ class JobStore:
                 keys.destruction,
                 keys.deadline,
                 keys.heartbeat,
+                keys.queued,
             ],
             args=[job.id, self._keys.events],
         )
@@ -245,7 +247,7 @@ class JobStore:
 
     async def due(
         self,
-        schedule: Literal["destruction", "deadline", "heartbeat"],
+        schedule: Literal["destruction", "deadline", "heartbeat", "queued"],
         *,
         until: datetime,
         limit: int,
@@ -256,6 +258,10 @@ class JobStore:
             key, "-inf", to_ms(until), start=0, num=limit
         )
         return ids
+
+    async def touch_queued(self, job_id: str, at: datetime) -> None:
+        """Move a queued job's time in the queued schedule (if it is there)."""
+        await self._redis.zadd(self._keys.queued, {job_id: to_ms(at)}, xx=True)
 
     async def hold_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Take or renew a named lease for ``ttl`` seconds; whether we hold

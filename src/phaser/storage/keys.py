@@ -36,6 +36,7 @@ class JobKeys:
     destruction: str
     deadline: str
     heartbeat: str
+    queued: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,11 @@ class KeyLayout:
     def heartbeat(self) -> str:
         """Last heartbeats of running jobs (ms since the epoch)."""
         return f"{self.prefix}:schedule:heartbeat"
+
+    @property
+    def queued(self) -> str:
+        """When queued jobs entered the queue (ms since the epoch)."""
+        return f"{self.prefix}:schedule:queued"
 
     def lease(self, name: str) -> str:
         """A lease that one process at a time may hold."""
@@ -107,4 +113,5 @@ class KeyLayout:
             destruction=self.destruction,
             deadline=self.deadline,
             heartbeat=self.heartbeat,
+            queued=self.queued,
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.job import JobResult, Progress
-from ..storage.results import LocalResultStore
+from ..storage.results import RESULT_ID_PATTERN, LocalResultStore
 from ..tasks.context import ResultData
 
 __all__ = [
@@ -72,31 +72,39 @@ def store_result(
     store: LocalResultStore,
     job_id: str,
     *,
+    attempt: int,
     data: ResultData | dict[str, object] | list[object],
     result_id: str,
     mime_type: str | None,
 ) -> JobResult:
     """Put a task's result data into the result store.
 
+    Each attempt writes its own files (``{attempt}-{result_id}``), so an
+    attempt that lost its claim (a worker that was presumed dead) cannot
+    overwrite the bytes the record of a later attempt points to.
+
     Raises
     ------
     ValueError
         The result id is not acceptable.
     """
+    if not RESULT_ID_PATTERN.match(result_id):
+        raise ValueError(f"invalid result id {result_id!r}")
+    name = f"{attempt}-{result_id}"
     match data:
         case bytes():
-            stored = store.put_bytes(job_id, result_id, data)
+            stored = store.put_bytes(job_id, name, data)
             mime = mime_type or "application/octet-stream"
         case str():
-            stored = store.put_bytes(job_id, result_id, data.encode())
+            stored = store.put_bytes(job_id, name, data.encode())
             mime = mime_type or "text/plain; charset=utf-8"
         case Path():
             guessed = mimetypes.guess_type(data.name)[0]
-            stored = store.put_file(job_id, result_id, data, move=True)
+            stored = store.put_file(job_id, name, data, move=True)
             mime = mime_type or guessed or "application/octet-stream"
         case dict() | list():
             text = json.dumps(data, sort_keys=True)
-            stored = store.put_bytes(job_id, result_id, text.encode())
+            stored = store.put_bytes(job_id, name, text.encode())
             mime = mime_type or "application/json"
         case _:
             raise TypeError(
@@ -181,6 +189,7 @@ class BaseTaskContext:
         result = store_result(
             self._store,
             self._job_id,
+            attempt=self._attempt,
             data=data,
             result_id=result_id,
             mime_type=mime_type,

@@ -8,6 +8,7 @@
 -- KEYS[6] destruction schedule
 -- KEYS[7] deadline schedule
 -- KEYS[8] heartbeat schedule
+-- KEYS[9] queued schedule
 -- ARGV[1] job id
 -- ARGV[2] event channel
 --
@@ -25,6 +26,7 @@ redis.call("ZREM", KEYS[5] .. phase, id)
 redis.call("ZREM", KEYS[6], id)
 redis.call("ZREM", KEYS[7], id)
 redis.call("ZREM", KEYS[8], id)
+redis.call("ZREM", KEYS[9], id)
 redis.call("PUBLISH", ARGV[2],
   cjson.encode({id = id, phase = phase, kind = "deleted"}))
 return phase

@@ -6,6 +6,7 @@
 -- KEYS[4] destruction schedule
 -- KEYS[5] deadline schedule
 -- KEYS[6] heartbeat schedule
+-- KEYS[7] queued schedule
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -20,7 +21,9 @@
 -- ARGV[12 .. 11+2N] fields and values to set; the rest: fields to delete
 --
 -- Leaving EXECUTING always drops the job from the deadline and heartbeat
--- schedules: only running jobs have a deadline or a heartbeat.
+-- schedules: only running jobs have a deadline or a heartbeat. Entering
+-- QUEUED records the time in the queued schedule, leaving it drops it, so
+-- maintenance can find queued jobs whose queue entry was lost.
 --
 -- Returns {"ok", old phase}, {"missing"}, {"phase", current phase} or
 -- {"check", current phase}. On anything but "ok" nothing was written.
@@ -73,6 +76,13 @@ end
 if current == "EXECUTING" and new ~= "EXECUTING" then
   redis.call("ZREM", KEYS[5], id)
   redis.call("ZREM", KEYS[6], id)
+end
+if new == "QUEUED" and current ~= "QUEUED" then
+  local time = redis.call("TIME")
+  local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call("ZADD", KEYS[7], ms, id)
+elseif current == "QUEUED" and new ~= "QUEUED" then
+  redis.call("ZREM", KEYS[7], id)
 end
 
 if ARGV[9] ~= "" then
