@@ -8,6 +8,7 @@ production, and tests talk to them over HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -20,8 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
+from phaser.models.job import Job
+from phaser.storage.job_store import JobStore
+from phaser.storage.keys import KeyLayout
 
 TESTS_DIR = Path(__file__).parent
 TERMINAL = {"COMPLETED", "ERROR", "ABORTED", "ARCHIVED"}
@@ -61,10 +66,12 @@ class Stack:
             "PHASER_QUEUE_NAME": f"t{tag}:queue",
             "PHASER_TASK_MODULES": "support_tasks",
             "PHASER_LOG_LEVEL": "WARNING",
+            "PHASER_WORKER_GRACE_PERIOD": "2",
         }
         for name, value in settings.items():
             self.env[f"PHASER_{name.upper()}"] = str(value)
         self.data_dir = data_dir
+        self.redis_url = redis_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.frontend: subprocess.Popen[bytes] | None = None
@@ -91,10 +98,35 @@ class Stack:
         self.workers.append(worker)
         return worker
 
+    def record(self, job_id: str) -> Job | None:
+        """The job record as stored (worker bookkeeping included)."""
+
+        async def read() -> Job | None:
+            redis = Redis.from_url(self.redis_url, decode_responses=True)
+            try:
+                store = JobStore(
+                    redis, KeyLayout(self.env["PHASER_KEY_PREFIX"])
+                )
+                return await store.get(job_id)
+            finally:
+                await redis.aclose()
+
+        return asyncio.run(read())
+
+    def worker_running(self, job_id: str) -> subprocess.Popen[bytes]:
+        """The worker process whose claim the running job carries."""
+        job = self.record(job_id)
+        assert job is not None
+        assert job.claim is not None
+        pid = int(job.claim.split("/")[0].rsplit("-", 1)[1])
+        [worker] = [w for w in self.workers if w.pid == pid]
+        return worker
+
     def stop(self) -> None:
         for process in [*self.workers, self.frontend]:
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGCONT)  # if a test stopped it
         for process in [*self.workers, self.frontend]:
             if process is None:
                 continue

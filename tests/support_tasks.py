@@ -33,19 +33,21 @@ class MarkParameters(BaseModel):
 
 @task("count", parameters=CountParameters)
 async def count(params: CountParameters, ctx: TaskContext) -> str:
-    """Append the job id to an executions file, once per execution."""
-    line = f"{ctx.job_id}\n".encode()
-    fd = os.open(
-        Path(params.directory) / "executions",
-        os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-    )
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    """Append the job id to an executions file when it starts, and to a
+    finished file when it returns: once per execution each."""
+    _append(Path(params.directory) / "executions", ctx.job_id)
     if params.delay:
         await asyncio.sleep(params.delay)
-    return ctx.job_id
+    _append(Path(params.directory) / "finished", ctx.job_id)
+    return f"{ctx.job_id} attempt {ctx.attempt}"
+
+
+def _append(path: Path, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
 
 
 @task("burn", parameters=BurnParameters)
@@ -64,6 +66,7 @@ def burn(params: BurnParameters, ctx: TaskContext) -> str:
 @task("mark", parameters=MarkParameters, max_execution_duration=40)
 async def mark(params: MarkParameters, ctx: TaskContext) -> str:
     """Sleep; leave a file saying it was cancelled if it was."""
+    ctx.add_result("partial", result_id="partial")
     started = Path(params.directory) / f"{ctx.job_id}.started"
     started.write_text("started")
     try:

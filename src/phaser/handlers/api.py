@@ -195,6 +195,7 @@ async def patch_job(
         parameters=body.parameters,
         execution_duration=body.execution_duration,
         destruction_time=body.destruction_time,
+        run_id=body.run_id,
     )
     job = await service.update(owner, job_id, update)
     return JobModel.from_job(job, base_url)

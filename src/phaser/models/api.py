@@ -213,6 +213,9 @@ class JobPatch(BaseModel):
         title="Destruction time",
         description="New destruction time; clamped to the maximum lifetime.",
     )
+    run_id: str | None = Field(
+        None, title="Run id", description="New label.", max_length=256
+    )
 
 
 class TaskModel(BaseModel):

@@ -355,15 +355,16 @@ class JobService:
             # Abort first so a worker running it stops. Losing this race
             # (the job ended meanwhile) is fine: it is deleted either way.
             await self._abort(job)
-        existed = await self._store.delete(job) is not None
+        # Results first: whoever sees the job gone must not find its files.
         await asyncio.to_thread(self._results.delete_job, job.id)
-        return existed
+        return await self._store.delete(job) is not None
 
     async def archive(self, job: Job) -> bool:
         """Abort the job if it is active, delete its results and keep its
         metadata in phase ARCHIVED. Returns whether it was archived."""
         if job.phase not in FINAL_PHASES:
             await self._abort(job)
+        await asyncio.to_thread(self._results.delete_job, job.id)
         result = await self._store.transition(
             job,
             allowed=allowed_from(Action.ARCHIVE),
@@ -371,7 +372,6 @@ class JobService:
             clear=["results"],
             destruction=None,
         )
-        await asyncio.to_thread(self._results.delete_job, job.id)
         return result.ok
 
     async def requeue(

@@ -1,0 +1,508 @@
+"""Fault injection on real processes: dead and frozen workers, limits,
+destruction, and a Redis restart under load."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from conftest import (
+    TERMINAL,
+    Stack,
+    create_job,
+    make_stack,
+    wait_for,
+    wait_for_file,
+)
+from phaser.embedded import EmbeddedRedis, find_redis_server
+from phaser.storage.keys import KeyLayout
+
+#: Fast heartbeats and maintenance, so faults are noticed in a second or two.
+FAST: dict[str, Any] = {
+    "heartbeat_interval": 0.2,
+    "stall_timeout": 1.5,
+    "maintenance_interval": 0.2,
+}
+
+
+@pytest.fixture
+def two_workers(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> Iterator[Stack]:
+    stack = make_stack(redis_server, tmp_path / "data", workers=2, **FAST)
+    yield stack
+    stack.stop()
+
+
+def _client(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.url, timeout=30)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def _wait_attempt(
+    client: httpx.Client, job_id: str, attempt: int, timeout: float = 15
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["attempts"] >= attempt and job["phase"] == "EXECUTING":
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.02)
+
+
+def test_killed_worker_job_is_requeued_and_completes_once(
+    two_workers: Stack, evidence: Path
+) -> None:
+    with _client(two_workers) as client:
+        job = create_job(
+            client,
+            "count",
+            {"directory": str(evidence), "delay": 3},
+            start=True,
+        )
+        wait_for(client, job["id"], {"EXECUTING"})
+        victim = two_workers.worker_running(job["id"])
+        killed = time.monotonic()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        _wait_attempt(client, job["id"], 2)
+        recovered = time.monotonic() - killed
+        done = wait_for(client, job["id"], TERMINAL)
+        assert done["phase"] == "COMPLETED"
+        assert done["attempts"] == 2
+        result = client.get(done["results"][0]["href"]).text
+        assert result == f"{job['id']} attempt 2"
+    # Started twice (the first run was killed), finished exactly once.
+    assert _lines(evidence / "executions") == [job["id"], job["id"]]
+    assert _lines(evidence / "finished") == [job["id"]]
+    print(f"kill → running again on the other worker: {recovered:.2f} s")
+    assert recovered < 5
+
+
+def test_killed_worker_with_attempts_used_up_ends_in_error(
+    redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
+) -> None:
+    stack = make_stack(
+        redis_server, tmp_path / "data", workers=2, max_attempts=1, **FAST
+    )
+    try:
+        with _client(stack) as client:
+            job = create_job(
+                client,
+                "count",
+                {"directory": str(evidence), "delay": 30},
+                start=True,
+            )
+            wait_for(client, job["id"], {"EXECUTING"})
+            stack.worker_running(job["id"]).send_signal(signal.SIGKILL)
+            done = wait_for(client, job["id"], TERMINAL, timeout=15)
+            assert done["phase"] == "ERROR"
+            assert done["errors"][0]["message"] == "worker lost"
+            assert done["attempts"] == 1
+    finally:
+        stack.stop()
+
+
+def test_frozen_worker_cannot_overwrite_the_attempt_that_replaced_it(
+    two_workers: Stack, evidence: Path
+) -> None:
+    with _client(two_workers) as client:
+        job = create_job(
+            client,
+            "count",
+            {"directory": str(evidence), "delay": 2},
+            start=True,
+        )
+        wait_for(client, job["id"], {"EXECUTING"})
+        frozen = two_workers.worker_running(job["id"])
+        frozen.send_signal(signal.SIGSTOP)
+        try:
+            done = wait_for(client, job["id"], TERMINAL, timeout=15)
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        assert done["attempts"] == 2
+        assert done["phase"] == "COMPLETED"
+        # Let the thawed worker finish its (stale) first attempt.
+        deadline = time.monotonic() + 10
+        while len(_lines(evidence / "finished")) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        after = client.get(f"/api/v1/jobs/{job['id']}").json()
+        assert after == done
+        result = client.get(done["results"][0]["href"]).text
+        assert result == f"{job['id']} attempt 2"
+
+
+def test_frozen_worker_is_stopped_by_the_deadline_backstop(
+    redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
+) -> None:
+    settings = {**FAST, "stall_timeout": 30}  # the deadline comes first
+    stack = make_stack(redis_server, tmp_path / "data", workers=2, **settings)
+    try:
+        with _client(stack) as client:
+            job = create_job(
+                client,
+                "count",
+                {"directory": str(evidence), "delay": 30},
+                start=True,
+                execution_duration=1,
+            )
+            wait_for(client, job["id"], {"EXECUTING"})
+            frozen = stack.worker_running(job["id"])
+            frozen.send_signal(signal.SIGSTOP)
+            try:
+                done = wait_for(client, job["id"], TERMINAL, timeout=15)
+            finally:
+                frozen.send_signal(signal.SIGCONT)
+            assert done["phase"] == "ABORTED"
+            assert done["errors"][0]["message"] == (
+                "Execution duration of 1 s exceeded"
+            )
+            time.sleep(1)
+            assert client.get(f"/api/v1/jobs/{job['id']}").json() == done
+    finally:
+        stack.stop()
+
+
+def _children(pids: set[int], marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent in pids and marker.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_execution_duration_of_one_second_stops_both_kinds_of_task(
+    two_workers: Stack, evidence: Path
+) -> None:
+    workers = {w.pid for w in two_workers.workers}
+    with _client(two_workers) as client:
+        jobs = [
+            create_job(
+                client,
+                task,
+                {"directory": str(evidence), "seconds": 30},
+                start=True,
+                execution_duration=1,
+            )
+            for task in ("mark", "burn")
+        ]
+        for job in jobs:
+            done = wait_for(client, job["id"], TERMINAL, timeout=10)
+            assert done["phase"] == "ABORTED"
+            assert "exceeded" in done["errors"][0]["message"]
+            took = datetime.fromisoformat(
+                done["ended_at"]
+            ) - datetime.fromisoformat(done["started_at"])
+            assert timedelta(seconds=1) <= took < timedelta(seconds=2.5)
+    assert wait_for_file(evidence / f"{jobs[0]['id']}.cancelled") == "aborted"
+    deadline = time.monotonic() + 2
+    while _children(workers, "phaser.worker.child"):
+        assert time.monotonic() < deadline, "a task process survived"
+        time.sleep(0.05)
+
+
+def _destroy_soon(client: httpx.Client, evidence: Path) -> dict[str, Any]:
+    soon = datetime.now(tz=UTC) + timedelta(seconds=2)
+    job = create_job(
+        client,
+        "mark",
+        {"directory": str(evidence), "seconds": 30},
+        start=True,
+        destruction_time=soon.isoformat(),
+    )
+    wait_for_file(evidence / f"{job['id']}.started")
+    return job
+
+
+def test_destruction_of_a_running_job_aborts_and_forgets_it(
+    redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
+) -> None:
+    stack = make_stack(redis_server, tmp_path / "data", **FAST)
+    try:
+        with _client(stack) as client:
+            job = _destroy_soon(client, evidence)
+            results = stack.data_dir / "results" / job["id"]
+            assert any(results.iterdir())
+            deadline = time.monotonic() + 10
+            while client.get(f"/api/v1/jobs/{job['id']}").status_code != 404:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert wait_for_file(evidence / f"{job['id']}.cancelled") == (
+                "aborted"
+            )
+            assert not results.exists()
+            assert client.get(f"/mark/jobs/{job['id']}").status_code == 404
+    finally:
+        stack.stop()
+
+
+def test_destruction_in_archive_mode_keeps_metadata_only(
+    redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
+) -> None:
+    stack = make_stack(
+        redis_server, tmp_path / "data", destruction_mode="archive", **FAST
+    )
+    try:
+        with _client(stack) as client:
+            job = _destroy_soon(client, evidence)
+            archived = wait_for(client, job["id"], {"ARCHIVED"}, timeout=10)
+            assert archived["results"] == []
+            # The destruction time stays as the record of when it happened.
+            destroyed = datetime.fromisoformat(archived["destruction_time"])
+            assert destroyed <= datetime.now(tz=UTC)
+            assert not (stack.data_dir / "results" / job["id"]).exists()
+            assert wait_for_file(evidence / f"{job['id']}.cancelled") == (
+                "aborted"
+            )
+            listed = client.get("/mark/jobs").text
+            assert job["id"] not in listed
+            assert (
+                job["id"]
+                in client.get("/mark/jobs", params={"PHASE": "ARCHIVED"}).text
+            )
+    finally:
+        stack.stop()
+
+
+def test_redis_restart_under_load_loses_no_acknowledged_job(
+    tmp_path: Path,
+) -> None:
+    redis = EmbeddedRedis(tmp_path / "redis", find_redis_server())
+    redis.start()
+    stack = make_stack(redis, tmp_path / "data", queue_check_after=2, **FAST)
+    statuses: list[int] = []
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def submit() -> None:
+        with httpx.Client(base_url=stack.url, timeout=10) as client:
+            n = 0
+            while not stop.is_set() and n < 2000:
+                n += 1
+                try:
+                    answer = client.post(
+                        "/api/v1/jobs",
+                        json={
+                            "task": "echo",
+                            "parameters": {"n": n},
+                            "start": True,
+                        },
+                    )
+                except httpx.TransportError:
+                    statuses.append(-1)
+                    continue
+                statuses.append(answer.status_code)
+                if answer.status_code == 201:
+                    accepted.append(answer.json()["id"])
+                elif answer.status_code == 503:
+                    assert answer.headers["retry-after"]
+                    time.sleep(0.05)
+
+    try:
+        thread = threading.Thread(target=submit)
+        thread.start()
+        time.sleep(1.5)
+        redis.stop()  # SIGTERM: Redis writes its AOF and exits
+        time.sleep(1.5)
+        ready = httpx.get(f"{stack.url}/ready", timeout=5)
+        assert ready.status_code == 503
+        restarted = EmbeddedRedis(
+            tmp_path / "redis", redis.binary, port=redis.port
+        )
+        restarted.start()
+        time.sleep(2)
+        stop.set()
+        thread.join(30)
+        assert set(statuses) <= {201, 503}, sorted(set(statuses))
+        assert 503 in statuses
+        assert statuses.count(201) == len(accepted) > 0
+        with _client(stack) as client:
+            assert client.get("/ready").status_code == 200
+            for job_id in accepted:
+                done = wait_for(client, job_id, TERMINAL, timeout=30)
+                assert done["phase"] == "COMPLETED", done
+        print(
+            f"{len(accepted)} jobs accepted, {statuses.count(503)} answers"
+            " 503 during the restart, all accepted jobs completed"
+        )
+    finally:
+        stop.set()
+        stack.stop()
+        redis.stop()
+        if "restarted" in locals():
+            restarted.stop()
+
+
+async def _index_problems(stack: Stack) -> list[str]:
+    """Every way the indexes and the records could disagree."""
+    redis = Redis.from_url(stack.redis_url, decode_responses=True)
+    prefix = stack.env["PHASER_KEY_PREFIX"]
+    keys = KeyLayout(prefix)
+    problems: list[str] = []
+    try:
+        records = {}
+        async for key in redis.scan_iter(f"{prefix}:job:*", count=1000):
+            job_id = key.rsplit(":", 1)[1]
+            records[job_id] = await redis.hgetall(key)
+        phase_sets: dict[str, list[str]] = {}
+        async for key in redis.scan_iter(f"{prefix}:owner:*", count=1000):
+            members = await redis.zrange(key, 0, -1)
+            for job_id in members:
+                if job_id not in records:
+                    problems.append(f"{key} points to missing {job_id}")
+            if ":task:" not in key and ":phase:" in key:
+                for job_id in members:
+                    phase_sets.setdefault(job_id, []).append(
+                        key.rsplit(":", 1)[1]
+                    )
+        for job_id, record in records.items():
+            if phase_sets.get(job_id) != [record["phase"]]:
+                problems.append(
+                    f"{job_id} is {record['phase']} but in phase sets"
+                    f" {phase_sets.get(job_id)}"
+                )
+        for schedule, phase in [
+            (keys.deadline, "EXECUTING"),
+            (keys.heartbeat, "EXECUTING"),
+            (keys.queued, "QUEUED"),
+            (keys.destruction, None),
+        ]:
+            for job_id in await redis.zrange(schedule, 0, -1):
+                record = records.get(job_id)
+                if record is None:
+                    problems.append(f"{schedule} points to missing {job_id}")
+                elif phase and record["phase"] != phase:
+                    problems.append(
+                        f"{schedule} holds {job_id} in {record['phase']}"
+                    )
+    finally:
+        await redis.aclose()
+    return problems
+
+
+def test_thousand_jobs_with_racing_clients_stay_consistent(
+    redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
+) -> None:
+    stack = make_stack(redis_server, tmp_path / "data", workers=3, **FAST)
+    rng = random.Random(20261122)
+
+    async def one(client: httpx.AsyncClient, n: int) -> str:
+        job = (
+            await client.post(
+                "/api/v1/jobs",
+                json={
+                    "task": "count",
+                    "parameters": {
+                        "directory": str(evidence),
+                        "delay": rng.choice([0, 0.01, 0.05]),
+                    },
+                    "start": n % 4 != 0,
+                },
+            )
+        ).json()
+        url = f"/api/v1/jobs/{job['id']}"
+        await asyncio.sleep(rng.random() * 0.05)
+        for _ in range(rng.randint(0, 3)):
+            match rng.choice(["abort", "delete", "patch", "start", "none"]):
+                case "abort":
+                    answer = await client.post(f"{url}/abort")
+                case "delete":
+                    answer = await client.delete(url)
+                case "patch":
+                    answer = await client.patch(
+                        url, json={"parameters": {"delay": 0}, "run_id": "x"}
+                    )
+                case "start":
+                    answer = await client.post(f"{url}/start")
+                case _:
+                    continue
+            assert answer.status_code < 500, answer.text
+        return str(job["id"])
+
+    async def run() -> list[str]:
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(
+            base_url=stack.url, timeout=60, limits=limits
+        ) as client:
+            semaphore = asyncio.Semaphore(32)
+
+            async def bounded(n: int) -> str:
+                async with semaphore:
+                    return await one(client, n)
+
+            return list(await asyncio.gather(*map(bounded, range(1000))))
+
+    try:
+        ids = asyncio.run(run())
+        gone = 0
+        with _client(stack) as client:
+            for job_id in ids:
+                answer = client.get(f"/api/v1/jobs/{job_id}")
+                if answer.status_code == 404:
+                    gone += 1
+                    continue
+                job = answer.json()
+                if job["phase"] == "PENDING":
+                    client.post(f"/api/v1/jobs/{job_id}/abort")
+                    continue
+                assert wait_for(client, job_id, TERMINAL)["phase"] in TERMINAL
+        assert 0 < gone < len(ids)  # the clients did delete some, not all
+        assert asyncio.run(_index_problems(stack)) == []
+        finished = _lines(evidence / "finished")
+        assert len(finished) == len(set(finished)), "a job ran twice"
+    finally:
+        stack.stop()
+
+
+def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
+    redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
+) -> None:
+    stack = make_stack(
+        redis_server, tmp_path / "data", worker_grace_period=10, **FAST
+    )
+    try:
+        with _client(stack) as client:
+            job = create_job(
+                client,
+                "count",
+                {"directory": str(evidence), "delay": 1.5},
+                start=True,
+            )
+            wait_for(client, job["id"], {"EXECUTING"})
+            worker = stack.worker_running(job["id"])
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(10) == 0
+            done = client.get(f"/api/v1/jobs/{job['id']}").json()
+            assert done["phase"] == "COMPLETED"
+            assert done["attempts"] == 1
+            # The stopped worker took no new job meanwhile.
+            waiting = create_job(client, "echo", {}, start=True)
+            time.sleep(0.5)
+            assert client.get(waiting["href"]).json()["phase"] == "QUEUED"
+    finally:
+        stack.stop()
