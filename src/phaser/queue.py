@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import ConnectionPool
 
 __all__ = [
@@ -83,6 +84,20 @@ class JobQueue:
             _defer_by=defer,
         )
         return queued is not None
+
+    async def is_waiting(self, job_id: str, attempt: int) -> bool:
+        """Whether that attempt is in the queue, waiting for a worker.
+
+        An attempt a worker has taken (arq's in-progress mark) is not
+        waiting: if its job is still QUEUED long after, the worker failed
+        before claiming it (arq keeps the mark until its job timeout).
+        """
+        name = arq_job_id(job_id, attempt)
+        async with self._arq.pipeline(transaction=False) as pipe:
+            pipe.zscore(self._arq.default_queue_name, name)
+            pipe.exists(in_progress_key_prefix + name)
+            score, taken = await pipe.execute()
+        return score is not None and not taken
 
     async def close(self) -> None:
         """Close the connection pool."""

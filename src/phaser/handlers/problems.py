@@ -8,8 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from ..models.errors import PhaserError
@@ -105,5 +104,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PhaserError, _phaser_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RedisConnectionError, _redis_down)
-    app.add_exception_handler(RedisTimeoutError, _redis_down)
+    # Any Redis failure while serving a request is the job store being
+    # unavailable (connection lost, still loading its data, a WATCH broken
+    # by a dropped connection), never the client's fault.
+    app.add_exception_handler(RedisError, _redis_down)

@@ -427,10 +427,27 @@ class JobService:
         )
         return result.ok
 
-    async def enqueue(self, job: Job) -> bool:
-        """Send a queued job's current attempt to the queue again; false if
-        it is still there."""
-        return await self._queue.enqueue(job.id, job.attempts)
+    async def resend(self, job: Job) -> bool:
+        """Queue a QUEUED job again if its queue entry is gone.
+
+        The entry can be lost when Redis goes away between the QUEUED write
+        and the queue write, or when a worker took the entry and failed
+        before claiming the job. The job is sent as a new attempt, so arq's
+        leftovers of the old one can neither block nor run it. Returns
+        whether the job was sent again.
+        """
+        if await self._queue.is_waiting(job.id, job.attempts):
+            return False
+        resent = await self._store.transition(
+            job,
+            allowed=[ExecutionPhase.QUEUED],
+            check=("attempts", str(job.attempts)),
+            fields={"attempts": job.attempts + 1},
+            event="update",
+        )
+        if resent.ok:
+            await self._queue.enqueue(job.id, job.attempts + 1)
+        return resent.ok
 
     def max_attempts(self, job: Job) -> int:
         """How many attempts the job's task gets."""

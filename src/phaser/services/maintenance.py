@@ -83,13 +83,8 @@ class Maintenance:
         return report
 
     async def requeue_lost(self) -> int:
-        """Queue again jobs that have been QUEUED for long.
-
-        Their queue entry may have been lost (Redis went away between the
-        QUEUED write and the queue write, or a worker took the entry and
-        died before claiming the job). arq ignores the entry if it is still
-        there, so a job is never queued twice.
-        """
+        """Queue again jobs that have been QUEUED for long and are no
+        longer waiting in the queue (see `JobService.resend`)."""
         checked = now()
         until = checked - timedelta(seconds=self._settings.queue_check_after)
         ids = await self._store.due("queued", until=until, limit=_BATCH)
@@ -97,7 +92,7 @@ class Maintenance:
         for job in await self._store.get_many(ids):
             if job.phase != ExecutionPhase.QUEUED:
                 continue
-            count += await self._service.enqueue(job)
+            count += await self._service.resend(job)
             await self._store.touch_queued(job.id, checked)
         return count
 

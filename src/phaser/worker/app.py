@@ -33,6 +33,21 @@ class _ResilientWorker(Worker):
             _logger.warning("Queue unreachable, retrying", error=str(exc))
             await asyncio.sleep(1)
 
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # Workaround: arq 0.28 counts a job as running before its WATCH
+        # pipeline talks to Redis and does not undo that if the pipeline
+        # fails, so every outage leaked a slot until the worker took no jobs
+        # at all. Start jobs one at a time and give a leaked slot back.
+        for job_id in job_ids:
+            running = self.job_counter
+            try:
+                await super().start_jobs([job_id])
+            except (RedisError, OSError):
+                if self.job_counter > running:
+                    self.job_counter -= 1
+                    self.sem.release()
+                raise
+
 
 async def _maintain(factory: Factory) -> None:
     """Run maintenance passes while holding the maintenance lease."""

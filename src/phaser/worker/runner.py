@@ -17,12 +17,12 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.exceptions import RedisError
@@ -45,6 +45,11 @@ _logger = structlog.get_logger("phaser.worker")
 
 #: How often a running job re-reads its record in case an event was lost.
 _WATCH_INTERVAL = 2.0
+
+#: How long the runner retries Redis operations during an outage (s).
+_REDIS_PATIENCE = 60.0
+
+_T = TypeVar("_T")
 
 
 class _Stop(Enum):
@@ -108,7 +113,7 @@ class JobRunner:
     async def run(self, job_id: str, attempt: int) -> None:
         """Run one attempt of a job, if it is still waiting for it."""
         log = _logger.bind(job_id=job_id, attempt=attempt)
-        job = await self._store.get(job_id)
+        job = await _patiently(lambda: self._store.get(job_id))
         if job is None:
             log.info("Job is gone, skipping")
             return
@@ -118,18 +123,22 @@ class JobRunner:
         duration = job.execution_duration
         deadline = started + timedelta(seconds=duration) if duration else None
         async with self._hub.subscribe(job_id) as events:
-            claimed = await self._store.transition(
-                job,
-                allowed=allowed_from(Action.CLAIM),
-                to=ExecutionPhase.EXECUTING,
-                check=("attempts", str(attempt)),
-                fields={
-                    "started_at": started,
-                    "claim": claim,
-                    "heartbeat_at": started,
-                },
-                deadline=deadline,
-                heartbeat=started,
+            # If Redis ran the claim but the answer was lost, the retry sees
+            # EXECUTING and gives up; recovery re-queues the silent job.
+            claimed = await _patiently(
+                lambda: self._store.transition(
+                    job,
+                    allowed=allowed_from(Action.CLAIM),
+                    to=ExecutionPhase.EXECUTING,
+                    check=("attempts", str(attempt)),
+                    fields={
+                        "started_at": started,
+                        "claim": claim,
+                        "heartbeat_at": started,
+                    },
+                    deadline=deadline,
+                    heartbeat=started,
+                )
             )
             if not claimed.ok:
                 # Aborted, deleted, or already taken while it was queued.
@@ -158,7 +167,11 @@ class JobRunner:
                 )
                 log.info("Job handed back to the queue at shutdown")
                 raise
-        await self._finish(job, attempt, claim, task, outcome, log)
+        # Recording the outcome outlasts a short Redis outage, so a job that
+        # ran is not run again by recovery just because Redis blinked.
+        await _patiently(
+            lambda: self._finish(job, attempt, claim, task, outcome, log)
+        )
 
     async def _supervise(
         self,
@@ -401,6 +414,25 @@ class JobRunner:
                     error=JobError(error_type, outcome.message),
                 )
                 log.info("Job failed", error=outcome.message)
+
+
+async def _patiently(operation: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a Redis operation, retrying through an outage of up to a minute.
+
+    Only for operations that are safe to repeat (reads, and writes guarded
+    by a compare-and-set).
+    """
+    delay = 0.1
+    deadline = asyncio.get_running_loop().time() + _REDIS_PATIENCE
+    while True:
+        try:
+            return await operation()
+        except (RedisError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            _logger.warning("Redis unavailable, retrying", error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _kill_group(pid: int) -> None:
