@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -65,18 +66,30 @@ def _wait_attempt(
         time.sleep(0.02)
 
 
+def _running(
+    client: httpx.Client,
+    stack: Stack,
+    evidence: Path,
+    delay: float,
+    **fields: Any,
+) -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
+    """Start a ``count`` job; it and the worker running it, once running."""
+    job = create_job(
+        client,
+        "count",
+        {"directory": str(evidence), "delay": delay},
+        start=True,
+        **fields,
+    )
+    wait_for(client, job["id"], {"EXECUTING"})
+    return job, stack.worker_running(job["id"])
+
+
 def test_killed_worker_job_is_requeued_and_completes_once(
     two_workers: Stack, evidence: Path
 ) -> None:
     with _client(two_workers) as client:
-        job = create_job(
-            client,
-            "count",
-            {"directory": str(evidence), "delay": 3},
-            start=True,
-        )
-        wait_for(client, job["id"], {"EXECUTING"})
-        victim = two_workers.worker_running(job["id"])
+        job, victim = _running(client, two_workers, evidence, 3)
         killed = time.monotonic()
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -102,14 +115,8 @@ def test_killed_worker_with_attempts_used_up_ends_in_error(
     )
     try:
         with _client(stack) as client:
-            job = create_job(
-                client,
-                "count",
-                {"directory": str(evidence), "delay": 30},
-                start=True,
-            )
-            wait_for(client, job["id"], {"EXECUTING"})
-            stack.worker_running(job["id"]).send_signal(signal.SIGKILL)
+            job, victim = _running(client, stack, evidence, 30)
+            victim.send_signal(signal.SIGKILL)
             done = wait_for(client, job["id"], TERMINAL, timeout=15)
             assert done["phase"] == "ERROR"
             assert done["errors"][0]["message"] == "worker lost"
@@ -122,14 +129,7 @@ def test_frozen_worker_cannot_overwrite_the_attempt_that_replaced_it(
     two_workers: Stack, evidence: Path
 ) -> None:
     with _client(two_workers) as client:
-        job = create_job(
-            client,
-            "count",
-            {"directory": str(evidence), "delay": 2},
-            start=True,
-        )
-        wait_for(client, job["id"], {"EXECUTING"})
-        frozen = two_workers.worker_running(job["id"])
+        job, frozen = _running(client, two_workers, evidence, 2)
         frozen.send_signal(signal.SIGSTOP)
         try:
             done = wait_for(client, job["id"], TERMINAL, timeout=15)
@@ -156,15 +156,9 @@ def test_frozen_worker_is_stopped_by_the_deadline_backstop(
     stack = make_stack(redis_server, tmp_path / "data", workers=2, **settings)
     try:
         with _client(stack) as client:
-            job = create_job(
-                client,
-                "count",
-                {"directory": str(evidence), "delay": 30},
-                start=True,
-                execution_duration=1,
+            job, frozen = _running(
+                client, stack, evidence, 30, execution_duration=1
             )
-            wait_for(client, job["id"], {"EXECUTING"})
-            frozen = stack.worker_running(job["id"])
             frozen.send_signal(signal.SIGSTOP)
             try:
                 done = wait_for(client, job["id"], TERMINAL, timeout=15)
@@ -489,14 +483,7 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
     )
     try:
         with _client(stack) as client:
-            job = create_job(
-                client,
-                "count",
-                {"directory": str(evidence), "delay": 1.5},
-                start=True,
-            )
-            wait_for(client, job["id"], {"EXECUTING"})
-            worker = stack.worker_running(job["id"])
+            job, worker = _running(client, stack, evidence, 1.5)
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(10) == 0
             done = client.get(f"/api/v1/jobs/{job['id']}").json()
