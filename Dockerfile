@@ -18,7 +18,8 @@ FROM python:3.12.8-slim-bookworm AS runtime
 ENV PATH=/opt/phaser/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PHASER_DATA_DIR=/var/lib/phaser \
-    PHASER_LOG_PROFILE=production
+    PHASER_LOG_PROFILE=production \
+    PHASER_AUTH=token
 RUN useradd --system --uid 1000 --home-dir /var/lib/phaser --create-home phaser
 COPY --from=build /opt/phaser /opt/phaser
 USER phaser

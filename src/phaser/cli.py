@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from .embedded import (
     die_with_parent,
     find_redis_server,
 )
+from .services.auth import UserDirectory
 
 __all__ = ["main"]
 
@@ -45,7 +47,27 @@ def _parser() -> argparse.ArgumentParser:
         help="run a worker (needs PHASER_REDIS_URL)",
         description="Run an arq worker that executes queued jobs.",
     )
+    user = commands.add_parser(
+        "user",
+        help="manage users of auth mode token",
+        description="Add a user (or give one a new token) in the users file.",
+    )
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser(
+        "add", help="add a user and print a fresh token once"
+    )
+    add.add_argument("name", help="user name")
+    add.add_argument(
+        "--admin", action="store_true", help="may manage all jobs"
+    )
     return parser
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _start_worker(redis_url: str) -> subprocess.Popen[bytes]:
@@ -81,6 +103,19 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def _serve(settings: Settings, host: str, port: int) -> int:
     from .main import create_app
 
+    if (
+        settings.auth == "none"
+        and not _is_loopback(host)
+        and not settings.allow_anonymous_network
+    ):
+        print(
+            f"phaser: refusing to serve {host} with PHASER_AUTH=none (anyone"
+            " who can connect would share one anonymous user); use"
+            " PHASER_AUTH=header or token, or set"
+            " PHASER_ALLOW_ANONYMOUS_NETWORK=true",
+            file=sys.stderr,
+        )
+        return 2
     redis: EmbeddedRedis | None = None
     worker: subprocess.Popen[bytes] | None = None
     lock = DataDirLock(settings.data_dir)
@@ -140,6 +175,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         match args.command:
             case "serve":
                 return _serve(settings, args.host, args.port)
+            case "user":
+                token = UserDirectory.add(
+                    settings.users_path, args.name, admin=args.admin
+                )
+                print(
+                    f"user {args.name} in {settings.users_path}; token (shown"
+                    f" once, keep it secret):\n{token}"
+                )
+                return 0
             case "worker":
                 if settings.redis_url is None:
                     print(
@@ -153,6 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             case _:
                 raise AssertionError(args.command)
-    except (RuntimeError, FileNotFoundError) as exc:
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"phaser: {exc}", file=sys.stderr)
         return 1

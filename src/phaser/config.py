@@ -80,6 +80,67 @@ class Settings(BaseSettings):
         description="Name of the arq queue jobs are sent to.",
         min_length=1,
     )
+    auth: Literal["none", "header", "token"] = Field(
+        "none",
+        title="Auth mode",
+        description=(
+            "``none``: one anonymous user; ``header``: trust the user header"
+            " an authenticating proxy sets; ``token``: bearer tokens (or"
+            " HTTP Basic with the token as password) from the users file."
+        ),
+    )
+    auth_header: str = Field(
+        "X-Auth-Request-User",
+        title="User header",
+        description="Header with the user name in ``header`` mode.",
+        pattern=r"^[A-Za-z0-9-]+$",
+    )
+    admin_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        title="Admins",
+        description="Comma-separated admin user names (``header`` mode).",
+    )
+    users_file: Path | None = Field(
+        None,
+        title="Users file",
+        description=(
+            "JSON file of users and token hashes (``token`` mode);"
+            " default DATA_DIR/users.json. Manage with ``phaser user add``."
+        ),
+    )
+    allow_anonymous_network: bool = Field(
+        False,
+        title="Allow auth none off loopback",
+        description=(
+            "Let ``phaser serve`` with auth ``none`` bind a non-loopback"
+            " address (anyone who can connect is the same anonymous user)."
+        ),
+    )
+    max_active_jobs: PositiveInt = Field(
+        100,
+        title="Active jobs per owner",
+        description="Most PENDING, QUEUED or EXECUTING jobs one owner has.",
+    )
+    max_stored_jobs: PositiveInt = Field(
+        10_000,
+        title="Stored jobs per owner",
+        description="Most jobs one owner keeps (in any phase).",
+    )
+    max_request_bytes: PositiveInt = Field(
+        1024 * 1024,
+        title="Largest request body (bytes)",
+        description="Larger bodies are refused with 413.",
+    )
+    max_parameters: PositiveInt = Field(
+        100,
+        title="Most parameters",
+        description="Most parameters one job may have.",
+    )
+    max_parameters_bytes: PositiveInt = Field(
+        64 * 1024,
+        title="Largest parameters (bytes)",
+        description="Largest size of a job's parameters as JSON.",
+    )
     default_execution_duration: NonNegativeInt = Field(
         600,
         title="Default execution duration (s)",
@@ -200,7 +261,7 @@ class Settings(BaseSettings):
         pattern=r"^(production|development)$",
     )
 
-    @field_validator("task_modules", mode="before")
+    @field_validator("task_modules", "admin_users", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
@@ -242,6 +303,11 @@ class Settings(BaseSettings):
                 " PHASER_MAX_EXECUTION_DURATION"
             )
         return self
+
+    @property
+    def users_path(self) -> Path:
+        """The users file of ``token`` mode."""
+        return self.users_file or self.data_dir / "users.json"
 
     @property
     def results_dir(self) -> Path:

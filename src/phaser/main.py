@@ -11,8 +11,10 @@ from . import __version__
 from .config import Settings, load_settings
 from .factory import Factory
 from .handlers import api, health, uws, vosi
+from .handlers.limits import BodyLimitMiddleware
 from .handlers.problems import install_problem_handlers
 from .logs import configure
+from .services.auth import Authenticator, UserDirectory
 
 __all__ = ["create_app"]
 
@@ -51,6 +53,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.authenticator = Authenticator(
+        mode=settings.auth,
+        header=settings.auth_header,
+        admins=frozenset(settings.admin_users),
+        users=(
+            UserDirectory.load(settings.users_path)
+            if settings.auth == "token"
+            else None
+        ),
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     install_problem_handlers(app)
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(health.router, tags=["health"])

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..config import Settings
+from ..models.caller import Caller
+from ..services.auth import Authenticator
 from ..services.jobs import JobService
 
-__all__ = ["BaseUrl", "Owner", "Service", "public_base_url"]
+__all__ = ["BaseUrl", "CurrentCaller", "Service", "public_base_url"]
 
 
 def get_service(request: Request) -> JobService:
@@ -18,9 +20,16 @@ def get_service(request: Request) -> JobService:
     return service
 
 
-def get_owner(request: Request) -> str | None:
-    """The caller's identity; `None` (anonymous) in auth mode ``none``."""
-    return None
+def get_caller(request: Request) -> Caller:
+    """Who the request is, by the configured auth mode.
+
+    Raises
+    ------
+    AuthenticationError
+        Missing or wrong credentials (401).
+    """
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator.authenticate(request.headers)
 
 
 def public_base_url(request: Request) -> str:
@@ -47,5 +56,5 @@ def public_base_url(request: Request) -> str:
 
 
 Service = Annotated[JobService, Depends(get_service)]
-Owner = Annotated[str | None, Depends(get_owner)]
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
 BaseUrl = Annotated[str, Depends(public_base_url)]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from ..dependencies.context import BaseUrl, Owner, Service
+from ..dependencies.context import BaseUrl, CurrentCaller, Service
 from ..models.api import (
     JobCreate,
     JobListModel,
@@ -56,11 +56,11 @@ async def create_job(
     body: JobCreate,
     response: Response,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> JobModel:
     job = await service.create(
-        owner=owner,
+        caller=caller,
         task=body.task,
         parameters=body.parameters,
         run_id=body.run_id,
@@ -84,7 +84,7 @@ async def create_job(
 )
 async def list_jobs(
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
     task: Annotated[str | None, Query(max_length=64)] = None,
     phase: Annotated[list[ExecutionPhase] | None, Query()] = None,
@@ -94,9 +94,14 @@ async def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
+    owner: Annotated[
+        str | None,
+        Query(max_length=128, description="Admins: whose jobs to list."),
+    ] = None,
 ) -> JobListModel:
     page = await service.list(
-        owner,
+        caller,
+        owner=owner,
         task=task,
         phases=phase,
         run_id=run_id,
@@ -124,7 +129,7 @@ async def list_jobs(
 async def get_job(
     job_id: str,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
     wait: Annotated[
         float | None,
@@ -141,9 +146,9 @@ async def get_job(
     ] = None,
 ) -> JobModel:
     if wait:
-        job = await service.wait(owner, job_id, wait, phase=phase)
+        job = await service.wait(caller, job_id, wait, phase=phase)
     else:
-        job = await service.get(owner, job_id)
+        job = await service.get(caller, job_id)
     return JobModel.from_job(job, base_url)
 
 
@@ -154,9 +159,9 @@ async def get_job(
     responses=_CONFLICT,
 )
 async def start_job(
-    job_id: str, service: Service, owner: Owner, base_url: BaseUrl
+    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
 ) -> JobModel:
-    return JobModel.from_job(await service.start(owner, job_id), base_url)
+    return JobModel.from_job(await service.start(caller, job_id), base_url)
 
 
 @router.post(
@@ -169,9 +174,9 @@ async def start_job(
     responses=_CONFLICT,
 )
 async def abort_job(
-    job_id: str, service: Service, owner: Owner, base_url: BaseUrl
+    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
 ) -> JobModel:
-    return JobModel.from_job(await service.abort(owner, job_id), base_url)
+    return JobModel.from_job(await service.abort(caller, job_id), base_url)
 
 
 @router.patch(
@@ -188,7 +193,7 @@ async def patch_job(
     job_id: str,
     body: JobPatch,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> JobModel:
     update = JobUpdate(
@@ -197,7 +202,7 @@ async def patch_job(
         destruction_time=body.destruction_time,
         run_id=body.run_id,
     )
-    job = await service.update(owner, job_id, update)
+    job = await service.update(caller, job_id, update)
     return JobModel.from_job(job, base_url)
 
 
@@ -209,8 +214,10 @@ async def patch_job(
     " results.",
     responses=_NOT_FOUND,
 )
-async def delete_job(job_id: str, service: Service, owner: Owner) -> Response:
-    await service.delete(owner, job_id)
+async def delete_job(
+    job_id: str, service: Service, caller: CurrentCaller
+) -> Response:
+    await service.delete(caller, job_id)
     return Response(status_code=204)
 
 
@@ -229,10 +236,10 @@ async def job_events(
     job_id: str,
     request: Request,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> StreamingResponse:
-    stream = service.watch(owner, job_id)
+    stream = service.watch(caller, job_id)
     first = await anext(stream)  # raises JobNotFoundError before streaming
 
     def render(kind: str, job: Job | None) -> str:
@@ -268,9 +275,9 @@ async def job_events(
     responses=_NOT_FOUND,
 )
 async def get_result(
-    job_id: str, result_id: str, service: Service, owner: Owner
+    job_id: str, result_id: str, service: Service, caller: CurrentCaller
 ) -> FileResponse:
-    result, path = await service.result(owner, job_id, result_id)
+    result, path = await service.result(caller, job_id, result_id)
     return result_response(result, path)
 
 

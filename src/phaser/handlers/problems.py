@@ -53,7 +53,12 @@ def _location(loc: tuple[Any, ...]) -> str:
 async def _phaser_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PhaserError)
     return problem(
-        exc.status_code, exc.slug, exc.title, exc.message, errors=exc.fields
+        exc.status_code,
+        exc.slug,
+        exc.title,
+        exc.message,
+        errors=exc.fields,
+        headers=exc.headers,
     )
 
 

@@ -20,7 +20,8 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
 from ..clock import format_time, parse_time
-from ..dependencies.context import BaseUrl, Owner, Service
+from ..dependencies.context import BaseUrl, CurrentCaller, Service
+from ..models.caller import Caller
 from ..models.errors import (
     JobNotFoundError,
     PhaserError,
@@ -61,7 +62,9 @@ class _UWSRoute(APIRoute):
                 return await handler(request)
             except PhaserError as exc:
                 return PlainTextResponse(
-                    exc.message, status_code=exc.uws_status_code
+                    exc.message,
+                    status_code=exc.uws_status_code,
+                    headers=exc.headers,
                 )
             except RequestValidationError as exc:
                 text = "; ".join(
@@ -169,10 +172,10 @@ def _job_url(base_url: str, task: str, job_id: str) -> str:
 
 
 async def _job(
-    service: JobService, owner: str | None, task: str, job_id: str
+    service: JobService, caller: Caller, task: str, job_id: str
 ) -> Job:
     """The job, if it belongs to this task's job list."""
-    job = await service.get(owner, job_id)
+    job = await service.get(caller, job_id)
     if job.task != task:
         raise JobNotFoundError(job_id)
     return job
@@ -180,7 +183,7 @@ async def _job(
 
 async def _apply(
     service: JobService,
-    owner: str | None,
+    caller: Caller,
     job: Job,
     params: _Params,
 ) -> None:
@@ -198,11 +201,11 @@ async def _apply(
         run_id=params.get("runid"),
     )
     if update != JobUpdate():
-        await service.update(owner, job.id, update)
+        await service.update(caller, job.id, update)
     if phase == "RUN":
-        await service.start(owner, job.id)
+        await service.start(caller, job.id)
     elif phase == "ABORT":
-        await service.abort(owner, job.id, strict=False)
+        await service.abort(caller, job.id, strict=False)
 
 
 _XML_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {_XML: {}}}}
@@ -223,7 +226,7 @@ async def list_jobs(
     task: str,
     request: Request,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
     service.task(task)
@@ -231,7 +234,7 @@ async def list_jobs(
     phases = [_phase(value) for value in params.all("phase")]
     last = _int("last", params.get("last"), 1)
     page = await service.list(
-        owner,
+        caller,
         task=task,
         phases=phases or service.listed_phases(),
         after=_time("after", params.get("after")),
@@ -253,7 +256,7 @@ async def create_job(
     task: str,
     request: Request,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
     service.task(task)
@@ -262,7 +265,7 @@ async def create_job(
     if phase is not None and phase != "RUN":
         raise _bad("phase", phase, "only RUN is allowed on creation")
     job = await service.create(
-        owner=owner,
+        caller=caller,
         task=task,
         parameters=params.task_parameters(),
         run_id=params.get("runid"),
@@ -289,17 +292,17 @@ async def get_job(
     job_id: str,
     request: Request,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
     params = await _params(request, body=False)
     wait = params.get("wait")
-    job = await _job(service, owner, task, job_id)
+    job = await _job(service, caller, task, job_id)
     if wait is not None:
         seconds = _int("wait", wait, -1)
         guard = params.get("phase")
         job = await service.wait(
-            owner,
+            caller,
             job_id,
             service.max_wait if seconds == -1 else float(seconds or 0),
             phase=_phase(guard) if guard is not None else None,
@@ -321,18 +324,18 @@ async def post_job(
     job_id: str,
     request: Request,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
     params = await _params(request, body=True)
-    job = await _job(service, owner, task, job_id)
+    job = await _job(service, caller, task, job_id)
     action = params.get("action")
     if action is not None:
         if action.upper() != "DELETE":
             raise _bad("action", action, "expected DELETE")
-        await service.delete(owner, job.id)
+        await service.delete(caller, job.id)
         return _see_other(_list_url(base_url, task))
-    await _apply(service, owner, job, params)
+    await _apply(service, caller, job, params)
     return _see_other(_job_url(base_url, task, job.id))
 
 
@@ -347,11 +350,11 @@ async def delete_job(
     task: str,
     job_id: str,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
-    job = await _job(service, owner, task, job_id)
-    await service.delete(owner, job.id)
+    job = await _job(service, caller, task, job_id)
+    await service.delete(caller, job.id)
     return _see_other(_list_url(base_url, task))
 
 
@@ -359,9 +362,9 @@ def _single(
     name: str, render: Callable[[Job], str]
 ) -> Callable[..., Coroutine[Any, Any, Response]]:
     async def read(
-        task: str, job_id: str, service: Service, owner: Owner
+        task: str, job_id: str, service: Service, caller: CurrentCaller
     ) -> Response:
-        job = await _job(service, owner, task, job_id)
+        job = await _job(service, caller, task, job_id)
         return PlainTextResponse(render(job))
 
     read.__name__ = f"get_{name}"
@@ -409,15 +412,15 @@ def _change(
         job_id: str,
         request: Request,
         service: Service,
-        owner: Owner,
+        caller: CurrentCaller,
         base_url: BaseUrl,
     ) -> Response:
         params = await _params(request, body=True)
-        job = await _job(service, owner, task, job_id)
+        job = await _job(service, caller, task, job_id)
         value = params.get(name)
         if value is None:
             raise PhaserError(f"Missing {name.upper()} parameter")
-        await _apply(service, owner, job, _Params([(name, value)]))
+        await _apply(service, caller, job, _Params([(name, value)]))
         return _see_other(_job_url(base_url, task, job.id))
 
     change.__name__ = f"post_{name}"
@@ -442,9 +445,9 @@ for _name in ("phase", "executionduration", "destruction"):
     responses=_XML_DOC,
 )
 async def get_parameters(
-    task: str, job_id: str, service: Service, owner: Owner
+    task: str, job_id: str, service: Service, caller: CurrentCaller
 ) -> Response:
-    return _xml(render_parameters(await _job(service, owner, task, job_id)))
+    return _xml(render_parameters(await _job(service, caller, task, job_id)))
 
 
 @router.post(
@@ -459,12 +462,12 @@ async def post_parameters(
     job_id: str,
     request: Request,
     service: Service,
-    owner: Owner,
+    caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
     params = await _params(request, body=True)
-    job = await _job(service, owner, task, job_id)
-    await _apply(service, owner, job, params)
+    job = await _job(service, caller, task, job_id)
+    await _apply(service, caller, job, params)
     return _see_other(_job_url(base_url, task, job.id))
 
 
@@ -475,9 +478,13 @@ async def post_parameters(
     responses=_XML_DOC,
 )
 async def get_results(
-    task: str, job_id: str, service: Service, owner: Owner, base_url: BaseUrl
+    task: str,
+    job_id: str,
+    service: Service,
+    caller: CurrentCaller,
+    base_url: BaseUrl,
 ) -> Response:
-    job = await _job(service, owner, task, job_id)
+    job = await _job(service, caller, task, job_id)
     return _xml(render_results(job, _job_url(base_url, task, job.id)))
 
 
@@ -488,10 +495,14 @@ async def get_results(
     response_class=FileResponse,
 )
 async def get_result(
-    task: str, job_id: str, result_id: str, service: Service, owner: Owner
+    task: str,
+    job_id: str,
+    result_id: str,
+    service: Service,
+    caller: CurrentCaller,
 ) -> FileResponse:
-    job = await _job(service, owner, task, job_id)
-    result, path = await service.result(owner, job.id, result_id)
+    job = await _job(service, caller, task, job_id)
+    result, path = await service.result(caller, job.id, result_id)
     return result_response(result, path)
 
 
@@ -503,9 +514,9 @@ async def get_result(
     response_class=Response,
 )
 async def get_error(
-    task: str, job_id: str, service: Service, owner: Owner
+    task: str, job_id: str, service: Service, caller: CurrentCaller
 ) -> Response:
-    job = await _job(service, owner, task, job_id)
+    job = await _job(service, caller, task, job_id)
     if not job.errors or job.phase not in {
         ExecutionPhase.ERROR,
         ExecutionPhase.ABORTED,

@@ -6,11 +6,15 @@ are (JSON as RFC 9457 problem details, UWS as text/plain).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
+    "AuthenticationError",
     "InvalidParametersError",
     "JobNotFoundError",
     "PhaseConflictError",
     "PhaserError",
+    "QuotaExceededError",
     "ResultNotFoundError",
     "ServiceUnavailableError",
     "UnknownTaskError",
@@ -35,6 +39,9 @@ class PhaserError(Exception):
     uws_status_code = 400
     slug = "bad-request"
     title = "Bad request"
+
+    #: Extra response headers (e.g. ``WWW-Authenticate``).
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(
         self, message: str, *, fields: list[dict[str, str]] | None = None
@@ -106,3 +113,24 @@ class ServiceUnavailableError(PhaserError):
     uws_status_code = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class AuthenticationError(PhaserError):
+    """No or wrong credentials."""
+
+    status_code = 401
+    uws_status_code = 401
+    slug = "not-authenticated"
+    title = "Not authenticated"
+    headers: ClassVar[dict[str, str] | None] = {
+        "WWW-Authenticate": 'Bearer, Basic realm="phaser"'
+    }
+
+
+class QuotaExceededError(PhaserError):
+    """The owner has reached a configured limit (UWS answers 403)."""
+
+    status_code = 429
+    uws_status_code = 403
+    slug = "quota-exceeded"
+    title = "Quota exceeded"

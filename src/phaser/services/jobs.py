@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,10 +13,13 @@ from typing import Any
 
 from ..clock import now, to_ms
 from ..config import Settings
+from ..models.caller import Caller
 from ..models.errors import (
+    InvalidParametersError,
     JobNotFoundError,
     PhaseConflictError,
     PhaserError,
+    QuotaExceededError,
     ResultNotFoundError,
 )
 from ..models.job import ErrorType, Job, JobError, JobResult
@@ -40,6 +44,15 @@ from ..tasks.registry import Task, TaskRegistry
 from .ids import after_bound, is_job_id, new_job_id
 
 __all__ = ["JobPage", "JobService", "JobUpdate", "duration_exceeded"]
+
+#: Phases that count against the active-jobs limit.
+_ACTIVE = [
+    ExecutionPhase.PENDING,
+    ExecutionPhase.QUEUED,
+    ExecutionPhase.EXECUTING,
+    ExecutionPhase.HELD,
+    ExecutionPhase.SUSPENDED,
+]
 
 #: Keep-alive interval of event streams, so proxies keep them open.
 _KEEPALIVE = 15.0
@@ -126,7 +139,7 @@ class JobService:
     async def create(
         self,
         *,
-        owner: str | None,
+        caller: Caller,
         task: str,
         parameters: Mapping[str, Any],
         run_id: str | None = None,
@@ -144,12 +157,14 @@ class JobService:
             The parameters do not fit the task.
         """
         definition = self._registry.get(task)
+        self._check_size(parameters)
         stored = definition.validate(parameters)
+        await self._check_quota(caller)
         created = now()
         job = Job(
             id=new_job_id(to_ms(created)),
             task=task,
-            owner=owner,
+            owner=caller.name,
             phase=ExecutionPhase.PENDING,
             parameters=stored,
             created_at=created,
@@ -164,8 +179,9 @@ class JobService:
             return await self._start(job)
         return job
 
-    async def get(self, owner: str | None, job_id: str) -> Job:
-        """The job, if it exists and belongs to ``owner``.
+    async def get(self, caller: Caller, job_id: str) -> Job:
+        """The job, if it exists and the caller may see it (its owner, or an
+        admin).
 
         Raises
         ------
@@ -173,14 +189,15 @@ class JobService:
             No such job, or another owner's (indistinguishable).
         """
         job = await self._store.get(job_id) if is_job_id(job_id) else None
-        if job is None or job.owner != owner:
+        if job is None or (job.owner != caller.name and not caller.admin):
             raise JobNotFoundError(job_id)
         return job
 
     async def list(
         self,
-        owner: str | None,
+        caller: Caller,
         *,
+        owner: str | None = None,
         task: str | None = None,
         phases: Sequence[ExecutionPhase] | None = None,
         run_id: str | None = None,
@@ -188,11 +205,13 @@ class JobService:
         cursor: str | None = None,
         limit: int = 100,
     ) -> JobPage:
-        """An owner's jobs, newest first, one page at a time.
+        """The caller's jobs (an admin's: ``owner``'s), newest first, one
+        page at a time.
 
         Task and phase filters read dedicated indexes; ``run_id`` is applied
         while reading, so its cost grows with the jobs it skips.
         """
+        whose = owner if (caller.admin and owner is not None) else caller.name
         if cursor is not None and not is_job_id(cursor):
             raise PhaserError(f"Invalid cursor {cursor!r}")
         newer_than = after_bound(to_ms(after)) if after else None
@@ -201,7 +220,7 @@ class JobService:
         batch = limit + 1 if run_id is None else max(limit * 2, 100)
         while True:
             ids = await self._store.list_ids(
-                owner=owner,
+                owner=whose,
                 tasks=[task] if task else None,
                 phases=list(dict.fromkeys(phases)) if phases else None,
                 newer_than=newer_than,
@@ -218,7 +237,7 @@ class JobService:
                 return JobPage(jobs=collected, next_cursor=None)
             position = ids[-1]
 
-    async def start(self, owner: str | None, job_id: str) -> Job:
+    async def start(self, caller: Caller, job_id: str) -> Job:
         """Queue a pending job.
 
         Raises
@@ -228,7 +247,7 @@ class JobService:
         PhaseConflictError
             The job is not PENDING (or HELD).
         """
-        return await self._start(await self.get(owner, job_id))
+        return await self._start(await self.get(caller, job_id))
 
     async def _start(self, job: Job) -> Job:
         result = await self._store.transition(
@@ -246,7 +265,7 @@ class JobService:
         )
 
     async def abort(
-        self, owner: str | None, job_id: str, *, strict: bool = True
+        self, caller: Caller, job_id: str, *, strict: bool = True
     ) -> Job:
         """Abort a pending, queued or running job.
 
@@ -255,7 +274,7 @@ class JobService:
 
         Parameters
         ----------
-        owner
+        caller
             Who asks.
         job_id
             The job.
@@ -270,11 +289,11 @@ class JobService:
         PhaseConflictError
             The job has already ended and ``strict`` is set.
         """
-        job = await self.get(owner, job_id)
+        job = await self.get(caller, job_id)
         result = await self._abort(job)
         if strict or result.outcome is not Outcome.PHASE:
             self._raise_unless_ok(job, result, "abort")
-        return await self.get(owner, job_id)
+        return await self.get(caller, job_id)
 
     async def _abort(self, job: Job) -> TransitionResult:
         return await self._store.transition(
@@ -286,7 +305,7 @@ class JobService:
         )
 
     async def update(
-        self, owner: str | None, job_id: str, update: JobUpdate
+        self, caller: Caller, job_id: str, update: JobUpdate
     ) -> Job:
         """Change parameters, execution duration, destruction time or run id.
 
@@ -303,12 +322,13 @@ class JobService:
         InvalidParametersError
             The new parameters do not fit the task.
         """
-        job = await self.get(owner, job_id)
+        job = await self.get(caller, job_id)
         fields: dict[str, Any] = {}
         allowed: frozenset[ExecutionPhase] = frozenset(ExecutionPhase)
         if update.parameters is not None:
             definition = self._registry.get(job.task)
             merged = {**job.parameters, **update.parameters}
+            self._check_size(merged)
             fields["parameters"] = definition.validate(merged)
             allowed = allowed_from(Action.EDIT)
         if update.execution_duration is not None:
@@ -332,9 +352,9 @@ class JobService:
             event="update",
         )
         self._raise_unless_ok(job, result, "change")
-        return await self.get(owner, job_id)
+        return await self.get(caller, job_id)
 
-    async def delete(self, owner: str | None, job_id: str) -> None:
+    async def delete(self, caller: Caller, job_id: str) -> None:
         """Delete a job and its results, aborting it first if it is active.
 
         Raises
@@ -342,7 +362,7 @@ class JobService:
         JobNotFoundError
             No such job.
         """
-        job = await self.get(owner, job_id)
+        job = await self.get(caller, job_id)
         if not await self.destroy(job):
             raise JobNotFoundError(job_id)
 
@@ -459,7 +479,7 @@ class JobService:
 
     async def wait(
         self,
-        owner: str | None,
+        caller: Caller,
         job_id: str,
         timeout: float,
         *,
@@ -481,7 +501,7 @@ class JobService:
         deadline = loop.time() + timeout
         # Subscribe before reading, so no event can slip in between.
         async with self._hub.subscribe(job_id) as events:
-            job = await self.get(owner, job_id)
+            job = await self.get(caller, job_id)
             waiting_in = job.phase
             if not job.is_active or (phase is not None and phase != job.phase):
                 return job
@@ -494,11 +514,11 @@ class JobService:
                     break
                 if event.kind in {"progress", "result"}:
                     continue
-                job = await self.get(owner, job_id)
+                job = await self.get(caller, job_id)
             return job
 
     async def watch(
-        self, owner: str | None, job_id: str
+        self, caller: Caller, job_id: str
     ) -> AsyncGenerator[tuple[str, Job | None], None]:
         """Changes of a job: ``(kind, job)`` pairs until it has ended.
 
@@ -513,7 +533,7 @@ class JobService:
             No such job (raised before the first pair).
         """
         async with self._hub.subscribe(job_id) as events:
-            job = await self.get(owner, job_id)
+            job = await self.get(caller, job_id)
             yield "job", job
             while job.phase not in FINAL_PHASES:
                 if await next_event(events, _KEEPALIVE) is None:
@@ -533,7 +553,7 @@ class JobService:
                 job = current
 
     async def result(
-        self, owner: str | None, job_id: str, result_id: str
+        self, caller: Caller, job_id: str, result_id: str
     ) -> tuple[JobResult, Path]:
         """A result of a job and the local path of its bytes.
 
@@ -544,7 +564,7 @@ class JobService:
         ResultNotFoundError
             No such result, or its data is gone.
         """
-        job = await self.get(owner, job_id)
+        job = await self.get(caller, job_id)
         result = job.result(result_id)
         path = self._results.path(result.key) if result else None
         if result is None or path is None:
@@ -552,6 +572,41 @@ class JobService:
                 f"Job {job_id} has no result {result_id}"
             )
         return result, path
+
+    def _check_size(self, parameters: Mapping[str, Any]) -> None:
+        """Refuse too many or too large parameters."""
+        limit = self._settings.max_parameters
+        if len(parameters) > limit:
+            raise InvalidParametersError(
+                f"Too many parameters: {len(parameters)} (at most {limit})"
+            )
+        size = len(json.dumps(parameters, default=str))
+        limit = self._settings.max_parameters_bytes
+        if size > limit:
+            raise InvalidParametersError(
+                f"Parameters too large: {size} bytes as JSON (at most {limit})"
+            )
+
+    async def _check_quota(self, caller: Caller) -> None:
+        """Refuse a new job beyond the owner's active or stored limit.
+
+        Checked before the job is written: concurrent requests of one owner
+        can overshoot a limit by the number of requests in flight.
+        """
+        active, stored = await self._store.count(caller.name, _ACTIVE)
+        limit = self._settings.max_stored_jobs
+        if stored >= limit:
+            raise QuotaExceededError(
+                f"Stored jobs limit reached: {stored} jobs kept (limit"
+                f" {limit}); delete some first"
+            )
+        limit = self._settings.max_active_jobs
+        if active >= limit:
+            raise QuotaExceededError(
+                f"Active jobs limit reached: {active} jobs pending, queued or"
+                f" executing (limit {limit}); wait for one to finish or abort"
+                " one"
+            )
 
     def _execution_duration(self, task: Task, requested: int | None) -> int:
         """The duration a job gets: defaults, then configured and task

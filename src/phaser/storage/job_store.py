@@ -259,6 +259,17 @@ class JobStore:
         )
         return ids
 
+    async def count(
+        self, owner: str | None, phases: Iterable[ExecutionPhase]
+    ) -> tuple[int, int]:
+        """An owner's jobs: (in these phases, in all phases)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for phase in phases:
+                pipe.zcard(self._keys.by_phase(owner, phase))
+            pipe.zcard(self._keys.by_owner(owner))
+            counts: list[int] = await pipe.execute()
+        return sum(counts[:-1]), counts[-1]
+
     async def touch_queued(self, job_id: str, at: datetime) -> None:
         """Move a queued job's time in the queued schedule (if it is there)."""
         await self._redis.zadd(self._keys.queued, {job_id: to_ms(at)}, xx=True)
