@@ -1,0 +1,342 @@
+"""Identity and ownership: two users and an admin, both dialects, every
+endpoint; quotas; request limits; hostile input."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import TERMINAL, Stack, make_stack, wait_for, wait_for_file
+from phaser.embedded import EmbeddedRedis
+
+
+def _add_user(stack: Stack, name: str, *, admin: bool = False) -> str:
+    command = [sys.executable, "-m", "phaser", "user", "add", name]
+    if admin:
+        command.append("--admin")
+    done = subprocess.run(
+        command,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def secured(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    data = tmp_path_factory.mktemp("secured")
+    stack = Stack(
+        redis_server.url,
+        data,
+        auth="token",
+        max_active_jobs=3,
+        max_wait=2,
+    )
+    tokens = {
+        "ann": _add_user(stack, "ann"),
+        "bob": _add_user(stack, "bob"),
+        "root": _add_user(stack, "root", admin=True),
+    }
+    stack.start_worker()
+    stack.start_frontend()
+    yield stack, tokens
+    stack.stop()
+
+
+def _client(stack: Stack, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=stack.url, timeout=30, headers=headers)
+
+
+def test_user_add_prints_a_token_once_and_stores_only_its_hash(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    stored = (stack.data_dir / "users.json").read_text()
+    assert "ann" in stored
+    for token in tokens.values():
+        assert len(token) >= 40
+        assert token not in stored
+    assert oct((stack.data_dir / "users.json").stat().st_mode)[-3:] == "600"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic !!notbase64"},
+        {"Authorization": "Basic " + base64.b64encode(b"ann:nope").decode()},
+        {"Authorization": "Token abc"},
+    ],
+)
+def test_missing_or_wrong_credentials_are_401(
+    secured: tuple[Stack, dict[str, str]], headers: dict[str, str]
+) -> None:
+    stack, _ = secured
+    with httpx.Client(base_url=stack.url, headers=headers) as client:
+        for answer in (
+            client.get("/api/v1/jobs"),
+            client.post("/api/v1/jobs", json={"task": "echo"}),
+            client.get("/echo/jobs"),
+            client.post("/echo/jobs", data={"x": "1"}),
+        ):
+            assert answer.status_code == 401
+            assert "Bearer" in answer.headers["www-authenticate"]
+        # Health endpoints stay open for probes.
+        assert client.get("/health").status_code == 200
+
+
+def test_basic_auth_with_token_as_password_works(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with httpx.Client(
+        base_url=stack.url, auth=("anything", tokens["ann"])
+    ) as client:
+        answer = client.post("/echo/jobs", data={"x": "1"})
+        assert answer.status_code == 303
+        owner = client.get(answer.headers["location"] + "/owner").text
+        assert owner == "ann"
+        client.delete(answer.headers["location"])
+
+
+def _requests(job: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every request that reads or touches one job, in both dialects."""
+    api = f"/api/v1/jobs/{job['id']}"
+    uws = f"/echo/jobs/{job['id']}"
+    return [
+        ("GET", api, {}),
+        ("GET", api, {"params": {"wait": 1}}),
+        ("GET", f"{api}/events", {}),
+        ("GET", f"{api}/results/result", {}),
+        ("POST", f"{api}/start", {}),
+        ("POST", f"{api}/abort", {}),
+        ("PATCH", api, {"json": {"parameters": {"x": "2"}}}),
+        ("DELETE", api, {}),
+        ("GET", uws, {}),
+        ("GET", uws, {"params": {"WAIT": 1}}),
+        ("POST", uws, {"data": {"x": "3"}}),
+        ("POST", uws, {"data": {"ACTION": "DELETE"}}),
+        ("DELETE", uws, {}),
+        ("GET", f"{uws}/phase", {}),
+        ("POST", f"{uws}/phase", {"data": {"PHASE": "RUN"}}),
+        ("GET", f"{uws}/executionduration", {}),
+        (
+            "POST",
+            f"{uws}/executionduration",
+            {"data": {"EXECUTIONDURATION": "5"}},
+        ),
+        ("GET", f"{uws}/destruction", {}),
+        (
+            "POST",
+            f"{uws}/destruction",
+            {"data": {"DESTRUCTION": "2030-01-01"}},
+        ),
+        ("GET", f"{uws}/quote", {}),
+        ("GET", f"{uws}/owner", {}),
+        ("GET", f"{uws}/error", {}),
+        ("GET", f"{uws}/results", {}),
+        ("GET", f"{uws}/results/result", {}),
+        ("GET", f"{uws}/parameters", {}),
+        ("POST", f"{uws}/parameters", {"data": {"x": "4"}}),
+    ]
+
+
+def test_other_users_jobs_are_404_on_every_endpoint(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with (
+        _client(stack, tokens["ann"]) as ann,
+        _client(stack, tokens["bob"]) as bob,
+    ):
+        job = ann.post(
+            "/api/v1/jobs", json={"task": "echo", "parameters": {"x": "1"}}
+        ).json()
+        assert job["owner"] == "ann"
+        before = ann.get(job["href"]).json()
+        for method, url, options in _requests(job):
+            answer = bob.request(method, url, **options)
+            assert answer.status_code == 404, (method, url, answer.text)
+        # Nothing bob sent changed ann's job.
+        assert ann.get(job["href"]).json() == before
+        # Bob's lists do not show it, in either dialect, with any filter.
+        assert job["id"] not in bob.get("/api/v1/jobs").text
+        assert (
+            job["id"]
+            not in bob.get(
+                "/api/v1/jobs", params={"phase": "PENDING", "task": "echo"}
+            ).text
+        )
+        assert job["id"] not in bob.get("/echo/jobs").text
+        # A bob-only job is indistinguishable: same 404 as a missing one.
+        missing = bob.get("/api/v1/jobs/01m80c4v26amk3szxabtvbm5k5").json()
+        theirs = bob.get(job["href"]).json()
+        assert missing["title"] == theirs["title"]
+        # Ann still reaches her job (its event stream would stay open
+        # while it is PENDING, so it is not read here).
+        assert ann.get(job["href"]).status_code == 200
+        assert ann.get(f"/echo/jobs/{job['id']}/owner").text == "ann"
+        ann.delete(job["href"])
+
+
+def test_admin_reads_and_manages_every_owners_jobs(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with (
+        _client(stack, tokens["ann"]) as ann,
+        _client(stack, tokens["root"]) as root,
+    ):
+        job = ann.post(
+            "/api/v1/jobs", json={"task": "echo", "parameters": {"y": 1}}
+        ).json()
+        assert root.get(job["href"]).json()["owner"] == "ann"
+        listed = root.get("/api/v1/jobs", params={"owner": "ann"}).json()
+        assert job["id"] in [j["id"] for j in listed["jobs"]]
+        # Without owner=, an admin lists their own jobs.
+        assert job["id"] not in root.get("/api/v1/jobs").text
+        assert root.post(f"{job['href']}/start").status_code == 200
+        wait_for(root, job["id"], TERMINAL)
+        assert root.delete(job["href"]).status_code == 204
+        assert ann.get(job["href"]).status_code == 404
+    with _client(stack, tokens["bob"]) as bob:
+        # owner= is ignored for non-admins: bob sees only his own.
+        mine = bob.get("/api/v1/jobs", params={"owner": "ann"}).json()
+        assert all(j["owner"] == "bob" for j in mine["jobs"])
+
+
+def test_active_jobs_quota_refuses_the_next_and_frees_on_finish(
+    secured: tuple[Stack, dict[str, str]], tmp_path: Path
+) -> None:
+    stack, tokens = secured
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    with _client(stack, tokens["bob"]) as bob:
+        running = [
+            bob.post(
+                "/api/v1/jobs",
+                json={
+                    "task": "mark",
+                    "parameters": {"directory": str(evidence), "seconds": 30},
+                    "start": True,
+                },
+            ).json()
+            for _ in range(3)
+        ]
+        refused = bob.post("/api/v1/jobs", json={"task": "echo"})
+        assert refused.status_code == 429
+        assert "Active jobs limit reached" in refused.json()["detail"]
+        uws = bob.post("/echo/jobs", data={"x": "1"})
+        assert uws.status_code == 403
+        assert "Active jobs limit reached" in uws.text
+        # Other users are not affected.
+        with _client(stack, tokens["ann"]) as ann:
+            other = ann.post("/api/v1/jobs", json={"task": "echo"})
+            assert other.status_code == 201
+            ann.delete(other.json()["href"])
+        for job in running:
+            wait_for_file(evidence / f"{job['id']}.started")
+        bob.post(f"{running[0]['href']}/abort")
+        admitted = bob.post("/api/v1/jobs", json={"task": "echo"})
+        assert admitted.status_code == 201
+        for job in [*running, admitted.json()]:
+            bob.delete(job["href"])
+
+
+def test_oversized_requests_and_parameters_are_refused(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with _client(stack, tokens["ann"]) as ann:
+        before = ann.get("/api/v1/jobs").json()
+        huge = ann.post(
+            "/api/v1/jobs",
+            json={"task": "echo", "parameters": {"x": "a" * 2_000_000}},
+        )
+        assert huge.status_code == 413
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(300):
+                yield b"x=" + b"a" * 4096 + b"&"
+
+        chunked = ann.post(
+            "/echo/jobs",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert chunked.status_code == 413
+        many = ann.post(
+            "/api/v1/jobs",
+            json={
+                "task": "echo",
+                "parameters": {f"p{n}": n for n in range(101)},
+            },
+        )
+        assert many.status_code == 422
+        assert "Too many parameters" in many.json()["detail"]
+        big = ann.post("/echo/jobs", data={"x": "b" * (70 * 1024)})
+        assert big.status_code == 400
+        assert "too large" in big.text
+        assert ann.get("/api/v1/jobs").json() == before
+
+
+def test_auth_none_refuses_a_public_bind(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PHASER_")
+    }
+    env["PHASER_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "phaser", "serve", "--host", "0.0.0.0"],  # noqa: S104
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "PHASER_AUTH=none" in done.stderr
+
+
+def test_header_mode_trusts_the_proxy_header(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    stack = make_stack(
+        redis_server,
+        tmp_path / "data",
+        workers=0,
+        auth="header",
+        admin_users="boss",
+    )
+    try:
+        with httpx.Client(base_url=stack.url) as client:
+            assert client.get("/api/v1/jobs").status_code == 401
+            as_ann = {"X-Auth-Request-User": "ann"}
+            job = client.post(
+                "/api/v1/jobs", json={"task": "echo"}, headers=as_ann
+            ).json()
+            assert job["owner"] == "ann"
+            as_bob = {"X-Auth-Request-User": "bob"}
+            assert client.get(job["href"], headers=as_bob).status_code == 404
+            as_boss = {"X-Auth-Request-User": "boss"}
+            assert client.get(job["href"], headers=as_boss).status_code == 200
+            bad = {"X-Auth-Request-User": "a b\tc"}
+            assert client.get("/api/v1/jobs", headers=bad).status_code == 401
+    finally:
+        stack.stop()
