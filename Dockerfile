@@ -3,6 +3,8 @@
 # virtualenv and runs as an unprivileged user.
 #
 # It runs `phaser serve` by default; run `phaser worker` for a worker.
+# Auth defaults to tokens: add users with `phaser user add NAME` (the users
+# file lives in /var/lib/phaser, which should be a volume).
 # No Docker engine runs on the development machines, so this file is kept
 # simple enough to review by eye.
 
