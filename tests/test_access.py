@@ -340,3 +340,113 @@ def test_header_mode_trusts_the_proxy_header(
             assert client.get("/api/v1/jobs", headers=bad).status_code == 401
     finally:
         stack.stop()
+
+
+def test_results_download_safely_with_head_and_ranges(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with _client(stack, tokens["ann"]) as ann:
+        job = ann.post(
+            "/api/v1/jobs",
+            json={
+                "task": "echo",
+                "parameters": {"k": "v" * 100},
+                "start": True,
+            },
+        ).json()
+        done = wait_for(ann, job["id"], TERMINAL)
+        for url in (
+            done["results"][0]["href"],
+            f"/echo/jobs/{job['id']}/results/result",
+        ):
+            full = ann.get(url)
+            assert full.status_code == 200
+            assert full.headers["x-content-type-options"] == "nosniff"
+            assert full.headers["content-disposition"] == (
+                f'attachment; filename="{job["id"]}-result.json"'
+            )
+            head = ann.head(url)
+            assert head.status_code == 200
+            assert head.content == b""
+            assert head.headers["content-length"] == str(len(full.content))
+            part = ann.get(url, headers={"Range": "bytes=2-9"})
+            assert part.status_code == 206
+            assert part.content == full.content[2:10]
+        for result_id in ("..%2f..%2fusers.json", "%2e%2e", "1-result", ".x"):
+            answer = ann.get(f"/api/v1/jobs/{job['id']}/results/{result_id}")
+            assert answer.status_code == 404
+        ann.delete(job["href"])
+
+
+#: Hostile form bodies for the UWS creation and change endpoints.
+NASTY_FORMS: list[tuple[str, bytes, str]] = [
+    ("invalid utf-8", b"x=\xff\xfe\xfd", "application/x-www-form-urlencoded"),
+    ("bad escapes", b"x=%zz%&&=&%%%", "application/x-www-form-urlencoded"),
+    ("null bytes", b"x=a%00b&RUNID=%00", "application/x-www-form-urlencoded"),
+    (
+        "negative duration",
+        b"EXECUTIONDURATION=-5",
+        "application/x-www-form-urlencoded",
+    ),
+    (
+        "enormous duration",
+        b"EXECUTIONDURATION=" + b"9" * 400,
+        "application/x-www-form-urlencoded",
+    ),
+    (
+        "year 0",
+        b"DESTRUCTION=0000-01-01T00:00:00Z",
+        "application/x-www-form-urlencoded",
+    ),
+    (
+        "year 99999",
+        b"DESTRUCTION=99999-01-01T00:00:00Z",
+        "application/x-www-form-urlencoded",
+    ),
+    (
+        "conflicting phases",
+        b"PHASE=RUN&PHASE=ABORT",
+        "application/x-www-form-urlencoded",
+    ),
+    ("bad phase", b"PHASE=%F0%9F%92%A5", "application/x-www-form-urlencoded"),
+    (
+        "broken multipart",
+        b"--xx\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--xx--",
+        "multipart/form-data; boundary=xx",
+    ),
+    ("multipart no boundary", b"garbage", "multipart/form-data"),
+    (
+        "binary multipart value",
+        b"--b\r\nContent-Disposition: form-data;"
+        b' name="x"; filename="f"\r\n\r\n\xff\xfe\r\n--b--\r\n',
+        "multipart/form-data; boundary=b",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(body, kind) for _, body, kind in NASTY_FORMS],
+    ids=[name for name, _, _ in NASTY_FORMS],
+)
+def test_nasty_forms_get_a_4xx_or_a_clean_success_and_never_a_5xx(
+    secured: tuple[Stack, dict[str, str]], body: bytes, content_type: str
+) -> None:
+    stack, tokens = secured
+    with _client(stack, tokens["bob"]) as bob:
+        pending = bob.post("/sleep/jobs", data={"seconds": "1"})
+        job_url = pending.headers["location"]
+        before = bob.get(job_url).content
+        for url in ("/echo/jobs", job_url, f"{job_url}/parameters"):
+            answer = bob.post(
+                url, content=body, headers={"content-type": content_type}
+            )
+            assert answer.status_code < 500, (url, answer.text)
+            assert answer.status_code in (303, 400, 403), (url, answer.text)
+            if answer.status_code == 303 and url == "/echo/jobs":
+                bob.delete(answer.headers["location"])
+            elif url != "/echo/jobs" and answer.status_code != 303:
+                assert answer.text  # a message, and the job unchanged
+                assert bob.get(job_url).content == before
+        bob.delete(job_url)

@@ -267,8 +267,9 @@ async def job_events(
     )
 
 
-@router.get(
+@router.api_route(
     "/jobs/{job_id}/results/{result_id}",
+    methods=["GET", "HEAD"],
     summary="Download a result",
     description="The result's bytes, with the MIME type the task gave.",
     response_class=FileResponse,
@@ -278,7 +279,7 @@ async def get_result(
     job_id: str, result_id: str, service: Service, caller: CurrentCaller
 ) -> FileResponse:
     result, path = await service.result(caller, job_id, result_id)
-    return result_response(result, path)
+    return result_response(job_id, result, path)
 
 
 @router.get(

@@ -488,8 +488,9 @@ async def get_results(
     return _xml(render_results(job, _job_url(base_url, task, job.id)))
 
 
-@router.get(
+@router.api_route(
     "/{task}/jobs/{job_id}/results/{result_id}",
+    methods=["GET", "HEAD"],
     summary="UWS job result",
     description="The result's bytes, with the MIME type the task gave.",
     response_class=FileResponse,
@@ -503,7 +504,7 @@ async def get_result(
 ) -> FileResponse:
     job = await _job(service, caller, task, job_id)
     result, path = await service.result(caller, job.id, result_id)
-    return result_response(result, path)
+    return result_response(job_id, result, path)
 
 
 @router.get(
