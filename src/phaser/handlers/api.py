@@ -267,9 +267,8 @@ async def job_events(
     )
 
 
-@router.api_route(
+@router.get(
     "/jobs/{job_id}/results/{result_id}",
-    methods=["GET", "HEAD"],
     summary="Download a result",
     description="The result's bytes, with the MIME type the task gave.",
     response_class=FileResponse,
@@ -280,6 +279,16 @@ async def get_result(
 ) -> FileResponse:
     result, path = await service.result(caller, job_id, result_id)
     return result_response(job_id, result, path)
+
+
+# HEAD of a result (size and type without the bytes); the same handler.
+router.add_api_route(
+    "/jobs/{job_id}/results/{result_id}",
+    get_result,
+    methods=["HEAD"],
+    include_in_schema=False,
+    response_class=FileResponse,
+)
 
 
 @router.get(

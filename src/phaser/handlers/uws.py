@@ -488,9 +488,8 @@ async def get_results(
     return _xml(render_results(job, _job_url(base_url, task, job.id)))
 
 
-@router.api_route(
+@router.get(
     "/{task}/jobs/{job_id}/results/{result_id}",
-    methods=["GET", "HEAD"],
     summary="UWS job result",
     description="The result's bytes, with the MIME type the task gave.",
     response_class=FileResponse,
@@ -505,6 +504,16 @@ async def get_result(
     job = await _job(service, caller, task, job_id)
     result, path = await service.result(caller, job.id, result_id)
     return result_response(job_id, result, path)
+
+
+# HEAD of a result (size and type without the bytes); the same handler.
+router.add_api_route(
+    "/{task}/jobs/{job_id}/results/{result_id}",
+    get_result,
+    methods=["HEAD"],
+    include_in_schema=False,
+    response_class=FileResponse,
+)
 
 
 @router.get(
