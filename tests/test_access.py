@@ -323,6 +323,7 @@ def test_header_mode_trusts_the_proxy_header(
         workers=0,
         auth="header",
         admin_users="boss",
+        max_stored_jobs=2,
     )
     try:
         with httpx.Client(base_url=stack.url) as client:
@@ -338,6 +339,23 @@ def test_header_mode_trusts_the_proxy_header(
             assert client.get(job["href"], headers=as_boss).status_code == 200
             bad = {"X-Auth-Request-User": "a b\tc"}
             assert client.get("/api/v1/jobs", headers=bad).status_code == 401
+            # Stored-jobs quota: ann may keep two jobs in any phase.
+            second = client.post(
+                "/api/v1/jobs", json={"task": "echo"}, headers=as_ann
+            )
+            assert second.status_code == 201
+            third = client.post(
+                "/api/v1/jobs", json={"task": "echo"}, headers=as_ann
+            )
+            assert third.status_code == 429
+            assert "Stored jobs limit reached" in third.json()["detail"]
+            client.delete(second.json()["href"], headers=as_ann)
+            assert (
+                client.post(
+                    "/api/v1/jobs", json={"task": "echo"}, headers=as_ann
+                ).status_code
+                == 201
+            )
     finally:
         stack.stop()
 
@@ -450,3 +468,20 @@ def test_nasty_forms_get_a_4xx_or_a_clean_success_and_never_a_5xx(
                 assert answer.text  # a message, and the job unchanged
                 assert bob.get(job_url).content == before
         bob.delete(job_url)
+
+
+def test_result_store_never_leaves_its_directory(tmp_path: Path) -> None:
+    from phaser.storage.results import LocalResultStore
+
+    store = LocalResultStore(tmp_path / "results")
+    stored = store.put_bytes("job1", "1-result", b"data")
+    assert store.path(stored.key) == tmp_path / "results" / "job1" / "1-result"
+    secret = tmp_path / "secret"
+    secret.write_text("secret")
+    (tmp_path / "results" / "job1" / "1-link").symlink_to(secret)
+    assert store.path("job1/1-link") is None
+    for key in ("../secret", "job1/../../secret", "job1/", "/etc/passwd", ""):
+        assert store.path(key) is None
+    for job_id, result_id in (("..", "x"), ("job1", "../x"), ("job1", "")):
+        with pytest.raises(ValueError, match="invalid"):
+            store.put_bytes(job_id, result_id, b"x")
