@@ -67,6 +67,9 @@ class Stack:
             "PHASER_TASK_MODULES": "support_tasks",
             "PHASER_LOG_LEVEL": "WARNING",
             "PHASER_WORKER_GRACE_PERIOD": "2",
+            # Load tests create thousands of jobs; quota tests set their own.
+            "PHASER_MAX_ACTIVE_JOBS": "100000",
+            "PHASER_MAX_STORED_JOBS": "1000000",
         }
         for name, value in settings.items():
             self.env[f"PHASER_{name.upper()}"] = str(value)
