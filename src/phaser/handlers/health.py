@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
+
+from ..dependencies.context import Service
 
 __all__ = ["router"]
 
@@ -26,12 +27,11 @@ async def health() -> dict[str, str]:
     description="200 when Redis answers; 503 otherwise.",
     responses={503: {"description": "Redis cannot be reached"}},
 )
-async def ready(request: Request) -> JSONResponse:
-    try:
-        await request.app.state.factory.redis.ping()
-    except (RedisError, OSError) as exc:
+async def ready(service: Service) -> JSONResponse:
+    problem = await service.unavailable()
+    if problem is not None:
         return JSONResponse(
-            {"status": "unavailable", "redis": str(exc)},
+            {"status": "unavailable", "redis": problem},
             status_code=503,
             headers={"Retry-After": "5"},
         )

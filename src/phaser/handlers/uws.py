@@ -465,6 +465,20 @@ async def post_parameters(
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
+    return await _post_changes(
+        task, job_id, request, service, caller, base_url
+    )
+
+
+async def _post_changes(
+    task: str,
+    job_id: str,
+    request: Request,
+    service: JobService,
+    caller: Caller,
+    base_url: str,
+) -> Response:
+    """Apply the changes a POST carries to the job; 303 to the job."""
     params = await _params(request, body=True)
     job = await _job(service, caller, task, job_id)
     await _apply(service, caller, job, params)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from ..dependencies.context import BaseUrl, Service
 
@@ -19,16 +19,16 @@ router = APIRouter()
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}}},
 )
-async def availability(request: Request) -> Response:
-    try:
-        await request.app.state.factory.redis.ping()
+async def availability(service: Service) -> Response:
+    problem = await service.unavailable()
+    if problem is None:
         available, note = "true", "service is accepting jobs"
-    except Exception as exc:  # any failure means "not available"
-        available, note = "false", f"job store unreachable: {exc}"
+    else:
+        available, note = "false", f"job store unreachable: {problem}"
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<availability xmlns="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-        f"<available>{available}</available><note>{note}</note>"
+        f"<available>{available}</available><note>{escape(note)}</note>"
         "</availability>"
     )
     return Response(body, media_type="application/xml")

@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from ..clock import now, to_ms
 from ..config import Settings
 from ..models.caller import Caller
@@ -111,6 +113,14 @@ class JobService:
         self._queue = queue
         self._hub = hub
         self._registry = registry
+
+    async def unavailable(self) -> str | None:
+        """Why the job store cannot be used now, or `None` if it can."""
+        try:
+            await self._store.ping()
+        except (RedisError, OSError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
 
     def tasks(self) -> list[Task]:
         """The registered tasks, by name."""

@@ -105,6 +105,10 @@ class JobStore:
         ):
             script.sha = await self._redis.script_load(script.script)
 
+    async def ping(self) -> None:
+        """Raise `redis.exceptions.RedisError` if Redis does not answer."""
+        await self._redis.ping()
+
     async def create(self, job: Job) -> None:
         """Store a new job with its index and schedule entries."""
         keys = self._keys.job(job.id, job.owner, job.task)
