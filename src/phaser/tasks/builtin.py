@@ -54,6 +54,11 @@ async def sleep(params: SleepParameters, ctx: TaskContext) -> str:
     return f"slept {params.seconds:g} s"
 
 
+@task("noop", parameters=None)
+async def noop(params: dict[str, Any], ctx: TaskContext) -> None:
+    """Do nothing (for measuring phaser itself)."""
+
+
 @task("echo", parameters=None)
 async def echo(params: dict[str, Any], ctx: TaskContext) -> None:
     """Return the parameters it was given, as JSON."""

@@ -1,0 +1,351 @@
+"""phaser benchmarks: each figure with a baseline measured in the same run.
+
+    python benchmarks/run.py                 # every benchmark available
+    python benchmarks/run.py --only B3 B5    # some of them
+    python benchmarks/run.py --smoke         # tiny sizes: checks they run
+
+Starts its own redis-server, frontends and workers on loopback, and writes
+``benchmarks/results.md`` and ``benchmarks/results.json``. Every figure is
+the median of several rounds with min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis import Redis
+
+from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Figure:
+    """One measured quantity over several rounds."""
+
+    name: str
+    unit: str
+    rounds: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "median": statistics.median(self.rounds),
+            "min": min(self.rounds),
+            "max": max(self.rounds),
+            "rounds": len(self.rounds),
+        }
+
+
+@dataclass
+class Result:
+    """A benchmark's figures, comparison and verdict."""
+
+    key: str
+    title: str
+    figures: list[Figure]
+    comparison: str
+    target: str
+    met: bool | None
+
+
+class Stack:
+    """A frontend and workers as processes, on one Redis."""
+
+    def __init__(self, redis_url: str, data: Path, **settings: Any) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.prefix = f"b{tag}"
+        self.env = {
+            **os.environ,
+            "PHASER_REDIS_URL": redis_url,
+            "PHASER_DATA_DIR": str(data),
+            "PHASER_KEY_PREFIX": self.prefix,
+            "PHASER_QUEUE_NAME": f"b{tag}:queue",
+            "PHASER_LOG_LEVEL": "WARNING",
+            "PHASER_MAX_ACTIVE_JOBS": "10000000",
+            "PHASER_MAX_STORED_JOBS": "100000000",
+        }
+        for name, value in settings.items():
+            self.env[f"PHASER_{name.upper()}"] = str(value)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, workers: int = 1) -> None:
+        command = [sys.executable, "-m", "phaser"]
+        for _ in range(workers):
+            self.processes.append(
+                subprocess.Popen([*command, "worker"], env=self.env)
+            )
+        self.processes.append(
+            subprocess.Popen(
+                [*command, "serve", "--port", str(self.port)], env=self.env
+            )
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if (
+                    httpx.get(f"{self.url}/ready", timeout=1).status_code
+                    == 200
+                ):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("stack did not start")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def stack(
+    redis: EmbeddedRedis, work: Path, **settings: Any
+) -> Iterator[Stack]:
+    running = Stack(redis.url, work / uuid.uuid4().hex[:6], **settings)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _latencies(url: str, jobs: int) -> list[float]:
+    """Create a started noop job and wait (long poll) until it is done."""
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            job = client.post(
+                "/api/v1/jobs", json={"task": "noop", "start": True}
+            ).json()
+            phase = job["phase"]
+            while phase not in {"COMPLETED", "ERROR", "ABORTED"}:
+                phase = client.get(
+                    f"/api/v1/jobs/{job['id']}",
+                    params={"wait": 10, "phase": phase},
+                ).json()["phase"]
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B3: end-to-end latency of a no-op job, idle system, one client."""
+    p50 = Figure("phaser p50", "ms")
+    p99 = Figure("phaser p99", "ms")
+    base50 = Figure("arq default pickup (poll 0.5 s) p50", "ms")
+    with stack(redis, work) as fast:
+        _latencies(fast.url, 10)  # warm up
+        for _ in range(scale.rounds):
+            values = _latencies(fast.url, scale.latency_jobs)
+            p50.rounds.append(_percentile(values, 0.5))
+            p99.rounds.append(_percentile(values, 0.99))
+    with stack(redis, work, worker_poll_delay=0.5) as slow:
+        for _ in range(scale.rounds):
+            values = _latencies(slow.url, max(5, scale.latency_jobs // 10))
+            base50.rounds.append(_percentile(values, 0.5))
+    median50 = statistics.median(p50.rounds)
+    median99 = statistics.median(p99.rounds)
+    return Result(
+        key="B3",
+        title="End-to-end latency of a no-op job (create+start, wait)",
+        figures=[p50, p99, base50],
+        comparison=(
+            f"phaser p50 / arq-default-pickup p50 ="
+            f" {median50 / statistics.median(base50.rounds):.3f}"
+        ),
+        target="p50 ≤ 10 ms, p99 ≤ 30 ms",
+        met=median50 <= 10 and median99 <= 30,
+    )
+
+
+async def _fill(redis_url: str, prefix: str, jobs: int) -> None:
+    """Store finished small jobs exactly as the service does."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from phaser.clock import now, to_ms
+    from phaser.models.job import Job, JobResult
+    from phaser.models.phase import ExecutionPhase
+    from phaser.services.ids import new_job_id
+    from phaser.storage.job_store import JobStore
+    from phaser.storage.keys import KeyLayout
+
+    client = AsyncRedis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, KeyLayout(prefix))
+    await store.load_scripts()
+    batch = 500
+    for start in range(0, jobs, batch):
+        created = []
+        for _ in range(min(batch, jobs - start)):
+            moment = now()
+            job = Job(
+                id=new_job_id(to_ms(moment)),
+                task="noop",
+                owner="alice",
+                phase=ExecutionPhase.PENDING,
+                parameters={"n": 1},
+                created_at=moment,
+                execution_duration=600,
+                destruction_time=moment,
+            )
+            created.append(job)
+        await asyncio.gather(*(store.create(job) for job in created))
+        await asyncio.gather(
+            *(
+                store.transition(
+                    job,
+                    allowed=[ExecutionPhase.PENDING],
+                    to=ExecutionPhase.COMPLETED,
+                    fields={
+                        "started_at": job.created_at,
+                        "ended_at": job.created_at,
+                        "attempts": 1,
+                        "results": [
+                            JobResult(
+                                "result",
+                                2,
+                                "application/json",
+                                f"{job.id}/1-result",
+                            )
+                        ],
+                    },
+                    event="",
+                )
+                for job in created
+            )
+        )
+    await client.aclose()
+
+
+def bench_memory(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B5: Redis memory per finished small job (record and indexes)."""
+    per_job = Figure("used_memory per job", "bytes")
+    client = Redis.from_url(redis.url)
+    for _ in range(scale.rounds):
+        prefix = f"m{uuid.uuid4().hex[:6]}"
+        before = int(client.info("memory")["used_memory"])
+        asyncio.run(_fill(redis.url, prefix, scale.memory_jobs))
+        after = int(client.info("memory")["used_memory"])
+        per_job.rounds.append((after - before) / scale.memory_jobs)
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            client.delete(key)
+    median = statistics.median(per_job.rounds)
+    return Result(
+        key="B5",
+        title=f"Redis memory per finished job ({scale.memory_jobs} jobs)",
+        figures=[per_job],
+        comparison="—",
+        target="≤ 1 KiB",
+        met=median <= 1024,
+    )
+
+
+@dataclass(frozen=True)
+class Scale:
+    rounds: int
+    latency_jobs: int
+    memory_jobs: int
+
+
+FULL = Scale(rounds=5, latency_jobs=200, memory_jobs=20_000)
+SMOKE = Scale(rounds=1, latency_jobs=10, memory_jobs=200)
+
+BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
+    "B3": bench_latency,
+    "B5": bench_memory,
+}
+
+
+def _markdown(results: list[Result], command: str) -> str:
+    lines = [
+        f"Produced by `{command}` on {os.cpu_count()} cores.",
+        "",
+        "| # | what | figure | median | min | max | comparison | target |"
+        " met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for figure in result.figures:
+            row = figure.row()
+            verdict = {True: "yes", False: "**no**", None: "—"}[result.met]
+            lines.append(
+                f"| {result.key} | {result.title} | {figure.name}"
+                f" | {row['median']:.1f} {figure.unit}"
+                f" | {row['min']:.1f} | {row['max']:.1f}"
+                f" | {result.comparison} | {result.target} | {verdict} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS))
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args()
+    scale = SMOKE if args.smoke else FULL
+    work = Path(tempfile.mkdtemp(prefix="phaser-bench-"))
+    redis = EmbeddedRedis(work / "redis", find_redis_server())
+    redis.start()
+    results = []
+    try:
+        for key in args.only or sorted(BENCHMARKS):
+            results.append(BENCHMARKS[key](redis, work, scale))
+            print(f"{key} done", flush=True)
+    finally:
+        redis.stop()
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(_markdown(results, command.strip()))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            [
+                {
+                    "key": r.key,
+                    "title": r.title,
+                    "figures": [f.row() for f in r.figures],
+                    "comparison": r.comparison,
+                    "target": r.target,
+                    "met": r.met,
+                }
+                for r in results
+            ],
+            indent=2,
+        )
+    )
+    print(_markdown(results, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
