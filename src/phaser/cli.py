@@ -151,6 +151,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             port=port,
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=settings.http_keep_alive,
         )
     except _StopRequestedError:
         pass

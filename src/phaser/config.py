@@ -242,6 +242,16 @@ class Settings(BaseSettings):
             " keeps its metadata in phase ARCHIVED (results deleted)."
         ),
     )
+    http_keep_alive: PositiveInt = Field(
+        75,
+        title="HTTP keep-alive (s)",
+        description=(
+            "How long an idle client connection stays open. Longer than the"
+            " idle timeout of proxies and clients in front (nginx, load"
+            " balancers: 60 s), so the server never closes a connection a"
+            " request is being sent on."
+        ),
+    )
     embedded_worker: bool = Field(
         True,
         title="Start a worker with the embedded Redis",
