@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,14 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     )
 
 
-async def _fill(redis_url: str, prefix: str, jobs: int) -> None:
+async def _fill(
+    redis_url: str,
+    prefix: str,
+    jobs: int,
+    *,
+    owner: str | None = "alice",
+    destroy_now: bool = False,
+) -> None:
     """Store finished small jobs exactly as the service does."""
     from redis.asyncio import Redis as AsyncRedis
 
@@ -211,12 +219,14 @@ async def _fill(redis_url: str, prefix: str, jobs: int) -> None:
             job = Job(
                 id=new_job_id(to_ms(moment)),
                 task="noop",
-                owner="alice",
+                owner=owner,
                 phase=ExecutionPhase.PENDING,
                 parameters={"n": 1},
                 created_at=moment,
                 execution_duration=600,
-                destruction_time=moment,
+                destruction_time=(
+                    moment if destroy_now else moment + timedelta(days=1)
+                ),
             )
             created.append(job)
         await asyncio.gather(*(store.create(job) for job in created))
@@ -270,19 +280,133 @@ def bench_memory(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     )
 
 
+def _list_times(url: str, path: str, requests: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(requests):
+            started = time.perf_counter()
+            answer = client.get(path)
+            out.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code == 200
+    return out
+
+
+def bench_lists(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B4: first page of one owner's jobs as the job count grows."""
+    figures = []
+    medians: dict[tuple[str, int], float] = {}
+    with stack(redis, work) as running:
+        stored = 0
+        for size in scale.list_sizes:
+            asyncio.run(
+                _fill(redis.url, running.prefix, size - stored, owner=None)
+            )
+            stored = size
+            for dialect, path in (
+                ("UWS LAST=100", "/noop/jobs?LAST=100"),
+                ("JSON limit=100", "/api/v1/jobs?limit=100"),
+            ):
+                figure = Figure(f"{dialect} at {size:,} jobs, p50", "ms")
+                for _ in range(scale.rounds):
+                    values = _list_times(running.url, path, 50)
+                    figure.rounds.append(_percentile(values, 0.5))
+                figures.append(figure)
+                medians[dialect, size] = statistics.median(figure.rounds)
+    small, large = scale.list_sizes[0], scale.list_sizes[-1]
+    ratios = {
+        d: medians[d, large] / medians[d, small]
+        for d in ("UWS LAST=100", "JSON limit=100")
+    }
+    return Result(
+        key="B4",
+        title="Job list, first page, one owner",
+        figures=figures,
+        comparison="; ".join(
+            f"{d}: {large:,}/{small:,} = {r:.2f}" for d, r in ratios.items()
+        ),
+        target="p50 ≤ 10 ms at 1M; 1M/10k ≤ 1.5",
+        met=all(r <= 1.5 for r in ratios.values())
+        and all(medians[d, large] <= 10 for d in ratios),
+    )
+
+
+def bench_destruction(
+    redis: EmbeddedRedis, work: Path, scale: Scale
+) -> Result:
+    """B7: maintenance destroys expired jobs."""
+    figure = Figure(
+        f"destroy {scale.destroy_jobs:,} expired jobs (incl. worker start)",
+        "s",
+    )
+    client = Redis.from_url(redis.url)
+    for _ in range(scale.rounds_slow):
+        running = Stack(
+            redis.url, work / uuid.uuid4().hex[:6], maintenance_interval=0.2
+        )
+        asyncio.run(
+            _fill(
+                redis.url,
+                running.prefix,
+                scale.destroy_jobs,
+                owner=None,
+                destroy_now=True,
+            )
+        )
+        schedule = f"{running.prefix}:schedule:destruction"
+        # Timed from the worker's start, which it spends starting up too.
+        started = time.monotonic()
+        running.start(workers=1)
+        try:
+            while client.zcard(schedule):
+                if time.monotonic() - started > 600:
+                    raise RuntimeError("destruction took over 10 minutes")
+                time.sleep(0.05)
+            figure.rounds.append(time.monotonic() - started)
+        finally:
+            running.stop()
+    median = statistics.median(figure.rounds)
+    return Result(
+        key="B7",
+        title="Destruction of expired jobs (one worker's maintenance)",
+        figures=[figure],
+        comparison=f"{scale.destroy_jobs / median:,.0f} jobs/s",
+        target="100k in ≤ 10 s",
+        met=scale.destroy_jobs / median >= 10_000,
+    )
+
+
 @dataclass(frozen=True)
 class Scale:
     rounds: int
+    rounds_slow: int
     latency_jobs: int
     memory_jobs: int
+    list_sizes: tuple[int, ...]
+    destroy_jobs: int
 
 
-FULL = Scale(rounds=5, latency_jobs=200, memory_jobs=20_000)
-SMOKE = Scale(rounds=1, latency_jobs=10, memory_jobs=200)
+FULL = Scale(
+    rounds=5,
+    rounds_slow=1,
+    latency_jobs=200,
+    memory_jobs=20_000,
+    list_sizes=(10_000, 100_000, 1_000_000),
+    destroy_jobs=100_000,
+)
+SMOKE = Scale(
+    rounds=1,
+    rounds_slow=1,
+    latency_jobs=10,
+    memory_jobs=200,
+    list_sizes=(100, 1_000),
+    destroy_jobs=200,
+)
 
 BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
     "B3": bench_latency,
+    "B4": bench_lists,
     "B5": bench_memory,
+    "B7": bench_destruction,
 }
 
 
