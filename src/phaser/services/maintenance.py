@@ -8,6 +8,7 @@ what they did: it only acts on what it saw, if that is still so.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -98,15 +99,14 @@ class Maintenance:
 
     async def destroy_expired(self) -> int:
         """Delete (or archive) jobs whose destruction time has passed."""
-        count = 0
         ids = await self._store.due("destruction", until=now(), limit=_BATCH)
-        for job in await self._store.get_many(ids):
-            if self._settings.destruction_mode == "archive":
-                done = await self._service.archive(job)
-            else:
-                done = await self._service.destroy(job)
-            count += done
-        return count
+        jobs = await self._store.get_many(ids)
+        if self._settings.destruction_mode == "archive":
+            archived = await asyncio.gather(
+                *(self._service.archive(job) for job in jobs)
+            )
+            return sum(archived)
+        return await self._service.destroy_many(jobs)
 
     async def enforce_deadlines(self) -> int:
         """Abort running jobs past their deadline whose worker did not.
