@@ -42,6 +42,11 @@ class MaintenanceReport:
     failed: int
     requeued: int
 
+    @property
+    def more(self) -> bool:
+        """Whether a schedule had more due jobs than one pass handles."""
+        return self.destroyed >= _BATCH
+
 
 class Maintenance:
     """The maintenance rules.

@@ -61,7 +61,9 @@ async def _maintain(factory: Factory) -> None:
             if await factory.job_store.hold_lease(
                 "maintenance", holder, ttl=3 * interval
             ):
-                await maintenance.run()
+                report = await maintenance.run()
+                if report.more:
+                    continue  # a backlog: the next pass at once
         except (RedisError, OSError) as exc:
             _logger.warning("Maintenance pass failed", error=str(exc))
         await asyncio.sleep(interval)
