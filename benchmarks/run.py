@@ -81,6 +81,10 @@ class Stack:
             "PHASER_KEY_PREFIX": self.prefix,
             "PHASER_QUEUE_NAME": f"b{tag}:queue",
             "PHASER_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE), os.environ.get("PYTHONPATH", "")]
+            ),
+            "PHASER_TASK_MODULES": "bench_tasks",
             "PHASER_MAX_ACTIVE_JOBS": "10000000",
             "PHASER_MAX_STORED_JOBS": "100000000",
         }
@@ -375,6 +379,130 @@ def bench_destruction(
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _hold_waits(
+    url: str,
+    redis_url: str,
+    prefix: str,
+    ids: list[str],
+    frontend: int,
+    seconds: float,
+) -> tuple[list[float], float, float]:
+    """Open one long poll per pending job, measure the frontend's CPU and
+    RSS while they wait, then abort the jobs (straight in the job store,
+    as a worker would end them) and measure how long after each job's
+    transition its answer arrived."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from phaser.models.phase import ExecutionPhase
+    from phaser.storage.job_store import JobStore
+    from phaser.storage.keys import KeyLayout
+
+    store_client = AsyncRedis.from_url(redis_url, decode_responses=True)
+    store = JobStore(store_client, KeyLayout(prefix))
+    await store.load_scripts()
+    limits = httpx.Limits(max_connections=len(ids) + 10)
+    rss_before = _rss_mib(frontend)
+    ended: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    async with httpx.AsyncClient(
+        base_url=url, timeout=320, limits=limits
+    ) as client:
+
+        async def wait(job_id: str) -> None:
+            answer = await client.get(
+                f"/api/v1/jobs/{job_id}",
+                params={"wait": 290, "phase": "PENDING"},
+            )
+            arrived[job_id] = time.monotonic()
+            assert answer.json()["phase"] == "ABORTED"
+
+        async def end(job_id: str) -> None:
+            job = await store.get(job_id)
+            assert job is not None
+            result = await store.transition(
+                job,
+                allowed=[ExecutionPhase.PENDING],
+                to=ExecutionPhase.ABORTED,
+            )
+            ended[job_id] = time.monotonic()
+            assert result.ok
+
+        tasks = [asyncio.create_task(wait(job_id)) for job_id in ids]
+        await asyncio.sleep(3)  # every wait is open by now
+        cpu_before = _cpu_seconds(frontend)
+        await asyncio.sleep(seconds)
+        idle_cpu = (_cpu_seconds(frontend) - cpu_before) / seconds
+        rss_growth = _rss_mib(frontend) - rss_before
+        for start in range(0, len(ids), 100):
+            await asyncio.gather(*(end(i) for i in ids[start : start + 100]))
+        await asyncio.gather(*tasks)
+    await store_client.aclose()
+    delays = [(arrived[i] - ended[i]) * 1000 for i in ids]
+    return delays, idle_cpu, rss_growth
+
+
+def bench_waits(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B6: thousands of waits on one frontend, released by their jobs'
+    final transition."""
+    delay99 = Figure("release after the job's transition, p99", "ms")
+    delaymax = Figure("release after the job's transition, max", "ms")
+    idle = Figure("frontend CPU while all wait", "% of a core")
+    rss = Figure("frontend RSS growth", "MiB")
+    hold = 10.0
+    running = Stack(redis.url, work / uuid.uuid4().hex[:6], max_wait=300)
+    running.start(workers=0)
+    try:
+        frontend = running.processes[-1].pid
+        for _ in range(scale.rounds_slow):
+            with httpx.Client(base_url=running.url, timeout=60) as client:
+                ids = [
+                    client.post("/api/v1/jobs", json={"task": "noop"}).json()[
+                        "id"
+                    ]
+                    for _ in range(scale.waiters)
+                ]
+            delays, cpu, growth = asyncio.run(
+                _hold_waits(
+                    running.url,
+                    redis.url,
+                    running.prefix,
+                    ids,
+                    frontend,
+                    hold,
+                )
+            )
+            delay99.rounds.append(_percentile(delays, 0.99))
+            delaymax.rounds.append(max(delays))
+            idle.rounds.append(cpu * 100)
+            rss.rounds.append(growth)
+    finally:
+        running.stop()
+    return Result(
+        key="B6",
+        title=f"{scale.waiters:,} concurrent waits on one frontend",
+        figures=[delay99, delaymax, idle, rss],
+        comparison="—",
+        target="all released ≤ 200 ms after completion; no CPU while idle;"
+        " RSS growth ≤ 100 MB",
+        met=statistics.median(delaymax.rounds) <= 200
+        and statistics.median(rss.rounds) <= 100
+        and statistics.median(idle.rounds) < 1,
+    )
+
+
 @dataclass(frozen=True)
 class Scale:
     rounds: int
@@ -383,6 +511,7 @@ class Scale:
     memory_jobs: int
     list_sizes: tuple[int, ...]
     destroy_jobs: int
+    waiters: int
 
 
 FULL = Scale(
@@ -392,6 +521,7 @@ FULL = Scale(
     memory_jobs=20_000,
     list_sizes=(10_000, 100_000, 1_000_000),
     destroy_jobs=100_000,
+    waiters=2_000,
 )
 SMOKE = Scale(
     rounds=1,
@@ -400,12 +530,14 @@ SMOKE = Scale(
     memory_jobs=200,
     list_sizes=(100, 1_000),
     destroy_jobs=200,
+    waiters=20,
 )
 
 BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
     "B3": bench_latency,
     "B4": bench_lists,
     "B5": bench_memory,
+    "B6": bench_waits,
     "B7": bench_destruction,
 }
 

@@ -26,8 +26,11 @@ def test_benchmark_smoke_run_writes_every_result(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["key"] for r in results] == ["B3", "B4", "B5", "B7"]
+    assert [r["key"] for r in results] == ["B3", "B4", "B5", "B6", "B7"]
     for result in results:
         for figure in result["figures"]:
-            assert figure["median"] > 0
+            assert figure["min"] <= figure["median"] <= figure["max"]
+            assert figure["median"] >= 0
+    latency = results[0]["figures"][0]
+    assert latency["median"] > 0
     assert "| B3 |" in (tmp_path / "results.md").read_text()

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from ..config import Settings
 from ..factory import Factory
+from ..logs import configure
 from ..queue import RUN_JOB, create_arq_redis, deserialize, serialize
 
 __all__ = ["create_worker", "run_worker"]
@@ -132,5 +133,6 @@ def create_worker(settings: Settings) -> Worker:
 
 def run_worker(settings: Settings) -> None:
     """Run a worker until SIGINT or SIGTERM."""
+    configure(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
     create_worker(settings).run()
