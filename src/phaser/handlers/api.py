@@ -21,7 +21,7 @@ from ..models.api import (
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
 from ..services.jobs import JobUpdate
-from .results import result_response
+from .results import add_head_route, result_response
 
 __all__ = ["router"]
 
@@ -281,14 +281,7 @@ async def get_result(
     return result_response(job_id, result, path)
 
 
-# HEAD of a result (size and type without the bytes); the same handler.
-router.add_api_route(
-    "/jobs/{job_id}/results/{result_id}",
-    get_result,
-    methods=["HEAD"],
-    include_in_schema=False,
-    response_class=FileResponse,
-)
+add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)
 
 
 @router.get(

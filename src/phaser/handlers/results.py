@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from ..models.job import JobResult
 
-__all__ = ["result_response"]
+__all__ = ["add_head_route", "result_response"]
 
 
 def result_response(
@@ -39,3 +42,18 @@ _EXTENSIONS = {
     "text/plain": ".txt",
     "application/json": ".json",
 }
+
+
+def add_head_route(
+    router: APIRouter, path: str, endpoint: Callable[..., Any]
+) -> None:
+    """Answer HEAD on a download route with its GET handler (size and type
+    without the bytes), kept out of the OpenAPI document so it does not
+    repeat the GET operation."""
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["HEAD"],
+        include_in_schema=False,
+        response_class=FileResponse,
+    )

@@ -36,7 +36,7 @@ from ..models.uws import (
     render_results,
 )
 from ..services.jobs import JobService, JobUpdate
-from .results import result_response
+from .results import add_head_route, result_response
 
 __all__ = ["router"]
 
@@ -327,16 +327,9 @@ async def post_job(
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
-    params = await _params(request, body=True)
-    job = await _job(service, caller, task, job_id)
-    action = params.get("action")
-    if action is not None:
-        if action.upper() != "DELETE":
-            raise _bad("action", action, "expected DELETE")
-        await service.delete(caller, job.id)
-        return _see_other(_list_url(base_url, task))
-    await _apply(service, caller, job, params)
-    return _see_other(_job_url(base_url, task, job.id))
+    return await _post_changes(
+        task, job_id, request, service, caller, base_url, may_delete=True
+    )
 
 
 @router.delete(
@@ -415,13 +408,9 @@ def _change(
         caller: CurrentCaller,
         base_url: BaseUrl,
     ) -> Response:
-        params = await _params(request, body=True)
-        job = await _job(service, caller, task, job_id)
-        value = params.get(name)
-        if value is None:
-            raise PhaserError(f"Missing {name.upper()} parameter")
-        await _apply(service, caller, job, _Params([(name, value)]))
-        return _see_other(_job_url(base_url, task, job.id))
+        return await _post_changes(
+            task, job_id, request, service, caller, base_url, only=name
+        )
 
     change.__name__ = f"post_{name}"
     return change
@@ -477,10 +466,26 @@ async def _post_changes(
     service: JobService,
     caller: Caller,
     base_url: str,
+    *,
+    may_delete: bool = False,
+    only: str | None = None,
 ) -> Response:
-    """Apply the changes a POST carries to the job; 303 to the job."""
+    """Apply the changes a POST carries; 303 to the job (to the list after
+    ``ACTION=DELETE``, where ``may_delete``). With ``only``, the POST must
+    carry that one parameter and nothing else is looked at."""
     params = await _params(request, body=True)
     job = await _job(service, caller, task, job_id)
+    action = params.get("action") if may_delete else None
+    if action is not None:
+        if action.upper() != "DELETE":
+            raise _bad("action", action, "expected DELETE")
+        await service.delete(caller, job.id)
+        return _see_other(_list_url(base_url, task))
+    if only is not None:
+        value = params.get(only)
+        if value is None:
+            raise PhaserError(f"Missing {only.upper()} parameter")
+        params = _Params([(only, value)])
     await _apply(service, caller, job, params)
     return _see_other(_job_url(base_url, task, job.id))
 
@@ -520,14 +525,7 @@ async def get_result(
     return result_response(job_id, result, path)
 
 
-# HEAD of a result (size and type without the bytes); the same handler.
-router.add_api_route(
-    "/{task}/jobs/{job_id}/results/{result_id}",
-    get_result,
-    methods=["HEAD"],
-    include_in_schema=False,
-    response_class=FileResponse,
-)
+add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
 
 
 @router.get(

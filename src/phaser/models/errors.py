@@ -16,7 +16,6 @@ __all__ = [
     "PhaserError",
     "QuotaExceededError",
     "ResultNotFoundError",
-    "ServiceUnavailableError",
     "UnknownTaskError",
 ]
 
@@ -104,15 +103,6 @@ class PhaseConflictError(PhaserError):
     uws_status_code = 403
     slug = "phase-conflict"
     title = "Not allowed in this phase"
-
-
-class ServiceUnavailableError(PhaserError):
-    """Redis (or another backing service) cannot be reached."""
-
-    status_code = 503
-    uws_status_code = 503
-    slug = "service-unavailable"
-    title = "Service unavailable"
 
 
 class AuthenticationError(PhaserError):

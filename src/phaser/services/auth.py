@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +134,7 @@ class Authenticator:
         self._admins = admins
         self._users = users or UserDirectory([])
 
-    def authenticate(self, headers: dict[str, str] | object) -> Caller:
+    def authenticate(self, headers: Mapping[str, str]) -> Caller:
         """The caller of a request with these headers.
 
         Raises
@@ -141,12 +142,11 @@ class Authenticator:
         AuthenticationError
             Credentials are missing or wrong.
         """
-        get = getattr(headers, "get")  # noqa: B009 - Mapping or Headers
         match self._mode:
             case "none":
                 return ANONYMOUS
             case "header":
-                name = get(self._header)
+                name = headers.get(self._header)
                 if not name or not _NAME.match(name):
                     raise AuthenticationError(
                         "Not authenticated (no valid user header from the"
@@ -154,7 +154,7 @@ class Authenticator:
                     )
                 return Caller(name, admin=name in self._admins)
             case "token":
-                token = _token(get("authorization") or "")
+                token = _token(headers.get("authorization") or "")
                 caller = self._users.authenticate(token) if token else None
                 if caller is None:
                     raise AuthenticationError(

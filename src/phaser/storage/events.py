@@ -75,11 +75,6 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    @property
-    def waiter_count(self) -> int:
-        """Number of open subscriptions (WAIT requests, SSE streams)."""
-        return sum(len(queues) for queues in self._subscribers.values())
-
     async def start(self) -> None:
         """Start the subscriber and wait until it listens."""
         self._task = asyncio.create_task(self._run(), name="event-hub")
