@@ -366,12 +366,19 @@ async def _index_problems(stack: Stack) -> list[str]:
             job_id = key.rsplit(":", 1)[1]
             records[job_id] = await redis.hgetall(key)
         phase_sets: dict[str, list[str]] = {}
+        counted: dict[str, int] = {}
         async for key in redis.scan_iter(f"{prefix}:owner:*", count=1000):
+            if key.endswith(":counts"):
+                for phase, n in (await redis.hgetall(key)).items():
+                    counted[phase] = counted.get(phase, 0) + int(n)
+                continue
+            if key.endswith(":tasks"):
+                continue
             members = await redis.zrange(key, 0, -1)
             for job_id in members:
                 if job_id not in records:
                     problems.append(f"{key} points to missing {job_id}")
-            if ":task:" not in key and ":phase:" in key:
+            if ":phase:" in key:
                 for job_id in members:
                     phase_sets.setdefault(job_id, []).append(
                         key.rsplit(":", 1)[1]
@@ -382,6 +389,11 @@ async def _index_problems(stack: Stack) -> list[str]:
                     f"{job_id} is {record['phase']} but in phase sets"
                     f" {phase_sets.get(job_id)}"
                 )
+        actual: dict[str, int] = {}
+        for record in records.values():
+            actual[record["phase"]] = actual.get(record["phase"], 0) + 1
+        if {p: n for p, n in counted.items() if n} != actual:
+            problems.append(f"phase counts {counted} but records {actual}")
         for schedule, phase in [
             (keys.deadline, "EXECUTING"),
             (keys.heartbeat, "EXECUTING"),

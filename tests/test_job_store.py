@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,10 +13,10 @@ from redis.asyncio import Redis
 
 from phaser.clock import now, to_ms
 from phaser.embedded import EmbeddedRedis
-from phaser.models.job import Job
+from phaser.models.job import ErrorType, Job, JobError, JobResult, Progress
 from phaser.models.phase import Action, ExecutionPhase, allowed_from
 from phaser.services.ids import new_job_id
-from phaser.storage.job_store import JobStore, Outcome
+from phaser.storage.job_store import JobStore, Outcome, Quota
 from phaser.storage.keys import KeyLayout
 
 P = ExecutionPhase
@@ -146,11 +147,108 @@ async def test_delete_removes_every_index_entry(
     leftovers = [
         key
         async for key in redis.scan_iter(f"{prefix}:*")
-        if await redis.type(key) != "zset"
-        or await redis.zscore(key, job.id) is not None
+        if (
+            (await redis.type(key) == "zset")
+            and await redis.zscore(key, job.id) is not None
+        )
+        or key.endswith(f":job:{job.id}")
     ]
+    counts = await redis.hgetall(store._keys.counts(job.owner))
     await redis.aclose()
     assert leftovers == []
+    assert {int(n) for n in counts.values()} == {0}
+
+
+async def test_delete_many_removes_a_batch(store: JobStore) -> None:
+    jobs = [_job(owner=f"o{n % 3}", task=f"t{n % 2}") for n in range(30)]
+    for job in jobs:
+        await store.create(job)
+    phases = await store.delete_many([*jobs[:20], _job()])
+    assert phases == [P.PENDING] * 20 + [None]
+    assert [job.id for job in await store.get_many([j.id for j in jobs])] == [
+        j.id for j in jobs[20:]
+    ]
+    for owner in ("o0", "o1", "o2"):
+        mine = [j for j in jobs[20:] if j.owner == owner]
+        assert await store.count(owner, [P.PENDING]) == (len(mine), len(mine))
+
+
+async def test_record_with_results_and_errors_round_trips(
+    store: JobStore,
+) -> None:
+    job = dataclasses.replace(
+        _job(),
+        phase=P.ERROR,
+        results=[
+            JobResult("result", 12, "text/plain", "x/1-result"),
+            JobResult("extra", 3, "application/json", "elsewhere/other"),
+        ],
+        errors=[JobError(ErrorType.FATAL, "boom", code="E1", detail="d")],
+        progress=Progress(50, "half"),
+    )
+    job = dataclasses.replace(
+        job,
+        results=[
+            dataclasses.replace(job.results[0], key=f"{job.id}/1-result"),
+            job.results[1],
+        ],
+    )
+    await store.create(job)
+    assert await store.get(job.id) == job
+
+
+async def test_quota_is_exact_under_concurrent_creation(
+    store: JobStore,
+) -> None:
+    quota = Quota(max_stored=100, max_active=5, active_phases=[P.PENDING])
+    results = await asyncio.gather(
+        *(store.create(_job(owner="q"), quota) for _ in range(20))
+    )
+    assert sum(r.ok for r in results) == 5
+    assert {r.outcome for r in results if not r.ok} == {Outcome.ACTIVE}
+    assert {r.count for r in results if not r.ok} == {5}
+    assert await store.count("q", [P.PENDING]) == (5, 5)
+    stored = Quota(max_stored=5, max_active=None, active_phases=[])
+    refused = await store.create(_job(owner="q"), stored)
+    assert (refused.outcome, refused.count) == (Outcome.STORED, 5)
+    assert await store.count("q", [P.PENDING]) == (5, 5)
+
+
+async def test_lists_by_task_or_phase_merge_the_indexes(
+    store: JobStore,
+) -> None:
+    jobs = [_job(owner="m", task=("a", "b", "c")[n % 3]) for n in range(12)]
+    for n, job in enumerate(jobs):
+        await store.create(job)
+        if n % 2:
+            await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
+
+    async def listed(
+        tasks: list[str] | None, phases: list[ExecutionPhase] | None
+    ) -> list[str]:
+        return await store.list_ids(
+            owner="m",
+            tasks=tasks,
+            phases=phases,
+            newer_than=None,
+            older_than=None,
+            limit=100,
+        )
+
+    # Ids sort by creation time; jobs made in the same millisecond sort by
+    # their random part, so the expected order is the ids' own.
+    def newest_first(chosen: list[Job]) -> list[str]:
+        return sorted((j.id for j in chosen), reverse=True)
+
+    queued = [j for n, j in enumerate(jobs) if n % 2]
+    assert await listed(None, None) == newest_first(jobs)
+    assert await listed(["a"], None) == newest_first(
+        [j for j in jobs if j.task == "a"]
+    )
+    assert await listed(None, [P.QUEUED]) == newest_first(queued)
+    assert await listed(["b", "c"], [P.PENDING]) == newest_first(
+        [j for j in jobs if j.task in {"b", "c"} and j not in queued]
+    )
 
 
 def test_no_pickle_on_the_job_path() -> None:

@@ -192,9 +192,14 @@ class Settings(BaseSettings):
         description="Jobs one worker process runs at once.",
     )
     worker_poll_delay: PositiveFloat = Field(
-        0.005,
-        title="Worker poll delay (s)",
-        description="Delay between polls of the queue when it is empty.",
+        0.1,
+        title="Worker idle poll interval (s)",
+        description=(
+            "Longest a worker waits between polls of the queue when no"
+            " wake-up arrives (new entries wake workers at once; this"
+            " bounds the delay of deferred retries and of entries whose"
+            " wake-up was lost)."
+        ),
         le=5,
     )
     worker_grace_period: NonNegativeInt = Field(

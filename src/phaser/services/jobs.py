@@ -38,6 +38,7 @@ from ..storage.job_store import (
     KEEP,
     JobStore,
     Outcome,
+    Quota,
     TransitionResult,
     Unchanged,
 )
@@ -169,13 +170,15 @@ class JobService:
         definition = self._registry.get(task)
         self._check_size(parameters)
         stored = definition.validate(parameters)
-        await self._check_quota(caller)
         created = now()
         job = Job(
             id=new_job_id(to_ms(created)),
             task=task,
             owner=caller.name,
-            phase=ExecutionPhase.PENDING,
+            # A job started at once is stored QUEUED: one write, and the
+            # record says QUEUED before the queue hears of it, so a worker
+            # that picks it up at once finds it claimable.
+            phase=ExecutionPhase.QUEUED if start else ExecutionPhase.PENDING,
             parameters=stored,
             created_at=created,
             execution_duration=self._execution_duration(
@@ -183,10 +186,25 @@ class JobService:
             ),
             destruction_time=self._clamp_destruction(destruction_time),
             run_id=run_id,
+            attempts=1 if start else 0,
         )
-        await self._store.create(job)
+        result = await self._store.create(job, self._quota)
+        match result.outcome:
+            case Outcome.STORED:
+                raise QuotaExceededError(
+                    f"Stored jobs limit reached: {result.count} jobs kept"
+                    f" (limit {self._settings.max_stored_jobs}); delete some"
+                    " first"
+                )
+            case Outcome.ACTIVE:
+                raise QuotaExceededError(
+                    f"Active jobs limit reached: {result.count} jobs pending,"
+                    f" queued or executing (limit"
+                    f" {self._settings.max_active_jobs}); wait for one to"
+                    " finish or abort one"
+                )
         if start:
-            return await self._start(job)
+            await self._queue.enqueue(job.id, 1)
         return job
 
     async def get(self, caller: Caller, job_id: str) -> Job:
@@ -390,8 +408,8 @@ class JobService:
         return await self._store.delete(job) is not None
 
     async def destroy_many(self, jobs: Sequence[Job]) -> int:
-        """`destroy` for a batch: one thread hop for the files and
-        concurrent record deletions. Returns how many still existed."""
+        """`destroy` for a batch: one thread hop for the files and one
+        script call for the records. Returns how many still existed."""
         for job in jobs:
             if job.phase not in FINAL_PHASES:
                 await self._abort(job)
@@ -401,9 +419,7 @@ class JobService:
                 self._results.delete_job(job.id)
 
         await asyncio.to_thread(delete_files)
-        phases = await asyncio.gather(
-            *(self._store.delete(job) for job in jobs)
-        )
+        phases = await self._store.delete_many(jobs)
         return sum(phase is not None for phase in phases)
 
     async def archive(self, job: Job) -> bool:
@@ -614,26 +630,15 @@ class JobService:
                 f"Parameters too large: {size} bytes as JSON (at most {limit})"
             )
 
-    async def _check_quota(self, caller: Caller) -> None:
-        """Refuse a new job beyond the owner's active or stored limit.
-
-        Checked before the job is written: concurrent requests of one owner
-        can overshoot a limit by the number of requests in flight.
-        """
-        active, stored = await self._store.count(caller.name, _ACTIVE)
-        limit = self._settings.max_stored_jobs
-        if stored >= limit:
-            raise QuotaExceededError(
-                f"Stored jobs limit reached: {stored} jobs kept (limit"
-                f" {limit}); delete some first"
-            )
-        limit = self._settings.max_active_jobs
-        if active >= limit:
-            raise QuotaExceededError(
-                f"Active jobs limit reached: {active} jobs pending, queued or"
-                f" executing (limit {limit}); wait for one to finish or abort"
-                " one"
-            )
+    @property
+    def _quota(self) -> Quota:
+        """Per-owner limits, checked by the store in the same atomic step
+        as the creation, so concurrent requests cannot overshoot them."""
+        return Quota(
+            max_stored=self._settings.max_stored_jobs,
+            max_active=self._settings.max_active_jobs,
+            active_phases=_ACTIVE,
+        )
 
     def _execution_duration(self, task: Task, requested: int | None) -> int:
         """The duration a job gets: defaults, then configured and task

@@ -1,11 +1,15 @@
 """The Redis job store: records, indexes, schedules and transitions.
 
-A job is one hash. Four sorted-set indexes per owner (all jobs, by task, by
-phase, by task and phase) and two global schedules (destruction, execution
-deadline) point at it. Every change of phase goes through one Lua script
-that checks the current phase, moves the index entries, updates the
-schedules and publishes an event in one atomic step, so concurrent actors
-(a client aborting, a worker completing) cannot both win.
+A job is one hash. Two sorted-set indexes per owner (all jobs; by task and
+phase) and global schedules (destruction, execution deadline, heartbeat,
+queued) point at it; see `phaser.storage.keys`. Creation, every change of
+phase and deletion each go through one Lua script that checks what it must
+(quotas, the current phase, a claim), moves the index entries and counts,
+updates the schedules and publishes an event in one atomic step, so
+concurrent actors (a client aborting, a worker completing) cannot both win.
+
+Record values are kept short (times as milliseconds, results as compact
+lists) so that Redis keeps a small job's hash in its compact encoding.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ from ..models.job import ErrorType, Job, JobError, JobResult, Progress
 from ..models.phase import ExecutionPhase
 from .keys import KeyLayout
 
-__all__ = ["JobStore", "Outcome", "TransitionResult"]
+__all__ = [
+    "CreateResult",
+    "JobStore",
+    "Outcome",
+    "Quota",
+    "TransitionResult",
+    "script_text",
+]
 
 Unchanged = Literal["keep"]
 KEEP: Unchanged = "keep"
@@ -39,6 +50,31 @@ class Outcome(StrEnum):
     MISSING = "missing"  # no such job
     PHASE = "phase"  # the job was not in an allowed phase
     CHECK = "check"  # the claim or attempt check failed
+    STORED = "stored"  # creation: the owner's stored-jobs limit
+    ACTIVE = "active"  # creation: the owner's active-jobs limit
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Per-owner limits checked atomically with a job's creation."""
+
+    max_stored: int | None
+    max_active: int | None
+    active_phases: Sequence[ExecutionPhase]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """Outcome of `JobStore.create`: ok, or the limit hit and the count
+    that hit it."""
+
+    outcome: Outcome
+    count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job was stored."""
+        return self.outcome is Outcome.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +90,8 @@ class TransitionResult:
         return self.outcome is Outcome.OK
 
 
-def _script(name: str) -> str:
+def script_text(name: str) -> str:
+    """The text of one of the Lua scripts beside this module."""
     return (
         resources.files("phaser.storage")
         .joinpath("scripts", name)
@@ -88,16 +125,18 @@ class JobStore:
     def __init__(self, redis: Redis, keys: KeyLayout) -> None:
         self._redis = redis
         self._keys = keys
-        self._transition = redis.register_script(_script("transition.lua"))
+        self._create = redis.register_script(script_text("create.lua"))
+        self._transition = redis.register_script(script_text("transition.lua"))
         self._record_result = redis.register_script(
-            _script("record_result.lua")
+            script_text("record_result.lua")
         )
-        self._delete = redis.register_script(_script("delete.lua"))
-        self._lease = redis.register_script(_script("lease.lua"))
+        self._delete = redis.register_script(script_text("delete.lua"))
+        self._lease = redis.register_script(script_text("lease.lua"))
 
     async def load_scripts(self) -> None:
         """Load the Lua scripts into Redis once, at start-up."""
         for script in (
+            self._create,
             self._transition,
             self._record_result,
             self._delete,
@@ -109,27 +148,47 @@ class JobStore:
         """Raise `redis.exceptions.RedisError` if Redis does not answer."""
         await self._redis.ping()
 
-    async def create(self, job: Job) -> None:
-        """Store a new job with its index and schedule entries."""
+    async def create(
+        self, job: Job, quota: Quota | None = None
+    ) -> CreateResult:
+        """Store a new job (PENDING, or QUEUED if started at once) with its
+        index and schedule entries, if the owner's quota allows it."""
         keys = self._keys.job(job.id, job.owner, job.task)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.record, mapping=_encode(job))
-            pipe.zadd(keys.by_owner, {job.id: 0})
-            pipe.zadd(keys.by_task, {job.id: 0})
-            pipe.zadd(keys.by_phase_prefix + job.phase, {job.id: 0})
-            pipe.zadd(keys.by_task_phase_prefix + job.phase, {job.id: 0})
-            if job.destruction_time:
-                pipe.zadd(
-                    keys.destruction, {job.id: to_ms(job.destruction_time)}
-                )
-            await pipe.execute()
+        active = list(quota.active_phases) if quota else []
+        args = [
+            job.id,
+            job.task,
+            job.phase,
+            to_ms(job.destruction_time) if job.destruction_time else "",
+            _limit(quota.max_stored if quota else None),
+            _limit(quota.max_active if quota else None),
+            len(active),
+            *active,
+        ]
+        for name, value in _encode(job).items():
+            args += [name, value]
+        reply = await self._create(
+            keys=[
+                keys.record,
+                keys.by_owner,
+                keys.by_task_phase_prefix,
+                keys.counts,
+                keys.tasks,
+                keys.destruction,
+                keys.queued,
+            ],
+            args=args,
+        )
+        return CreateResult(
+            Outcome(reply[0]), int(reply[1]) if len(reply) > 1 else 0
+        )
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or `None` if there is no such job."""
         data: dict[str, str] = await self._redis.hgetall(  # type: ignore[misc]
             self._keys.record(job_id)
         )
-        return _decode(data) if data else None
+        return _decode(job_id, data) if data else None
 
     async def get_many(self, job_ids: Sequence[str]) -> list[Job]:
         """The jobs that still exist among ``job_ids``, in that order."""
@@ -137,7 +196,11 @@ class JobStore:
             for job_id in job_ids:
                 pipe.hgetall(self._keys.record(job_id))
             rows = await pipe.execute()
-        return [_decode(row) for row in rows if row]
+        return [
+            _decode(job_id, row)
+            for job_id, row in zip(job_ids, rows, strict=True)
+            if row
+        ]
 
     async def transition(
         self,
@@ -182,7 +245,7 @@ class JobStore:
             Kind of the event published on success; empty for none.
         """
         keys = self._keys.job(job.id, job.owner, job.task)
-        encoded = _encode_fields(fields or {})
+        encoded = _encode_fields(job.id, fields or {})
         args: list[str] = [
             job.id,
             "," + ",".join(allowed) + ",",
@@ -202,7 +265,7 @@ class JobStore:
         reply = await self._transition(
             keys=[
                 keys.record,
-                keys.by_phase_prefix,
+                keys.counts,
                 keys.by_task_phase_prefix,
                 keys.destruction,
                 keys.deadline,
@@ -223,7 +286,7 @@ class JobStore:
             keys=[self._keys.record(job.id)],
             args=[
                 claim,
-                json.dumps(_result_dict(result)),
+                json.dumps(_result_row(job.id, result)),
                 self._keys.events,
                 job.id,
             ],
@@ -232,22 +295,33 @@ class JobStore:
 
     async def delete(self, job: Job) -> ExecutionPhase | None:
         """Remove the record and all its entries; its former phase."""
-        keys = self._keys.job(job.id, job.owner, job.task)
+        return (await self.delete_many([job]))[0]
+
+    async def delete_many(
+        self, jobs: Sequence[Job]
+    ) -> list[ExecutionPhase | None]:
+        """Remove records and all their entries in one script call; the
+        phase each job was in (`None`: it was already gone)."""
+        if not jobs:
+            return []
+        keys = [
+            self._keys.destruction,
+            self._keys.deadline,
+            self._keys.heartbeat,
+            self._keys.queued,
+        ]
+        for job in jobs:
+            job_keys = self._keys.job(job.id, job.owner, job.task)
+            keys += [
+                job_keys.record,
+                job_keys.by_owner,
+                job_keys.by_task_phase_prefix,
+                job_keys.counts,
+            ]
         reply = await self._delete(
-            keys=[
-                keys.record,
-                keys.by_owner,
-                keys.by_task,
-                keys.by_phase_prefix,
-                keys.by_task_phase_prefix,
-                keys.destruction,
-                keys.deadline,
-                keys.heartbeat,
-                keys.queued,
-            ],
-            args=[job.id, self._keys.events],
+            keys=keys, args=[self._keys.events, *(job.id for job in jobs)]
         )
-        return ExecutionPhase(reply) if reply else None
+        return [ExecutionPhase(phase) if phase else None for phase in reply]
 
     async def due(
         self,
@@ -268,11 +342,10 @@ class JobStore:
     ) -> tuple[int, int]:
         """An owner's jobs: (in these phases, in all phases)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for phase in phases:
-                pipe.zcard(self._keys.by_phase(owner, phase))
+            pipe.hmget(self._keys.counts(owner), list(phases))
             pipe.zcard(self._keys.by_owner(owner))
-            counts: list[int] = await pipe.execute()
-        return sum(counts[:-1]), counts[-1]
+            counts, total = await pipe.execute()
+        return sum(int(c or 0) for c in counts), int(total)
 
     async def touch_queued(self, job_id: str, at: datetime) -> None:
         """Move a queued job's time in the queued schedule (if it is there)."""
@@ -321,15 +394,17 @@ class JobStore:
         indexes: list[str]
         if tasks is None and phases is None:
             indexes = [self._keys.by_owner(owner)]
-        elif phases is None:
-            indexes = [self._keys.by_task(owner, t) for t in tasks or ()]
-        elif tasks is None:
-            indexes = [self._keys.by_phase(owner, p) for p in phases]
         else:
+            if tasks is None:
+                tasks = sorted(
+                    await self._redis.smembers(  # type: ignore[misc]
+                        self._keys.tasks(owner)
+                    )
+                )
             indexes = [
                 self._keys.by_task_phase(owner, t, p)
                 for t in tasks
-                for p in phases
+                for p in (phases or list(ExecutionPhase))
             ]
         high = f"({older_than}" if older_than else "+"
         low = f"({newer_than}" if newer_than else "-"
@@ -343,9 +418,9 @@ class JobStore:
         return list(dict.fromkeys(merged))[:limit]
 
 
-#: Redis hash field of each `Job` attribute (short names keep records small).
+#: Redis hash field of each `Job` attribute (short names keep records small;
+#: the id is the record's key, not a field).
 _FIELD = {
-    "id": "id",
     "task": "task",
     "owner": "owner",
     "phase": "phase",
@@ -366,21 +441,30 @@ _FIELD = {
 }
 
 
-def _result_dict(result: JobResult) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "size": result.size,
-        "mime_type": result.mime_type,
-        "key": result.key,
-    }
+def _limit(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
-def _encode_value(name: str, value: Any) -> str:
+def _result_row(job_id: str, result: JobResult) -> list[Any]:
+    """A result as stored: ``[id, size, mime type, key]``, the key without
+    the job id it starts with (keeps the value short)."""
+    key = result.key.removeprefix(f"{job_id}/")
+    return [result.id, result.size, result.mime_type, key]
+
+
+def _result_from_row(job_id: str, row: list[Any]) -> JobResult:
+    key = row[3] if "/" in row[3] else f"{job_id}/{row[3]}"
+    return JobResult(id=row[0], size=int(row[1]), mime_type=row[2], key=key)
+
+
+def _encode_value(job_id: str, name: str, value: Any) -> str:
     match name:
         case "parameters":
             return json.dumps(value, separators=(",", ":"))
         case "results":
-            return json.dumps([_result_dict(r) for r in value])
+            return json.dumps(
+                [_result_row(job_id, r) for r in value], separators=(",", ":")
+            )
         case "errors":
             return json.dumps(
                 [
@@ -403,9 +487,9 @@ def _encode_value(name: str, value: Any) -> str:
             return str(value)
 
 
-def _encode_fields(fields: Mapping[str, Any]) -> dict[str, str]:
+def _encode_fields(job_id: str, fields: Mapping[str, Any]) -> dict[str, str]:
     return {
-        _FIELD[name]: _encode_value(name, value)
+        _FIELD[name]: _encode_value(job_id, name, value)
         for name, value in fields.items()
         if value is not None
     }
@@ -417,18 +501,13 @@ def _encode(job: Job) -> dict[str, str]:
         del values["results"]
     if not job.errors:
         del values["errors"]
-    return _encode_fields(values)
+    return _encode_fields(job.id, values)
 
 
-def _decode(data: Mapping[str, str]) -> Job:
+def _decode(job_id: str, data: Mapping[str, str]) -> Job:
     results = [
-        JobResult(
-            id=r["id"],
-            size=int(r["size"]),
-            mime_type=r["mime_type"],
-            key=r["key"],
-        )
-        for r in json.loads(data.get("results", "[]"))
+        _result_from_row(job_id, row)
+        for row in json.loads(data.get("results", "[]"))
     ]
     errors = [
         JobError(
@@ -444,7 +523,7 @@ def _decode(data: Mapping[str, str]) -> Job:
         raw = json.loads(data["progress"])
         progress = Progress(percent=raw["percent"], message=raw["message"])
     return Job(
-        id=data["id"],
+        id=job_id,
         task=data["task"],
         owner=data.get("owner"),
         phase=ExecutionPhase(data["phase"]),

@@ -6,6 +6,13 @@ time-ordered (see `phaser.services.ids`), so lexicographic order is creation
 order and ``ZREVRANGEBYLEX`` pages through them newest first with an exact
 cursor, at a cost that does not depend on how many jobs exist.
 
+Each job has three index entries: its owner's list of all jobs, its owner's
+list of jobs of one task in one phase, and the destruction schedule. Lists
+by task alone or by phase alone merge the task-and-phase lists (a bounded
+number: tasks × phases); a small hash per owner counts jobs per phase (for
+quotas) and a set names the tasks an owner has used. Fewer entries per job
+is what keeps a finished job under a kilobyte of Redis memory.
+
 The Lua scripts receive index *prefixes* and append a phase name, because the
 phase a job leaves is only known inside the script. This is why phaser needs a
 single Redis (or a cluster-free setup): not every key is declared up front.
@@ -30,9 +37,9 @@ class JobKeys:
 
     record: str
     by_owner: str
-    by_task: str
-    by_phase_prefix: str
     by_task_phase_prefix: str
+    counts: str
+    tasks: str
     destruction: str
     deadline: str
     heartbeat: str
@@ -82,17 +89,13 @@ class KeyLayout:
         """All jobs of an owner."""
         return f"{self.prefix}:owner:{_part(owner)}:all"
 
-    def by_task(self, owner: str | None, task: str) -> str:
-        """An owner's jobs of one task."""
-        return f"{self.prefix}:owner:{_part(owner)}:task:{_part(task)}"
+    def counts(self, owner: str | None) -> str:
+        """Hash of an owner's job counts per phase."""
+        return f"{self.prefix}:owner:{_part(owner)}:counts"
 
-    def by_phase(self, owner: str | None, phase: str) -> str:
-        """An owner's jobs in one phase."""
-        return self.by_phase_prefix(owner) + phase
-
-    def by_phase_prefix(self, owner: str | None) -> str:
-        """Prefix of `by_phase`; the scripts append the phase."""
-        return f"{self.prefix}:owner:{_part(owner)}:phase:"
+    def tasks(self, owner: str | None) -> str:
+        """Set of the tasks an owner has created jobs of."""
+        return f"{self.prefix}:owner:{_part(owner)}:tasks"
 
     def by_task_phase(self, owner: str | None, task: str, phase: str) -> str:
         """An owner's jobs of one task in one phase."""
@@ -107,9 +110,9 @@ class KeyLayout:
         return JobKeys(
             record=self.record(job_id),
             by_owner=self.by_owner(owner),
-            by_task=self.by_task(owner, task),
-            by_phase_prefix=self.by_phase_prefix(owner),
             by_task_phase_prefix=self.by_task_phase_prefix(owner, task),
+            counts=self.counts(owner),
+            tasks=self.tasks(owner),
             destruction=self.destruction,
             deadline=self.deadline,
             heartbeat=self.heartbeat,

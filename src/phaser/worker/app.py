@@ -13,7 +13,13 @@ from redis.exceptions import RedisError
 from ..config import Settings
 from ..factory import Factory
 from ..logs import configure
-from ..queue import RUN_JOB, create_arq_redis, deserialize, serialize
+from ..queue import (
+    RUN_JOB,
+    create_arq_redis,
+    deserialize,
+    serialize,
+    wake_channel,
+)
 
 __all__ = ["create_worker", "run_worker"]
 
@@ -21,18 +27,68 @@ _logger = structlog.get_logger("phaser.worker")
 
 
 class _ResilientWorker(Worker):
-    """An arq worker that survives Redis outages.
+    """An arq worker that survives Redis outages and sleeps until woken.
 
     arq lets a connection error in its poll loop end the worker; this one
     logs it and polls again, so workers reconnect by themselves.
+
+    arq polls its queue every ``poll_delay`` seconds. This worker is given
+    a poll delay of 0 and instead, after each poll, sleeps until a wake-up
+    arrives on the queue's wake-up channel (published with every entry,
+    see `phaser.queue`) or one of its jobs ends (a slot is free), or at the
+    latest ``idle_poll`` seconds (for deferred retries, and wake-ups lost
+    while the subscription reconnects).
     """
 
+    def __init__(self, *, idle_poll: float, **kwargs: Any) -> None:
+        super().__init__(poll_delay=0, **kwargs)
+        self._idle_poll = idle_poll
+        self._wake = asyncio.Event()
+
+    async def main(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="queue-wake")
+        try:
+            await super().main()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self) -> None:
+        """Set the wake-up event on every message of the wake channel."""
+        channel = wake_channel(self.queue_name)
+        while True:
+            pubsub = self.pool.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                self._wake.set()  # entries may have come while away
+                async for _ in pubsub.listen():
+                    self._wake.set()
+            except (RedisError, OSError) as exc:
+                _logger.warning("Wake-ups unavailable", error=str(exc))
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
     async def _poll_iteration(self) -> None:
+        # Cleared before the poll: a wake-up during the poll means another
+        # entry may have come after it read the queue.
+        self._wake.clear()
         try:
             await super()._poll_iteration()
         except (RedisError, OSError) as exc:
             _logger.warning("Queue unreachable, retrying", error=str(exc))
             await asyncio.sleep(1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._idle_poll):
+                await self._wake.wait()
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        try:
+            await super().run_job(job_id, score)
+        finally:
+            self._wake.set()  # a slot is free: look for the next job
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # Workaround: arq 0.28 counts a job as running before its WATCH
@@ -99,8 +155,9 @@ async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> None:
 def create_worker(settings: Settings) -> Worker:
     """An arq worker with phaser's settings.
 
-    The worker polls the queue every ``worker_poll_delay`` seconds when it
-    is idle (arq's default is half a second), keeps no arq results (the job
+    The worker polls the queue when woken by a new entry or a free slot,
+    and every ``worker_poll_delay`` seconds otherwise (arq alone polls every
+    half second, whether or not anything came), keeps no arq results (the job
     record is the result) and never retries on its own: phaser's runner
     decides about retries. After SIGTERM it takes no new jobs, gives running
     ones ``worker_grace_period`` seconds, then stops the rest, which go back
@@ -117,7 +174,7 @@ def create_worker(settings: Settings) -> Worker:
         on_shutdown=_shutdown,
         ctx={"settings": settings},
         max_jobs=settings.worker_concurrency,
-        poll_delay=settings.worker_poll_delay,
+        idle_poll=settings.worker_poll_delay,
         # The runner enforces execution durations; this is only arq's
         # outer bound, past which it would cancel the runner itself.
         job_timeout=(limit + 60) if limit else 10 * 365 * 86400,

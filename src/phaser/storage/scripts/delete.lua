@@ -1,32 +1,37 @@
--- Remove a job record and every index and schedule entry of it.
+-- Remove job records and every index and schedule entry of them, for one
+-- job or a batch (maintenance destroys expired jobs a batch at a time).
 --
--- KEYS[1] job record (hash)
--- KEYS[2] owner index
--- KEYS[3] owner task index
--- KEYS[4] owner phase index prefix (the phase name is appended)
--- KEYS[5] owner task-phase index prefix (the phase name is appended)
--- KEYS[6] destruction schedule
--- KEYS[7] deadline schedule
--- KEYS[8] heartbeat schedule
--- KEYS[9] queued schedule
--- ARGV[1] job id
--- ARGV[2] event channel
+-- KEYS[1] destruction schedule
+-- KEYS[2] deadline schedule
+-- KEYS[3] heartbeat schedule
+-- KEYS[4] queued schedule
+-- then four keys per job:
+-- KEYS[4i+1] job record (hash)
+-- KEYS[4i+2] owner index
+-- KEYS[4i+3] owner task-phase index prefix (the phase name is appended)
+-- KEYS[4i+4] owner phase counts (hash)
+-- ARGV[1] event channel
+-- ARGV[1+i] id of the i-th job
 --
--- Returns the phase the job was in, or false if there was no such job.
-local id = ARGV[1]
-local phase = redis.call("HGET", KEYS[1], "phase")
-if not phase then
-  return false
+-- Returns, per job, the phase it was in, or "" if there was no such job.
+local out = {}
+for i = 1, #ARGV - 1 do
+  local id = ARGV[1 + i]
+  local base = 4 * i
+  local phase = redis.call("HGET", KEYS[base + 1], "phase")
+  if phase then
+    redis.call("DEL", KEYS[base + 1])
+    redis.call("ZREM", KEYS[base + 2], id)
+    redis.call("ZREM", KEYS[base + 3] .. phase, id)
+    redis.call("HINCRBY", KEYS[base + 4], phase, -1)
+    for s = 1, 4 do
+      redis.call("ZREM", KEYS[s], id)
+    end
+    redis.call("PUBLISH", ARGV[1],
+      cjson.encode({id = id, phase = phase, kind = "deleted"}))
+    out[i] = phase
+  else
+    out[i] = ""
+  end
 end
-redis.call("DEL", KEYS[1])
-redis.call("ZREM", KEYS[2], id)
-redis.call("ZREM", KEYS[3], id)
-redis.call("ZREM", KEYS[4] .. phase, id)
-redis.call("ZREM", KEYS[5] .. phase, id)
-redis.call("ZREM", KEYS[6], id)
-redis.call("ZREM", KEYS[7], id)
-redis.call("ZREM", KEYS[8], id)
-redis.call("ZREM", KEYS[9], id)
-redis.call("PUBLISH", ARGV[2],
-  cjson.encode({id = id, phase = phase, kind = "deleted"}))
-return phase
+return out

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] job record (hash)
 -- ARGV[1] claim token the record must hold
--- ARGV[2] result as JSON: {"id": ..., "size": ..., "mime_type": ..., "key": ...}
+-- ARGV[2] result as compact JSON: [id, size, mime type, storage key suffix]
 -- ARGV[3] event channel
 -- ARGV[4] job id
 --
@@ -23,7 +23,7 @@ if state[3] then
 end
 local replaced = false
 for i, existing in ipairs(results) do
-  if existing["id"] == result["id"] then
+  if existing[1] == result[1] then
     results[i] = result
     replaced = true
   end

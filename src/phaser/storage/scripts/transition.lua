@@ -1,7 +1,7 @@
 -- Compare-and-set of one job record, with its indexes and schedules.
 --
 -- KEYS[1] job record (hash)
--- KEYS[2] owner phase index prefix (the phase name is appended)
+-- KEYS[2] owner phase counts (hash)
 -- KEYS[3] owner task-phase index prefix (the phase name is appended)
 -- KEYS[4] destruction schedule
 -- KEYS[5] deadline schedule
@@ -42,9 +42,9 @@ end
 local id = ARGV[1]
 local new = ARGV[3]
 if new ~= "" and new ~= current then
-  redis.call("ZREM", KEYS[2] .. current, id)
+  redis.call("HINCRBY", KEYS[2], current, -1)
+  redis.call("HINCRBY", KEYS[2], new, 1)
   redis.call("ZREM", KEYS[3] .. current, id)
-  redis.call("ZADD", KEYS[2] .. new, 0, id)
   redis.call("ZADD", KEYS[3] .. new, 0, id)
   redis.call("HSET", key, "phase", new)
 else

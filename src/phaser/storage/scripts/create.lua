@@ -1,0 +1,58 @@
+-- Store a new job with its index and schedule entries, within the owner's
+-- quotas. The quota check and the write are one atomic step, so concurrent
+-- requests of one owner cannot overshoot a limit.
+--
+-- KEYS[1] job record (hash)
+-- KEYS[2] owner index
+-- KEYS[3] owner task-phase index prefix (the phase name is appended)
+-- KEYS[4] owner phase counts (hash)
+-- KEYS[5] owner tasks (set)
+-- KEYS[6] destruction schedule
+-- KEYS[7] queued schedule
+-- ARGV[1] job id
+-- ARGV[2] task
+-- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
+-- ARGV[4] destruction score (ms since the epoch), or ""
+-- ARGV[5] most stored jobs of the owner, or "" for no limit
+-- ARGV[6] most active jobs of the owner, or "" for no limit
+-- ARGV[7] number A of active phases that follow
+-- ARGV[8 .. 7+A] the active phases
+-- ARGV[8+A ..] record fields and values
+--
+-- Returns {"ok"}, {"stored", count} or {"active", count}; on anything but
+-- "ok" nothing was written.
+local id = ARGV[1]
+local nactive = tonumber(ARGV[7])
+if ARGV[5] ~= "" then
+  local stored = redis.call("ZCARD", KEYS[2])
+  if stored >= tonumber(ARGV[5]) then
+    return {"stored", stored}
+  end
+end
+if ARGV[6] ~= "" then
+  local active = 0
+  for i = 8, 7 + nactive do
+    active = active + (tonumber(redis.call("HGET", KEYS[4], ARGV[i])) or 0)
+  end
+  if active >= tonumber(ARGV[6]) then
+    return {"active", active}
+  end
+end
+
+local phase = ARGV[3]
+for i = 8 + nactive, #ARGV, 2 do
+  redis.call("HSET", KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call("ZADD", KEYS[2], 0, id)
+redis.call("ZADD", KEYS[3] .. phase, 0, id)
+redis.call("HINCRBY", KEYS[4], phase, 1)
+redis.call("SADD", KEYS[5], ARGV[2])
+if ARGV[4] ~= "" then
+  redis.call("ZADD", KEYS[6], tonumber(ARGV[4]), id)
+end
+if phase == "QUEUED" then
+  local time = redis.call("TIME")
+  local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call("ZADD", KEYS[7], ms, id)
+end
+return {"ok"}
