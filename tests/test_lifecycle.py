@@ -169,6 +169,22 @@ def test_wait_is_released_by_completion(client: httpx.Client) -> None:
     assert waited < 3
 
 
+def test_wait_until_final_skips_intermediate_phases(
+    client: httpx.Client,
+) -> None:
+    job = create_job(client, "sleep", {"seconds": 0.5}, start=True)
+    assert job["phase"] == "QUEUED"
+    answer = client.get(
+        f"/api/v1/jobs/{job['id']}", params={"wait": 30, "until": "final"}
+    )
+    # One request from QUEUED to the end, through EXECUTING.
+    assert answer.json()["phase"] == "COMPLETED"
+    bad = client.get(
+        f"/api/v1/jobs/{job['id']}", params={"wait": 1, "until": "later"}
+    )
+    assert bad.status_code == 422
+
+
 def test_wait_on_unchanging_job_returns_at_its_cap(
     client: httpx.Client,
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -123,6 +123,8 @@ async def list_jobs(
         " by the server) for the job's phase to change, and comes as soon"
         " as it does; it does not wait for a job that has ended. With"
         " ``phase=X`` as well it answers at once unless the job is in X."
+        " With ``until=final`` it waits for the job to end instead of for"
+        " the next change."
     ),
     responses=_NOT_FOUND,
 )
@@ -144,9 +146,20 @@ async def get_job(
             )
         ),
     ] = None,
+    until: Annotated[
+        Literal["change", "final"],
+        Query(
+            description=(
+                "With ``wait``: answer at the next change of phase"
+                " (default) or only once the job has ended."
+            )
+        ),
+    ] = "change",
 ) -> JobModel:
     if wait:
-        job = await service.wait(caller, job_id, wait, phase=phase)
+        job = await service.wait(
+            caller, job_id, wait, phase=phase, final=until == "final"
+        )
     else:
         job = await service.get(caller, job_id)
     return JobModel.from_job(job, base_url)

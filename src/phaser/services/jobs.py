@@ -527,8 +527,10 @@ class JobService:
         timeout: float,
         *,
         phase: ExecutionPhase | None = None,
+        final: bool = False,
     ) -> Job:
-        """The job once its phase changes, or after ``timeout`` seconds.
+        """The job once its phase changes (with ``final``: once it has
+        ended), or after ``timeout`` seconds.
 
         Blocks only while the job is PENDING, QUEUED or EXECUTING (and, with
         ``phase``, only while it is in that phase). The wait is capped by the
@@ -548,7 +550,7 @@ class JobService:
             waiting_in = job.phase
             if not job.is_active or (phase is not None and phase != job.phase):
                 return job
-            while job.phase == waiting_in:
+            while job.is_active if final else job.phase == waiting_in:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break

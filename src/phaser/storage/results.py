@@ -7,7 +7,6 @@ key can reach outside the job's own directory.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -101,8 +100,6 @@ class LocalResultStore:
         shutil.rmtree(self._job_dir(job_id), ignore_errors=True)
 
     def scratch_dir(self, job_id: str) -> Path:
-        """A private directory for a task's temporary files."""
-        path = self._root / ".scratch" / job_id
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-        return path
+        """Where a task's private temporary directory goes; the task's
+        context creates it when the task first asks for it."""
+        return self._root / ".scratch" / job_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,12 @@ class BaseTaskContext:
 
     @property
     def scratch_dir(self) -> Path:
-        """A private directory for temporary files."""
+        """A private directory for temporary files, made on first use (most
+        tasks never ask, and an unused directory costs two file system
+        round trips per job)."""
+        if not self._scratch_dir.is_dir():
+            self._scratch_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self._scratch_dir, 0o700)
         return self._scratch_dir
 
     @property

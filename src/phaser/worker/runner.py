@@ -220,8 +220,9 @@ class JobRunner:
             )
             updates.put_nowait(None)
             await pump
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(_remove_tree, scratch)
+            if scratch.exists():
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(_remove_tree, scratch)
         return outcome
 
     async def _run_async(

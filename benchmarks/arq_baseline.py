@@ -1,0 +1,47 @@
+"""The raw-arq baselines: a no-op function run by a plain arq worker.
+
+    ARQ_BASELINE_REDIS=redis://127.0.0.1:6379/1 ARQ_BASELINE_QUEUE=q \\
+        python -m arq arq_baseline.WorkerSettings
+
+Configured through the environment so that it runs as its own process with
+arq's own command: ``ARQ_BASELINE_MAX_JOBS`` (concurrency),
+``ARQ_BASELINE_POLL_DELAY`` (seconds, arq's default 0.5) and
+``ARQ_BASELINE_KEEP_RESULT`` (seconds, arq's default 3600). Payloads are
+JSON, as in phaser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+from arq.connections import RedisSettings
+
+
+async def noop(ctx: dict[str, Any]) -> None:
+    """Do nothing."""
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _loads(data: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(data)
+    return value
+
+
+class WorkerSettings:
+    """arq worker settings from the environment."""
+
+    functions: ClassVar[list[Any]] = [noop]
+    redis_settings = RedisSettings.from_dsn(
+        os.environ.get("ARQ_BASELINE_REDIS", "redis://127.0.0.1:6379/1")
+    )
+    queue_name = os.environ.get("ARQ_BASELINE_QUEUE", "arq:queue")
+    max_jobs = int(os.environ.get("ARQ_BASELINE_MAX_JOBS", "10"))
+    poll_delay = float(os.environ.get("ARQ_BASELINE_POLL_DELAY", "0.5"))
+    keep_result = int(os.environ.get("ARQ_BASELINE_KEEP_RESULT", "3600"))
+    job_serializer = staticmethod(_dumps)
+    job_deserializer = staticmethod(_loads)

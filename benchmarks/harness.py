@@ -1,0 +1,301 @@
+"""What every benchmark shares: figures, results, scales, the processes
+under test, and filling Redis with stored jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from phaser.embedded import EmbeddedRedis, free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Figure:
+    """One measured quantity over several rounds."""
+
+    name: str
+    unit: str
+    rounds: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "median": statistics.median(self.rounds),
+            "min": min(self.rounds),
+            "max": max(self.rounds),
+            "rounds": len(self.rounds),
+        }
+
+
+@dataclass
+class Result:
+    """A benchmark's figures, comparison and verdict."""
+
+    key: str
+    title: str
+    figures: list[Figure]
+    comparison: str
+    target: str
+    met: bool | None
+
+
+class Stack:
+    """A frontend and workers as processes, on one Redis."""
+
+    def __init__(self, redis_url: str, data: Path, **settings: Any) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.prefix = f"b{tag}"
+        self.env = {
+            **os.environ,
+            "PHASER_REDIS_URL": redis_url,
+            "PHASER_DATA_DIR": str(data),
+            "PHASER_KEY_PREFIX": self.prefix,
+            "PHASER_QUEUE_NAME": f"b{tag}:queue",
+            "PHASER_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE), os.environ.get("PYTHONPATH", "")]
+            ),
+            "PHASER_TASK_MODULES": "bench_tasks",
+            "PHASER_MAX_ACTIVE_JOBS": "10000000",
+            "PHASER_MAX_STORED_JOBS": "100000000",
+        }
+        for name, value in settings.items():
+            self.env[f"PHASER_{name.upper()}"] = str(value)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, workers: int = 1, *, frontend: bool = True) -> None:
+        command = [sys.executable, "-m", "phaser"]
+        for _ in range(workers):
+            self.processes.append(
+                subprocess.Popen([*command, "worker"], env=self.env)
+            )
+        if not frontend:
+            return
+        self.processes.append(
+            subprocess.Popen(
+                [*command, "serve", "--port", str(self.port)], env=self.env
+            )
+        )
+        wait_until_ready(f"{self.url}/ready")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def stack(
+    redis: EmbeddedRedis, work: Path, *, workers: int = 1, **settings: Any
+) -> Iterator[Stack]:
+    """A running frontend and ``workers`` workers; stopped on exit."""
+    running = Stack(redis.url, work / uuid.uuid4().hex[:6], **settings)
+    running.start(workers)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_loadgen(
+    url: str,
+    *,
+    method: str = "GET",
+    body: str = "",
+    content_type: str | None = None,
+    connections: int = 32,
+    seconds: float = 5.0,
+) -> dict[str, Any]:
+    """Drive a server from a separate process (`loadgen.py`); its figures."""
+    command = [
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        "--url",
+        url,
+        "--method",
+        method,
+        "--body",
+        body,
+        "--connections",
+        str(connections),
+        "--seconds",
+        str(seconds),
+    ]
+    if content_type:
+        command += ["--content-type", content_type]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=600
+    )
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
+
+
+def wait_until_ready(url: str, timeout: float = 30) -> None:
+    """Wait until a server answers ``url`` with 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+async def fill(
+    redis_url: str,
+    prefix: str,
+    jobs: int,
+    *,
+    owner: str | None = "alice",
+    destroy_now: bool = False,
+) -> None:
+    """Store finished small jobs exactly as the service does."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from phaser.clock import now, to_ms
+    from phaser.models.job import Job, JobResult
+    from phaser.models.phase import ExecutionPhase
+    from phaser.services.ids import new_job_id
+    from phaser.storage.job_store import JobStore
+    from phaser.storage.keys import KeyLayout
+
+    client = AsyncRedis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, KeyLayout(prefix))
+    await store.load_scripts()
+    batch = 500
+    for start in range(0, jobs, batch):
+        created = []
+        for _ in range(min(batch, jobs - start)):
+            moment = now()
+            job = Job(
+                id=new_job_id(to_ms(moment)),
+                task="noop",
+                owner=owner,
+                phase=ExecutionPhase.PENDING,
+                parameters={"n": 1},
+                created_at=moment,
+                execution_duration=600,
+                destruction_time=(
+                    moment if destroy_now else moment + timedelta(days=1)
+                ),
+            )
+            created.append(job)
+        await asyncio.gather(*(store.create(job) for job in created))
+        await asyncio.gather(
+            *(
+                store.transition(
+                    job,
+                    allowed=[ExecutionPhase.PENDING],
+                    to=ExecutionPhase.COMPLETED,
+                    fields={
+                        "started_at": job.created_at,
+                        "ended_at": job.created_at,
+                        "attempts": 1,
+                        "results": [
+                            JobResult(
+                                "result",
+                                2,
+                                "application/json",
+                                f"{job.id}/1-result",
+                            )
+                        ],
+                    },
+                    event="",
+                )
+                for job in created
+            )
+        )
+    await client.aclose()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big and how many: the full suite or a smoke run."""
+
+    rounds: int
+    load_seconds: float
+    worker_jobs: int
+    rounds_slow: int
+    latency_jobs: int
+    memory_jobs: int
+    list_sizes: tuple[int, ...]
+    destroy_jobs: int
+    waiters: int
+
+
+FULL = Scale(
+    rounds=5,
+    load_seconds=5.0,
+    worker_jobs=5_000,
+    rounds_slow=1,
+    latency_jobs=200,
+    memory_jobs=20_000,
+    list_sizes=(10_000, 100_000, 1_000_000),
+    destroy_jobs=100_000,
+    waiters=2_000,
+)
+SMOKE = Scale(
+    rounds=1,
+    load_seconds=0.5,
+    worker_jobs=50,
+    rounds_slow=1,
+    latency_jobs=10,
+    memory_jobs=200,
+    list_sizes=(100, 1_000),
+    destroy_jobs=200,
+    waiters=20,
+)
+
+
+def ratio(value: float, baseline: float) -> float:
+    """``value / baseline`` (0 if the baseline is 0)."""
+    return value / baseline if baseline else 0.0
+
+
+def median(figure: Figure) -> float:
+    """The median of a figure's rounds."""
+    return statistics.median(figure.rounds)

@@ -1,0 +1,97 @@
+"""B3: end-to-end latency of a no-op job on an idle system, one client."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from harness import Figure, Result, Scale, median, percentile, ratio, stack
+from throughput import _arq_worker, _stop
+
+from phaser.embedded import EmbeddedRedis
+
+
+def _latencies(url: str, jobs: int) -> list[float]:
+    """Create a started no-op job, then long-poll until it has ended."""
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            job = client.post(
+                "/api/v1/jobs", json={"task": "noop", "start": True}
+            ).json()
+            while job["phase"] not in {"COMPLETED", "ERROR", "ABORTED"}:
+                job = client.get(
+                    f"/api/v1/jobs/{job['id']}",
+                    params={"wait": 10, "until": "final"},
+                ).json()
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+async def _arq_latencies(redis_url: str, queue: str, jobs: int) -> list[float]:
+    """Enqueue a no-op with arq and wait for its result, arq's defaults."""
+    from arq.connections import ArqRedis
+    from arq_baseline import _dumps, _loads
+    from redis.asyncio import ConnectionPool
+
+    arq = ArqRedis(
+        pool_or_conn=ConnectionPool.from_url(redis_url),
+        job_serializer=_dumps,
+        job_deserializer=_loads,
+        default_queue_name=queue,
+    )
+    out = []
+    try:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            job = await arq.enqueue_job("noop")
+            assert job is not None
+            await job.result(timeout=30)
+            out.append((time.perf_counter() - started) * 1000)
+    finally:
+        await arq.aclose()
+    return out
+
+
+def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B3: create with start, then wait until COMPLETED, one idle client."""
+    p50 = Figure("phaser p50", "ms")
+    p99 = Figure("phaser p99", "ms")
+    base50 = Figure("raw arq, defaults (poll 0.5 s) p50", "ms")
+    with stack(redis, work) as running:
+        _latencies(running.url, 10)  # warm up
+        for _ in range(scale.rounds):
+            values = _latencies(running.url, scale.latency_jobs)
+            p50.rounds.append(percentile(values, 0.5))
+            p99.rounds.append(percentile(values, 0.99))
+    queue = f"arq{uuid.uuid4().hex[:6]}"
+    worker: subprocess.Popen[bytes] = _arq_worker(
+        redis.url, queue, poll_delay=0.5, keep_result=3600
+    )
+    try:
+        time.sleep(2)  # the worker is up
+        for _ in range(scale.rounds):
+            values = asyncio.run(
+                _arq_latencies(
+                    redis.url, queue, max(5, scale.latency_jobs // 20)
+                )
+            )
+            base50.rounds.append(percentile(values, 0.5))
+    finally:
+        _stop(worker)
+    return Result(
+        key="B3",
+        title="End-to-end latency of a no-op job (create+start, wait)",
+        figures=[p50, p99, base50],
+        comparison=(
+            "phaser p50 / raw arq p50 ="
+            f" {ratio(median(p50), median(base50)):.3f}"
+        ),
+        target="p50 ≤ 10 ms, p99 ≤ 30 ms",
+        met=median(p50) <= 10 and median(p99) <= 30,
+    )

@@ -1,0 +1,134 @@
+"""Storage benchmarks: B4 job lists as stored jobs grow, B5 memory per
+job, B7 destruction of expired jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from harness import Figure, Result, Scale, Stack, fill, percentile, stack
+from redis import Redis
+
+from phaser.embedded import EmbeddedRedis
+
+
+def bench_memory(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B5: Redis memory per finished small job (record and indexes)."""
+    per_job = Figure("used_memory per job", "bytes")
+    client = Redis.from_url(redis.url)
+    for _ in range(scale.rounds):
+        prefix = f"m{uuid.uuid4().hex[:6]}"
+        before = int(client.info("memory")["used_memory"])
+        asyncio.run(fill(redis.url, prefix, scale.memory_jobs))
+        after = int(client.info("memory")["used_memory"])
+        per_job.rounds.append((after - before) / scale.memory_jobs)
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            client.delete(key)
+    median = statistics.median(per_job.rounds)
+    return Result(
+        key="B5",
+        title=f"Redis memory per finished job ({scale.memory_jobs} jobs)",
+        figures=[per_job],
+        comparison="—",
+        target="≤ 1 KiB",
+        met=median <= 1024,
+    )
+
+
+def _list_times(url: str, path: str, requests: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(requests):
+            started = time.perf_counter()
+            answer = client.get(path)
+            out.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code == 200
+    return out
+
+
+def bench_lists(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B4: first page of one owner's jobs as the job count grows."""
+    figures = []
+    medians: dict[tuple[str, int], float] = {}
+    with stack(redis, work) as running:
+        stored = 0
+        for size in scale.list_sizes:
+            asyncio.run(
+                fill(redis.url, running.prefix, size - stored, owner=None)
+            )
+            stored = size
+            for dialect, path in (
+                ("UWS LAST=100", "/noop/jobs?LAST=100"),
+                ("JSON limit=100", "/api/v1/jobs?limit=100"),
+            ):
+                figure = Figure(f"{dialect} at {size:,} jobs, p50", "ms")
+                for _ in range(scale.rounds):
+                    values = _list_times(running.url, path, 50)
+                    figure.rounds.append(percentile(values, 0.5))
+                figures.append(figure)
+                medians[dialect, size] = statistics.median(figure.rounds)
+    small, large = scale.list_sizes[0], scale.list_sizes[-1]
+    ratios = {
+        d: medians[d, large] / medians[d, small]
+        for d in ("UWS LAST=100", "JSON limit=100")
+    }
+    return Result(
+        key="B4",
+        title="Job list, first page, one owner",
+        figures=figures,
+        comparison="; ".join(
+            f"{d}: {large:,}/{small:,} = {r:.2f}" for d, r in ratios.items()
+        ),
+        target="p50 ≤ 10 ms at 1M; 1M/10k ≤ 1.5",
+        met=all(r <= 1.5 for r in ratios.values())
+        and all(medians[d, large] <= 10 for d in ratios),
+    )
+
+
+def bench_destruction(
+    redis: EmbeddedRedis, work: Path, scale: Scale
+) -> Result:
+    """B7: maintenance destroys expired jobs."""
+    figure = Figure(
+        f"destroy {scale.destroy_jobs:,} expired jobs (incl. worker start)",
+        "s",
+    )
+    client = Redis.from_url(redis.url)
+    for _ in range(scale.rounds_slow):
+        running = Stack(
+            redis.url, work / uuid.uuid4().hex[:6], maintenance_interval=0.2
+        )
+        asyncio.run(
+            fill(
+                redis.url,
+                running.prefix,
+                scale.destroy_jobs,
+                owner=None,
+                destroy_now=True,
+            )
+        )
+        schedule = f"{running.prefix}:schedule:destruction"
+        # Timed from the worker's start, which it spends starting up too.
+        started = time.monotonic()
+        running.start(workers=1)
+        try:
+            while client.zcard(schedule):
+                if time.monotonic() - started > 600:
+                    raise RuntimeError("destruction took over 10 minutes")
+                time.sleep(0.05)
+            figure.rounds.append(time.monotonic() - started)
+        finally:
+            running.stop()
+    median = statistics.median(figure.rounds)
+    return Result(
+        key="B7",
+        title="Destruction of expired jobs (one worker's maintenance)",
+        figures=[figure],
+        comparison=f"{scale.destroy_jobs / median:,.0f} jobs/s",
+        target="100k in ≤ 10 s",
+        met=scale.destroy_jobs / median >= 10_000,
+    )

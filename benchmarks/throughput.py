@@ -1,0 +1,266 @@
+"""Throughput benchmarks: B1 job creation against a bare FastAPI endpoint,
+B2 worker throughput against raw arq."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from harness import (
+    HERE,
+    Figure,
+    Result,
+    Scale,
+    Stack,
+    median,
+    ratio,
+    run_loadgen,
+    stack,
+    wait_until_ready,
+)
+from redis import Redis
+
+from phaser.embedded import EmbeddedRedis, free_port
+
+_FORM = "RA=10&DEC=20&RADIUS=0.5&MAXREC=100"
+_JSON = (
+    '{"task": "echo", "parameters":'
+    ' {"ra": 10, "dec": 20, "radius": 0.5, "maxrec": 100}}'
+)
+
+
+def _baseline_app(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the bare FastAPI app (`baseline_app.py`) as uvicorn runs
+    ``phaser serve``: one process, uvloop, httptools."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "baseline_app:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=HERE,
+        env={
+            **os.environ,
+            "BASELINE_REDIS_URL": redis_url,
+            "BASELINE_PREFIX": f"base{uuid.uuid4().hex[:6]}",
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ready(f"{url}/openapi.json")
+    return process, url
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B1: jobs created per second, 32 concurrent clients, one frontend."""
+    cases = {
+        "UWS form POST → 303": ("/echo/jobs", "/form", _FORM, None),
+        "JSON POST → 201": ("/api/v1/jobs", "/json", _JSON, "json"),
+    }
+    figures: list[Figure] = []
+    ratios: list[str] = []
+    met = True
+    baseline, base_url = _baseline_app(redis.url)
+    try:
+        with stack(redis, work, workers=0) as running:
+            for name, (path, base_path, body, kind) in cases.items():
+                content_type = (
+                    "application/json"
+                    if kind
+                    else "application/x-www-form-urlencoded"
+                )
+                ours = Figure(f"phaser {name}", "jobs/s")
+                bare = Figure(f"bare FastAPI + 1 HSET, {name}", "req/s")
+                for _ in range(scale.rounds):
+                    # Alternate, so drift of the machine hits both alike.
+                    for figure, url in (
+                        (bare, base_url + base_path),
+                        (ours, running.url + path),
+                    ):
+                        answer = run_loadgen(
+                            url,
+                            method="POST",
+                            body=body,
+                            content_type=content_type,
+                            connections=32,
+                            seconds=scale.load_seconds,
+                        )
+                        statuses = set(answer["statuses"])
+                        if not statuses <= {"201", "303"}:
+                            raise RuntimeError(f"{url}: {statuses}")
+                        figure.rounds.append(answer["rps"])
+                figures += [ours, bare]
+                value = ratio(median(ours), median(bare))
+                ratios.append(f"{name}: {value:.2f}")
+                met = met and value >= 0.8
+    finally:
+        _stop(baseline)
+    return Result(
+        key="B1",
+        title="Job creation throughput, 32 clients, one frontend process",
+        figures=figures,
+        comparison="phaser / bare: " + "; ".join(ratios),
+        target="≥ 0.8 × baseline",
+        met=met,
+    )
+
+
+def _drain_rate(client: Redis, queue: str, jobs: int) -> float:
+    """Jobs per second a just-started worker finishes from a filled queue.
+
+    arq removes an id from the queue when the job has finished, so the
+    queue's size counts the jobs not yet done, for phaser and raw arq
+    alike. Timed from the first finished job to the last, so the worker's
+    start-up does not count.
+    """
+    deadline = time.monotonic() + 600
+    while (left := int(client.zcard(queue))) == jobs:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker finished no job")
+        time.sleep(0.002)
+    first, done_at_first = time.perf_counter(), jobs - left
+    while client.zcard(queue):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not finish")
+        time.sleep(0.002)
+    return (jobs - done_at_first) / (time.perf_counter() - first)
+
+
+async def _fill_queue(
+    redis_url: str, prefix: str, queue: str, jobs: int
+) -> None:
+    """Store started no-op jobs and queue them, as the service does."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from phaser.clock import now, to_ms
+    from phaser.models.job import Job
+    from phaser.models.phase import ExecutionPhase
+    from phaser.queue import JobQueue, create_arq_redis
+    from phaser.services.ids import new_job_id
+    from phaser.storage.job_store import JobStore
+    from phaser.storage.keys import KeyLayout
+
+    client = AsyncRedis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, KeyLayout(prefix))
+    await store.load_scripts()
+    arq = create_arq_redis(redis_url, queue)
+    job_queue = JobQueue(arq)
+    for begin in range(0, jobs, 500):
+        batch = []
+        for _ in range(min(500, jobs - begin)):
+            moment = now()
+            batch.append(
+                Job(
+                    id=new_job_id(to_ms(moment)),
+                    task="noop",
+                    owner=None,
+                    phase=ExecutionPhase.QUEUED,
+                    parameters={},
+                    created_at=moment,
+                    execution_duration=600,
+                    destruction_time=moment + timedelta(days=1),
+                    attempts=1,
+                )
+            )
+        await asyncio.gather(*(store.create(job) for job in batch))
+        await asyncio.gather(*(job_queue.enqueue(job.id, 1) for job in batch))
+    await job_queue.close()
+    await client.aclose()
+
+
+async def _fill_arq(redis_url: str, queue: str, jobs: int) -> None:
+    from arq.connections import ArqRedis
+    from arq_baseline import _dumps
+    from redis.asyncio import ConnectionPool
+
+    arq = ArqRedis(
+        pool_or_conn=ConnectionPool.from_url(redis_url),
+        job_serializer=_dumps,
+        default_queue_name=queue,
+    )
+    for begin in range(0, jobs, 500):
+        await asyncio.gather(
+            *(arq.enqueue_job("noop") for _ in range(min(500, jobs - begin)))
+        )
+    await arq.aclose()
+
+
+def _arq_worker(
+    redis_url: str, queue: str, *, poll_delay: float, keep_result: int
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "arq", "arq_baseline.WorkerSettings"],
+        cwd=HERE,
+        env={
+            **os.environ,
+            "ARQ_BASELINE_REDIS": redis_url,
+            "ARQ_BASELINE_QUEUE": queue,
+            "ARQ_BASELINE_MAX_JOBS": "10",
+            "ARQ_BASELINE_POLL_DELAY": str(poll_delay),
+            "ARQ_BASELINE_KEEP_RESULT": str(keep_result),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
+    """B2: no-op jobs through the full lifecycle, one worker process."""
+    ours = Figure("phaser worker, concurrency 10", "jobs/s")
+    polls = (0.005, 0.0)
+    raw = {
+        poll: Figure(f"raw arq, concurrency 10, poll {poll} s", "jobs/s")
+        for poll in polls
+    }
+    client = Redis.from_url(redis.url)
+    jobs = scale.worker_jobs
+    for _ in range(scale.rounds):
+        running = Stack(redis.url, work / uuid.uuid4().hex[:6])
+        queue = running.env["PHASER_QUEUE_NAME"]
+        asyncio.run(_fill_queue(redis.url, running.prefix, queue, jobs))
+        running.start(workers=1, frontend=False)
+        try:
+            ours.rounds.append(_drain_rate(client, queue, jobs))
+        finally:
+            running.stop()
+        for poll, figure in raw.items():
+            queue = f"arq{uuid.uuid4().hex[:6]}"
+            asyncio.run(_fill_arq(redis.url, queue, jobs))
+            worker = _arq_worker(
+                redis.url, queue, poll_delay=poll, keep_result=0
+            )
+            try:
+                figure.rounds.append(_drain_rate(client, queue, jobs))
+            finally:
+                _stop(worker)
+    best = max(raw.values(), key=median)
+    value = ratio(median(ours), median(best))
+    return Result(
+        key="B2",
+        title=f"Worker throughput, {jobs:,} queued no-op jobs, one process",
+        figures=[ours, *raw.values()],
+        comparison=f"phaser / fastest raw arq ({best.name}): {value:.2f}",
+        target="≥ 0.8 × raw arq",
+        met=value >= 0.8,
+    )
