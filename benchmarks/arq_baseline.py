@@ -7,7 +7,7 @@ Configured through the environment so that it runs as its own process with
 arq's own command: ``ARQ_BASELINE_MAX_JOBS`` (concurrency),
 ``ARQ_BASELINE_POLL_DELAY`` (seconds, arq's default 0.5) and
 ``ARQ_BASELINE_KEEP_RESULT`` (seconds, arq's default 3600). Payloads are
-JSON, as in phaser.
+JSON and the event loop is uvloop, as in phaser.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ import json
 import os
 from typing import Any, ClassVar
 
+import uvloop
 from arq.connections import RedisSettings
+
+# The same event loop as phaser's worker, so the baseline is not handicapped
+# by asyncio's slower default loop.
+uvloop.install()
 
 
 async def noop(ctx: dict[str, Any]) -> None:

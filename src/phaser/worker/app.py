@@ -188,8 +188,19 @@ def create_worker(settings: Settings) -> Worker:
     )
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (it comes with uvicorn's
+    standard extras, as for the frontend): it roughly halves the worker's
+    CPU time per job (benchmark B2); asyncio's own loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run_worker(settings: Settings) -> None:
     """Run a worker until SIGINT or SIGTERM."""
     configure(settings)
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    asyncio.set_event_loop(_new_event_loop())
     create_worker(settings).run()
