@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import subprocess
@@ -15,10 +16,16 @@ import httpx
 import pytest
 from lxml import etree
 from redis.asyncio import Redis
+from vo_models.uws import Jobs, ShortJobDescription
+from vo_models.uws.types import ExecutionPhase as UwsPhase
 
 from conftest import Stack, make_stack, wait_for_file
+from phaser.clock import to_ms
 from phaser.embedded import EmbeddedRedis
+from phaser.models.job import Job
 from phaser.models.phase import ExecutionPhase
+from phaser.models.uws import render_job_list
+from phaser.services.ids import new_job_id
 from phaser.storage.job_store import JobStore
 from phaser.storage.keys import KeyLayout
 
@@ -565,3 +572,62 @@ def test_stilts_taplint_uws_stage_is_clean(stack: Stack) -> None:
     assert "Section UWS" in output, output + process.stderr
     assert "Totals: Errors: 0; Warnings: 0;" in output, output
     assert "I-UWS-CJOB-1" in output  # it really created jobs
+
+
+def _vo_models_job_list(jobs: list[Job], list_url: str) -> bytes:
+    """``uws:jobs`` as vo-models renders it (what phaser rendered before
+    it wrote the list directly)."""
+    document = Jobs(
+        jobref=[
+            ShortJobDescription(
+                job_id=job.id,
+                href=f"{list_url}/{job.id}",
+                phase=UwsPhase(job.phase.value),
+                run_id=job.run_id,
+                owner_id=job.owner,
+                creation_time=job.created_at,
+            )
+            for job in jobs
+        ]
+    )
+    data: bytes = document.to_xml(  # type: ignore[assignment]
+        encoding="UTF-8", xml_declaration=True
+    )
+    return data.replace(b"<uws:runId></uws:runId>", b"")
+
+
+def test_job_list_is_written_exactly_as_vo_models_writes_it(
+    schema: etree.XMLSchema,
+) -> None:
+    moments = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 11, 23, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 1000, tzinfo=UTC),
+    ]
+    odd = ["a&b <c> \"d\" 'e'", "tab\tnew\nline\rcr", "ünïcødé ☃", ""]
+    jobs = [
+        Job(
+            id=new_job_id(to_ms(moment) + n),
+            task="echo",
+            owner=owner,
+            phase=phase,
+            parameters={},
+            created_at=moment,
+            execution_duration=0,
+            destruction_time=None,
+            run_id=run_id,
+        )
+        for n, (moment, owner, run_id, phase) in enumerate(
+            itertools.product(
+                moments,
+                [None, "ann", *odd],
+                [None, *odd],
+                [ExecutionPhase.PENDING, ExecutionPhase.ARCHIVED],
+            )
+        )
+    ]
+    for url in ("http://h/echo/jobs", 'https://h/p&q"/echo/jobs'):
+        for chosen in (jobs, jobs[:1], []):
+            ours = render_job_list(chosen, url)
+            assert ours == _vo_models_job_list(chosen, url)
+            _valid(schema, ours)

@@ -29,10 +29,10 @@ def from_ms(ms: int) -> datetime:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 / ISO 8601 in UTC with milliseconds and a trailing ``Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat is implemented in C; strftime took a sixth of the time of
+    # a JSON page of 100 jobs (benchmark B4).
+    utc = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return utc.removesuffix("+00:00") + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -8,22 +8,22 @@ own namespace.
 from __future__ import annotations
 
 from typing import Any
+from xml.sax.saxutils import escape
 
 from pydantic_xml import BaseXmlModel, attr, element
 from vo_models.uws import (
     ErrorSummary,
-    Jobs,
     JobSummary,
     Parameter,
     Parameters,
     ResultReference,
     Results,
-    ShortJobDescription,
 )
 from vo_models.uws.models import NSMAP
 from vo_models.uws.types import ErrorType as UwsErrorType
 from vo_models.uws.types import ExecutionPhase as UwsPhase
 
+from ..clock import format_time
 from .job import Job
 from .phase import ExecutionPhase
 
@@ -164,21 +164,53 @@ def render_job(job: Job, job_url: str) -> bytes:
 
 
 def render_job_list(jobs: list[Job], list_url: str) -> bytes:
-    """The ``uws:jobs`` document of some jobs."""
-    document = Jobs(
-        jobref=[
-            ShortJobDescription(
-                job_id=job.id,
-                href=f"{list_url}/{job.id}",
-                phase=UwsPhase(job.phase.value),
-                run_id=job.run_id,
-                owner_id=job.owner,
-                creation_time=job.created_at,
-            )
-            for job in jobs
-        ]
-    )
-    return _xml(document)
+    """The ``uws:jobs`` document of some jobs.
+
+    Written directly rather than through vo-models: a page of 100 jobrefs
+    took over 10 ms through pydantic-xml and lxml (benchmark B4), this takes
+    well under one. It writes the very bytes vo-models writes, which
+    ``tests/test_uws.py`` checks by rendering both.
+    """
+    if not jobs:
+        return _JOBS_EMPTY
+    parts = [_JOBS_OPEN]
+    for job in jobs:
+        href = _attr(f"{list_url}/{job.id}")
+        parts.append(
+            f'<uws:jobref id="{_attr(job.id)}" xlink:type="simple"'
+            f' xlink:href="{href}"><uws:phase>{job.phase.value}</uws:phase>'
+        )
+        if job.run_id:
+            parts.append(f"<uws:runId>{_text(job.run_id)}</uws:runId>")
+        if job.owner is None:
+            parts.append('<uws:ownerId xsi:nil="true"></uws:ownerId>')
+        else:
+            parts.append(f"<uws:ownerId>{_text(job.owner)}</uws:ownerId>")
+        parts.append(
+            f"<uws:creationTime>{format_time(job.created_at)}"
+            "</uws:creationTime></uws:jobref>"
+        )
+    parts.append("</uws:jobs>")
+    return "".join(parts).encode()
+
+
+_JOBS_START = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n<uws:jobs"
+    ' xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0"'
+    ' xmlns:xlink="http://www.w3.org/1999/xlink"'
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" version="1.1"'
+)
+_JOBS_OPEN = _JOBS_START + ">"
+_JOBS_EMPTY = (_JOBS_START + "/>").encode()
+_ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
+def _text(value: str) -> str:
+    return escape(value, {"\r": "&#13;"})
+
+
+def _attr(value: str) -> str:
+    return escape(value, _ATTR_ENTITIES)
 
 
 def render_results(job: Job, job_url: str) -> bytes:
