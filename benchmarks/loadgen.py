@@ -23,12 +23,13 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-__all__ = ["run"]
+__all__ = ["read_answer", "request_bytes", "run"]
 
 
-def _request(
+def request_bytes(
     method: str, host: str, path: str, body: bytes, content_type: str | None
 ) -> bytes:
+    """One HTTP/1.1 request, ready to write."""
     head = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     if body or method in {"POST", "PUT", "PATCH"}:
         head.append(f"Content-Length: {len(body)}")
@@ -37,9 +38,9 @@ def _request(
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> int:
-    """Read one answer; its status code. Bodies need a Content-Length or
-    chunked encoding (the servers measured here send one of them)."""
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one answer: its status code and body. Bodies need a
+    Content-Length or chunked encoding (the servers here send one)."""
     status_line = await reader.readuntil(b"\r\n")
     status = int(status_line.split(b" ", 2)[1])
     length = 0
@@ -51,15 +52,16 @@ async def _read_answer(reader: asyncio.StreamReader) -> int:
             length = int(value)
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+    body = b""
     if chunked:
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
+            body += (await reader.readexactly(size + 2))[:-2]
             if size == 0:
                 break
     elif length:
-        await reader.readexactly(length)
-    return status
+        body = await reader.readexactly(length)
+    return status, body
 
 
 async def run(
@@ -77,7 +79,7 @@ async def run(
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = _request(method, f"{host}:{port}", path, body, content_type)
+    request = request_bytes(method, f"{host}:{port}", path, body, content_type)
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     begin = time.perf_counter() + warmup
@@ -88,7 +90,7 @@ async def run(
         try:
             while (started := time.perf_counter()) < end:
                 writer.write(request)
-                status = await _read_answer(reader)
+                status, _ = await read_answer(reader)
                 if started >= begin:
                     statuses[status] += 1
                     latencies.append((time.perf_counter() - started) * 1000)

@@ -4,6 +4,7 @@ final transitions."""
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 import uuid
@@ -23,6 +24,20 @@ from harness import (
 from phaser.embedded import EmbeddedRedis
 
 
+async def _settle(pid: int, limit: float = 60) -> None:
+    """Wait until a process uses under 2 % of a core over half a second
+    (the frontend has taken in every request), at most ``limit`` s."""
+    deadline = time.monotonic() + limit
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        after = cpu_seconds(pid)
+        if after - before < 0.01:
+            return
+        before = after
+    raise RuntimeError("the frontend did not settle")
+
+
 async def _hold_waits(
     url: str,
     redis_url: str,
@@ -34,7 +49,13 @@ async def _hold_waits(
     """Open one long poll per pending job, measure the frontend's CPU and
     RSS while they wait, then abort the jobs (straight in the job store,
     as a worker would end them) and measure how long after each job's
-    transition its answer arrived."""
+    transition its answer arrived.
+
+    The waits are plain keep-alive connections written and read by hand
+    (`loadgen`), so the client's own cost stays small next to what it
+    measures.
+    """
+    from loadgen import read_answer, request_bytes
     from redis.asyncio import Redis as AsyncRedis
 
     from phaser.models.phase import ExecutionPhase
@@ -44,42 +65,42 @@ async def _hold_waits(
     store_client = AsyncRedis.from_url(redis_url, decode_responses=True)
     store = JobStore(store_client, KeyLayout(prefix))
     await store.load_scripts()
-    limits = httpx.Limits(max_connections=len(ids) + 10)
+    host, port = url.removeprefix("http://").split(":")
     rss_before = rss_mib(frontend)
     ended: dict[str, float] = {}
     arrived: dict[str, float] = {}
-    async with httpx.AsyncClient(
-        base_url=url, timeout=320, limits=limits
-    ) as client:
 
-        async def wait(job_id: str) -> None:
-            answer = await client.get(
-                f"/api/v1/jobs/{job_id}",
-                params={"wait": 290, "phase": "PENDING"},
-            )
-            arrived[job_id] = time.monotonic()
-            assert answer.json()["phase"] == "ABORTED"
+    async def wait(job_id: str) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        path = f"/api/v1/jobs/{job_id}?wait=290&phase=PENDING"
+        writer.write(request_bytes("GET", f"{host}:{port}", path, b"", None))
+        status, body = await read_answer(reader)
+        arrived[job_id] = time.perf_counter()
+        writer.close()
+        assert status == 200, body
+        assert json.loads(body)["phase"] == "ABORTED", body
 
-        async def end(job_id: str) -> None:
-            job = await store.get(job_id)
-            assert job is not None
-            result = await store.transition(
-                job,
-                allowed=[ExecutionPhase.PENDING],
-                to=ExecutionPhase.ABORTED,
-            )
-            ended[job_id] = time.monotonic()
-            assert result.ok
+    async def end(job_id: str) -> None:
+        job = await store.get(job_id)
+        assert job is not None
+        result = await store.transition(
+            job,
+            allowed=[ExecutionPhase.PENDING],
+            to=ExecutionPhase.ABORTED,
+        )
+        ended[job_id] = time.perf_counter()
+        assert result.ok
 
-        tasks = [asyncio.create_task(wait(job_id)) for job_id in ids]
-        await asyncio.sleep(3)  # every wait is open by now
-        cpu_before = cpu_seconds(frontend)
-        await asyncio.sleep(seconds)
-        idle_cpu = (cpu_seconds(frontend) - cpu_before) / seconds
-        rss_growth = rss_mib(frontend) - rss_before
-        for start in range(0, len(ids), 100):
-            await asyncio.gather(*(end(i) for i in ids[start : start + 100]))
-        await asyncio.gather(*tasks)
+    tasks = [asyncio.create_task(wait(job_id)) for job_id in ids]
+    await asyncio.sleep(1)
+    await _settle(frontend)  # every wait is open and waiting
+    cpu_before = cpu_seconds(frontend)
+    await asyncio.sleep(seconds)
+    idle_cpu = (cpu_seconds(frontend) - cpu_before) / seconds
+    rss_growth = rss_mib(frontend) - rss_before
+    for start in range(0, len(ids), 100):
+        await asyncio.gather(*(end(i) for i in ids[start : start + 100]))
+    await asyncio.gather(*tasks)
     await store_client.aclose()
     delays = [(arrived[i] - ended[i]) * 1000 for i in ids]
     return delays, idle_cpu, rss_growth

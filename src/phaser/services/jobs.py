@@ -559,8 +559,22 @@ class JobService:
                     break
                 if event.kind in {"progress", "result"}:
                     continue
-                job = await self.get(caller, job_id)
+                job = await self._reread(job)
             return job
+
+    async def _reread(self, job: Job) -> Job:
+        """A waiter's job read again after an event, batched with the other
+        waiters' reads (see `JobStore.get_batched`).
+
+        Raises
+        ------
+        JobNotFoundError
+            The job was deleted meanwhile.
+        """
+        current = await self._store.get_batched(job.id)
+        if current is None:
+            raise JobNotFoundError(job.id)
+        return current
 
     async def watch(
         self, caller: Caller, job_id: str
@@ -584,7 +598,7 @@ class JobService:
                 if await next_event(events, _KEEPALIVE) is None:
                     yield "keepalive", None
                     continue
-                current = await self._store.get(job_id)
+                current = await self._store.get_batched(job_id)
                 if current is None:
                     yield "deleted", None
                     return
