@@ -36,6 +36,7 @@ from ..queue import JobQueue
 from ..storage.events import EventHub, next_event
 from ..storage.job_store import (
     KEEP,
+    AnyJob,
     JobStore,
     Outcome,
     Quota,
@@ -323,7 +324,7 @@ class JobService:
             self._raise_unless_ok(job, result, "abort")
         return await self.get(caller, job_id)
 
-    async def _abort(self, job: Job) -> TransitionResult:
+    async def _abort(self, job: AnyJob) -> TransitionResult:
         return await self._store.transition(
             job,
             allowed=allowed_from(Action.ABORT),
@@ -394,7 +395,7 @@ class JobService:
         if not await self.destroy(job):
             raise JobNotFoundError(job_id)
 
-    async def destroy(self, job: Job) -> bool:
+    async def destroy(self, job: AnyJob) -> bool:
         """Abort the job if it is active, then delete it and its results.
 
         Returns whether the job still existed.
@@ -407,22 +408,19 @@ class JobService:
         await asyncio.to_thread(self._results.delete_job, job.id)
         return await self._store.delete(job) is not None
 
-    async def destroy_many(self, jobs: Sequence[Job]) -> int:
+    async def destroy_many(self, jobs: Sequence[AnyJob]) -> int:
         """`destroy` for a batch: one thread hop for the files and one
         script call for the records. Returns how many still existed."""
         for job in jobs:
             if job.phase not in FINAL_PHASES:
                 await self._abort(job)
-
-        def delete_files() -> None:
-            for job in jobs:
-                self._results.delete_job(job.id)
-
-        await asyncio.to_thread(delete_files)
+        await asyncio.to_thread(
+            self._results.delete_jobs, [job.id for job in jobs]
+        )
         phases = await self._store.delete_many(jobs)
         return sum(phase is not None for phase in phases)
 
-    async def archive(self, job: Job) -> bool:
+    async def archive(self, job: AnyJob) -> bool:
         """Abort the job if it is active, delete its results and keep its
         metadata in phase ARCHIVED. Returns whether it was archived."""
         if job.phase not in FINAL_PHASES:

@@ -105,7 +105,7 @@ class Maintenance:
     async def destroy_expired(self) -> int:
         """Delete (or archive) jobs whose destruction time has passed."""
         ids = await self._store.due("destruction", until=now(), limit=_BATCH)
-        jobs = await self._store.get_many(ids)
+        jobs = await self._store.refs(ids)
         if self._settings.destruction_mode == "archive":
             archived = await asyncio.gather(
                 *(self._service.archive(job) for job in jobs)

@@ -1,7 +1,8 @@
 """The event hub: one Redis subscriber per process, fanned out in-process.
 
 Every transition, progress update and result publishes a small JSON event
-(``{"id", "phase", "kind"}``) on one channel. Each process (frontend or
+(``{"id", "phase", "kind"}``) on one channel; a batch of deletions publishes
+one ``{"ids": [...], "kind": "deleted"}``. Each process (frontend or
 worker) holds a single subscription and hands events to the local waiters
 of that job id, so thousands of WAIT requests cost one Redis connection.
 
@@ -149,12 +150,14 @@ class EventHub:
             return
         try:
             data = json.loads(message["data"])
-            event = JobEvent(
-                job_id=str(data["id"]),
-                phase=data.get("phase"),
-                kind=str(data.get("kind", "phase")),
-            )
-        except (ValueError, KeyError, TypeError):
+            kind = str(data.get("kind", "phase"))
+            if "ids" in data:
+                # A batch (deletions): one message naming many jobs.
+                events = [JobEvent(str(i), None, kind) for i in data["ids"]]
+            else:
+                events = [JobEvent(str(data["id"]), data.get("phase"), kind)]
+        except (ValueError, KeyError, TypeError, AttributeError):
             _logger.warning("Ignoring malformed event", data=message["data"])
             return
-        self._deliver(event)
+        for event in events:
+            self._deliver(event)

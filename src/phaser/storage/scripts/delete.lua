@@ -13,8 +13,10 @@
 -- ARGV[1] event channel
 -- ARGV[1+i] id of the i-th job
 --
--- Returns, per job, the phase it was in, or "" if there was no such job.
+-- Publishes one "deleted" event naming every job it deleted. Returns, per
+-- job, the phase it was in, or "" if there was no such job.
 local out = {}
+local deleted = {}
 for i = 1, #ARGV - 1 do
   local id = ARGV[1 + i]
   local base = 4 * i
@@ -27,11 +29,16 @@ for i = 1, #ARGV - 1 do
     for s = 1, 4 do
       redis.call("ZREM", KEYS[s], id)
     end
-    redis.call("PUBLISH", ARGV[1],
-      cjson.encode({id = id, phase = phase, kind = "deleted"}))
+    table.insert(deleted, id)
     out[i] = phase
   else
     out[i] = ""
   end
+end
+-- One event for the whole batch: every process parses every event, and a
+-- thousand messages per batch cost the subscribers more than the deletion.
+if #deleted > 0 then
+  redis.call("PUBLISH", ARGV[1],
+    cjson.encode({ids = deleted, kind = "deleted"}))
 end
 return out
