@@ -303,7 +303,12 @@ class JobRunner:
         while True:
             # On a timeout, re-read anyway, in case an event was lost.
             event = await next_event(events, _WATCH_INTERVAL)
-            if event is not None and event.kind in {"progress", "result"}:
+            if event is not None and (
+                event.kind in {"progress", "result"}
+                # Our own claim (or anyone's: taking a job from us goes
+                # through QUEUED or a final phase first, which we do read).
+                or (event.kind == "phase" and event.phase == "EXECUTING")
+            ):
                 continue
             try:
                 current = await self._store.get(job.id)
