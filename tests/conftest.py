@@ -9,13 +9,15 @@ production, and tests talk to them over HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +96,16 @@ class Stack:
         )
         wait_ready(self.url, self.frontend)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "phaser", "worker"], env=self.env
-        )
+    def start_worker(
+        self, *, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker; its log (stderr) goes to ``log`` if given."""
+        with log.open("ab") if log else contextlib.nullcontext() as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "phaser", "worker"],
+                env=self.env,
+                stderr=out,
+            )
         self.workers.append(worker)
         return worker
 
@@ -238,3 +246,41 @@ def wait_for_file(path: Path, timeout: float = 15) -> str:
             raise AssertionError(f"{path} never appeared")
         time.sleep(0.02)
     return text
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15) -> None:
+    """Wait until ``check()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition never held")
+        time.sleep(0.02)
+
+
+def require_tool(name: str, why: str) -> str:
+    """The path of a command-line tool the test needs: a skip where it is
+    missing, but a failure under CI, which installs it (``.ci/run``)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run should install it")
+        pytest.skip(f"{name} is not installed ({why})")
+    return path
+
+
+@pytest.fixture(scope="module")
+def metered_stack(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, str]]:
+    """A frontend and a worker serving metrics (``PHASER_METRICS_PORT``),
+    fresh for each module (counters start at 0); the worker's metrics URL.
+    """
+    port = free_port()
+    stack = make_stack(
+        redis_server,
+        tmp_path_factory.mktemp("metered"),
+        metrics_port=port,
+        max_wait=10,
+    )
+    yield stack, f"http://127.0.0.1:{port}"
+    stack.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from redis.asyncio import Redis
 from vo_models.uws import Jobs, ShortJobDescription
 from vo_models.uws.types import ExecutionPhase as UwsPhase
 
-from conftest import Stack, make_stack, wait_for_file
+from conftest import Stack, make_stack, require_tool, wait_for_file
 from phaser.clock import to_ms
 from phaser.embedded import EmbeddedRedis
 from phaser.models.job import Job
@@ -548,11 +547,7 @@ def test_pyvo_drives_a_job_through_its_life(uws: httpx.Client) -> None:
 
 
 def test_stilts_taplint_uws_stage_is_clean(stack: Stack) -> None:
-    stilts = shutil.which("stilts")
-    if stilts is None:
-        if os.environ.get("CI"):
-            pytest.fail("stilts is not installed; .ci/run should install it")
-        pytest.skip("stilts (Debian package) is not installed")
+    stilts = require_tool("stilts", "Debian package")
     process = subprocess.run(
         [
             stilts,

@@ -80,6 +80,26 @@ class Settings(BaseSettings):
         description="Name of the arq queue jobs are sent to.",
         min_length=1,
     )
+    task_queues: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        title="Queues of tasks",
+        description=(
+            "Tasks sent to a queue of their own, as ``task=queue`` pairs,"
+            " comma-separated (e.g. ``cone=phaser:queue:heavy``); a worker"
+            " started with that ``PHASER_QUEUE_NAME`` runs them. Other"
+            " tasks go to ``PHASER_QUEUE_NAME``."
+        ),
+    )
+    metrics_port: int = Field(
+        0,
+        title="Worker metrics port",
+        description=(
+            "Port on which ``phaser worker`` serves ``/metrics``"
+            " (Prometheus) and ``/health``; 0 for none."
+        ),
+        ge=0,
+        le=65535,
+    )
     auth: Literal["none", "header", "token"] = Field(
         "none",
         title="Auth mode",
@@ -282,6 +302,25 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
+
+    @field_validator("task_queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        queues = {}
+        for pair in value.split(","):
+            if not pair.strip():
+                continue
+            task, sep, queue = pair.partition("=")
+            if not sep or not task.strip() or not queue.strip():
+                raise ValueError(f"expected task=queue, got {pair.strip()!r}")
+            queues[task.strip()] = queue.strip()
+        return queues
+
+    def queue_of(self, task: str) -> str:
+        """The queue that jobs of a task are sent to."""
+        return self.task_queues.get(task, self.queue_name)
 
     @field_validator("redis_url")
     @classmethod

@@ -1,7 +1,14 @@
-"""Logging setup (safir's structlog configuration)."""
+"""Logging setup (safir's structlog configuration).
+
+On top of safir's setup, fields bound with
+`structlog.contextvars.bind_contextvars` appear on every line logged in
+that context: the worker binds a job's id, task, owner and attempt once
+per run, so every line about a job carries them, whichever module logs it.
+"""
 
 from __future__ import annotations
 
+import structlog
 from safir.logging import configure_logging
 
 from .config import Settings
@@ -17,3 +24,8 @@ def configure(settings: Settings) -> None:
         log_level=settings.log_level,
         add_timestamp=True,
     )
+    processors = structlog.get_config()["processors"]
+    if structlog.contextvars.merge_contextvars not in processors:
+        structlog.configure(
+            processors=[structlog.contextvars.merge_contextvars, *processors]
+        )

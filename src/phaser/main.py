@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from . import __version__
 from .config import Settings, load_settings
 from .factory import Factory
-from .handlers import api, health, uws, vosi
+from .handlers import api, health, metrics, uws, vosi
 from .handlers.limits import BodyLimitMiddleware
+from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.problems import install_problem_handlers
 from .logs import configure
 from .services.auth import Authenticator, UserDirectory
@@ -64,9 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(health.router, tags=["health"])
+    app.include_router(metrics.router, tags=["health"])
     app.include_router(vosi.router, tags=["vosi"])
     # Last: /{task}/jobs must not shadow the routes above.
     app.include_router(uws.router, tags=["uws"])

@@ -89,17 +89,33 @@ class JobQueue:
     def __init__(self, arq: ArqRedis) -> None:
         self._arq = arq
         self._enqueue = arq.register_script(script_text("enqueue.lua"))
-        self._wake = wake_channel(arq.default_queue_name)
 
     async def enqueue(
-        self, job_id: str, attempt: int, *, defer: float | None = None
+        self,
+        job_id: str,
+        attempt: int,
+        *,
+        queue: str | None = None,
+        defer: float | None = None,
     ) -> bool:
         """Queue one attempt of a job, optionally after ``defer`` seconds,
-        and wake the workers.
+        and wake the workers of that queue.
+
+        Parameters
+        ----------
+        job_id
+            The job.
+        attempt
+            Its attempt number.
+        queue
+            Queue name; the default queue if `None`.
+        defer
+            Seconds before a worker may take it.
 
         Returns false if that attempt is already in the queue (or running):
         like arq, the script refuses a second entry with the same id.
         """
+        queue = queue or self._arq.default_queue_name
         name = arq_job_id(job_id, attempt)
         enqueued = to_ms(now())
         score = enqueued + int((defer or 0) * 1000)
@@ -112,22 +128,20 @@ class JobQueue:
             serializer=serialize,
         )
         queued = await self._enqueue(
-            keys=[
-                job_key_prefix + name,
-                result_key_prefix + name,
-                self._arq.default_queue_name,
-            ],
+            keys=[job_key_prefix + name, result_key_prefix + name, queue],
             args=[
                 name,
                 payload,
                 score,
                 score - enqueued + self._arq.expires_extra_ms,
-                self._wake,
+                wake_channel(queue),
             ],
         )
         return bool(queued)
 
-    async def is_waiting(self, job_id: str, attempt: int) -> bool:
+    async def is_waiting(
+        self, job_id: str, attempt: int, *, queue: str | None = None
+    ) -> bool:
         """Whether that attempt is in the queue, waiting for a worker.
 
         An attempt a worker has taken (arq's in-progress mark) is not
@@ -136,10 +150,18 @@ class JobQueue:
         """
         name = arq_job_id(job_id, attempt)
         async with self._arq.pipeline(transaction=False) as pipe:
-            pipe.zscore(self._arq.default_queue_name, name)
+            pipe.zscore(queue or self._arq.default_queue_name, name)
             pipe.exists(in_progress_key_prefix + name)
             score, taken = await pipe.execute()
         return score is not None and not taken
+
+    async def depth(self, queue: str | None = None) -> int:
+        """Entries in a queue: waiting, deferred or being run (arq removes
+        an entry when its job has finished)."""
+        depth: int = await self._arq.zcard(
+            queue or self._arq.default_queue_name
+        )
+        return depth
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -24,7 +24,10 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     summary="Readiness",
-    description="200 when Redis answers; 503 otherwise.",
+    description=(
+        "200 when Redis answers and holds phaser's scripts (loading any it"
+        " lost); 503 otherwise."
+    ),
     responses={503: {"description": "Redis cannot be reached"}},
 )
 async def ready(service: Service) -> JSONResponse:

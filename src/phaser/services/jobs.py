@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from ..clock import now, to_ms
 from ..config import Settings
+from ..metrics import JOBS_CREATED, JOBS_FINISHED, OPEN_WAITS, QUEUE_DEPTH
 from ..models.caller import Caller
 from ..models.errors import (
     InvalidParametersError,
@@ -33,7 +34,7 @@ from ..models.phase import (
     target_phase,
 )
 from ..queue import JobQueue
-from ..storage.events import EventHub, next_event
+from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import (
     KEEP,
     AnyJob,
@@ -124,6 +125,20 @@ class JobService:
             return str(exc) or type(exc).__name__
         return None
 
+    async def measure_queues(self) -> None:
+        """Set the queue-depth metric of every queue jobs are sent to
+        (left as it was if Redis does not answer)."""
+        queues = {
+            self._settings.queue_name,
+            *self._settings.task_queues.values(),
+        }
+        for queue in sorted(queues):
+            try:
+                depth = await self._queue.depth(queue)
+            except (RedisError, OSError):
+                return
+            QUEUE_DEPTH.labels(queue).set(depth)
+
     def tasks(self) -> list[Task]:
         """The registered tasks, by name."""
         return list(self._registry)
@@ -204,8 +219,9 @@ class JobService:
                     f" {self._settings.max_active_jobs}); wait for one to"
                     " finish or abort one"
                 )
+        JOBS_CREATED.labels(task).inc()
         if start:
-            await self._queue.enqueue(job.id, 1)
+            await self._send(job, 1)
         return job
 
     async def get(self, caller: Caller, job_id: str) -> Job:
@@ -288,7 +304,7 @@ class JobService:
         self._raise_unless_ok(job, result, "start")
         # The record says QUEUED before the queue hears of the job, so a
         # worker that picks it up at once finds it claimable.
-        await self._queue.enqueue(job.id, 1)
+        await self._send(job, 1)
         return dataclasses.replace(
             job, phase=ExecutionPhase.QUEUED, attempts=1
         )
@@ -325,13 +341,16 @@ class JobService:
         return await self.get(caller, job_id)
 
     async def _abort(self, job: AnyJob) -> TransitionResult:
-        return await self._store.transition(
+        result = await self._store.transition(
             job,
             allowed=allowed_from(Action.ABORT),
             to=target_phase(Action.ABORT),
             fields={"ended_at": now()},
             deadline=None,
         )
+        if result.ok:
+            JOBS_FINISHED.labels(job.task, ExecutionPhase.ABORTED).inc()
+        return result
 
     async def update(
         self, caller: Caller, job_id: str, update: JobUpdate
@@ -463,7 +482,7 @@ class JobService:
             clear=["claim", "heartbeat_at"],
         )
         if requeued.ok:
-            await self._queue.enqueue(job.id, attempt + 1, defer=defer or None)
+            await self._send(job, attempt + 1, defer=defer or None)
         return requeued.ok
 
     async def end(
@@ -486,6 +505,8 @@ class JobService:
             check=check,
             fields=fields,
         )
+        if result.ok:
+            JOBS_FINISHED.labels(job.task, phase).inc()
         return result.ok
 
     async def resend(self, job: Job) -> bool:
@@ -497,7 +518,8 @@ class JobService:
         leftovers of the old one can neither block nor run it. Returns
         whether the job was sent again.
         """
-        if await self._queue.is_waiting(job.id, job.attempts):
+        queue = self._settings.queue_of(job.task)
+        if await self._queue.is_waiting(job.id, job.attempts, queue=queue):
             return False
         resent = await self._store.transition(
             job,
@@ -507,8 +529,19 @@ class JobService:
             event="update",
         )
         if resent.ok:
-            await self._queue.enqueue(job.id, job.attempts + 1)
+            await self._send(job, job.attempts + 1)
         return resent.ok
+
+    async def _send(
+        self, job: Job, attempt: int, *, defer: float | None = None
+    ) -> None:
+        """Queue an attempt on its task's queue (``PHASER_TASK_QUEUES``)."""
+        await self._queue.enqueue(
+            job.id,
+            attempt,
+            queue=self._settings.queue_of(job.task),
+            defer=defer,
+        )
 
     def max_attempts(self, job: Job) -> int:
         """How many attempts the job's task gets."""
@@ -540,8 +573,19 @@ class JobService:
             No such job, or it was deleted while waiting.
         """
         timeout = min(max(timeout, 0), self._settings.max_wait)
+        deadline = asyncio.get_running_loop().time() + timeout
+        with OPEN_WAITS.labels("wait").track_inprogress():
+            return await self._wait(caller, job_id, deadline, phase, final)
+
+    async def _wait(
+        self,
+        caller: Caller,
+        job_id: str,
+        deadline: float,
+        phase: ExecutionPhase | None,
+        final: bool,
+    ) -> Job:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         # Subscribe before reading, so no event can slip in between.
         async with self._hub.subscribe(job_id) as events:
             job = await self.get(caller, job_id)
@@ -591,23 +635,34 @@ class JobService:
         """
         async with self._hub.subscribe(job_id) as events:
             job = await self.get(caller, job_id)
-            yield "job", job
-            while job.phase not in FINAL_PHASES:
-                if await next_event(events, _KEEPALIVE) is None:
-                    yield "keepalive", None
-                    continue
-                current = await self._store.get_batched(job_id)
-                if current is None:
-                    yield "deleted", None
-                    return
-                if current.phase != job.phase:
-                    yield "phase", current
-                elif (
-                    current.progress != job.progress
-                    or current.results != job.results
-                ):
-                    yield "progress", current
-                job = current
+            OPEN_WAITS.labels("events").inc()
+            try:
+                async for change in self._changes(job, events):
+                    yield change
+            finally:
+                OPEN_WAITS.labels("events").dec()
+
+    async def _changes(
+        self, job: Job, events: asyncio.Queue[JobEvent]
+    ) -> AsyncGenerator[tuple[str, Job | None], None]:
+        """`watch`, once subscribed and the job read."""
+        yield "job", job
+        while job.phase not in FINAL_PHASES:
+            if await next_event(events, _KEEPALIVE) is None:
+                yield "keepalive", None
+                continue
+            current = await self._store.get_batched(job.id)
+            if current is None:
+                yield "deleted", None
+                return
+            if current.phase != job.phase:
+                yield "phase", current
+            elif (
+                current.progress != job.progress
+                or current.results != job.results
+            ):
+                yield "progress", current
+            job = current
 
     async def result(
         self, caller: Caller, job_id: str, result_id: str

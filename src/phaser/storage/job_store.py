@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from ..clock import from_ms, to_ms
 from ..models.job import ErrorType, Job, JobError, JobResult, Progress
@@ -153,20 +154,31 @@ class JobStore:
         self._delete = redis.register_script(script_text("delete.lua"))
         self._lease = redis.register_script(script_text("lease.lua"))
 
-    async def load_scripts(self) -> None:
-        """Load the Lua scripts into Redis once, at start-up."""
-        for script in (
+    def _scripts(self) -> list[AsyncScript]:
+        return [
             self._create,
             self._transition,
             self._record_result,
             self._delete,
             self._lease,
-        ):
+        ]
+
+    async def load_scripts(self) -> None:
+        """Load the Lua scripts into Redis once, at start-up."""
+        for script in self._scripts():
             script.sha = await self._redis.script_load(script.script)
 
     async def ping(self) -> None:
-        """Raise `redis.exceptions.RedisError` if Redis does not answer."""
-        await self._redis.ping()
+        """Raise `redis.exceptions.RedisError` if Redis does not answer or
+        cannot hold the scripts; load any script it lost (a restart
+        without them)."""
+        scripts = self._scripts()
+        loaded = await self._redis.script_exists(
+            *(script.sha for script in scripts)
+        )
+        for script, present in zip(scripts, loaded, strict=True):
+            if not present:
+                script.sha = await self._redis.script_load(script.script)
 
     async def create(
         self, job: Job, quota: Quota | None = None
@@ -235,10 +247,7 @@ class JobStore:
         self, batch: dict[str, list[asyncio.Future[Job | None]]]
     ) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for job_id in batch:
-                    pipe.hgetall(self._keys.record(job_id))
-                rows = await pipe.execute()
+            rows = await self._records(list(batch))
         except BaseException as exc:
             for futures in batch.values():
                 for future in futures:
@@ -269,12 +278,17 @@ class JobStore:
             if phase is not None
         ]
 
-    async def get_many(self, job_ids: Sequence[str]) -> list[Job]:
-        """The jobs that still exist among ``job_ids``, in that order."""
+    async def _records(self, job_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The raw records of some jobs in one pipeline (empty: gone)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(self._keys.record(job_id))
-            rows = await pipe.execute()
+            rows: list[dict[str, str]] = await pipe.execute()
+        return rows
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs that still exist among ``job_ids``, in that order."""
+        rows = await self._records(job_ids)
         return [
             _decode(job_id, row)
             for job_id, row in zip(job_ids, rows, strict=True)

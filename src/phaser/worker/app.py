@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from ..config import Settings
 from ..factory import Factory
 from ..logs import configure
+from ..metrics import serve_worker_metrics
 from ..queue import (
     RUN_JOB,
     create_arq_redis,
@@ -134,9 +135,15 @@ async def _startup(ctx: dict[str, Any]) -> None:
     ctx["maintenance"] = asyncio.create_task(
         _maintain(factory), name="maintenance"
     )
+    port = factory.settings.metrics_port
+    if port:
+        ctx["metrics"] = await serve_worker_metrics(port)
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
+    metrics: asyncio.Server | None = ctx.get("metrics")
+    if metrics is not None:
+        metrics.close()
     task: asyncio.Task[None] | None = ctx.get("maintenance")
     if task is not None:
         task.cancel()
@@ -149,7 +156,9 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 
 async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> None:
     """arq entry point: run one attempt of a job."""
-    await ctx["runner"].run(job_id, attempt)
+    await ctx["runner"].run(
+        job_id, attempt, enqueued_at=ctx.get("enqueue_time")
+    )
 
 
 def create_worker(settings: Settings) -> Worker:

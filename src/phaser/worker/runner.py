@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from ..clock import now
+from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS_STARTED
 from ..models.errors import UnknownTaskError
 from ..models.job import ErrorType, Job, JobError
 from ..models.phase import Action, ExecutionPhase, allowed_from
@@ -110,14 +111,24 @@ class JobRunner:
         self._heartbeat_interval = heartbeat_interval
         self._worker_id = worker_id
 
-    async def run(self, job_id: str, attempt: int) -> None:
-        """Run one attempt of a job, if it is still waiting for it."""
-        log = _logger.bind(job_id=job_id, attempt=attempt)
+    async def run(
+        self, job_id: str, attempt: int, *, enqueued_at: datetime | None = None
+    ) -> None:
+        """Run one attempt of a job, if it is still waiting for it.
+
+        ``enqueued_at``, when the attempt entered the queue, measures its
+        wait in the queue (metric ``phaser_job_queue_wait_seconds``).
+        """
+        # Every line logged while running this job, by any module, carries
+        # these (arq runs each job in a task of its own, with its own
+        # context).
+        structlog.contextvars.bind_contextvars(job_id=job_id, attempt=attempt)
+        log = _logger
         job = await _patiently(lambda: self._store.get(job_id))
         if job is None:
             log.info("Job is gone, skipping")
             return
-        log = log.bind(task=job.task, owner=job.owner)
+        structlog.contextvars.bind_contextvars(task=job.task, owner=job.owner)
         claim = f"{self._worker_id}/{attempt}/{secrets.token_hex(4)}"
         started = now()
         duration = job.execution_duration
@@ -145,6 +156,11 @@ class JobRunner:
                 log.info("Job not claimable", outcome=claimed.outcome.value)
                 return
             log.info("Job started")
+            JOBS_STARTED.labels(job.task).inc()
+            if enqueued_at is not None:
+                JOB_QUEUE_WAIT.labels(job.task).observe(
+                    max(0.0, (started - enqueued_at).total_seconds())
+                )
             try:
                 task = self._registry.get(job.task)
             except UnknownTaskError as exc:
@@ -171,6 +187,9 @@ class JobRunner:
         # ran is not run again by recovery just because Redis blinked.
         await _patiently(
             lambda: self._finish(job, attempt, claim, task, outcome, log)
+        )
+        JOB_DURATION.labels(job.task).observe(
+            (now() - started).total_seconds()
         )
 
     async def _supervise(
@@ -235,7 +254,7 @@ class JobRunner:
         except TaskError as exc:
             return _Failure(str(exc), isinstance(exc, TransientError))
         except Exception as exc:
-            _logger.exception("Task raised", job_id=job.id, task=job.task)
+            _logger.exception("Task raised")
             return _Failure(f"{type(exc).__name__}: {exc}", False)
         return None
 
@@ -336,9 +355,7 @@ class JobRunner:
                     event="",
                 )
             except RedisError as exc:
-                _logger.warning(
-                    "Heartbeat failed", job_id=job.id, error=str(exc)
-                )
+                _logger.warning("Heartbeat failed", error=str(exc))
 
     async def _pump(
         self, job: Job, claim: str, updates: asyncio.Queue[Update | None]
@@ -362,11 +379,7 @@ class JobRunner:
                         # Deleted meanwhile: do not leave files behind.
                         self._results.delete_job(job.id)
             except RedisError as exc:
-                _logger.warning(
-                    "Could not record task update",
-                    job_id=job.id,
-                    error=str(exc),
-                )
+                _logger.warning("Could not record task update", error=str(exc))
 
     async def _finish(
         self,

@@ -1,0 +1,65 @@
+"""Prometheus ``/metrics`` of the frontend, and HTTP request timing."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..dependencies.context import Service
+from ..metrics import CONTENT_TYPE_LATEST, HTTP_REQUEST_DURATION, render
+
+__all__ = ["RequestMetricsMiddleware", "router"]
+
+router = APIRouter()
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description=(
+        "This process's metrics in Prometheus' text format; queue depths"
+        " are read from Redis at each scrape."
+    ),
+    response_class=Response,
+    include_in_schema=False,
+)
+async def metrics(service: Service) -> Response:
+    await service.measure_queues()
+    return Response(render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetricsMiddleware:
+    """Times every HTTP request by method, route template and status.
+
+    The route template (``/api/v1/jobs/{job_id}``), not the path, so that
+    job ids do not make a label value each; requests no route matched
+    count as ``unmatched``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_REQUEST_DURATION.labels(
+                scope["method"], route, str(status)
+            ).observe(time.perf_counter() - started)
