@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -114,11 +113,12 @@ def bench_waits(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     idle = Figure("frontend CPU while all wait", "% of a core")
     rss = Figure("frontend RSS growth", "MiB")
     hold = 10.0
-    running = Stack(redis.url, work / uuid.uuid4().hex[:6], max_wait=300)
-    running.start(workers=0)
-    try:
-        frontend = running.processes[-1].pid
-        for _ in range(scale.rounds_slow):
+    for _ in range(scale.rounds_slow):
+        # A fresh frontend each round, so its RSS growth is this round's.
+        running = Stack(redis.url, work / uuid.uuid4().hex[:6], max_wait=300)
+        running.start(workers=0)
+        try:
+            frontend = running.processes[-1].pid
             with httpx.Client(base_url=running.url, timeout=60) as client:
                 ids = [
                     client.post("/api/v1/jobs", json={"task": "noop"}).json()[
@@ -136,12 +136,12 @@ def bench_waits(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                     hold,
                 )
             )
-            delay99.rounds.append(percentile(delays, 0.99))
-            delaymax.rounds.append(max(delays))
-            idle.rounds.append(cpu * 100)
-            rss.rounds.append(growth)
-    finally:
-        running.stop()
+        finally:
+            running.stop()
+        delay99.rounds.append(percentile(delays, 0.99))
+        delaymax.rounds.append(max(delays))
+        idle.rounds.append(cpu * 100)
+        rss.rounds.append(growth)
     return Result(
         key="B6",
         title=f"{scale.waiters:,} concurrent waits on one frontend",
@@ -149,7 +149,8 @@ def bench_waits(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
         comparison="—",
         target="all released ≤ 200 ms after completion; no CPU while idle;"
         " RSS growth ≤ 100 MB",
-        met=statistics.median(delaymax.rounds) <= 200
-        and statistics.median(rss.rounds) <= 100
-        and statistics.median(idle.rounds) < 1,
+        # Judged on the worst round, not the median: "all released".
+        met=max(delaymax.rounds) <= 200
+        and max(rss.rounds) <= 100
+        and max(idle.rounds) < 1,
     )

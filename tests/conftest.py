@@ -99,11 +99,13 @@ class Stack:
     def start_worker(
         self, *, log: Path | None = None
     ) -> subprocess.Popen[bytes]:
-        """Start a worker; its log (stderr) goes to ``log`` if given."""
+        """Start a worker; its log (stdout and stderr) goes to ``log`` if
+        given."""
         with log.open("ab") if log else contextlib.nullcontext() as out:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "phaser", "worker"],
                 env=self.env,
+                stdout=out,
                 stderr=out,
             )
         self.workers.append(worker)

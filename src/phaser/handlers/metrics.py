@@ -59,7 +59,27 @@ class RequestMetricsMiddleware:
         try:
             await self._app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
             HTTP_REQUEST_DURATION.labels(
-                scope["method"], route, str(status)
+                scope["method"], _template(scope), str(status)
             ).observe(time.perf_counter() - started)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path template, with its router's prefix.
+
+    FastAPI's included routers keep their routes' paths without the
+    prefix (``/jobs/{job_id}`` under ``/api/v1``); the prefix is what the
+    request path has before the part the route matched.
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if route is None or path is None:
+        return "unmatched"
+    try:
+        matched = route.path_format.format(**scope.get("path_params", {}))
+    except (AttributeError, KeyError, IndexError, ValueError):
+        return str(path)
+    request_path: str = scope["path"]
+    if matched and request_path.endswith(matched):
+        return request_path[: len(request_path) - len(matched)] + path
+    return str(path)
