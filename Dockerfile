@@ -1,32 +1,42 @@
-# phaser: multi-stage image. The build stage makes a wheel and installs it
-# with its dependencies into a virtualenv; the final stage copies only that
-# virtualenv and runs as an unprivileged user.
+# phaser: multi-stage image. The build stage installs the locked
+# dependencies (requirements.lock: exact versions with hashes) and then
+# phaser itself into a virtualenv; the final stage copies only that
+# virtualenv and runs as an unprivileged user. No compiler or build tool
+# reaches the final stage.
 #
-# It runs `phaser serve` by default; run `phaser worker` for a worker.
-# Auth defaults to tokens: add users with `phaser user add NAME` (the users
-# file lives in /var/lib/phaser, which should be a volume).
-# No Docker engine runs on the development machines, so this file is kept
-# simple enough to review by eye.
+# It runs `phaser serve` by default; run `phaser worker` for a worker
+# (Kubernetes manifests: kubernetes/). Auth defaults to tokens: add users
+# with `phaser user add NAME` (the users file lives in /var/lib/phaser,
+# which should be a volume, or PHASER_USERS_FILE names a mounted secret).
+#
+# No Docker engine runs on the development machines: this file is linted
+# by hadolint in the test suite (tests/test_dockerfile.py) and kept simple
+# enough to review by eye. Health: HEALTHCHECK below for plain Docker;
+# Kubernetes uses the /health and /ready probes instead.
 
-FROM python:3.12.8-slim-bookworm AS build
+FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/phaser
+COPY requirements.lock ./
+RUN /opt/phaser/bin/pip install --no-cache-dir --require-hashes \
+        -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/phaser/bin/pip install --no-cache-dir ".[astro]"
+RUN /opt/phaser/bin/pip install --no-cache-dir --no-deps .
 
-FROM python:3.12.8-slim-bookworm AS runtime
+FROM python:3.11.11-slim-bookworm AS runtime
 ENV PATH=/opt/phaser/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PHASER_DATA_DIR=/var/lib/phaser \
     PHASER_LOG_PROFILE=production \
     PHASER_AUTH=token
-RUN useradd --system --uid 1000 --home-dir /var/lib/phaser --create-home phaser
+RUN useradd --system --uid 1000 --user-group --home-dir /var/lib/phaser \
+        --create-home phaser
 COPY --from=build /opt/phaser /opt/phaser
-USER phaser
+USER 1000:1000
 WORKDIR /var/lib/phaser
-EXPOSE 8000
+EXPOSE 8000 9100
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 ENTRYPOINT ["phaser"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis import Redis
 
 from phaser.embedded import EmbeddedRedis, free_port
 
@@ -289,6 +290,29 @@ SMOKE = Scale(
     destroy_jobs=200,
     waiters=20,
 )
+
+
+def quiesce(redis_url: str, timeout: float = 300) -> None:
+    """Wait until Redis rewrites no AOF and saves no snapshot in the
+    background: after filling a million jobs its rewrite (a forked child
+    writing gigabytes) competes for the two cores with what is measured."""
+    client = Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            info = client.info("persistence")
+            busy = (
+                info.get("aof_rewrite_in_progress")
+                or info.get("aof_rewrite_scheduled")
+                or info.get("rdb_bgsave_in_progress")
+            )
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("Redis kept rewriting its AOF")
+            time.sleep(0.2)
+    finally:
+        client.close()
 
 
 def ratio(value: float, baseline: float) -> float:

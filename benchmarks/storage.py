@@ -10,7 +10,16 @@ import uuid
 from pathlib import Path
 
 import httpx
-from harness import Figure, Result, Scale, Stack, fill, percentile, stack
+from harness import (
+    Figure,
+    Result,
+    Scale,
+    Stack,
+    fill,
+    percentile,
+    quiesce,
+    stack,
+)
 from redis import Redis
 
 from phaser.embedded import EmbeddedRedis
@@ -61,6 +70,7 @@ def bench_lists(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 fill(redis.url, running.prefix, size - stored, owner=None)
             )
             stored = size
+            quiesce(redis.url)
             for dialect, path in (
                 ("UWS LAST=100", "/noop/jobs?LAST=100"),
                 ("JSON limit=100", "/api/v1/jobs?limit=100"),
@@ -120,6 +130,7 @@ def bench_destruction(
             )
         )
         schedule = f"{running.prefix}:schedule:destruction"
+        quiesce(redis.url)
         started = time.perf_counter()
         first: float | None = None
         running.start(workers=1, frontend=False)

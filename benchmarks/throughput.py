@@ -20,6 +20,7 @@ from harness import (
     Scale,
     Stack,
     median,
+    quiesce,
     ratio,
     run_loadgen,
     stack,
@@ -239,6 +240,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
         running = Stack(redis.url, work / uuid.uuid4().hex[:6])
         queue = running.env["PHASER_QUEUE_NAME"]
         asyncio.run(_fill_queue(redis.url, running.prefix, queue, jobs))
+        quiesce(redis.url)
         running.start(workers=1, frontend=False)
         try:
             ours.rounds.append(_drain_rate(client, queue, jobs))
@@ -247,6 +249,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
         for poll, figure in raw.items():
             queue = f"arq{uuid.uuid4().hex[:6]}"
             asyncio.run(_fill_arq(redis.url, queue, jobs))
+            quiesce(redis.url)
             worker = _arq_worker(
                 redis.url, queue, poll_delay=poll, keep_result=0
             )
