@@ -82,18 +82,23 @@ class Stack:
         self.frontend: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start_frontend(self) -> None:
-        self.frontend = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "phaser",
-                "serve",
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-        )
+    def start_frontend(self, *, log: Path | None = None) -> None:
+        """Start the frontend; its log (stdout and stderr) goes to ``log``
+        if given."""
+        with log.open("ab") if log else contextlib.nullcontext() as out:
+            self.frontend = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "phaser",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=out,
+            )
         wait_ready(self.url, self.frontend)
 
     def start_worker(

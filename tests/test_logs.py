@@ -22,8 +22,9 @@ def test_every_log_line_about_a_job_names_it(
         log_level="INFO",
     )
     log = tmp_path / "worker.log"
+    frontend_log = tmp_path / "frontend.log"
     stack.start_worker(log=log)
-    stack.start_frontend()
+    stack.start_frontend(log=frontend_log)
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as client:
             ok = create_job(client, "echo", {"n": 1}, start=True)["id"]
@@ -50,3 +51,12 @@ def test_every_log_line_about_a_job_names_it(
     assert about[ok][:1] == ["Job started"]
     assert "Job completed" in about[ok]
     assert "Job failed" in about[failed]
+    # The frontend's lines, uvicorn's access log included, are JSON too.
+    served = [
+        json.loads(line) for line in frontend_log.read_text().splitlines()
+    ]
+    requests = [line for line in served if "httpRequest" in line]
+    assert any(
+        f"/api/v1/jobs/{ok}" in line["httpRequest"]["requestUrl"]
+        for line in requests
+    ), served

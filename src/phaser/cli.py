@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(settings: Settings, text: str) -> None:
+    """A line for the person at the terminal; not in production, where
+    every line on the output is a JSON log record."""
+    if settings.log_profile != "production":
+        print(text, flush=True)
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -130,15 +137,15 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             settings = settings.model_copy(update={"redis_url": redis.url})
             if settings.embedded_worker:
                 worker = _start_worker(redis.url)
-            print(
+            _say(
+                settings,
                 f"phaser: embedded Redis at {redis.url}, data in"
                 f" {settings.data_dir.resolve()}",
-                flush=True,
             )
-        print(
+        _say(
+            settings,
             f"phaser: serving http://{host}:{port}/ (JSON API /api/v1,"
             f" docs /docs)",
-            flush=True,
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises
         # the signal again; these handlers turn that into a normal exit
@@ -152,6 +159,13 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=5,
             timeout_keep_alive=settings.http_keep_alive,
+            # In production the app has set up JSON logging for uvicorn's
+            # loggers too (phaser.logs); uvicorn's default would undo it.
+            log_config=(
+                None
+                if settings.log_profile == "production"
+                else uvicorn.config.LOGGING_CONFIG
+            ),
         )
     except _StopRequestedError:
         pass

@@ -9,7 +9,7 @@ per run, so every line about a job carries them, whichever module logs it.
 from __future__ import annotations
 
 import structlog
-from safir.logging import configure_logging
+from safir.logging import configure_logging, configure_uvicorn_logging
 
 from .config import Settings
 
@@ -17,13 +17,19 @@ __all__ = ["configure"]
 
 
 def configure(settings: Settings) -> None:
-    """Log JSON in production and readable lines in development."""
+    """Log JSON in production (uvicorn's lines included) and readable
+    lines in development."""
     configure_logging(
         name="phaser",
         profile=settings.log_profile,
         log_level=settings.log_level,
         add_timestamp=True,
     )
+    if settings.log_profile == "production":
+        # uvicorn's own lines (access log included) as JSON too; the
+        # server is then started with log_config=None so that uvicorn
+        # keeps this configuration.
+        configure_uvicorn_logging(settings.log_level)
     processors = structlog.get_config()["processors"]
     if structlog.contextvars.merge_contextvars not in processors:
         structlog.configure(
