@@ -123,10 +123,9 @@ class JobRunner:
         # these (arq runs each job in a task of its own, with its own
         # context).
         structlog.contextvars.bind_contextvars(job_id=job_id, attempt=attempt)
-        log = _logger
         job = await _patiently(lambda: self._store.get(job_id))
         if job is None:
-            log.info("Job is gone, skipping")
+            _logger.info("Job is gone, skipping")
             return
         structlog.contextvars.bind_contextvars(task=job.task, owner=job.owner)
         claim = f"{self._worker_id}/{attempt}/{secrets.token_hex(4)}"
@@ -153,9 +152,11 @@ class JobRunner:
             )
             if not claimed.ok:
                 # Aborted, deleted, or already taken while it was queued.
-                log.info("Job not claimable", outcome=claimed.outcome.value)
+                _logger.info(
+                    "Job not claimable", outcome=claimed.outcome.value
+                )
                 return
-            log.info("Job started")
+            _logger.info("Job started")
             JOBS_STARTED.labels(job.task).inc()
             if enqueued_at is not None:
                 JOB_QUEUE_WAIT.labels(job.task).observe(
@@ -181,12 +182,12 @@ class JobRunner:
                 await self._service.requeue(
                     job, attempt=attempt, check=("claim", claim), error=None
                 )
-                log.info("Job handed back to the queue at shutdown")
+                _logger.info("Job handed back to the queue at shutdown")
                 raise
         # Recording the outcome outlasts a short Redis outage, so a job that
         # ran is not run again by recovery just because Redis blinked.
         await _patiently(
-            lambda: self._finish(job, attempt, claim, task, outcome, log)
+            lambda: self._finish(job, attempt, claim, task, outcome)
         )
         JOB_DURATION.labels(job.task).observe(
             (now() - started).total_seconds()
@@ -388,7 +389,6 @@ class JobRunner:
         claim: str,
         task: Task,
         outcome: _Failure | _Stop | None,
-        log: Any,
     ) -> None:
         # Only from EXECUTING and only with our claim: a client may have
         # aborted or deleted the job after the task returned.
@@ -398,9 +398,9 @@ class JobRunner:
                 await self._service.end(
                     job, phase=ExecutionPhase.COMPLETED, check=check
                 )
-                log.info("Job completed")
+                _logger.info("Job completed")
             case _Stop.LOST:
-                log.info("Job stopped: aborted or deleted")
+                _logger.info("Job stopped: aborted or deleted")
             case _Stop.DEADLINE:
                 await self._service.end(
                     job,
@@ -408,7 +408,7 @@ class JobRunner:
                     check=check,
                     error=duration_exceeded(job),
                 )
-                log.info("Job aborted: execution duration exceeded")
+                _logger.info("Job aborted: execution duration exceeded")
             case _Failure(transient=True) if attempt < (
                 self._service.max_attempts(job)
             ):
@@ -419,7 +419,7 @@ class JobRunner:
                     error=JobError(ErrorType.TRANSIENT, outcome.message),
                     defer=retry_delay(attempt),
                 )
-                log.info("Job will be retried", error=outcome.message)
+                _logger.info("Job will be retried", error=outcome.message)
             case _Failure():
                 error_type = (
                     ErrorType.TRANSIENT
@@ -432,7 +432,7 @@ class JobRunner:
                     check=check,
                     error=JobError(error_type, outcome.message),
                 )
-                log.info("Job failed", error=outcome.message)
+                _logger.info("Job failed", error=outcome.message)
 
 
 async def _patiently(operation: Callable[[], Awaitable[_T]]) -> _T:
