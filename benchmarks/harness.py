@@ -100,13 +100,20 @@ class Stack:
         wait_until_ready(f"{self.url}/ready")
 
     def stop(self) -> None:
-        for process in self.processes:
+        stop_processes(self.processes)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every process still running, then wait for each (30 s,
+    then SIGKILL): they shut down side by side."""
+    for process in processes:
+        if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @contextmanager

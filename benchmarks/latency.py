@@ -8,9 +8,18 @@ import time
 import uuid
 from pathlib import Path
 
+import arq_baseline
 import httpx
-from harness import Figure, Result, Scale, median, percentile, ratio, stack
-from throughput import _arq_worker, _stop
+from harness import (
+    Figure,
+    Result,
+    Scale,
+    median,
+    percentile,
+    ratio,
+    stack,
+    stop_processes,
+)
 
 from phaser.embedded import EmbeddedRedis
 
@@ -35,16 +44,7 @@ def _latencies(url: str, jobs: int) -> list[float]:
 
 async def _arq_latencies(redis_url: str, queue: str, jobs: int) -> list[float]:
     """Enqueue a no-op with arq and wait for its result, arq's defaults."""
-    from arq.connections import ArqRedis
-    from arq_baseline import _dumps, _loads
-    from redis.asyncio import ConnectionPool
-
-    arq = ArqRedis(
-        pool_or_conn=ConnectionPool.from_url(redis_url),
-        job_serializer=_dumps,
-        job_deserializer=_loads,
-        default_queue_name=queue,
-    )
+    arq = arq_baseline.client(redis_url, queue)
     out = []
     try:
         for _ in range(jobs):
@@ -70,7 +70,7 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             p50.rounds.append(percentile(values, 0.5))
             p99.rounds.append(percentile(values, 0.99))
     queue = f"arq{uuid.uuid4().hex[:6]}"
-    worker: subprocess.Popen[bytes] = _arq_worker(
+    worker: subprocess.Popen[bytes] = arq_baseline.start_worker(
         redis.url, queue, poll_delay=0.5, keep_result=3600
     )
     try:
@@ -83,7 +83,7 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             )
             base50.rounds.append(percentile(values, 0.5))
     finally:
-        _stop(worker)
+        stop_processes([worker])
     return Result(
         key="B3",
         title="End-to-end latency of a no-op job (create+start, wait)",

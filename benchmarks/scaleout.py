@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import wait_until_ready
+from harness import stop_processes, wait_until_ready
 from redis import Redis
 
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
@@ -174,14 +174,7 @@ def run(jobs: int, work: Path) -> dict[str, Any]:
                 phases[job["phase"]] += 1
         finished = Counter((evidence / "finished").read_text().split())
     finally:
-        for process in [*frontends, *workers]:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in [*frontends, *workers]:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes([*frontends, *workers])
         server.stop()
     return {
         "jobs": len(accepted),

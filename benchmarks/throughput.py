@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import arq_baseline
 from harness import (
     HERE,
     Figure,
@@ -24,6 +24,7 @@ from harness import (
     ratio,
     run_loadgen,
     stack,
+    stop_processes,
     wait_until_ready,
 )
 from redis import Redis
@@ -63,14 +64,6 @@ def _baseline_app(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}"
     wait_until_ready(f"{url}/openapi.json")
     return process, url
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
@@ -116,7 +109,7 @@ def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 ratios.append(f"{name}: {value:.2f}")
                 met = met and value >= 0.8
     finally:
-        _stop(baseline)
+        stop_processes([baseline])
     return Result(
         key="B1",
         title="Job creation throughput, 32 clients, one frontend process",
@@ -191,39 +184,12 @@ async def _fill_queue(
 
 
 async def _fill_arq(redis_url: str, queue: str, jobs: int) -> None:
-    from arq.connections import ArqRedis
-    from arq_baseline import _dumps
-    from redis.asyncio import ConnectionPool
-
-    arq = ArqRedis(
-        pool_or_conn=ConnectionPool.from_url(redis_url),
-        job_serializer=_dumps,
-        default_queue_name=queue,
-    )
+    arq = arq_baseline.client(redis_url, queue)
     for begin in range(0, jobs, 500):
         await asyncio.gather(
             *(arq.enqueue_job("noop") for _ in range(min(500, jobs - begin)))
         )
     await arq.aclose()
-
-
-def _arq_worker(
-    redis_url: str, queue: str, *, poll_delay: float, keep_result: int
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "arq", "arq_baseline.WorkerSettings"],
-        cwd=HERE,
-        env={
-            **os.environ,
-            "ARQ_BASELINE_REDIS": redis_url,
-            "ARQ_BASELINE_QUEUE": queue,
-            "ARQ_BASELINE_MAX_JOBS": "10",
-            "ARQ_BASELINE_POLL_DELAY": str(poll_delay),
-            "ARQ_BASELINE_KEEP_RESULT": str(keep_result),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
@@ -250,13 +216,13 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             queue = f"arq{uuid.uuid4().hex[:6]}"
             asyncio.run(_fill_arq(redis.url, queue, jobs))
             quiesce(redis.url)
-            worker = _arq_worker(
+            worker = arq_baseline.start_worker(
                 redis.url, queue, poll_delay=poll, keep_result=0
             )
             try:
                 figure.rounds.append(_drain_rate(client, queue, jobs))
             finally:
-                _stop(worker)
+                stop_processes([worker])
     best = max(raw.values(), key=median)
     value = ratio(median(ours), median(best))
     return Result(

@@ -120,7 +120,7 @@ class JobService:
     async def unavailable(self) -> str | None:
         """Why the job store cannot be used now, or `None` if it can."""
         try:
-            await self._store.ping()
+            await self._store.load_scripts()
         except (RedisError, OSError) as exc:
             return str(exc) or type(exc).__name__
         return None

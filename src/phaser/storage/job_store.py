@@ -154,31 +154,24 @@ class JobStore:
         self._delete = redis.register_script(script_text("delete.lua"))
         self._lease = redis.register_script(script_text("lease.lua"))
 
-    def _scripts(self) -> list[AsyncScript]:
-        return [
+    async def load_scripts(self) -> None:
+        """Load into Redis every Lua script it does not hold: all of them at
+        start-up, any it lost later (a restart without them). Raises
+        `redis.exceptions.RedisError` if Redis does not answer, so it is
+        also the readiness check."""
+        scripts: list[AsyncScript] = [
             self._create,
             self._transition,
             self._record_result,
             self._delete,
             self._lease,
         ]
-
-    async def load_scripts(self) -> None:
-        """Load the Lua scripts into Redis once, at start-up."""
-        for script in self._scripts():
-            script.sha = await self._redis.script_load(script.script)
-
-    async def ping(self) -> None:
-        """Raise `redis.exceptions.RedisError` if Redis does not answer or
-        cannot hold the scripts; load any script it lost (a restart
-        without them)."""
-        scripts = self._scripts()
         loaded = await self._redis.script_exists(
             *(script.sha for script in scripts)
         )
         for script, present in zip(scripts, loaded, strict=True):
             if not present:
-                script.sha = await self._redis.script_load(script.script)
+                await self._redis.script_load(script.script)
 
     async def create(
         self, job: Job, quota: Quota | None = None
@@ -246,15 +239,17 @@ class JobStore:
     async def _read_batch(
         self, batch: dict[str, list[asyncio.Future[Job | None]]]
     ) -> None:
+        futures_of = [f for futures in batch.values() for f in futures]
         try:
             rows = await self._records(list(batch))
-        except BaseException as exc:
-            for futures in batch.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+        except asyncio.CancelledError:
+            for future in futures_of:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for future in futures_of:
+                if not future.done():
+                    future.set_exception(exc)
             return
         for (job_id, futures), row in zip(batch.items(), rows, strict=True):
             job = _decode(job_id, row) if row else None
@@ -429,16 +424,6 @@ class JobStore:
             key, "-inf", to_ms(until), start=0, num=limit
         )
         return ids
-
-    async def count(
-        self, owner: str | None, phases: Iterable[ExecutionPhase]
-    ) -> tuple[int, int]:
-        """An owner's jobs: (in these phases, in all phases)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._keys.counts(owner), list(phases))
-            pipe.zcard(self._keys.by_owner(owner))
-            counts, total = await pipe.execute()
-        return sum(int(c or 0) for c in counts), int(total)
 
     async def touch_queued(self, job_id: str, at: datetime) -> None:
         """Move a queued job's time in the queued schedule (if it is there)."""
