@@ -14,9 +14,11 @@ import uvicorn
 
 from . import __version__
 from .config import ConfigurationError, Settings, load_settings
+from .connections import guarded_protocol, raise_file_limit
 from .embedded import (
     DataDirLock,
     EmbeddedRedis,
+    Supervisor,
     die_with_parent,
     find_redis_server,
 )
@@ -50,17 +52,47 @@ def _parser() -> argparse.ArgumentParser:
     user = commands.add_parser(
         "user",
         help="manage users of auth mode token",
-        description="Add a user (or give one a new token) in the users file.",
+        description=(
+            "Add, re-key, remove and list users in the users file. A running"
+            " server sees changes within a second or two."
+        ),
     )
     user_commands = user.add_subparsers(dest="user_command", required=True)
     add = user_commands.add_parser(
-        "add", help="add a user and print a fresh token once"
+        "add",
+        help="add a user (or give one a new token) and print the token once",
     )
     add.add_argument("name", help="user name")
     add.add_argument(
         "--admin", action="store_true", help="may manage all jobs"
     )
+    remove = user_commands.add_parser(
+        "remove", help="remove a user (their token stops working)"
+    )
+    remove.add_argument("name", help="user name")
+    user_commands.add_parser("list", help="list users")
     return parser
+
+
+def _user(settings: Settings, args: argparse.Namespace) -> int:
+    """``phaser user …``."""
+    path = settings.users_path
+    match args.user_command:
+        case "add":
+            token = UserDirectory.add(path, args.name, admin=args.admin)
+            print(
+                f"user {args.name} in {path}; token (shown once, keep it"
+                f" secret):\n{token}"
+            )
+        case "remove":
+            UserDirectory.remove(path, args.name)
+            print(f"user {args.name} removed from {path}")
+        case "list":
+            for name, admin in UserDirectory.names(path):
+                print(f"{name}\tadmin" if admin else name)
+        case _:
+            raise AssertionError(args.user_command)
+    return 0
 
 
 def _say(settings: Settings, text: str) -> None:
@@ -124,19 +156,22 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         )
         return 2
     redis: EmbeddedRedis | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    supervisor = Supervisor()
     lock = DataDirLock(settings.data_dir)
     try:
         if settings.redis_url is None:
             lock.acquire()
-            redis = EmbeddedRedis(
+            embedded = EmbeddedRedis(
                 settings.redis_dir.resolve(),
                 find_redis_server(settings.redis_server),
             )
-            redis.start()
+            supervisor.add("redis-server", embedded.launch)
+            redis = embedded
             settings = settings.model_copy(update={"redis_url": redis.url})
             if settings.embedded_worker:
-                worker = _start_worker(redis.url)
+                url = redis.url
+                supervisor.add("worker", lambda: _start_worker(url))
+            supervisor.start()
             _say(
                 settings,
                 f"phaser: embedded Redis at {redis.url}, data in"
@@ -152,10 +187,16 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         # through the clean-up below instead of dying on the spot.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         signal.signal(signal.SIGINT, _exit_cleanly)
+        protocol = guarded_protocol(
+            header_timeout=settings.http_header_timeout,
+            body_timeout=settings.http_body_timeout,
+            max_connections=raise_file_limit(settings.http_max_connections),
+        )
         uvicorn.run(
             create_app(settings),
             host=host,
             port=port,
+            http=protocol,
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=5,
             timeout_keep_alive=settings.http_keep_alive,
@@ -170,6 +211,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     except _StopRequestedError:
         pass
     finally:
+        # Children stopped on purpose must not be restarted.
+        supervisor.stop()
+        worker = supervisor.process("worker")
         if worker is not None:
             _stop_worker(worker, settings.worker_grace_period)
         if redis is not None:
@@ -191,14 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "serve":
                 return _serve(settings, args.host, args.port)
             case "user":
-                token = UserDirectory.add(
-                    settings.users_path, args.name, admin=args.admin
-                )
-                print(
-                    f"user {args.name} in {settings.users_path}; token (shown"
-                    f" once, keep it secret):\n{token}"
-                )
-                return 0
+                return _user(settings, args)
             case "worker":
                 if settings.redis_url is None:
                     print(

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_time", "from_ms", "now", "parse_time", "to_ms"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "format_time",
+    "from_ms",
+    "now",
+    "parse_time",
+    "to_ms",
+    "to_utc",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+
+#: The earliest and latest times phaser accepts: every stored time is
+#: milliseconds since the epoch, and must render as a four-digit year.
+EARLIEST = _EPOCH
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -35,18 +49,36 @@ def format_time(moment: datetime) -> str:
     return utc.removesuffix("+00:00") + "Z"
 
 
+def to_utc(moment: datetime) -> datetime:
+    """The same moment in UTC, truncated to milliseconds (naive datetimes
+    are taken as UTC).
+
+    Raises
+    ------
+    ValueError
+        It is before 1970 or after 9999 once in UTC (a time near the ends
+        of the calendar with an offset may not exist in UTC at all).
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError("must be between 1970 and 9999 (in UTC)")
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
 def parse_time(text: str) -> datetime:
     """Parse an ISO 8601 time; ``Z``, an offset or no zone (UTC).
 
     Raises
     ------
     ValueError
-        The text is not an ISO 8601 time.
+        The text is not an ISO 8601 time, or not one `to_utc` accepts.
     """
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return to_utc(datetime.fromisoformat(value))

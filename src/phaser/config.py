@@ -128,6 +128,16 @@ class Settings(BaseSettings):
             " default DATA_DIR/users.json. Manage with ``phaser user add``."
         ),
     )
+    public_metrics: bool = Field(
+        True,
+        title="Open /metrics",
+        description=(
+            "Whether the frontend's ``/metrics`` answers without"
+            " credentials in auth modes ``header`` and ``token`` (for a"
+            " Prometheus that scrapes pods directly); false: admins only."
+            " Metrics carry task names and counts, never job data."
+        ),
+    )
     allow_anonymous_network: bool = Field(
         False,
         title="Allow auth none off loopback",
@@ -275,6 +285,31 @@ class Settings(BaseSettings):
             " idle timeout of proxies and clients in front (nginx, load"
             " balancers: 60 s), so the server never closes a connection a"
             " request is being sent on."
+        ),
+    )
+    http_header_timeout: PositiveFloat = Field(
+        10.0,
+        title="HTTP header timeout (s)",
+        description=(
+            "A request's line and headers must arrive within this, from"
+            " the connection's start or the first byte of the request;"
+            " otherwise the connection is closed."
+        ),
+    )
+    http_body_timeout: PositiveFloat = Field(
+        60.0,
+        title="HTTP body timeout (s)",
+        description=(
+            "A request's body must arrive within this once its headers"
+            " have; otherwise the connection is closed."
+        ),
+    )
+    http_max_connections: PositiveInt = Field(
+        10_000,
+        title="Most open HTTP connections",
+        description=(
+            "Connections past this are closed at once. The open-file limit"
+            " is raised to fit them where the system allows."
         ),
     )
     embedded_worker: bool = Field(

@@ -16,13 +16,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+import structlog
+
+_logger = structlog.get_logger("phaser.embedded")
 
 __all__ = [
     "DataDirLock",
     "EmbeddedRedis",
+    "Supervisor",
     "die_with_parent",
     "find_redis_server",
     "free_port",
@@ -66,12 +73,13 @@ def free_port() -> int:
         return port
 
 
-def die_with_parent() -> None:
-    """In a child, before exec: get SIGTERM when the parent dies (Linux)."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """In a child (before exec, or at its start): get ``signum`` when the
+    parent dies (Linux)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        libc.prctl(pr_set_pdeathsig, signum)
 
 
 class DataDirLock:
@@ -142,8 +150,15 @@ class EmbeddedRedis:
         """URL clients connect to."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def launch(self, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+        """`start`, returning the process (for a `Supervisor`)."""
+        self.start(timeout)
+        assert self.process is not None
+        return self.process
+
     def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it answers PING.
+        """Start the server (again, on the same port, after it died) and
+        wait until it answers PING.
 
         Raises
         ------
@@ -201,3 +216,110 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class _Child:
+    """One supervised child: how to start it, and its restart backoff."""
+
+    #: Longest wait before a restart (s).
+    MAX_BACKOFF = 30.0
+
+    #: A child that ran this long is healthy again: the backoff restarts.
+    STABLE_AFTER = 60.0
+
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen[bytes]],
+    ) -> None:
+        self.name = name
+        self.start = start
+        self.process = start()
+        self.started = time.monotonic()
+        self.backoff = 0.5
+        self.restart_at: float | None = None
+
+    def check(self, now: float) -> None:
+        """Restart the child if it has died and its backoff has passed."""
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if now - self.started > self.STABLE_AFTER:
+                self.backoff = 0.5
+            self.restart_at = now + self.backoff
+            _logger.error(
+                "Embedded child died, restarting",
+                child=self.name,
+                exit_code=code,
+                restart_in=self.backoff,
+            )
+            self.backoff = min(self.backoff * 2, self.MAX_BACKOFF)
+        if now < self.restart_at:
+            return
+        try:
+            self.process = self.start()
+        except (OSError, RuntimeError) as exc:
+            _logger.error(
+                "Embedded child did not restart",
+                child=self.name,
+                error=str(exc),
+            )
+            self.restart_at = now + self.backoff
+            self.backoff = min(self.backoff * 2, self.MAX_BACKOFF)
+            return
+        self.started = time.monotonic()
+        self.restart_at = None
+        _logger.warning("Embedded child restarted", child=self.name)
+
+
+class Supervisor:
+    """Keeps the children of ``phaser serve`` running: a child that dies
+    (the embedded redis-server, the worker) is started again, with a
+    backoff from 0.5 s doubling to 30 s while it keeps dying, and logged.
+
+    Parameters
+    ----------
+    interval
+        How often the children are looked at (s).
+    """
+
+    def __init__(self, *, interval: float = 0.2) -> None:
+        self._interval = interval
+        self._children: list[_Child] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(
+        self, name: str, start: Callable[[], subprocess.Popen[bytes]]
+    ) -> subprocess.Popen[bytes]:
+        """Start a child and supervise it; its first process."""
+        child = _Child(name, start)
+        self._children.append(child)
+        return child.process
+
+    def process(self, name: str) -> subprocess.Popen[bytes] | None:
+        """The current process of a child, if there is such a child."""
+        for child in self._children:
+            if child.name == name:
+                return child.process
+        return None
+
+    def start(self) -> None:
+        """Start watching in a background thread."""
+        self._thread = threading.Thread(
+            target=self._run, name="supervisor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching (before the children are stopped on purpose)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            now = time.monotonic()
+            for child in self._children:
+                child.check(now)

@@ -91,6 +91,7 @@ class Factory:
             hub=self.hub,
             registry=self.registry,
             heartbeat_interval=self.settings.heartbeat_interval,
+            stall_timeout=self.settings.stall_timeout,
             worker_id=self.worker_id,
         )
 

@@ -21,6 +21,8 @@ from prometheus_client import (
 )
 
 __all__ = [
+    "CONNECTIONS_REFUSED",
+    "CONNECTIONS_TIMED_OUT",
     "CONTENT_TYPE_LATEST",
     "HTTP_REQUEST_DURATION",
     "JOBS_CREATED",
@@ -30,6 +32,7 @@ __all__ = [
     "JOB_QUEUE_WAIT",
     "OPEN_WAITS",
     "QUEUE_DEPTH",
+    "WORKER_SILENCE",
     "render",
     "serve_worker_metrics",
 ]
@@ -72,6 +75,22 @@ QUEUE_DEPTH = Gauge(
     "phaser_queue_depth",
     "Entries in a queue (waiting or being run), read at scrape time.",
     ["queue"],
+)
+CONNECTIONS_REFUSED = Counter(
+    "phaser_http_connections_refused_total",
+    "Connections closed at once because PHASER_HTTP_MAX_CONNECTIONS were"
+    " open.",
+)
+CONNECTIONS_TIMED_OUT = Counter(
+    "phaser_http_connections_timed_out_total",
+    "Connections closed because a request's headers or body did not"
+    " arrive in time, by stage (header, body).",
+    ["stage"],
+)
+WORKER_SILENCE = Gauge(
+    "phaser_worker_silence_seconds",
+    "Seconds since any worker was last seen alive (+Inf: none has been),"
+    " read at scrape time.",
 )
 JOB_DURATION = Histogram(
     "phaser_job_duration_seconds",

@@ -7,16 +7,27 @@ cost more than the rest of creating a job (benchmark B1).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from ..config import Settings
 from ..models.caller import Caller
+from ..models.errors import PhaserError
 from ..services.auth import Authenticator
 from ..services.jobs import JobService
 
 __all__ = ["BaseUrl", "CurrentCaller", "Service", "public_base_url"]
+
+#: A host name or IPv4 address, or a bracketed IPv6 address, and a port.
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"(?::[0-9]{1,5})?$"
+)
+
+#: A path prefix: segments of unreserved characters and percent escapes.
+_PREFIX = re.compile(r"^(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)+$")
 
 
 async def get_service(request: Request) -> JobService:
@@ -53,9 +64,17 @@ async def public_base_url(request: Request) -> str:
     host = headers.get("x-forwarded-host") or headers.get("host")
     if not host:
         host = request.url.netloc
-    scheme = scheme.split(",")[0].strip()
+    scheme = scheme.split(",")[0].strip().lower()
     host = host.split(",")[0].strip()
     prefix = headers.get("x-forwarded-prefix", "").split(",")[0].strip()
+    # These end up in links inside XML and JSON answers: anything but a
+    # plain scheme, host name (or address) and port, and path is refused.
+    if scheme not in {"http", "https"}:
+        raise PhaserError("Invalid X-Forwarded-Proto: expected http or https")
+    if not _HOST.fullmatch(host):
+        raise PhaserError("Invalid Host (or X-Forwarded-Host) header")
+    if prefix and not _PREFIX.fullmatch(prefix):
+        raise PhaserError("Invalid X-Forwarded-Prefix header")
     root = request.scope.get("root_path", "")
     return f"{scheme}://{host}{prefix.rstrip('/')}{root.rstrip('/')}"
 

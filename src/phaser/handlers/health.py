@@ -26,7 +26,9 @@ async def health() -> dict[str, str]:
     summary="Readiness",
     description=(
         "200 when Redis answers and holds phaser's scripts (loading any it"
-        " lost); 503 otherwise."
+        " lost); 503 otherwise. ``workers`` says whether a worker has been"
+        " seen lately; it does not change the status (a frontend without"
+        " workers still serves jobs and results)."
     ),
     responses={503: {"description": "Redis cannot be reached"}},
 )
@@ -38,4 +40,7 @@ async def ready(service: Service) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": "5"},
         )
-    return JSONResponse({"status": "ok", "redis": "ok"})
+    gap = await service.worker_gap()
+    return JSONResponse(
+        {"status": "ok", "redis": "ok", "workers": gap or "ok"}
+    )

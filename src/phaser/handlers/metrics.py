@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..dependencies.context import Service
+from ..config import Settings
+from ..dependencies.context import Service, get_caller
 from ..metrics import CONTENT_TYPE_LATEST, HTTP_REQUEST_DURATION, render
+from ..models.errors import ForbiddenError
 
 __all__ = ["RequestMetricsMiddleware", "router"]
 
@@ -20,13 +22,19 @@ router = APIRouter()
     summary="Prometheus metrics",
     description=(
         "This process's metrics in Prometheus' text format; queue depths"
-        " are read from Redis at each scrape."
+        " and worker silence are read from Redis at each scrape. Open"
+        " unless ``PHASER_PUBLIC_METRICS=false`` (then admins only)."
     ),
     response_class=Response,
     include_in_schema=False,
 )
-async def metrics(service: Service) -> Response:
-    await service.measure_queues()
+async def metrics(request: Request, service: Service) -> Response:
+    settings: Settings = request.app.state.settings
+    if settings.auth != "none" and not settings.public_metrics:
+        caller = await get_caller(request)
+        if not caller.admin:
+            raise ForbiddenError("Metrics are for admins only")
+    await service.measure()
     return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from ..models.errors import PhaserError
+from ..models.text import clean_text, clean_value
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -30,14 +31,16 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A problem+json response."""
+    # Messages can quote what the client sent; JSON on the wire is UTF-8,
+    # which cannot carry a lone surrogate.
     body: dict[str, Any] = {
         "type": f"urn:phaser:problem:{slug}",
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": clean_text(detail),
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = clean_value(errors)
     return JSONResponse(
         body, status_code=status, media_type=PROBLEM_JSON, headers=headers
     )

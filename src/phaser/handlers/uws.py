@@ -29,6 +29,7 @@ from ..models.errors import (
 )
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
+from ..models.text import clean_text
 from ..models.uws import (
     render_job,
     render_job_list,
@@ -62,7 +63,7 @@ class _UWSRoute(APIRoute):
                 return await handler(request)
             except PhaserError as exc:
                 return PlainTextResponse(
-                    exc.message,
+                    clean_text(exc.message),
                     status_code=exc.uws_status_code,
                     headers=exc.headers,
                 )
@@ -71,7 +72,7 @@ class _UWSRoute(APIRoute):
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                     for e in exc.errors()
                 )
-                return PlainTextResponse(text, status_code=400)
+                return PlainTextResponse(clean_text(text), status_code=400)
 
         return route
 
@@ -133,7 +134,9 @@ def _time(name: str, value: str | None) -> datetime | None:
     try:
         return parse_time(value)
     except ValueError:
-        raise _bad(name, value, "expected an ISO 8601 time") from None
+        raise _bad(
+            name, value, "expected an ISO 8601 time from 1970 to 9999 (UTC)"
+        ) from None
 
 
 def _int(name: str, value: str | None, minimum: int) -> int | None:
@@ -554,6 +557,7 @@ def error_votable(message: str) -> bytes:
     """A VOTable carrying an error message (the IVOA habit)."""
     from xml.sax.saxutils import escape
 
+    message = clean_text(message)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'

@@ -21,10 +21,13 @@ router = APIRouter()
 )
 async def availability(service: Service) -> Response:
     problem = await service.unavailable()
-    if problem is None:
-        available, note = "true", "service is accepting jobs"
-    else:
+    gap = await service.worker_gap() if problem is None else None
+    if problem is not None:
         available, note = "false", f"job store unreachable: {problem}"
+    elif gap is not None:
+        available, note = "false", f"accepting jobs, but {gap}"
+    else:
+        available, note = "true", "service is accepting jobs"
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<availability xmlns="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
@@ -46,7 +49,7 @@ async def capabilities(service: Service, base_url: BaseUrl) -> Response:
         return (
             f"<capability standardID={quoteattr(standard)}>"
             '<interface xsi:type="vs:ParamHTTP" role="std">'
-            f'<accessURL use="base">{url}</accessURL>'
+            f'<accessURL use="base">{escape(url)}</accessURL>'
             "</interface></capability>"
         )
 

@@ -10,7 +10,9 @@ from typing import ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "ForbiddenError",
     "InvalidParametersError",
+    "InvalidRequestError",
     "JobNotFoundError",
     "PhaseConflictError",
     "PhaserError",
@@ -87,11 +89,18 @@ class UnknownTaskError(PhaserError):
         )
 
 
-class InvalidParametersError(PhaserError):
-    """The parameters do not fit the task's parameter model."""
+class InvalidRequestError(PhaserError):
+    """A value in the request cannot be accepted (JSON 422, UWS 400)."""
 
     status_code = 422
     uws_status_code = 400
+    slug = "invalid-request"
+    title = "Invalid request"
+
+
+class InvalidParametersError(InvalidRequestError):
+    """The parameters do not fit the task's parameter model."""
+
     slug = "invalid-parameters"
     title = "Invalid parameters"
 
@@ -115,6 +124,15 @@ class AuthenticationError(PhaserError):
     headers: ClassVar[dict[str, str] | None] = {
         "WWW-Authenticate": 'Bearer, Basic realm="phaser"'
     }
+
+
+class ForbiddenError(PhaserError):
+    """The caller is known but may not do this."""
+
+    status_code = 403
+    uws_status_code = 403
+    slug = "forbidden"
+    title = "Forbidden"
 
 
 class QuotaExceededError(PhaserError):

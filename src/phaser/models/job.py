@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from .phase import ACTIVE_PHASES, ExecutionPhase
+from .text import clean_text
 
 __all__ = [
     "ErrorType",
@@ -37,27 +38,44 @@ class JobResult:
 
 @dataclass(frozen=True, slots=True)
 class JobError:
-    """Why a job ended in ERROR (or ABORTED by a limit)."""
+    """Why a job ended in ERROR (or ABORTED by a limit).
+
+    The message and detail come from task code, which phaser does not
+    check: characters XML cannot carry are replaced (`clean_text`).
+    """
 
     type: ErrorType
     message: str
     code: str | None = None
     detail: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", clean_text(self.message))
+        if self.detail is not None:
+            object.__setattr__(self, "detail", clean_text(self.detail))
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """What the task last said about its progress."""
+    """What the task last said about its progress (the message made safe
+    as a `JobError`'s is)."""
 
     percent: float | None = None
     message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.message is not None:
+            object.__setattr__(self, "message", clean_text(self.message))
 
 
 @dataclass(slots=True)
 class Job:
     """A job as stored.
 
-    ``claim`` and ``heartbeat_at`` are the worker bookkeeping: the token of
+    ``queue`` is the queue the job's attempts go to, decided once at
+    creation (records of older versions have none: the task's queue in the
+    settings of whoever sends it). ``claim`` and ``heartbeat_at`` are the
+    worker bookkeeping: the token of
     the worker attempt that moved the job to EXECUTING, and when that worker
     last said it was alive. Worker-side writes (progress, results, the final
     phase) only land while the record still carries the token, so a worker
@@ -80,6 +98,7 @@ class Job:
     errors: list[JobError] = field(default_factory=list)
     progress: Progress | None = None
     attempts: int = 0
+    queue: str | None = None
     claim: str | None = None
     heartbeat_at: datetime | None = None
 

@@ -26,6 +26,7 @@ from vo_models.uws.types import ExecutionPhase as UwsPhase
 from ..clock import format_time
 from .job import Job
 from .phase import ExecutionPhase
+from .text import clean_text
 
 __all__ = [
     "PHASER_NAMESPACE",
@@ -206,11 +207,11 @@ _ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
 
 def _text(value: str) -> str:
-    return escape(value, {"\r": "&#13;"})
+    return escape(clean_text(value), {"\r": "&#13;"})
 
 
 def _attr(value: str) -> str:
-    return escape(value, _ATTR_ENTITIES)
+    return escape(clean_text(value), _ATTR_ENTITIES)
 
 
 def render_results(job: Job, job_url: str) -> bytes:

@@ -20,16 +20,22 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers
 
 from ..models.caller import ANONYMOUS, Caller
-from ..models.errors import AuthenticationError
+from ..models.errors import AuthenticationError, PhaserError
 
 __all__ = ["Authenticator", "UserDirectory", "hash_token", "new_token"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+
+_logger = structlog.get_logger("phaser.auth")
 
 
 def hash_token(token: str) -> str:
@@ -53,27 +59,65 @@ class UserDirectory:
     """The users file: names, token hashes and admin flags.
 
     The file is JSON: ``{"users": {"ann": {"token_sha256": "…", "admin":
-    false}}}``. Tokens themselves are never stored.
+    false}}}``. Tokens themselves are never stored. A directory read from a
+    file follows it: changes (``phaser user add``, ``remove``) take effect
+    within `RECHECK` seconds, without a restart.
     """
 
-    def __init__(self, users: list[_User]) -> None:
+    #: How often (at most) the file is looked at for changes (s).
+    RECHECK = 1.0
+
+    def __init__(self, users: list[_User], path: Path | None = None) -> None:
         self._users = users
+        self._path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._checked = time.monotonic()
 
     @classmethod
     def load(cls, path: Path) -> UserDirectory:
-        """Read a users file (a missing file has no users)."""
+        """Read a users file (a missing file has no users) and follow it."""
+        directory = cls([], path)
+        directory._reload()
+        return directory
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
         if not path.exists():
-            return cls([])
-        data = json.loads(path.read_text())
-        return cls(
-            [
-                _User(name, entry["token_sha256"], bool(entry.get("admin")))
-                for name, entry in data.get("users", {}).items()
-            ]
-        )
+            return {}
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def _reload(self) -> None:
+        """Read the file again if it changed since it was last read."""
+        assert self._path is not None
+        self._checked = time.monotonic()
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            self._users, self._seen = [], None
+            return
+        seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if seen == self._seen:
+            return
+        try:
+            data = self._read(self._path)
+        except (OSError, ValueError) as exc:
+            # Keep the users we have; the next check reads it again.
+            _logger.warning("Users file unreadable", error=str(exc))
+            return
+        self._users = [
+            _User(name, entry["token_sha256"], bool(entry.get("admin")))
+            for name, entry in data.get("users", {}).items()
+        ]
+        self._seen = seen
 
     def authenticate(self, token: str) -> Caller | None:
         """The user holding this token, if any, in constant time."""
+        if (
+            self._path is not None
+            and time.monotonic() - self._checked >= self.RECHECK
+        ):
+            self._reload()
         digest = hash_token(token)
         found: Caller | None = None
         for user in self._users:
@@ -81,8 +125,8 @@ class UserDirectory:
                 found = Caller(user.name, admin=user.admin)
         return found
 
-    @staticmethod
-    def add(path: Path, name: str, *, admin: bool) -> str:
+    @classmethod
+    def add(cls, path: Path, name: str, *, admin: bool) -> str:
         """Add (or re-key) a user; the new token, to be shown once.
 
         Raises
@@ -90,20 +134,48 @@ class UserDirectory:
         ValueError
             The name is not acceptable.
         """
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"invalid user name {name!r}")
-        data = json.loads(path.read_text()) if path.exists() else {}
+        data = cls._read(path)
         token = new_token()
         data.setdefault("users", {})[name] = {
             "token_sha256": hash_token(token),
             "admin": admin,
         }
+        cls._write(path, data)
+        return token
+
+    @classmethod
+    def remove(cls, path: Path, name: str) -> None:
+        """Remove a user (their token stops working).
+
+        Raises
+        ------
+        ValueError
+            There is no such user.
+        """
+        data = cls._read(path)
+        if name not in data.get("users", {}):
+            raise ValueError(f"no user {name!r} in {path}")
+        del data["users"][name]
+        cls._write(path, data)
+
+    @classmethod
+    def names(cls, path: Path) -> list[tuple[str, bool]]:
+        """Users in the file, by name, with whether each is an admin."""
+        users = cls._read(path).get("users", {})
+        return [
+            (name, bool(users[name].get("admin"))) for name in sorted(users)
+        ]
+
+    @staticmethod
+    def _write(path: Path, data: dict[str, Any]) -> None:
+        """Replace the file atomically, readable by its owner only."""
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         partial.write_text(json.dumps(data, indent=2) + "\n")
         os.chmod(partial, 0o600)
         partial.replace(path)
-        return token
 
 
 class Authenticator:
@@ -134,27 +206,30 @@ class Authenticator:
         self._admins = admins
         self._users = users or UserDirectory([])
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def authenticate(self, headers: Headers) -> Caller:
         """The caller of a request with these headers.
 
         Raises
         ------
         AuthenticationError
             Credentials are missing or wrong.
+        PhaserError
+            The identity header or ``Authorization`` comes twice (which
+            one a proxy in front checked is unknowable): 400.
         """
         match self._mode:
             case "none":
                 return ANONYMOUS
             case "header":
-                name = headers.get(self._header)
-                if not name or not _NAME.match(name):
+                name = _single(headers, self._header)
+                if not name or not _NAME.fullmatch(name):
                     raise AuthenticationError(
                         "Not authenticated (no valid user header from the"
                         " authenticating proxy)"
                     )
                 return Caller(name, admin=name in self._admins)
             case "token":
-                token = _token(headers.get("authorization") or "")
+                token = _token(_single(headers, "authorization") or "")
                 caller = self._users.authenticate(token) if token else None
                 if caller is None:
                     raise AuthenticationError(
@@ -164,6 +239,20 @@ class Authenticator:
                 return caller
             case _:
                 raise AssertionError(self._mode)
+
+
+def _single(headers: Headers, name: str) -> str | None:
+    """The one value of a header, `None` if absent.
+
+    Raises
+    ------
+    PhaserError
+        The header comes more than once.
+    """
+    values = headers.getlist(name)
+    if len(values) > 1:
+        raise PhaserError(f"Header {name} must be sent only once")
+    return values[0] if values else None
 
 
 def _token(authorization: str) -> str | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import math
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,12 +15,19 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ..clock import now, to_ms
+from ..clock import now, to_ms, to_utc
 from ..config import Settings
-from ..metrics import JOBS_CREATED, JOBS_FINISHED, OPEN_WAITS, QUEUE_DEPTH
+from ..metrics import (
+    JOBS_CREATED,
+    JOBS_FINISHED,
+    OPEN_WAITS,
+    QUEUE_DEPTH,
+    WORKER_SILENCE,
+)
 from ..models.caller import Caller
 from ..models.errors import (
     InvalidParametersError,
+    InvalidRequestError,
     JobNotFoundError,
     PhaseConflictError,
     PhaserError,
@@ -33,6 +42,7 @@ from ..models.phase import (
     allowed_from,
     target_phase,
 )
+from ..models.text import check_text, check_value
 from ..queue import JobQueue
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import (
@@ -61,6 +71,9 @@ _ACTIVE = [
 
 #: Keep-alive interval of event streams, so proxies keep them open.
 _KEEPALIVE = 15.0
+
+#: Longest run id.
+_MAX_RUN_ID = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +138,47 @@ class JobService:
             return str(exc) or type(exc).__name__
         return None
 
-    async def measure_queues(self) -> None:
+    async def worker_silence(self) -> float:
+        """Seconds since any worker was last seen alive (workers say so
+        every heartbeat interval); infinite if none has been.
+
+        Raises
+        ------
+        redis.exceptions.RedisError
+            Redis does not answer.
+        """
+        seen = await self._store.last_worker_seen()
+        if seen is None:
+            return math.inf
+        return max(0.0, (now() - seen).total_seconds())
+
+    async def worker_gap(self) -> str | None:
+        """What is wrong with the workers, for people (availability,
+        readiness): `None` while some worker was seen within the stall
+        timeout.
+
+        Raises
+        ------
+        redis.exceptions.RedisError
+            Redis does not answer.
+        """
+        silence = await self.worker_silence()
+        WORKER_SILENCE.set(silence)
+        if silence <= self._settings.stall_timeout:
+            return None
+        if math.isinf(silence):
+            return "no worker has been seen; queued jobs wait for one"
+        return (
+            f"no worker has been seen for {silence:.0f} s; queued jobs wait"
+            " for one"
+        )
+
+    async def measure(self) -> None:
         """Set the queue-depth metric of every queue jobs are sent to
-        (left as it was if Redis does not answer)."""
+        and the worker-silence metric (left as they were if Redis does not
+        answer)."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.worker_gap()
         queues = {
             self._settings.queue_name,
             *self._settings.task_queues.values(),
@@ -184,8 +235,9 @@ class JobService:
             The parameters do not fit the task.
         """
         definition = self._registry.get(task)
-        self._check_size(parameters)
-        stored = definition.validate(parameters)
+        stored = self._check_parameters(definition, parameters)
+        _check_run_id(run_id)
+        destruction = self._clamp_destruction(destruction_time)
         created = now()
         job = Job(
             id=new_job_id(to_ms(created)),
@@ -200,9 +252,12 @@ class JobService:
             execution_duration=self._execution_duration(
                 definition, execution_duration
             ),
-            destruction_time=self._clamp_destruction(destruction_time),
+            destruction_time=destruction,
             run_id=run_id,
             attempts=1 if start else 0,
+            # Decided here, once: whoever sends the job again later
+            # (recovery on a worker of another pool) sends it here too.
+            queue=self._settings.queue_of(task),
         )
         result = await self._store.create(job, self._quota)
         match result.outcome:
@@ -259,6 +314,8 @@ class JobService:
         whose = owner if (caller.admin and owner is not None) else caller.name
         if cursor is not None and not is_job_id(cursor):
             raise PhaserError(f"Invalid cursor {cursor!r}")
+        if after is not None:
+            after = _utc("after", after)
         newer_than = after_bound(to_ms(after)) if after else None
         collected: list[Job] = []
         position = cursor
@@ -376,8 +433,7 @@ class JobService:
         if update.parameters is not None:
             definition = self._registry.get(job.task)
             merged = {**job.parameters, **update.parameters}
-            self._check_size(merged)
-            fields["parameters"] = definition.validate(merged)
+            fields["parameters"] = self._check_parameters(definition, merged)
             allowed = allowed_from(Action.EDIT)
         if update.execution_duration is not None:
             fields["execution_duration"] = self._execution_duration(
@@ -389,6 +445,7 @@ class JobService:
             destruction = self._clamp_destruction(update.destruction_time)
             fields["destruction_time"] = destruction
         if update.run_id is not None:
+            _check_run_id(update.run_id)
             fields["run_id"] = update.run_id
         if not fields:
             return job
@@ -518,29 +575,43 @@ class JobService:
         leftovers of the old one can neither block nor run it. Returns
         whether the job was sent again.
         """
-        queue = self._settings.queue_of(job.task)
-        if await self._queue.is_waiting(job.id, job.attempts, queue=queue):
+        if await self._queue.is_waiting(
+            job.id, job.attempts, queue=self._queue_of(job)
+        ):
             return False
+        return await self.hand_back(job, attempt=job.attempts)
+
+    async def hand_back(
+        self, job: Job, *, attempt: int, defer: float | None = None
+    ) -> bool:
+        """Send a QUEUED job's attempt ``attempt`` back to the queue as the
+        next attempt, unless someone has moved the job on meanwhile.
+
+        Also for a worker that took an attempt of a task it does not know
+        (a rolling deploy that adds a task; pools with different task
+        modules): the job waits for a worker that does, instead of failing.
+        """
         resent = await self._store.transition(
             job,
             allowed=[ExecutionPhase.QUEUED],
-            check=("attempts", str(job.attempts)),
-            fields={"attempts": job.attempts + 1},
+            check=("attempts", str(attempt)),
+            fields={"attempts": attempt + 1},
             event="update",
         )
         if resent.ok:
-            await self._send(job, job.attempts + 1)
+            await self._send(job, attempt + 1, defer=defer)
         return resent.ok
+
+    def _queue_of(self, job: Job) -> str:
+        """The queue of a job: the one it was created for."""
+        return job.queue or self._settings.queue_of(job.task)
 
     async def _send(
         self, job: Job, attempt: int, *, defer: float | None = None
     ) -> None:
-        """Queue an attempt on its task's queue (``PHASER_TASK_QUEUES``)."""
+        """Queue an attempt on the job's queue."""
         await self._queue.enqueue(
-            job.id,
-            attempt,
-            queue=self._settings.queue_of(job.task),
-            defer=defer,
+            job.id, attempt, queue=self._queue_of(job), defer=defer
         )
 
     def max_attempts(self, job: Job) -> int:
@@ -685,6 +756,28 @@ class JobService:
             )
         return result, path
 
+    def _check_parameters(
+        self, task: Task, parameters: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check parameters at the boundary; their stored form.
+
+        Before anything is stored: every value must be renderable in both
+        dialects (`check_value`), within the size limits, and fit the
+        task.
+
+        Raises
+        ------
+        InvalidParametersError
+            They do not; the message names the parameter.
+        """
+        check_value("parameters", parameters)
+        self._check_size(parameters)
+        stored = task.validate(parameters)
+        # The task's model may turn text into values JSON cannot carry
+        # (``"nan"`` into a float).
+        check_value("parameters", stored)
+        return stored
+
     def _check_size(self, parameters: Mapping[str, Any]) -> None:
         """Refuse too many or too large parameters."""
         limit = self._settings.max_parameters
@@ -724,7 +817,7 @@ class JobService:
         latest = now() + self._settings.max_lifetime
         if requested is None:
             return now() + self._settings.default_lifetime
-        return min(requested, latest)
+        return min(_utc("destruction_time", requested), latest)
 
     @staticmethod
     def _raise_unless_ok(
@@ -740,6 +833,29 @@ class JobService:
                 raise PhaseConflictError(
                     f"Cannot {verb} job {job.id} in phase {phase}"
                 )
+
+
+def _utc(field: str, moment: datetime) -> datetime:
+    """A client's time in UTC, refused with a 4xx naming the field if it
+    cannot be stored (see `phaser.clock.to_utc`)."""
+    try:
+        return to_utc(moment)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"Invalid {field}: {exc}",
+            fields=[{"field": field, "message": str(exc)}],
+        ) from None
+
+
+def _check_run_id(run_id: str | None) -> None:
+    if run_id is None:
+        return
+    if len(run_id) > _MAX_RUN_ID:
+        raise InvalidRequestError(
+            f"Invalid run_id: longer than {_MAX_RUN_ID} characters",
+            fields=[{"field": "run_id", "message": "too long"}],
+        )
+    check_text("run_id", run_id)
 
 
 def duration_exceeded(job: Job) -> JobError:

@@ -17,19 +17,21 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+import structlog
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from ..clock import from_ms, to_ms
 from ..models.job import ErrorType, Job, JobError, JobResult, Progress
 from ..models.phase import ExecutionPhase
+from ..models.text import clean_text, clean_value
 from .keys import KeyLayout
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "TransitionResult",
     "script_text",
 ]
+
+_logger = structlog.get_logger("phaser.storage")
 
 Unchanged = Literal["keep"]
 KEEP: Unchanged = "keep"
@@ -116,6 +120,13 @@ def script_text(name: str) -> str:
         .joinpath("scripts", name)
         .read_text("utf-8")
     )
+
+
+def _phase(value: str) -> ExecutionPhase:
+    try:
+        return ExecutionPhase(value)
+    except ValueError:
+        return ExecutionPhase.UNKNOWN
 
 
 def _ms_or_none(value: str | None) -> datetime | None:
@@ -268,7 +279,7 @@ class JobStore:
                 )
             rows = await pipe.execute()
         return [
-            JobRef(job_id, owner, task, ExecutionPhase(phase))
+            JobRef(job_id, owner, task, _phase(phase))
             for job_id, (owner, task, phase) in zip(job_ids, rows, strict=True)
             if phase is not None
         ]
@@ -429,6 +440,25 @@ class JobStore:
         """Move a queued job's time in the queued schedule (if it is there)."""
         await self._redis.zadd(self._keys.queued, {job_id: to_ms(at)}, xx=True)
 
+    async def worker_seen(
+        self, worker_id: str, at: datetime, *, forget_before: datetime
+    ) -> None:
+        """Record that a worker is alive, and forget workers silent since
+        before ``forget_before``."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._keys.workers, {worker_id: to_ms(at)})
+            pipe.zremrangebyscore(
+                self._keys.workers, "-inf", f"({to_ms(forget_before)}"
+            )
+            await pipe.execute()
+
+    async def last_worker_seen(self) -> datetime | None:
+        """When a worker (any) was last seen alive, if one has been."""
+        newest: list[tuple[str, float]] = await self._redis.zrevrange(
+            self._keys.workers, 0, 0, withscores=True
+        )
+        return from_ms(int(newest[0][1])) if newest else None
+
     async def hold_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Take or renew a named lease for ``ttl`` seconds; whether we hold
         it. Only the holder of the maintenance lease runs maintenance."""
@@ -514,6 +544,7 @@ _FIELD = {
     "errors": "errors",
     "progress": "progress",
     "attempts": "attempts",
+    "queue": "queue",
     "claim": "claim",
     "heartbeat_at": "beat",
 }
@@ -582,7 +613,49 @@ def _encode(job: Job) -> dict[str, str]:
     return _encode_fields(job.id, values)
 
 
+#: What decoding a damaged or foreign record can raise.
+_UNREADABLE = (
+    KeyError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    IndexError,
+    RecursionError,
+)
+
+
 def _decode(job_id: str, data: Mapping[str, str]) -> Job:
+    """The job a record holds.
+
+    A record this version cannot read in full (written by an older one, or
+    damaged) is decoded field by field, each field that fails taking its
+    empty value, so that it still renders, lists and can be deleted.
+    """
+    try:
+        return _decode_strict(job_id, data)
+    except _UNREADABLE:
+        _logger.warning("Job record partly unreadable", job_id=job_id)
+        return _decode_lenient(job_id, data)
+
+
+def _parameters(raw: str) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise TypeError("parameters are not an object")
+    # Stored parameters were checked on the way in (`check_value`); only an
+    # older version's record can hold what cannot be rendered, and only
+    # then does the JSON text hold an escape for it.
+    if "\\u" in raw or "\\b" in raw or "\\f" in raw:
+        cleaned: dict[str, Any] = clean_value(value)
+        return cleaned
+    return value
+
+
+def _run_id(value: str | None) -> str | None:
+    return clean_text(value) if value is not None else None
+
+
+def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
     results = [
         _result_from_row(job_id, row)
         for row in json.loads(data.get("results", "[]"))
@@ -605,11 +678,11 @@ def _decode(job_id: str, data: Mapping[str, str]) -> Job:
         task=data["task"],
         owner=data.get("owner"),
         phase=ExecutionPhase(data["phase"]),
-        parameters=json.loads(data["params"]),
+        parameters=_parameters(data["params"]),
         created_at=from_ms(int(data["created"])),
         execution_duration=int(data["duration"]),
         destruction_time=_ms_or_none(data.get("destroy")),
-        run_id=data.get("run_id"),
+        run_id=_run_id(data.get("run_id")),
         started_at=_ms_or_none(data.get("started")),
         ended_at=_ms_or_none(data.get("ended")),
         quote=_ms_or_none(data.get("quote")),
@@ -617,6 +690,64 @@ def _decode(job_id: str, data: Mapping[str, str]) -> Job:
         errors=errors,
         progress=progress,
         attempts=int(data.get("attempts", "0")),
+        queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _field(read: Callable[[], _T], default: _T) -> _T:
+    try:
+        return read()
+    except _UNREADABLE:
+        return default
+
+
+def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
+    def results() -> list[JobResult]:
+        return [
+            _result_from_row(job_id, row)
+            for row in json.loads(data.get("results", "[]"))
+        ]
+
+    def errors() -> list[JobError]:
+        return [
+            JobError(ErrorType(e["type"]), str(e["message"]))
+            for e in json.loads(data.get("errors", "[]"))
+        ]
+
+    def progress() -> Progress | None:
+        if "progress" not in data:
+            return None
+        raw = json.loads(data["progress"])
+        return Progress(raw.get("percent"), raw.get("message"))
+
+    def time(name: str) -> datetime | None:
+        return _field(lambda: _ms_or_none(data.get(name)), None)
+
+    return Job(
+        id=job_id,
+        task=clean_text(data.get("task", "")),
+        owner=_run_id(data.get("owner")),
+        phase=_field(
+            lambda: ExecutionPhase(data["phase"]), ExecutionPhase.UNKNOWN
+        ),
+        parameters=_field(lambda: _parameters(data["params"]), {}),
+        created_at=time("created") or from_ms(0),
+        execution_duration=_field(lambda: int(data["duration"]), 0),
+        destruction_time=time("destroy"),
+        run_id=_run_id(data.get("run_id")),
+        started_at=time("started"),
+        ended_at=time("ended"),
+        quote=time("quote"),
+        results=_field(results, []),
+        errors=_field(errors, []),
+        progress=_field(progress, None),
+        attempts=_field(lambda: int(data.get("attempts", "0")), 0),
+        queue=data.get("queue"),
+        claim=data.get("claim"),
+        heartbeat_at=time("beat"),
     )

@@ -77,6 +77,11 @@ class KeyLayout:
         """When queued jobs entered the queue (ms since the epoch)."""
         return f"{self.prefix}:schedule:queued"
 
+    @property
+    def workers(self) -> str:
+        """When each worker process was last seen (ms since the epoch)."""
+        return f"{self.prefix}:workers"
+
     def lease(self, name: str) -> str:
         """A lease that one process at a time may hold."""
         return f"{self.prefix}:lease:{name}"

@@ -7,6 +7,7 @@ key can reach outside the job's own directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -104,6 +105,29 @@ class LocalResultStore:
         # instead of rmtree's failed walk (benchmark B7).
         if os.path.lexists(path):
             shutil.rmtree(path, ignore_errors=True)
+
+    def has_files(self, job_id: str) -> bool:
+        """Whether a job has a directory of result files."""
+        return os.path.isdir(self._job_dir(job_id))
+
+    def prune(self, job_id: str, keep: Iterable[str]) -> int:
+        """Delete a job's result files that no key in ``keep`` names: the
+        files of attempts that lost their claim (a worker presumed dead
+        that wrote on). Returns how many were deleted."""
+        path = self._job_dir(job_id)
+        if not os.path.isdir(path):
+            return 0
+        kept = {key.partition("/")[2] for key in keep}
+        pruned = 0
+        for entry in os.scandir(path):
+            if entry.name not in kept:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                pruned += 1
+        return pruned
 
     def delete_jobs(self, job_ids: Iterable[str]) -> None:
         """`delete_job` for many jobs."""

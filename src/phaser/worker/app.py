@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from ..clock import now
 from ..config import Settings
 from ..factory import Factory
 from ..logs import configure
@@ -127,6 +129,23 @@ async def _maintain(factory: Factory) -> None:
         await asyncio.sleep(interval)
 
 
+async def _announce(factory: Factory) -> None:
+    """Say every heartbeat interval that this worker is alive (frontends
+    report a gap in availability and metrics)."""
+    interval = factory.settings.heartbeat_interval
+    while True:
+        try:
+            seen = now()
+            await factory.job_store.worker_seen(
+                factory.worker_id,
+                seen,
+                forget_before=seen - timedelta(hours=1),
+            )
+        except (RedisError, OSError) as exc:
+            _logger.warning("Could not announce worker", error=str(exc))
+        await asyncio.sleep(interval)
+
+
 async def _startup(ctx: dict[str, Any]) -> None:
     factory = Factory(ctx["settings"])
     await factory.start()
@@ -135,6 +154,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     ctx["maintenance"] = asyncio.create_task(
         _maintain(factory), name="maintenance"
     )
+    ctx["announce"] = asyncio.create_task(_announce(factory), name="announce")
     port = factory.settings.metrics_port
     if port:
         ctx["metrics"] = await serve_worker_metrics(port)
@@ -144,11 +164,12 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     metrics: asyncio.Server | None = ctx.get("metrics")
     if metrics is not None:
         metrics.close()
-    task: asyncio.Task[None] | None = ctx.get("maintenance")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("maintenance", "announce"):
+        task: asyncio.Task[None] | None = ctx.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     factory: Factory | None = ctx.get("factory")
     if factory is not None:
         await factory.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import mimetypes
 import os
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ def store_result(
             stored = store.put_file(job_id, name, data, move=True)
             mime = mime_type or guessed or "application/octet-stream"
         case dict() | list():
-            text = json.dumps(data, sort_keys=True)
+            # No NaN or infinities: they would not be JSON (ValueError).
+            text = json.dumps(data, sort_keys=True, allow_nan=False)
             stored = store.put_bytes(job_id, name, text.encode())
             mime = mime_type or "application/json"
         case _:
@@ -118,10 +120,13 @@ def store_result(
 
 
 def check_percent(percent: float | None) -> float | None:
-    """Clamp a progress percentage into 0–100."""
+    """Clamp a progress percentage into 0–100 (`None` for no number)."""
     if percent is None:
         return None
-    return max(0.0, min(100.0, float(percent)))
+    value = float(percent)
+    if math.isnan(value):
+        return None
+    return max(0.0, min(100.0, value))
 
 
 class BaseTaskContext:

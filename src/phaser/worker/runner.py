@@ -31,7 +31,12 @@ from ..clock import now
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS_STARTED
 from ..models.errors import UnknownTaskError
 from ..models.job import ErrorType, Job, JobError
-from ..models.phase import Action, ExecutionPhase, allowed_from
+from ..models.phase import (
+    FINAL_PHASES,
+    Action,
+    ExecutionPhase,
+    allowed_from,
+)
 from ..services.jobs import JobService, duration_exceeded
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore, Outcome
@@ -46,6 +51,9 @@ _logger = structlog.get_logger("phaser.worker")
 
 #: How often a running job re-reads its record in case an event was lost.
 _WATCH_INTERVAL = 2.0
+
+#: Delay before a job this worker cannot run is offered again (s).
+_HAND_BACK_DELAY = 1.0
 
 #: How long the runner retries Redis operations during an outage (s).
 _REDIS_PATIENCE = 60.0
@@ -88,6 +96,10 @@ class JobRunner:
         Tasks.
     heartbeat_interval
         Seconds between heartbeats of a running job.
+    stall_timeout
+        Seconds of silence after which recovery re-queues a running job;
+        a task's child process whose worker is silent for half of it
+        kills itself first.
     worker_id
         Name of this worker process, part of every claim.
     """
@@ -101,6 +113,7 @@ class JobRunner:
         hub: EventHub,
         registry: TaskRegistry,
         heartbeat_interval: float,
+        stall_timeout: float,
         worker_id: str,
     ) -> None:
         self._service = service
@@ -109,6 +122,7 @@ class JobRunner:
         self._hub = hub
         self._registry = registry
         self._heartbeat_interval = heartbeat_interval
+        self._child_timeout = max(2 * heartbeat_interval, stall_timeout / 2)
         self._worker_id = worker_id
 
     async def run(
@@ -128,6 +142,21 @@ class JobRunner:
             _logger.info("Job is gone, skipping")
             return
         structlog.contextvars.bind_contextvars(task=job.task, owner=job.owner)
+        try:
+            task = self._registry.get(job.task)
+        except UnknownTaskError:
+            # Not ours to fail: another worker (of a newer deploy, or
+            # another pool) may know the task.
+            handed = await _patiently(
+                lambda: self._service.hand_back(
+                    job, attempt=attempt, defer=_HAND_BACK_DELAY
+                )
+            )
+            _logger.warning(
+                "Job's task is unknown to this worker, handed back",
+                handed_back=handed,
+            )
+            return
         claim = f"{self._worker_id}/{attempt}/{secrets.token_hex(4)}"
         started = now()
         duration = job.execution_duration
@@ -163,16 +192,6 @@ class JobRunner:
                     max(0.0, (started - enqueued_at).total_seconds())
                 )
             try:
-                task = self._registry.get(job.task)
-            except UnknownTaskError as exc:
-                await self._service.end(
-                    job,
-                    phase=ExecutionPhase.ERROR,
-                    check=("claim", claim),
-                    error=JobError(ErrorType.FATAL, exc.message),
-                )
-                return
-            try:
                 outcome = await self._supervise(
                     job, task, attempt, claim, events
                 )
@@ -189,6 +208,7 @@ class JobRunner:
         await _patiently(
             lambda: self._finish(job, attempt, claim, task, outcome)
         )
+        await self._prune(job)
         JOB_DURATION.labels(job.task).observe(
             (now() - started).total_seconds()
         )
@@ -286,11 +306,14 @@ class JobRunner:
             "parameters": job.parameters,
             "results_dir": str(self._results.root),
             "scratch_dir": str(scratch),
+            "parent_pid": os.getpid(),
+            "parent_timeout": self._child_timeout,
         }
+        pinging: asyncio.Task[None] | None = None
         try:
             process.stdin.write(json.dumps(request).encode() + b"\n")
             await process.stdin.drain()
-            process.stdin.close()
+            pinging = asyncio.create_task(self._ping(process.stdin))
             failure: _Failure | None = None
             finished = False
             async for line in process.stdout:
@@ -310,11 +333,40 @@ class JobRunner:
                 return _Failure(f"task process exited with code {code}", False)
             return failure
         finally:
+            if pinging is not None:
+                pinging.cancel()
             if process.returncode is None:
                 # Cancelled (abort or deadline): kill the whole group.
                 with contextlib.suppress(ProcessLookupError):
                     _kill_group(process.pid)
                 await process.wait()
+
+    async def _prune(self, job: Job) -> None:
+        """Delete result files the record does not point to (written by an
+        earlier attempt that ran on after losing its claim), once the job
+        has ended: no attempt can be writing any more."""
+        if not await asyncio.to_thread(self._results.has_files, job.id):
+            return
+        try:
+            current = await self._store.get(job.id)
+        except RedisError:
+            return
+        if current is None or current.phase not in FINAL_PHASES:
+            return
+        keys = [result.key for result in current.results]
+        pruned = await asyncio.to_thread(self._results.prune, job.id, keys)
+        if pruned:
+            _logger.warning("Stray result files deleted", count=pruned)
+
+    async def _ping(self, stdin: asyncio.StreamWriter) -> None:
+        """Tell a task's child process that its worker is alive (see
+        `phaser.worker.child`): a frozen worker stops pinging, and its
+        child kills itself before recovery runs the job elsewhere."""
+        with contextlib.suppress(OSError, RuntimeError):
+            while True:
+                await asyncio.sleep(self._heartbeat_interval)
+                stdin.write(b"\n")
+                await stdin.drain()
 
     async def _watch(
         self, job: Job, claim: str, events: asyncio.Queue[JobEvent]
