@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from lxml import etree
 from redis.asyncio import Redis
 
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
@@ -291,3 +292,47 @@ def metered_stack(
     )
     yield stack, f"http://127.0.0.1:{port}"
     stack.stop()
+
+
+XLINK_URL = "http://www.ivoa.net/xml/Xlink/xlink.xsd"
+
+
+def _schema_dir() -> Path:
+    configured = os.environ.get("PHASER_UWS_SCHEMA_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared" / "uws"
+
+
+class _LocalXlink(etree.Resolver):
+    """Map the XLink schema the UWS schema imports to the local copy."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self._directory = directory
+
+    def resolve(self, system_url, public_id, context):  # type: ignore[no-untyped-def]
+        if system_url == XLINK_URL or system_url.endswith("xlink.xsd"):
+            return self.resolve_filename(
+                str(self._directory / "xlink.xsd"), context
+            )
+        return None
+
+
+@pytest.fixture(scope="session")
+def schema() -> etree.XMLSchema:
+    directory = _schema_dir()
+    if not (directory / "UWS-1.1.xsd").exists():
+        pytest.skip(f"UWS schema files not found in {directory}")
+    parser = etree.XMLParser(no_network=True)
+    parser.resolvers.add(_LocalXlink(directory))
+    document = etree.parse(str(directory / "UWS-1.1.xsd"), parser)
+    return etree.XMLSchema(document)
+
+
+def valid_uws(schema: etree.XMLSchema, content: bytes) -> etree._Element:
+    """The parsed document, if it is schema-valid UWS."""
+    root = etree.fromstring(content)
+    if not schema.validate(root):
+        raise AssertionError(f"{schema.error_log}\n{content.decode()}")
+    return root

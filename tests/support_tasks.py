@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from phaser.tasks import TaskContext, task
+from phaser.tasks import TaskContext, TaskError, task
 
 
 class CountParameters(BaseModel):
@@ -77,3 +77,37 @@ async def mark(params: MarkParameters, ctx: TaskContext) -> str:
         )
         raise
     return "done"
+
+
+class TickParameters(BaseModel):
+    directory: str
+    seconds: float = 30.0
+
+
+@task("tick", parameters=TickParameters)
+def tick(params: TickParameters, ctx: TaskContext) -> str:
+    """Busy in a child process, appending ``attempt time`` to a file every
+    20 ms: the lines of one attempt span the time it ran."""
+    path = Path(params.directory) / f"{ctx.job_id}.ticks"
+    (Path(params.directory) / f"{ctx.job_id}.{ctx.attempt}.pid").write_text(
+        str(os.getpid())
+    )
+    end = time.monotonic() + params.seconds
+    while time.monotonic() < end:
+        _append(path, f"{ctx.attempt} {time.time():.6f}")
+        spin = time.monotonic() + 0.02
+        while time.monotonic() < spin:
+            pass
+    return "ticked"
+
+
+#: Text no XML document can carry, and no UTF-8 either (a lone surrogate).
+NASTY_TEXT = "bad \x00\x01\x0b\ufffe\uffff \ud800 end"
+
+
+@task("nasty", parameters=None)
+async def nasty(params: dict[str, object], ctx: TaskContext) -> None:
+    """Report progress and fail with text XML cannot carry."""
+    ctx.progress(50, NASTY_TEXT)
+    await asyncio.sleep(0.05)
+    raise TaskError(NASTY_TEXT)

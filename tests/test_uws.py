@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,13 @@ from redis.asyncio import Redis
 from vo_models.uws import Jobs, ShortJobDescription
 from vo_models.uws.types import ExecutionPhase as UwsPhase
 
-from conftest import Stack, make_stack, require_tool, wait_for_file
+from conftest import (
+    Stack,
+    make_stack,
+    require_tool,
+    valid_uws,
+    wait_for_file,
+)
 from phaser.clock import to_ms
 from phaser.embedded import EmbeddedRedis
 from phaser.models.job import Job
@@ -29,47 +34,6 @@ from phaser.storage.job_store import JobStore
 from phaser.storage.keys import KeyLayout
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
-XLINK_URL = "http://www.ivoa.net/xml/Xlink/xlink.xsd"
-
-
-def _schema_dir() -> Path:
-    configured = os.environ.get("PHASER_UWS_SCHEMA_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "shared" / "uws"
-
-
-class _LocalXlink(etree.Resolver):
-    """Map the XLink schema the UWS schema imports to the local copy."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__()
-        self._directory = directory
-
-    def resolve(self, system_url, public_id, context):  # type: ignore[no-untyped-def]
-        if system_url == XLINK_URL or system_url.endswith("xlink.xsd"):
-            return self.resolve_filename(
-                str(self._directory / "xlink.xsd"), context
-            )
-        return None
-
-
-@pytest.fixture(scope="module")
-def schema() -> etree.XMLSchema:
-    directory = _schema_dir()
-    if not (directory / "UWS-1.1.xsd").exists():
-        pytest.skip(f"UWS schema files not found in {directory}")
-    parser = etree.XMLParser(no_network=True)
-    parser.resolvers.add(_LocalXlink(directory))
-    document = etree.parse(str(directory / "UWS-1.1.xsd"), parser)
-    return etree.XMLSchema(document)
-
-
-def _valid(schema: etree.XMLSchema, content: bytes) -> etree._Element:
-    root = etree.fromstring(content)
-    if not schema.validate(root):
-        raise AssertionError(f"{schema.error_log}\n{content.decode()}")
-    return root
 
 
 @pytest.fixture
@@ -399,7 +363,7 @@ def test_every_document_is_schema_valid_in_every_phase(
     def check(location: str, expected: str) -> None:
         assert _phase(uws, location) == expected
         for document in _documents(uws, location):
-            _valid(schema, document)
+            valid_uws(schema, document)
         seen[expected] = uws.get(location).content
 
     check(_create(uws, "echo", q="1"), "PENDING")
@@ -411,7 +375,7 @@ def test_every_document_is_schema_valid_in_every_phase(
             queued = _create(client, "echo", PHASE="RUN")
             assert _phase(client, queued) == "QUEUED"
             for document in _documents(client, queued):
-                _valid(schema, document)
+                valid_uws(schema, document)
             seen["QUEUED"] = client.get(queued).content
     finally:
         idle.stop()
@@ -496,7 +460,7 @@ def test_every_document_is_schema_valid_in_every_phase(
     }
 
     for params in ({}, {"PHASE": "COMPLETED"}, {"LAST": "3"}):
-        _valid(schema, uws.get("/echo/jobs", params=params).content)
+        valid_uws(schema, uws.get("/echo/jobs", params=params).content)
 
 
 # Real clients -------------------------------------------------------------
@@ -625,4 +589,4 @@ def test_job_list_is_written_exactly_as_vo_models_writes_it(
         for chosen in (jobs, jobs[:1], []):
             ours = render_job_list(chosen, url)
             assert ours == _vo_models_job_list(chosen, url)
-            _valid(schema, ours)
+            valid_uws(schema, ours)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -17,22 +17,25 @@ from ..models.api import (
     JobModel,
     JobPatch,
     TaskModel,
+    problem_responses,
 )
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
+from ..services.ids import JOB_ID_PATTERN
 from ..services.jobs import JobUpdate
 from .results import add_head_route, result_response
 
 __all__ = ["router"]
 
-router = APIRouter()
+#: Characters some line readers take as line breaks, as JSON escapes.
+_LINE_BREAKS = str.maketrans(
+    {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
-_PROBLEM: dict[str, Any] = {
-    "description": "Problem details (RFC 9457)",
-    "content": {"application/problem+json": {}},
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _PROBLEM}
-_CONFLICT: dict[int | str, dict[str, Any]] = {404: _PROBLEM, 409: _PROBLEM}
+router = APIRouter(responses=problem_responses(400, 401, 413, 422, 503))
+
+_NOT_FOUND = problem_responses(404)
+_CONFLICT = problem_responses(404, 409)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -50,7 +53,7 @@ def _utc(moment: datetime | None) -> datetime | None:
         " once; otherwise it stays PENDING until started. Answers 201 with"
         " the job and its URL in ``Location``."
     ),
-    responses={422: _PROBLEM, 400: _PROBLEM},
+    responses=problem_responses(429),
 )
 async def create_job(
     body: JobCreate,
@@ -80,7 +83,6 @@ async def create_job(
         "Your jobs, newest first. Filters combine; ``phase`` may repeat."
         " Pass ``next_cursor`` of one page as ``cursor`` for the next."
     ),
-    responses={400: _PROBLEM, 422: _PROBLEM},
     response_model=JobListModel,
 )
 async def list_jobs(
@@ -94,7 +96,13 @@ async def list_jobs(
         datetime | None, Query(description="Only jobs created after this.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=JOB_ID_PATTERN,
+            description="``next_cursor`` of the previous page.",
+        ),
+    ] = None,
     owner: Annotated[
         str | None,
         Query(max_length=128, description="Admins: whose jobs to list."),
@@ -205,7 +213,7 @@ async def abort_job(
         " destruction time (any time). Values beyond the server's maxima"
         " are clamped to them."
     ),
-    responses={**_CONFLICT, 422: _PROBLEM},
+    responses=_CONFLICT,
 )
 async def patch_job(
     job_id: str,
@@ -268,6 +276,10 @@ async def job_events(
             if job is not None
             else json.dumps({"id": job_id})
         )
+        # Escaped so that no client splits the data line: the JSON is
+        # one line for the event-stream parser, but line readers built on
+        # str.splitlines (Python's) also break at these.
+        data = data.translate(_LINE_BREAKS)
         return f"event: {kind}\ndata: {data}\n\n"
 
     async def body() -> AsyncIterator[str]:

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from ..models.errors import PhaserError
 from ..models.text import clean_text, clean_value
+from .methods import allowed_methods
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -87,12 +88,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {"Allow": ", ".join(allowed_methods(request))}
     return problem(
         exc.status_code,
         "http-error",
         str(exc.detail),
         str(exc.detail),
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
 
 

@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 
 from ..clock import format_time, parse_time
 from ..dependencies.context import BaseUrl, CurrentCaller, Service
+from ..models.api import problem_responses
 from ..models.caller import Caller
 from ..models.errors import (
     JobNotFoundError,
@@ -77,7 +78,27 @@ class _UWSRoute(APIRoute):
         return route
 
 
-router = APIRouter(route_class=_UWSRoute)
+def _text_errors(
+    descriptions: dict[int, str],
+) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": text, "content": {"text/plain": {}}}
+        for status, text in descriptions.items()
+    }
+
+
+router = APIRouter(
+    route_class=_UWSRoute,
+    responses=_text_errors(
+        {
+            400: "Invalid request (parameter, header or form)",
+            401: "Not authenticated",
+            403: "Not allowed in the job's phase, or a quota is reached",
+            404: "No such task, job or result",
+        }
+    )
+    | problem_responses(413, 503),
+)
 
 
 class _Params:

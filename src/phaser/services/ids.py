@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 import secrets
 
-__all__ = ["after_bound", "is_job_id", "new_job_id"]
+__all__ = ["JOB_ID_PATTERN", "after_bound", "is_job_id", "new_job_id"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-_PATTERN = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")
+
+#: What a job id looks like (a regular expression, for schemas too).
+JOB_ID_PATTERN = "^[0-9a-hjkmnp-tv-z]{26}$"
+_PATTERN = re.compile(JOB_ID_PATTERN)
 
 
 def _encode(value: int, length: int) -> str:
@@ -32,7 +35,7 @@ def new_job_id(created_ms: int) -> str:
 
 def is_job_id(text: str) -> bool:
     """Whether the text has the shape of a job id."""
-    return bool(_PATTERN.match(text))
+    return bool(_PATTERN.fullmatch(text))
 
 
 def after_bound(ms: int) -> str:

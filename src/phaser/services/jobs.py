@@ -308,8 +308,10 @@ class JobService:
         """The caller's jobs (an admin's: ``owner``'s), newest first, one
         page at a time.
 
-        Task and phase filters read dedicated indexes; ``run_id`` is applied
-        while reading, so its cost grows with the jobs it skips.
+        Task and phase filters read dedicated indexes, and so does
+        ``run_id``; with ``run_id`` and a task or phase filter, the run
+        id's jobs are read and filtered, so the cost grows with the jobs
+        of that run id that the other filters skip.
         """
         whose = owner if (caller.admin and owner is not None) else caller.name
         if cursor is not None and not is_job_id(cursor):
@@ -317,9 +319,11 @@ class JobService:
         if after is not None:
             after = _utc("after", after)
         newer_than = after_bound(to_ms(after)) if after else None
+        wanted = set(phases) if phases else None
+        filtered = run_id is not None and (task or wanted)
         collected: list[Job] = []
         position = cursor
-        batch = limit + 1 if run_id is None else max(limit * 2, 100)
+        batch = max(limit * 2, 100) if filtered else limit + 1
         while True:
             ids = await self._store.list_ids(
                 owner=whose,
@@ -328,9 +332,13 @@ class JobService:
                 newer_than=newer_than,
                 older_than=position,
                 limit=batch,
+                run_id=run_id,
             )
             for job in await self._store.get_many(ids):
-                if run_id is None or job.run_id == run_id:
+                if not filtered or (
+                    (task is None or job.task == task)
+                    and (wanted is None or job.phase in wanted)
+                ):
                     collected.append(job)
                 if len(collected) > limit:
                     page = collected[:limit]

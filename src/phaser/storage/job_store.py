@@ -200,6 +200,7 @@ class JobStore:
             _limit(quota.max_active if quota else None),
             len(active),
             *active,
+            job.run_id or "",
         ]
         for name, value in _encode(job).items():
             args += [name, value]
@@ -212,6 +213,7 @@ class JobStore:
                 keys.tasks,
                 keys.destruction,
                 keys.queued,
+                keys.by_run_prefix,
             ],
             args=args,
         )
@@ -370,6 +372,7 @@ class JobStore:
                 keys.deadline,
                 keys.heartbeat,
                 keys.queued,
+                keys.by_run_prefix,
             ],
             args=args,
         )
@@ -416,6 +419,7 @@ class JobStore:
                 layout.by_owner(job.owner),
                 layout.by_task_phase_prefix(job.owner, job.task),
                 layout.counts(job.owner),
+                layout.by_run_prefix(job.owner),
             ]
         reply = await self._delete(
             keys=keys, args=[self._keys.events, *(job.id for job in jobs)]
@@ -477,6 +481,7 @@ class JobStore:
         newer_than: str | None,
         older_than: str | None,
         limit: int,
+        run_id: str | None = None,
     ) -> list[str]:
         """Ids of an owner's jobs, newest first.
 
@@ -498,9 +503,14 @@ class JobStore:
             Exclusive upper bound on the id (the pagination cursor).
         limit
             Most ids to return.
+        run_id
+            Only jobs with this run id: read from that run id's index, and
+            then ``tasks`` and ``phases`` are ignored (the caller filters).
         """
         indexes: list[str]
-        if tasks is None and phases is None:
+        if run_id is not None:
+            indexes = [self._keys.by_run(owner, run_id)]
+        elif tasks is None and phases is None:
             indexes = [self._keys.by_owner(owner)]
         else:
             if tasks is None:

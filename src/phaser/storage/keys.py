@@ -7,7 +7,8 @@ order and ``ZREVRANGEBYLEX`` pages through them newest first with an exact
 cursor, at a cost that does not depend on how many jobs exist.
 
 Each job has three index entries: its owner's list of all jobs, its owner's
-list of jobs of one task in one phase, and the destruction schedule. Lists
+list of jobs of one task in one phase, and the destruction schedule (a
+fourth if it has a run id: its owner's jobs with that run id). Lists
 by task alone or by phase alone merge the task-and-phase lists (a bounded
 number: tasks × phases); a small hash per owner counts jobs per phase (for
 quotas) and a set names the tasks an owner has used. Fewer entries per job
@@ -38,6 +39,7 @@ class JobKeys:
     record: str
     by_owner: str
     by_task_phase_prefix: str
+    by_run_prefix: str
     counts: str
     tasks: str
     destruction: str
@@ -110,12 +112,22 @@ class KeyLayout:
         """Prefix of `by_task_phase`; the scripts append the phase."""
         return f"{self.prefix}:owner:{_part(owner)}:task:{_part(task)}:phase:"
 
+    def by_run(self, owner: str | None, run_id: str) -> str:
+        """An owner's jobs with one run id."""
+        return self.by_run_prefix(owner) + run_id
+
+    def by_run_prefix(self, owner: str | None) -> str:
+        """Prefix of `by_run`; the scripts append the run id (raw: it is
+        the last part of the key, so it cannot reach another key)."""
+        return f"{self.prefix}:owner:{_part(owner)}:run:"
+
     def job(self, job_id: str, owner: str | None, task: str) -> JobKeys:
         """Every key a change to this job touches."""
         return JobKeys(
             record=self.record(job_id),
             by_owner=self.by_owner(owner),
             by_task_phase_prefix=self.by_task_phase_prefix(owner, task),
+            by_run_prefix=self.by_run_prefix(owner),
             counts=self.counts(owner),
             tasks=self.tasks(owner),
             destruction=self.destruction,

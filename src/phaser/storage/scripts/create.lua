@@ -9,6 +9,7 @@
 -- KEYS[5] owner tasks (set)
 -- KEYS[6] destruction schedule
 -- KEYS[7] queued schedule
+-- KEYS[8] owner run-id index prefix (the run id is appended)
 -- ARGV[1] job id
 -- ARGV[2] task
 -- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
@@ -17,7 +18,8 @@
 -- ARGV[6] most active jobs of the owner, or "" for no limit
 -- ARGV[7] number A of active phases that follow
 -- ARGV[8 .. 7+A] the active phases
--- ARGV[8+A ..] record fields and values
+-- ARGV[8+A] run id, or "" for none
+-- ARGV[9+A ..] record fields and values
 --
 -- Returns {"ok"}, {"stored", count} or {"active", count}; on anything but
 -- "ok" nothing was written.
@@ -40,8 +42,12 @@ if ARGV[6] ~= "" then
 end
 
 local phase = ARGV[3]
-for i = 8 + nactive, #ARGV, 2 do
+for i = 9 + nactive, #ARGV, 2 do
   redis.call("HSET", KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local run = ARGV[8 + nactive]
+if run ~= "" then
+  redis.call("ZADD", KEYS[8] .. run, 0, id)
 end
 redis.call("ZADD", KEYS[2], 0, id)
 redis.call("ZADD", KEYS[3] .. phase, 0, id)

@@ -5,11 +5,12 @@
 -- KEYS[2] deadline schedule
 -- KEYS[3] heartbeat schedule
 -- KEYS[4] queued schedule
--- then four keys per job:
--- KEYS[4i+1] job record (hash)
--- KEYS[4i+2] owner index
--- KEYS[4i+3] owner task-phase index prefix (the phase name is appended)
--- KEYS[4i+4] owner phase counts (hash)
+-- then five keys per job:
+-- KEYS[5i] job record (hash)
+-- KEYS[5i+1] owner index
+-- KEYS[5i+2] owner task-phase index prefix (the phase name is appended)
+-- KEYS[5i+3] owner phase counts (hash)
+-- KEYS[5i+4] owner run-id index prefix (the run id is appended)
 -- ARGV[1] event channel
 -- ARGV[1+i] id of the i-th job
 --
@@ -19,13 +20,17 @@ local out = {}
 local deleted = {}
 for i = 1, #ARGV - 1 do
   local id = ARGV[1 + i]
-  local base = 4 * i
-  local phase = redis.call("HGET", KEYS[base + 1], "phase")
+  local base = 5 * i - 1
+  local state = redis.call("HMGET", KEYS[base + 1], "phase", "run_id")
+  local phase = state[1]
   if phase then
     redis.call("DEL", KEYS[base + 1])
     redis.call("ZREM", KEYS[base + 2], id)
     redis.call("ZREM", KEYS[base + 3] .. phase, id)
     redis.call("HINCRBY", KEYS[base + 4], phase, -1)
+    if state[2] then
+      redis.call("ZREM", KEYS[base + 5] .. state[2], id)
+    end
     for s = 1, 4 do
       redis.call("ZREM", KEYS[s], id)
     end

@@ -7,6 +7,7 @@
 -- KEYS[5] deadline schedule
 -- KEYS[6] heartbeat schedule
 -- KEYS[7] queued schedule
+-- KEYS[8] owner run-id index prefix (the run id is appended)
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -54,6 +55,14 @@ end
 local npairs = tonumber(ARGV[11])
 local last = 11 + 2 * npairs
 for i = 12, last, 2 do
+  if ARGV[i] == "run_id" then
+    -- A new run id moves the job between run-id indexes.
+    local old = redis.call("HGET", key, "run_id")
+    if old then
+      redis.call("ZREM", KEYS[8] .. old, id)
+    end
+    redis.call("ZADD", KEYS[8] .. ARGV[i + 1], 0, id)
+  end
   redis.call("HSET", key, ARGV[i], ARGV[i + 1])
 end
 for i = last + 1, #ARGV do
