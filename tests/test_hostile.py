@@ -248,6 +248,7 @@ def test_problem_answers_quoting_hostile_text_are_valid_json(
 
 
 def test_nesting_deeper_than_the_limit_is_refused(owner: Owner) -> None:
+    body: dict[str, Any]
     for depth in (33, 256, 300, 900):
         body = {"task": "echo", "parameters": {"a": _nested(depth)}}
         answer = owner.send("POST", "/api/v1/jobs", **_json(body))
