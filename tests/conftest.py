@@ -336,3 +336,53 @@ def valid_uws(schema: etree.XMLSchema, content: bytes) -> etree._Element:
     if not schema.validate(root):
         raise AssertionError(f"{schema.error_log}\n{content.decode()}")
     return root
+
+
+class EmbeddedServer:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PHASER_")
+        }
+        self.env["PHASER_DATA_DIR"] = str(data_dir)
+        self.env["PHASER_LOG_LEVEL"] = "WARNING"
+        # Jobs still running 1 s after SIGTERM go back to the queue.
+        self.env["PHASER_WORKER_GRACE_PERIOD"] = "1"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "phaser",
+                "serve",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=subprocess.PIPE,
+        )
+        wait_ready(self.url, self.process)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(30)
+
+
+def children(pid: int) -> set[int]:
+    """Pids of the processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,44 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TERMINAL, create_job, wait_for, wait_ready
-from phaser.embedded import free_port
-
-
-class EmbeddedServer:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("PHASER_")
-        }
-        self.env["PHASER_DATA_DIR"] = str(data_dir)
-        self.env["PHASER_LOG_LEVEL"] = "WARNING"
-        # Jobs still running 1 s after SIGTERM go back to the queue.
-        self.env["PHASER_WORKER_GRACE_PERIOD"] = "1"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "phaser",
-                "serve",
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=subprocess.PIPE,
-        )
-        wait_ready(self.url, self.process)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(30)
+from conftest import (
+    TERMINAL,
+    EmbeddedServer,
+    children,
+    create_job,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -66,19 +34,6 @@ def server(data_dir: Path) -> Iterator[EmbeddedServer]:
         running.stop()
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 def test_restart_keeps_jobs_and_results(
     server: EmbeddedServer, data_dir: Path
 ) -> None:
@@ -92,10 +47,10 @@ def test_restart_keeps_jobs_and_results(
             job["id"]: job for job in client.get("/api/v1/jobs").json()["jobs"]
         }
     assert server.process is not None
-    children = _children(server.process.pid)
-    assert len(children) == 2  # redis-server and the worker
+    kids = children(server.process.pid)
+    assert len(kids) == 2  # redis-server and the worker
     assert server.stop() == 0
-    for child in children:  # stopped with it, not left behind
+    for child in kids:  # stopped with it, not left behind
         assert not Path(f"/proc/{child}").exists() or (
             "zombie" in Path(f"/proc/{child}/status").read_text()
         )
