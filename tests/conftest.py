@@ -103,14 +103,17 @@ class Stack:
         wait_ready(self.url, self.frontend)
 
     def start_worker(
-        self, *, log: Path | None = None
+        self, *, log: Path | None = None, **settings: Any
     ) -> subprocess.Popen[bytes]:
         """Start a worker; its log (stdout and stderr) goes to ``log`` if
-        given."""
+        given; ``settings`` override the stack's for this worker."""
+        env = {**self.env}
+        for name, value in settings.items():
+            env[f"PHASER_{name.upper()}"] = str(value)
         with log.open("ab") if log else contextlib.nullcontext() as out:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "phaser", "worker"],
-                env=self.env,
+                env=env,
                 stdout=out,
                 stderr=out,
             )
