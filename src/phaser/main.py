@@ -13,6 +13,7 @@ from .factory import Factory
 from .handlers import api, health, methods, metrics, uws, vosi
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
+from .handlers.openapi import install_openapi
 from .handlers.problems import install_problem_handlers
 from .logs import configure
 from .services.auth import Authenticator, UserDirectory
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uws.router, tags=["uws"])
     # After every route: it answers OPTIONS on any path they serve.
     app.include_router(methods.router)
+    install_openapi(app)
     return app

@@ -210,6 +210,11 @@ class JobService:
         return [p for p in ExecutionPhase if p != ExecutionPhase.ARCHIVED]
 
     @property
+    def max_parameters(self) -> int:
+        """Most parameters a job may have."""
+        return self._settings.max_parameters
+
+    @property
     def max_wait(self) -> float:
         """The longest a wait may last, in seconds."""
         return float(self._settings.max_wait)
