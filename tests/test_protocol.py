@@ -1,0 +1,130 @@
+"""Smaller protocol findings: the run-id index, OPTIONS and 405 ``Allow``,
+and the error statuses the OpenAPI document gives the UWS routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
+from phaser.embedded import EmbeddedRedis
+from phaser.storage.keys import KeyLayout
+
+
+@pytest.fixture
+def own(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Stack]:
+    stack = make_stack(redis_server, tmp_path / "data")
+    yield stack
+    stack.stop()
+
+
+def _run_index(stack: Stack, run_id: str) -> list[str]:
+    async def read() -> list[str]:
+        redis = Redis.from_url(stack.redis_url, decode_responses=True)
+        try:
+            key = KeyLayout(stack.env["PHASER_KEY_PREFIX"]).by_run(
+                None, run_id
+            )
+            members: list[str] = await redis.zrange(key, 0, -1)
+            return members
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(read())
+
+
+def test_run_id_filter_reads_its_own_index(own: Stack) -> None:
+    with httpx.Client(base_url=own.url, timeout=30) as client:
+
+        def listed(**params: str) -> list[str]:
+            page = client.get("/api/v1/jobs", params=params).json()
+            return [job["id"] for job in page["jobs"]]
+
+        tagged = [
+            create_job(client, "echo", {"n": n}, run_id="night")["id"]
+            for n in range(3)
+        ]
+        for n in range(50):  # jobs the filter must not have to skip
+            create_job(client, "echo", {"n": n}, run_id=f"other-{n}")
+        started = create_job(client, "echo", {}, run_id="night", start=True)[
+            "id"
+        ]
+        wait_for(client, started, TERMINAL)
+        assert listed(run_id="night") == [started, *reversed(tagged)]
+        assert sorted(_run_index(own, "night")) == sorted([*tagged, started])
+        assert listed(run_id="night", phase="COMPLETED") == [started]
+        assert listed(run_id="night", task="echo", limit="2") == [
+            started,
+            tagged[2],
+        ]
+        page = client.get(
+            "/api/v1/jobs", params={"run_id": "night", "limit": 2}
+        ).json()
+        rest = client.get(
+            "/api/v1/jobs",
+            params={"run_id": "night", "cursor": page["next_cursor"]},
+        ).json()
+        assert [j["id"] for j in rest["jobs"]] == [tagged[1], tagged[0]]
+        # A new run id moves the job; UWS RUNID too; deletion removes it.
+        client.patch(f"/api/v1/jobs/{tagged[0]}", json={"run_id": "day"})
+        client.post(f"/echo/jobs/{tagged[1]}", data={"RUNID": "day"})
+        assert listed(run_id="day") == [tagged[1], tagged[0]]
+        client.delete(f"/api/v1/jobs/{tagged[2]}")
+        assert listed(run_id="night") == [started]
+        assert _run_index(own, "night") == [started]
+        assert listed(run_id="nothing") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/v1/jobs", "GET, OPTIONS, POST"),
+        ("/api/v1/jobs/x", "DELETE, GET, OPTIONS, PATCH"),
+        ("/api/v1/jobs/x/start", "OPTIONS, POST"),
+        ("/api/v1/jobs/x/results/r", "GET, HEAD, OPTIONS"),
+        ("/echo/jobs", "GET, OPTIONS, POST"),
+        ("/echo/jobs/x", "DELETE, GET, OPTIONS, POST"),
+        ("/echo/jobs/x/phase", "GET, OPTIONS, POST"),
+        ("/echo/jobs/x/owner", "GET, OPTIONS"),
+    ],
+)
+def test_options_and_405_name_every_method_of_the_path(
+    client: httpx.Client, path: str, allowed: str
+) -> None:
+    answer = client.options(path)
+    assert answer.status_code == 204
+    assert answer.headers["allow"] == allowed
+    answer = client.put(path)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_options_of_a_path_nothing_serves_is_404(
+    client: httpx.Client,
+) -> None:
+    assert client.options("/no/such/path/here").status_code == 404
+
+
+def test_uws_operations_document_the_statuses_they_answer(
+    client: httpx.Client,
+) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    uws = {p: ops for p, ops in paths.items() if p.startswith("/{task}/")}
+    assert len(uws) >= 10
+    for path, operations in uws.items():
+        for method, operation in operations.items():
+            documented = set(operation["responses"])
+            assert {"400", "401", "403", "404"} <= documented, (path, method)
+    # And they really answer them.
+    assert client.get("/nope/jobs").status_code == 404
+    assert client.get("/echo/jobs", params={"LAST": "x"}).status_code == 400
+    job = client.post("/api/v1/jobs", json={"task": "echo"}).json()
+    client.post(f"/api/v1/jobs/{job['id']}/abort")
+    answer = client.post(f"/echo/jobs/{job['id']}/parameters", data={"a": "1"})
+    assert answer.status_code == 403
