@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from . import __version__
 from .config import Settings, load_settings
 from .factory import Factory
-from .handlers import api, health, methods, metrics, uws, vosi
+from .handlers import api, health, metrics, uws, vosi
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.openapi import install_openapi
@@ -74,7 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(vosi.router, tags=["vosi"])
     # Last: /{task}/jobs must not shadow the routes above.
     app.include_router(uws.router, tags=["uws"])
-    # After every route: it answers OPTIONS on any path they serve.
-    app.include_router(methods.router)
     install_openapi(app)
     return app

@@ -3,19 +3,17 @@
 Starlette answers a method no route of a path has with 405 and the
 methods of the first route whose path matched, and ``OPTIONS`` the same
 way; phaser's paths have one route per method, so that ``Allow`` was
-wrong. Here every route is asked.
+wrong. Here every route is asked. `method_not_allowed` answers both: 204
+with ``Allow`` for ``OPTIONS`` (a path nothing serves stays 404), 405 with
+``Allow`` for any other method.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.routing import Match
 
-from ..models.errors import PhaserError
-
-__all__ = ["allowed_methods", "router"]
-
-router = APIRouter()
+__all__ = ["allowed_methods", "options_response"]
 
 
 #: Methods a path may allow (OPTIONS is answered for every path).
@@ -39,20 +37,11 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-class _NoSuchPathError(PhaserError):
-    status_code = 404
-    uws_status_code = 404
-    slug = "not-found"
-    title = "Not found"
-
-
-@router.options(
-    "/{path:path}",
-    include_in_schema=False,
-    status_code=204,
-)
-async def options(request: Request) -> Response:
+def options_response(request: Request) -> Response | None:
+    """The answer to ``OPTIONS`` on a path some route serves."""
+    if request.method != "OPTIONS":
+        return None
     methods = allowed_methods(request)
     if not methods:
-        raise _NoSuchPathError(f"No resource at {request.url.path}")
+        return None
     return Response(status_code=204, headers={"Allow": ", ".join(methods)})

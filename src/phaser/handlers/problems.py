@@ -7,13 +7,13 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from ..models.errors import PhaserError
 from ..models.text import clean_text, clean_value
-from .methods import allowed_methods
+from .methods import allowed_methods, options_response
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -86,10 +86,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = getattr(exc, "headers", None)
     if exc.status_code == 405:
+        options = options_response(request)
+        if options is not None:
+            return options
         headers = {"Allow": ", ".join(allowed_methods(request))}
     return problem(
         exc.status_code,
