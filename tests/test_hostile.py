@@ -105,6 +105,12 @@ class Owner:
         assert answer.status_code == 200, answer.text
         job: dict[str, Any] = json.loads(answer.content)
         task = job["task"]
+        for result in job["results"]:
+            answer = self.send("GET", result["href"])
+            assert answer.status_code == 200, answer.text
+            if result["mime_type"] == "application/json":
+                # Strict JSON: no NaN or Infinity literals.
+                json.loads(answer.content, parse_constant=_no_constant)
         self.read_events(job_id)
         base = f"/{task}/jobs/{job_id}"
         for path in (base, f"{base}/results"):
@@ -134,6 +140,10 @@ class Owner:
                     assert json.loads(line[6:])["id"] == job_id
                     return
         raise AssertionError("event stream ended without an event")
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
 
 
 @pytest.fixture
