@@ -88,14 +88,7 @@ class Stack:
         if given."""
         with log.open("ab") if log else contextlib.nullcontext() as out:
             self.frontend = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "phaser",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                ],
+                serve_command(self.port),
                 env=self.env,
                 stdout=out,
                 stderr=out,
@@ -157,6 +150,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def serve_command(port: int) -> list[str]:
+    """``phaser serve`` on a loopback port, as the tests start it."""
+    return [sys.executable, "-m", "phaser", "serve", "--port", str(port)]
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -358,14 +356,7 @@ class EmbeddedServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "phaser",
-                "serve",
-                "--port",
-                str(self.port),
-            ],
+            serve_command(self.port),
             env=self.env,
             stdout=subprocess.PIPE,
         )
@@ -375,6 +366,15 @@ class EmbeddedServer:
         assert self.process is not None
         self.process.send_signal(sig)
         return self.process.wait(30)
+
+
+def is_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its reaper does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "zombie" not in status
 
 
 def children(pid: int) -> set[int]:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import string
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -554,6 +554,18 @@ _HYPOTHESIS = settings(
 )
 
 
+def _run(
+    check: Callable[[], None], client: Owner, outcomes: dict[str, int]
+) -> None:
+    """Run a property test; both kinds of outcome must have happened."""
+    try:
+        check()
+    finally:
+        client.close()
+    assert outcomes["accepted"] >= 10, outcomes
+    assert outcomes["refused"] >= 10, outcomes
+
+
 def _readback_everything(client: Owner, job_ids: list[str]) -> None:
     for job_id in job_ids:
         client.read_job(job_id)
@@ -593,13 +605,7 @@ def test_generated_hostile_creations_are_refused_or_readable_everywhere(
             assert client.job_ids() == before
         _readback_everything(client, client.job_ids()[:3])
 
-    try:
-        check()
-    finally:
-        client.close()
-    # Both kinds of outcome were really exercised.
-    assert outcomes["accepted"] >= 10, outcomes
-    assert outcomes["refused"] >= 10, outcomes
+    _run(check, client, outcomes)
 
 
 def test_generated_hostile_changes_are_refused_or_readable_everywhere(
@@ -642,12 +648,7 @@ def test_generated_hostile_changes_are_refused_or_readable_everywhere(
         outcomes["accepted" if answer.status_code == 303 else "refused"] += 1
         assert client.read_job(job_id)["phase"] == "PENDING"
 
-    try:
-        check()
-    finally:
-        client.close()
-    assert outcomes["accepted"] >= 10, outcomes
-    assert outcomes["refused"] >= 10, outcomes
+    _run(check, client, outcomes)
 
 
 def test_generated_hostile_queries_and_headers_never_break_a_read(

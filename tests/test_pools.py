@@ -17,6 +17,7 @@ from conftest import (
     TERMINAL,
     Stack,
     create_job,
+    is_alive,
     wait_for,
     wait_for_file,
     wait_until,
@@ -133,14 +134,6 @@ def two_workers(
     stack.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "zombie" not in status
-
-
 def _intervals(path: Path) -> dict[int, tuple[float, float]]:
     """First and last tick of each attempt."""
     ticks: dict[int, list[float]] = {}
@@ -170,7 +163,7 @@ def test_def_task_child_dies_with_its_worker_and_attempts_never_overlap(
         # Killed: the kernel ends the child at once. Frozen: the child
         # stops hearing from its worker and ends itself, well before
         # recovery (stall timeout 1.5 s) starts the next attempt.
-        wait_until(lambda: not _alive(child), 2)
+        wait_until(lambda: not is_alive(child), 2)
         gone = time.monotonic() - faulted
         # What the dead attempt's child could have written on: a stray
         # file, deleted once the job has ended.

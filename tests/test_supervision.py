@@ -18,6 +18,7 @@ from conftest import (
     EmbeddedServer,
     children,
     create_job,
+    is_alive,
     make_stack,
     wait_for,
     wait_until,
@@ -52,14 +53,6 @@ def _child(server: EmbeddedServer, marker: bytes) -> int:
     raise AssertionError(f"no child process with {marker!r}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "zombie" not in status
-
-
 def test_killed_embedded_worker_is_restarted_and_jobs_complete(
     server: EmbeddedServer,
 ) -> None:
@@ -79,7 +72,7 @@ def test_killed_embedded_worker_is_restarted_and_jobs_complete(
         assert recovered["attempts"] == 2
     replacement = _child(server, b"worker")
     assert replacement != worker
-    assert not _alive(worker)
+    assert not is_alive(worker)
 
 
 def test_killed_embedded_redis_is_restarted_with_every_job(
