@@ -1,4 +1,5 @@
-"""The ``phaser`` command: ``serve`` and ``worker``."""
+"""The ``phaser`` command: ``serve``, ``worker``, ``user``, and the
+client's ``tasks`` and ``jobs`` (`phaser.jobs_cli`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from .embedded import (
     die_with_parent,
     find_redis_server,
 )
+from .jobs_cli import add_commands
+from .jobs_cli import run as run_client
 from .services.auth import UserDirectory
 
 __all__ = ["main"]
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("name", help="user name")
     user_commands.add_parser("list", help="list users")
+    add_commands(commands)
     return parser
 
 
@@ -225,6 +229,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``phaser`` command."""
     args = _parser().parse_args(argv)
+    if args.command in {"tasks", "jobs"}:
+        # A client of a server: the server's settings do not apply.
+        return run_client(args)
     try:
         settings = load_settings()
     except ConfigurationError as exc:

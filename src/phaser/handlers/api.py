@@ -70,6 +70,7 @@ async def create_job(
         start=body.start,
         execution_duration=body.execution_duration,
         destruction_time=body.destruction_time,
+        strict=True,
     )
     model = JobModel.from_job(job, base_url)
     response.headers["Location"] = model.href
@@ -227,6 +228,7 @@ async def patch_job(
         execution_duration=body.execution_duration,
         destruction_time=body.destruction_time,
         run_id=body.run_id,
+        strict=True,
     )
     job = await service.update(caller, job_id, update)
     return JobModel.from_job(job, base_url)

@@ -133,6 +133,8 @@ def _parameters(
     )
     for name, definition in schema.pop("$defs", {}).items():
         schemas.setdefault(name, definition)
+    # The JSON API refuses names the task does not have.
+    schema["additionalProperties"] = False
     return schema
 
 

@@ -84,6 +84,8 @@ class JobUpdate:
     execution_duration: int | None = None
     destruction_time: datetime | None = None
     run_id: str | None = None
+    #: Refuse parameter names the task does not have (JSON API).
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +231,12 @@ class JobService:
         start: bool = False,
         execution_duration: int | None = None,
         destruction_time: datetime | None = None,
+        strict: bool = False,
     ) -> Job:
         """Create a job, and queue it if ``start``.
+
+        With ``strict`` (the JSON API), parameter names the task does not
+        have are refused; otherwise (UWS, as IVOA services do) ignored.
 
         Raises
         ------
@@ -240,6 +246,8 @@ class JobService:
             The parameters do not fit the task.
         """
         definition = self._registry.get(task)
+        if strict:
+            _refuse_unknown(definition, parameters)
         stored = self._check_parameters(definition, parameters)
         _check_run_id(run_id)
         destruction = self._clamp_destruction(destruction_time)
@@ -445,6 +453,8 @@ class JobService:
         allowed: frozenset[ExecutionPhase] = frozenset(ExecutionPhase)
         if update.parameters is not None:
             definition = self._registry.get(job.task)
+            if update.strict:
+                _refuse_unknown(definition, update.parameters)
             merged = {**job.parameters, **update.parameters}
             fields["parameters"] = self._check_parameters(definition, merged)
             allowed = allowed_from(Action.EDIT)
@@ -858,6 +868,18 @@ def _utc(field: str, moment: datetime) -> datetime:
             f"Invalid {field}: {exc}",
             fields=[{"field": field, "message": str(exc)}],
         ) from None
+
+
+def _refuse_unknown(task: Task, parameters: Mapping[str, Any]) -> None:
+    unknown = task.unknown(parameters)
+    if unknown:
+        raise InvalidParametersError(
+            f"Unknown parameters for task {task.name}: {', '.join(unknown)}",
+            fields=[
+                {"field": f"parameters.{name}", "message": "unknown parameter"}
+                for name in unknown
+            ],
+        )
 
 
 def _check_run_id(run_id: str | None) -> None:

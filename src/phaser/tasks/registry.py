@@ -119,6 +119,16 @@ class Task:
             ) from exc
         return model.model_dump(mode="json")
 
+    def unknown(self, raw: Mapping[str, Any]) -> list[str]:
+        """Names in ``raw`` the task's parameters do not have, exactly (the
+        JSON API's rule; UWS names are case-insensitive); none for a task
+        that takes any parameters."""
+        if self.parameters is None:
+            return []
+        return [
+            name for name in raw if name not in self.parameters.model_fields
+        ]
+
     def bind(self, stored: Mapping[str, Any]) -> Any:
         """The argument the function receives for stored parameters."""
         if self.parameters is None:

@@ -1,0 +1,320 @@
+"""What the sync and async clients share: errors, requests, retries and
+the event-stream parser (no I/O here)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+
+from ..clock import format_time
+from ..models.api import JobModel
+from ..models.phase import FINAL_PHASES, ExecutionPhase
+
+__all__ = [
+    "APIError",
+    "ClientError",
+    "JobAborted",
+    "JobEvent",
+    "JobFailed",
+    "RetryPolicy",
+    "WaitTimeout",
+    "auth_headers",
+    "check",
+    "create_body",
+    "is_final",
+    "patch_body",
+]
+
+#: Where the client finds a server and a token when not told.
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ClientError(Exception):
+    """Base of what the client raises: the server could not be reached,
+    refused a request, or a job did not end well."""
+
+
+class APIError(ClientError):
+    """The server refused a request (an RFC 9457 problem).
+
+    Attributes
+    ----------
+    status
+        HTTP status.
+    detail
+        The server's message.
+    errors
+        Each invalid field: ``{"field": …, "message": …}``.
+    type
+        The problem type (``urn:phaser:problem:…``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        type: str = "",
+    ) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+        self.type = type
+
+
+class JobFailed(ClientError):  # noqa: N818 (the name users expect)
+    """The job ended in ERROR; ``job`` has the server's errors."""
+
+    def __init__(self, job: JobModel) -> None:
+        message = job.errors[0].message if job.errors else "no message"
+        super().__init__(f"job {job.id} failed: {message}")
+        self.job = job
+
+
+class JobAborted(ClientError):  # noqa: N818
+    """The job ended in ABORTED (by a client, a limit or destruction)."""
+
+    def __init__(self, job: JobModel) -> None:
+        why = f": {job.errors[0].message}" if job.errors else ""
+        super().__init__(f"job {job.id} was aborted{why}")
+        self.job = job
+
+
+class WaitTimeout(ClientError):  # noqa: N818
+    """The job had not ended when the wait ran out; ``job`` as last seen."""
+
+    def __init__(self, job: JobModel, timeout: float) -> None:
+        super().__init__(
+            f"job {job.id} still {job.phase.value} after {timeout:g} s"
+        )
+        self.job = job
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One event of a job's stream: ``job`` (the first), ``phase``,
+    ``progress`` or ``deleted`` (then `job` is `None`)."""
+
+    kind: Literal["job", "phase", "progress", "deleted"]
+    job_id: str
+    job: JobModel | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry what the server could not do for
+    now (503, as while its Redis restarts) or a connection that failed.
+
+    Attributes
+    ----------
+    attempts
+        Tries in all (1: no retry).
+    backoff
+        First delay (s), doubled each time, capped by ``max_delay``; a
+        ``Retry-After`` the server sends wins (capped too).
+    max_delay
+        Longest single delay (s).
+    """
+
+    attempts: int = 6
+    backoff: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Seconds to wait before try ``attempt + 1``."""
+        if response is not None:
+            after = response.headers.get("retry-after", "")
+            if after.isdigit():
+                return min(float(after), self.max_delay)
+        return min(self.backoff * 2 ** (attempt - 1), self.max_delay)
+
+
+def should_retry(response: httpx.Response) -> bool:
+    """Whether an answer asks to be tried again later."""
+    return response.status_code == 503
+
+
+def auth_headers(
+    token: str | None, user: str | None, user_header: str
+) -> dict[str, str]:
+    """Credential headers: a token (argument, else ``PHASER_TOKEN``) as
+    Bearer, and/or a user name in a proxy's user header."""
+    headers = {"Accept": "application/json"}
+    token = token if token is not None else os.environ.get("PHASER_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if user:
+        headers[user_header] = user
+    return headers
+
+
+def base_url(url: str | None) -> str:
+    """The server's URL: the argument, else ``PHASER_URL``, else local."""
+    return (url or os.environ.get("PHASER_URL") or DEFAULT_URL).rstrip("/")
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """The response if it succeeded.
+
+    Raises
+    ------
+    APIError
+        It did not: the problem's status, detail and field errors.
+    """
+    if response.is_success:
+        return response
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict) and "detail" in problem:
+        raise APIError(
+            response.status_code,
+            str(problem["detail"]),
+            errors=problem.get("errors"),
+            type=str(problem.get("type", "")),
+        )
+    text = response.text.strip() or response.reason_phrase
+    raise APIError(response.status_code, text)
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def create_body(
+    task: str,
+    parameters: Mapping[str, Any] | None,
+    *,
+    start: bool,
+    run_id: str | None,
+    execution_duration: int | None,
+    destruction_time: datetime | None,
+) -> dict[str, Any]:
+    """The JSON body of a job creation."""
+    body: dict[str, Any] = {
+        "task": task,
+        "parameters": dict(parameters or {}),
+        "start": start,
+    }
+    if run_id is not None:
+        body["run_id"] = run_id
+    if execution_duration is not None:
+        body["execution_duration"] = execution_duration
+    if destruction_time is not None:
+        body["destruction_time"] = _time(destruction_time)
+    return body
+
+
+def patch_body(
+    *,
+    parameters: Mapping[str, Any] | None,
+    run_id: str | None,
+    execution_duration: int | None,
+    destruction_time: datetime | None,
+) -> dict[str, Any]:
+    """The JSON body of a job change (only what is given)."""
+    body: dict[str, Any] = {}
+    if parameters is not None:
+        body["parameters"] = dict(parameters)
+    if run_id is not None:
+        body["run_id"] = run_id
+    if execution_duration is not None:
+        body["execution_duration"] = execution_duration
+    if destruction_time is not None:
+        body["destruction_time"] = _time(destruction_time)
+    return body
+
+
+def list_params(
+    *,
+    task: str | None,
+    phase: ExecutionPhase | str | Iterable[ExecutionPhase | str] | None,
+    run_id: str | None,
+    after: datetime | None,
+    owner: str | None,
+    page_size: int,
+) -> dict[str, Any]:
+    """Query parameters of a job list."""
+    params: dict[str, Any] = {"limit": page_size}
+    if task is not None:
+        params["task"] = task
+    if phase is not None:
+        phases = [phase] if isinstance(phase, str) else list(phase)
+        params["phase"] = [str(getattr(p, "value", p)) for p in phases]
+    if run_id is not None:
+        params["run_id"] = run_id
+    if after is not None:
+        params["after"] = _time(after)
+    if owner is not None:
+        params["owner"] = owner
+    return params
+
+
+def is_final(job: JobModel) -> bool:
+    """Whether the job has ended."""
+    return job.phase in FINAL_PHASES
+
+
+def outcome(job: JobModel) -> None:
+    """Raise for a job that ended badly.
+
+    Raises
+    ------
+    JobFailed
+        It ended in ERROR.
+    JobAborted
+        It ended in ABORTED.
+    """
+    if job.phase == ExecutionPhase.ERROR:
+        raise JobFailed(job)
+    if job.phase == ExecutionPhase.ABORTED:
+        raise JobAborted(job)
+
+
+@dataclass
+class EventParser:
+    """Turns the lines of a ``text/event-stream`` into `JobEvent` values
+    (one line at a time, so sync and async readers share it)."""
+
+    job_id: str
+    _kind: str = "message"
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> JobEvent | None:
+        """Take one line; the event it completes, if any."""
+        if line == "":
+            event = self._dispatch()
+            self._kind, self._data = "message", []
+            return event
+        if line.startswith(":"):
+            return None  # a comment (keep-alive)
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._kind = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+    def _dispatch(self) -> JobEvent | None:
+        if not self._data:
+            return None
+        data = json.loads("\n".join(self._data))
+        match self._kind:
+            case "deleted":
+                return JobEvent("deleted", self.job_id, None)
+            case "job" | "phase" | "progress":
+                return JobEvent(
+                    self._kind, self.job_id, JobModel.model_validate(data)
+                )
+            case _:
+                return None

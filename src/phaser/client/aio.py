@@ -1,0 +1,392 @@
+"""The asynchronous client of the JSON API: `Client`'s methods, awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import PrivateAttr
+
+from ..models.api import JobListModel, JobModel, TaskModel
+from ..models.phase import ExecutionPhase
+from ._core import (
+    ClientError,
+    EventParser,
+    JobEvent,
+    RetryPolicy,
+    WaitTimeout,
+    auth_headers,
+    base_url,
+    check,
+    create_body,
+    is_final,
+    list_params,
+    outcome,
+    patch_body,
+    should_retry,
+)
+from .progress import ProgressDisplay
+
+__all__ = ["AsyncClient", "AsyncJob"]
+
+
+class AsyncJob(JobModel):
+    """A job as the server last described it, with the client it came
+    from: `wait`, `result`, `events` and friends ask that server."""
+
+    _client: AsyncClient = PrivateAttr()
+
+    async def refresh(self) -> AsyncJob:
+        """The job as it is now."""
+        return await self._client.get(self.id)
+
+    async def wait(
+        self, timeout: float | None = None, *, progress: bool = False
+    ) -> AsyncJob:
+        """Wait until the job has ended; see `AsyncClient.wait`."""
+        return await self._client.wait(
+            self.id, timeout=timeout, progress=progress
+        )
+
+    def raise_for_error(self) -> AsyncJob:
+        """This job, if it did not end in ERROR or ABORTED.
+
+        Raises
+        ------
+        JobFailed
+            It ended in ERROR.
+        JobAborted
+            It ended in ABORTED.
+        """
+        outcome(self)
+        return self
+
+    async def result(self, result_id: str = "result") -> bytes:
+        """The bytes of one of its results."""
+        return await self._client.result(self.id, result_id)
+
+    async def download(self, directory: Path | str) -> list[Path]:
+        """Save every result into ``directory``; the files written."""
+        return await self._client.download(self.id, directory)
+
+    def events(self) -> AsyncIterator[JobEvent]:
+        """Its event stream; see `AsyncClient.events`."""
+        return self._client.events(self.id)
+
+
+class AsyncClient:
+    """A client of a phaser server's JSON API.
+
+    Parameters
+    ----------
+    url
+        The server; default ``PHASER_URL``, else ``http://127.0.0.1:8000``.
+    token
+        Bearer token (auth mode ``token``); default ``PHASER_TOKEN``.
+    user
+        User name to send in ``user_header`` (auth mode ``header``, behind
+        a proxy that sets it; for tests and trusted networks).
+    user_header
+        The proxy's user header.
+    verify
+        TLS verification: `True`, `False`, or a CA bundle path.
+    timeout
+        Seconds for connecting and for each read (long polls and event
+        streams wait longer, as they need).
+    retry
+        How 503 answers and failed connections are retried.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        user_header: str = "X-Auth-Request-User",
+        verify: bool | str = True,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.url = base_url(url)
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers=auth_headers(token, user, user_header),
+            verify=verify,
+            timeout=timeout,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def _request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        """A request, retried as the policy says; the successful answer.
+
+        Raises
+        ------
+        APIError
+            The server refused it (or was unavailable every time).
+        ClientError
+            The server could not be reached every time.
+        """
+        for attempt in range(1, self._retry.attempts + 1):
+            last = attempt == self._retry.attempts
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ClientError(
+                        f"cannot reach {self.url}: {exc}"
+                    ) from exc
+                await asyncio.sleep(self._retry.delay(attempt, None))
+                continue
+            if should_retry(response) and not last:
+                await asyncio.sleep(self._retry.delay(attempt, response))
+                continue
+            return check(response)
+        raise AssertionError("unreachable")
+
+    def _job(self, response: httpx.Response) -> AsyncJob:
+        job = AsyncJob.model_validate_json(response.content)
+        job._client = self
+        return job
+
+    async def submit(
+        self,
+        task: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        start: bool = True,
+        run_id: str | None = None,
+        execution_duration: int | None = None,
+        destruction_time: datetime | None = None,
+    ) -> AsyncJob:
+        """Create a job and (unless ``start=False``) queue it."""
+        body = create_body(
+            task,
+            parameters,
+            start=start,
+            run_id=run_id,
+            execution_duration=execution_duration,
+            destruction_time=destruction_time,
+        )
+        return self._job(
+            await self._request("POST", "/api/v1/jobs", json=body)
+        )
+
+    async def get(self, job_id: str) -> AsyncJob:
+        """A job."""
+        path = f"/api/v1/jobs/{job_id}"
+        return self._job(await self._request("GET", path))
+
+    async def start(self, job_id: str) -> AsyncJob:
+        """Queue a PENDING job."""
+        path = f"/api/v1/jobs/{job_id}/start"
+        return self._job(await self._request("POST", path))
+
+    async def abort(self, job_id: str) -> AsyncJob:
+        """Abort a job that has not ended."""
+        path = f"/api/v1/jobs/{job_id}/abort"
+        return self._job(await self._request("POST", path))
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a job (aborting it first if it runs)."""
+        await self._request("DELETE", f"/api/v1/jobs/{job_id}")
+
+    async def update(
+        self,
+        job_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        execution_duration: int | None = None,
+        destruction_time: datetime | None = None,
+    ) -> AsyncJob:
+        """Change a job (parameters and duration only while PENDING)."""
+        body = patch_body(
+            parameters=parameters,
+            run_id=run_id,
+            execution_duration=execution_duration,
+            destruction_time=destruction_time,
+        )
+        path = f"/api/v1/jobs/{job_id}"
+        return self._job(await self._request("PATCH", path, json=body))
+
+    async def jobs(
+        self,
+        *,
+        task: str | None = None,
+        phase: ExecutionPhase | str | Iterable[ExecutionPhase | str] | None = (
+            None
+        ),
+        run_id: str | None = None,
+        after: datetime | None = None,
+        owner: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[AsyncJob]:
+        """Every job that matches, newest first, page after page."""
+        params = list_params(
+            task=task,
+            phase=phase,
+            run_id=run_id,
+            after=after,
+            owner=owner,
+            page_size=page_size,
+        )
+        while True:
+            answer = await self._request("GET", "/api/v1/jobs", params=params)
+            page = JobListModel.model_validate_json(answer.content)
+            for model in page.jobs:
+                yield self._adopt(model)
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    async def tasks(self) -> list[TaskModel]:
+        """The server's tasks, with the JSON Schema of their parameters."""
+        answer = await self._request("GET", "/api/v1/tasks")
+        return [TaskModel.model_validate(t) for t in answer.json()]
+
+    async def result(self, job_id: str, result_id: str = "result") -> bytes:
+        """The bytes of a result."""
+        path = f"/api/v1/jobs/{job_id}/results/{result_id}"
+        return (await self._request("GET", path)).content
+
+    async def download(self, job_id: str, directory: Path | str) -> list[Path]:
+        """Save every result of a job into ``directory`` (named by result
+        id), streamed; the files written."""
+        folder = Path(directory)
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        written = []
+        for result in (await self.get(job_id)).results:
+            target = folder / result.id
+            await self.save(job_id, result.id, target)
+            written.append(target)
+        return written
+
+    async def save(self, job_id: str, result_id: str, target: Path) -> int:
+        """Stream a result into a file; the bytes written."""
+        path = f"/api/v1/jobs/{job_id}/results/{result_id}"
+        async with self._http.stream("GET", path) as response:
+            if not response.is_success:
+                await response.aread()
+                check(response)
+            size = 0
+            with target.open("wb") as out:
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+                    size += len(chunk)
+        return size
+
+    def events(self, job_id: str) -> AsyncIterator[JobEvent]:
+        """The job's events as they happen: ``job`` first, then ``phase``
+        and ``progress``, ``deleted``; ends after the job has ended."""
+        return self._stream(job_id, None)
+
+    async def _stream(
+        self, job_id: str, read_timeout: float | None
+    ) -> AsyncIterator[JobEvent]:
+        path = f"/api/v1/jobs/{job_id}/events"
+        parser = EventParser(job_id)
+        timeout = httpx.Timeout(self._timeout, read=read_timeout)
+        async with self._http.stream("GET", path, timeout=timeout) as response:
+            if not response.is_success:
+                await response.aread()
+                check(response)
+            async for line in response.aiter_lines():
+                event = parser.feed(line)
+                if event is not None:
+                    yield event
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        progress: bool = False,
+    ) -> AsyncJob:
+        """The job once it has ended (whatever its final phase).
+
+        Follows the event stream; if that breaks off, long polls (the
+        server's ``?wait=`` with ``until=final``, again and again).
+        ``progress`` shows a progress display on a terminal (stderr).
+
+        Raises
+        ------
+        WaitTimeout
+            It had not ended after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        display = ProgressDisplay(enabled=progress and sys.stderr.isatty())
+        with display:
+            job = await self.get(job_id)
+            display.show(job)
+            if not is_final(job):
+                job = await self._follow(job, deadline, display)
+            while not is_final(job):
+                left = _left(deadline)
+                if left is not None and left <= 0:
+                    raise WaitTimeout(job, timeout or 0)
+                seconds = 60.0 if left is None else min(left, 60.0)
+                answer = await self._request(
+                    "GET",
+                    f"/api/v1/jobs/{job_id}",
+                    params={"wait": seconds, "until": "final"},
+                    timeout=httpx.Timeout(self._timeout, read=None),
+                )
+                job = self._job(answer)
+                display.show(job)
+        return job
+
+    async def _follow(
+        self, job: AsyncJob, deadline: float | None, display: ProgressDisplay
+    ) -> AsyncJob:
+        """Follow the event stream until the job ends, or the stream
+        breaks off or stays silent past the deadline; the job as last
+        seen (the caller long-polls from there)."""
+        left = _left(deadline)
+        # The server sends a keep-alive every 15 s: a read that waits
+        # longer than that, or past the deadline, ends the stream.
+        read = 20.0 if left is None else max(min(left, 20.0), 0.01)
+        try:
+            async for event in self._stream(job.id, read):
+                if event.job is not None:
+                    job = self._adopt(event.job)
+                    display.show(job)
+                if is_final(job):
+                    return job
+        except (httpx.TransportError, ClientError):
+            pass  # the long polls take over
+        return job
+
+    def _adopt(self, model: JobModel) -> AsyncJob:
+        job = AsyncJob.model_validate(model.model_dump())
+        job._client = self
+        return job
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()

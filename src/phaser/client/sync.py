@@ -1,0 +1,386 @@
+"""The synchronous client of the JSON API."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import PrivateAttr
+
+from ..models.api import JobListModel, JobModel, TaskModel
+from ..models.phase import ExecutionPhase
+from ._core import (
+    ClientError,
+    EventParser,
+    JobEvent,
+    RetryPolicy,
+    WaitTimeout,
+    auth_headers,
+    base_url,
+    check,
+    create_body,
+    is_final,
+    list_params,
+    outcome,
+    patch_body,
+    should_retry,
+)
+from .progress import ProgressDisplay
+
+__all__ = ["Client", "Job"]
+
+
+class Job(JobModel):
+    """A job as the server last described it, with the client it came
+    from: `wait`, `result`, `events` and friends ask that server."""
+
+    _client: Client = PrivateAttr()
+
+    def refresh(self) -> Job:
+        """The job as it is now."""
+        return self._client.get(self.id)
+
+    def wait(
+        self, timeout: float | None = None, *, progress: bool = False
+    ) -> Job:
+        """Wait until the job has ended; see `Client.wait`."""
+        return self._client.wait(self.id, timeout=timeout, progress=progress)
+
+    def raise_for_error(self) -> Job:
+        """This job, if it did not end in ERROR or ABORTED.
+
+        Raises
+        ------
+        JobFailed
+            It ended in ERROR.
+        JobAborted
+            It ended in ABORTED.
+        """
+        outcome(self)
+        return self
+
+    def result(self, result_id: str = "result") -> bytes:
+        """The bytes of one of its results."""
+        return self._client.result(self.id, result_id)
+
+    def download(self, directory: Path | str) -> list[Path]:
+        """Save every result into ``directory``; the files written."""
+        return self._client.download(self.id, directory)
+
+    def events(self) -> Iterator[JobEvent]:
+        """Its event stream; see `Client.events`."""
+        return self._client.events(self.id)
+
+
+class Client:
+    """A client of a phaser server's JSON API.
+
+    Parameters
+    ----------
+    url
+        The server; default ``PHASER_URL``, else ``http://127.0.0.1:8000``.
+    token
+        Bearer token (auth mode ``token``); default ``PHASER_TOKEN``.
+    user
+        User name to send in ``user_header`` (auth mode ``header``, behind
+        a proxy that sets it; for tests and trusted networks).
+    user_header
+        The proxy's user header.
+    verify
+        TLS verification: `True`, `False`, or a CA bundle path.
+    timeout
+        Seconds for connecting and for each read (long polls and event
+        streams wait longer, as they need).
+    retry
+        How 503 answers and failed connections are retried.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        user_header: str = "X-Auth-Request-User",
+        verify: bool | str = True,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.url = base_url(url)
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=auth_headers(token, user, user_header),
+            verify=verify,
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def _request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        """A request, retried as the policy says; the successful answer.
+
+        Raises
+        ------
+        APIError
+            The server refused it (or was unavailable every time).
+        ClientError
+            The server could not be reached every time.
+        """
+        for attempt in range(1, self._retry.attempts + 1):
+            last = attempt == self._retry.attempts
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ClientError(
+                        f"cannot reach {self.url}: {exc}"
+                    ) from exc
+                time.sleep(self._retry.delay(attempt, None))
+                continue
+            if should_retry(response) and not last:
+                time.sleep(self._retry.delay(attempt, response))
+                continue
+            return check(response)
+        raise AssertionError("unreachable")
+
+    def _job(self, response: httpx.Response) -> Job:
+        job = Job.model_validate_json(response.content)
+        job._client = self
+        return job
+
+    def submit(
+        self,
+        task: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        start: bool = True,
+        run_id: str | None = None,
+        execution_duration: int | None = None,
+        destruction_time: datetime | None = None,
+    ) -> Job:
+        """Create a job and (unless ``start=False``) queue it."""
+        body = create_body(
+            task,
+            parameters,
+            start=start,
+            run_id=run_id,
+            execution_duration=execution_duration,
+            destruction_time=destruction_time,
+        )
+        return self._job(self._request("POST", "/api/v1/jobs", json=body))
+
+    def get(self, job_id: str) -> Job:
+        """A job."""
+        return self._job(self._request("GET", f"/api/v1/jobs/{job_id}"))
+
+    def start(self, job_id: str) -> Job:
+        """Queue a PENDING job."""
+        path = f"/api/v1/jobs/{job_id}/start"
+        return self._job(self._request("POST", path))
+
+    def abort(self, job_id: str) -> Job:
+        """Abort a job that has not ended."""
+        path = f"/api/v1/jobs/{job_id}/abort"
+        return self._job(self._request("POST", path))
+
+    def delete(self, job_id: str) -> None:
+        """Delete a job (aborting it first if it runs)."""
+        self._request("DELETE", f"/api/v1/jobs/{job_id}")
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        execution_duration: int | None = None,
+        destruction_time: datetime | None = None,
+    ) -> Job:
+        """Change a job (parameters and duration only while PENDING)."""
+        body = patch_body(
+            parameters=parameters,
+            run_id=run_id,
+            execution_duration=execution_duration,
+            destruction_time=destruction_time,
+        )
+        path = f"/api/v1/jobs/{job_id}"
+        return self._job(self._request("PATCH", path, json=body))
+
+    def jobs(
+        self,
+        *,
+        task: str | None = None,
+        phase: ExecutionPhase | str | Iterable[ExecutionPhase | str] | None = (
+            None
+        ),
+        run_id: str | None = None,
+        after: datetime | None = None,
+        owner: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Job]:
+        """Every job that matches, newest first, page after page."""
+        params = list_params(
+            task=task,
+            phase=phase,
+            run_id=run_id,
+            after=after,
+            owner=owner,
+            page_size=page_size,
+        )
+        while True:
+            answer = self._request("GET", "/api/v1/jobs", params=params)
+            page = JobListModel.model_validate_json(answer.content)
+            for model in page.jobs:
+                yield self._adopt(model)
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    def tasks(self) -> list[TaskModel]:
+        """The server's tasks, with the JSON Schema of their parameters."""
+        answer = self._request("GET", "/api/v1/tasks")
+        return [TaskModel.model_validate(t) for t in answer.json()]
+
+    def result(self, job_id: str, result_id: str = "result") -> bytes:
+        """The bytes of a result."""
+        path = f"/api/v1/jobs/{job_id}/results/{result_id}"
+        return self._request("GET", path).content
+
+    def download(self, job_id: str, directory: Path | str) -> list[Path]:
+        """Save every result of a job into ``directory`` (named by result
+        id), streamed; the files written."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for result in self.get(job_id).results:
+            target = folder / result.id
+            self.save(job_id, result.id, target)
+            written.append(target)
+        return written
+
+    def save(self, job_id: str, result_id: str, target: Path) -> int:
+        """Stream a result into a file; the bytes written."""
+        path = f"/api/v1/jobs/{job_id}/results/{result_id}"
+        with self._http.stream("GET", path) as response:
+            if not response.is_success:
+                response.read()
+                check(response)
+            size = 0
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    size += len(chunk)
+        return size
+
+    def events(self, job_id: str) -> Iterator[JobEvent]:
+        """The job's events as they happen: ``job`` first, then ``phase``
+        and ``progress``, ``deleted``; ends after the job has ended."""
+        return self._stream(job_id, None)
+
+    def _stream(
+        self, job_id: str, read_timeout: float | None
+    ) -> Iterator[JobEvent]:
+        path = f"/api/v1/jobs/{job_id}/events"
+        parser = EventParser(job_id)
+        timeout = httpx.Timeout(self._timeout, read=read_timeout)
+        with self._http.stream("GET", path, timeout=timeout) as response:
+            if not response.is_success:
+                response.read()
+                check(response)
+            for line in response.iter_lines():
+                event = parser.feed(line)
+                if event is not None:
+                    yield event
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        progress: bool = False,
+    ) -> Job:
+        """The job once it has ended (whatever its final phase).
+
+        Follows the event stream; if that breaks off, long polls (the
+        server's ``?wait=`` with ``until=final``, again and again).
+        ``progress`` shows a progress display on a terminal (stderr).
+
+        Raises
+        ------
+        WaitTimeout
+            It had not ended after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        display = ProgressDisplay(enabled=progress and sys.stderr.isatty())
+        with display:
+            job = self.get(job_id)
+            display.show(job)
+            if not is_final(job):
+                job = self._follow(job, deadline, display)
+            while not is_final(job):
+                left = _left(deadline)
+                if left is not None and left <= 0:
+                    raise WaitTimeout(job, timeout or 0)
+                seconds = 60.0 if left is None else min(left, 60.0)
+                answer = self._request(
+                    "GET",
+                    f"/api/v1/jobs/{job_id}",
+                    params={"wait": seconds, "until": "final"},
+                    timeout=httpx.Timeout(self._timeout, read=None),
+                )
+                job = self._job(answer)
+                display.show(job)
+        return job
+
+    def _follow(
+        self, job: Job, deadline: float | None, display: ProgressDisplay
+    ) -> Job:
+        """Follow the event stream until the job ends, or the stream
+        breaks off or stays silent past the deadline; the job as last
+        seen (the caller long-polls from there)."""
+        left = _left(deadline)
+        # The server sends a keep-alive every 15 s: a read that waits
+        # longer than that, or past the deadline, ends the stream.
+        read = 20.0 if left is None else max(min(left, 20.0), 0.01)
+        try:
+            for event in self._stream(job.id, read):
+                if event.job is not None:
+                    job = self._adopt(event.job)
+                    display.show(job)
+                if is_final(job):
+                    return job
+        except (httpx.TransportError, ClientError):
+            pass  # the long polls take over
+        return job
+
+    def _adopt(self, model: JobModel) -> Job:
+        job = Job.model_validate(model.model_dump())
+        job._client = self
+        return job
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()

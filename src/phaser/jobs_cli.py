@@ -1,0 +1,385 @@
+"""``phaser tasks`` and ``phaser jobs …``: the Python client on the
+command line.
+
+Tables and progress for people, ``--json`` for scripts; one line on
+stderr and a non-zero exit code for anything that went wrong, never a
+traceback. Exit codes of ``jobs wait`` and ``jobs submit --wait``: 0 the
+job COMPLETED, 1 ERROR (or any failure of the command), 2 ABORTED, 3 the
+wait timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Column, Table
+
+from .client import (
+    APIError,
+    Client,
+    ClientError,
+    Job,
+    RetryPolicy,
+    WaitTimeout,
+)
+from .models.api import JobModel, TaskModel
+from .models.phase import ExecutionPhase
+
+__all__ = ["add_commands", "run"]
+
+#: Exit codes by final phase (``jobs wait``).
+EXIT_CODES = {
+    ExecutionPhase.COMPLETED: 0,
+    ExecutionPhase.ERROR: 1,
+    ExecutionPhase.ABORTED: 2,
+}
+EXIT_FAILURE = 1
+EXIT_TIMEOUT = 3
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", help="server URL (default PHASER_URL, else 127.0.0.1:8000)"
+    )
+    parser.add_argument("--token", help="bearer token (default PHASER_TOKEN)")
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (for scripts)"
+    )
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``tasks`` and ``jobs`` to the ``phaser`` command's parsers."""
+    tasks = commands.add_parser(
+        "tasks", help="list the server's tasks and their parameters"
+    )
+    _connection(tasks)
+    _json_flag(tasks)
+    jobs = commands.add_parser("jobs", help="submit, watch and manage jobs")
+    verbs = jobs.add_subparsers(dest="jobs_command", required=True)
+
+    submit = verbs.add_parser(
+        "submit",
+        help="create a job (and start it)",
+        description=(
+            "Parameters as key=value, coerced to the type the task's"
+            " parameter schema gives (numbers, booleans); key:=JSON passes"
+            " a JSON value as it is."
+        ),
+    )
+    submit.add_argument("task")
+    submit.add_argument("parameters", nargs="*", metavar="key=value")
+    submit.add_argument("--run-id")
+    submit.add_argument("--duration", type=int, help="execution duration (s)")
+    submit.add_argument(
+        "--no-start", action="store_true", help="leave the job PENDING"
+    )
+    submit.add_argument(
+        "--wait", action="store_true", help="wait for the end (exit code)"
+    )
+    submit.add_argument("--timeout", type=float, help="with --wait (s)")
+    listing = verbs.add_parser("list", help="list jobs, newest first")
+    listing.add_argument("--task")
+    listing.add_argument(
+        "--phase", action="append", choices=[p.value for p in ExecutionPhase]
+    )
+    listing.add_argument("--run-id")
+    listing.add_argument(
+        "--limit", type=int, default=20, help="most jobs shown (default 20)"
+    )
+    show = verbs.add_parser("show", help="one job")
+    wait = verbs.add_parser(
+        "wait", help="wait for a job to end (exit 0/1/2 by final phase)"
+    )
+    wait.add_argument("--timeout", type=float, help="seconds")
+    watch = verbs.add_parser("watch", help="follow a job's events")
+    abort = verbs.add_parser("abort", help="abort a job")
+    delete = verbs.add_parser("delete", help="delete a job")
+    results = verbs.add_parser("results", help="download a result")
+    results.add_argument("result_id", nargs="?", default="result")
+    results.add_argument(
+        "-o", "--output", type=Path, help="file (default: standard output)"
+    )
+    for parser in (show, wait, watch, abort, delete):
+        parser.add_argument("id", help="job id")
+    results.add_argument("id", help="job id")
+    for parser in (submit, listing, show, wait, watch, abort, delete):
+        _json_flag(parser)
+    for parser in (submit, listing, show, wait, watch, abort, delete, results):
+        _connection(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``phaser tasks`` or ``phaser jobs …``; the exit code."""
+    out = Console()
+    try:
+        # Fail fast when nothing answers; ride out a short 503.
+        retry = RetryPolicy(attempts=3)
+        with Client(args.url, token=args.token, retry=retry) as client:
+            if args.command == "tasks":
+                return _tasks(client, args, out)
+            return _JOBS[args.jobs_command](client, args, out)
+    except WaitTimeout as exc:
+        _error(str(exc))
+        return EXIT_TIMEOUT
+    except APIError as exc:
+        fields = "; ".join(
+            f"{e.get('field')}: {e.get('message')}" for e in exc.errors
+        )
+        _error(f"{exc.detail}" + (f" ({fields})" if fields else ""))
+        return EXIT_FAILURE
+    except ClientError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error(text: str) -> None:
+    print(f"phaser: {text}", file=sys.stderr)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _tasks(client: Client, args: argparse.Namespace, out: Console) -> int:
+    tasks = client.tasks()
+    if args.json:
+        _print_json([task.model_dump(mode="json") for task in tasks])
+        return 0
+    table = Table("task", "parameters", "description")
+    for task in tasks:
+        table.add_row(task.name, _signature(task), task.description)
+    out.print(table)
+    return 0
+
+
+def _signature(task: TaskModel) -> str:
+    schema = task.parameters_schema
+    properties: dict[str, Any] = schema.get("properties", {})
+    if not properties:
+        return "(any)"
+    required = set(schema.get("required", []))
+    parts = []
+    for name, spec in properties.items():
+        kind = spec.get("type", "any")
+        part = f"{name}: {kind}"
+        if name not in required and "default" in spec:
+            part += f" = {json.dumps(spec['default'])}"
+        parts.append(part)
+    return ", ".join(parts)
+
+
+def coerce(pairs: list[str], schema: dict[str, Any]) -> dict[str, Any]:
+    """``key=value`` (coerced by the schema's type for ``key``) and
+    ``key:=json`` arguments as parameters.
+
+    Raises
+    ------
+    ClientError
+        An argument is not of either form, or its value does not fit.
+    """
+    properties: dict[str, Any] = schema.get("properties", {})
+    parameters: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.rstrip(":"):
+            raise ClientError(f"expected key=value or key:=json, got {pair!r}")
+        if name.endswith(":"):
+            name = name[:-1]
+            try:
+                parameters[name] = json.loads(text)
+            except ValueError:
+                raise ClientError(f"{name}: not JSON: {text!r}") from None
+            continue
+        kind = properties.get(name, {}).get("type")
+        parameters[name] = _typed(name, text, kind)
+    return parameters
+
+
+def _typed(name: str, text: str, kind: str | None) -> Any:
+    try:
+        match kind:
+            case "integer":
+                return int(text)
+            case "number":
+                return float(text)
+            case "boolean":
+                if text.lower() not in {"true", "false", "1", "0"}:
+                    raise ValueError(text)
+                return text.lower() in {"true", "1"}
+            case "array" | "object":
+                return json.loads(text)
+            case _:
+                return text
+    except ValueError:
+        raise ClientError(f"{name}: expected {kind}, got {text!r}") from None
+
+
+def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
+    schema = next(
+        (t.parameters_schema for t in client.tasks() if t.name == args.task),
+        {},
+    )
+    job = client.submit(
+        args.task,
+        coerce(args.parameters, schema),
+        start=not args.no_start,
+        run_id=args.run_id,
+        execution_duration=args.duration,
+    )
+    if args.wait:
+        done = client.wait(
+            job.id, timeout=args.timeout, progress=not args.json
+        )
+        return _finish(done, args, out)
+    _show(job, args, out)
+    return 0
+
+
+def _finish(job: Job, args: argparse.Namespace, out: Console) -> int:
+    _show(job, args, out)
+    return EXIT_CODES.get(job.phase, EXIT_FAILURE)
+
+
+def _wait(client: Client, args: argparse.Namespace, out: Console) -> int:
+    job = client.wait(args.id, timeout=args.timeout, progress=not args.json)
+    return _finish(job, args, out)
+
+
+def _show_command(
+    client: Client, args: argparse.Namespace, out: Console
+) -> int:
+    _show(client.get(args.id), args, out)
+    return 0
+
+
+def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
+    if args.json:
+        print(job.model_dump_json(indent=2))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("id", job.id)
+    table.add_row("task", job.task)
+    table.add_row("phase", job.phase.value)
+    if job.run_id:
+        table.add_row("run id", job.run_id)
+    table.add_row("parameters", json.dumps(job.parameters))
+    if job.progress.percent is not None or job.progress.message:
+        percent = job.progress.percent
+        shown = f"{percent:.0f}% " if percent is not None else ""
+        table.add_row("progress", shown + (job.progress.message or ""))
+    for result in job.results:
+        table.add_row(
+            f"result {result.id}",
+            f"{result.size} bytes, {result.mime_type}",
+        )
+    for error in job.errors:
+        table.add_row("error", error.message)
+    table.add_row("attempts", str(job.attempts))
+    table.add_row("url", job.href)
+    out.print(table)
+
+
+def _list(client: Client, args: argparse.Namespace, out: Console) -> int:
+    jobs = _first(
+        client.jobs(task=args.task, phase=args.phase, run_id=args.run_id),
+        args.limit,
+    )
+    if args.json:
+        _print_json([job.model_dump(mode="json") for job in jobs])
+        return 0
+    table = Table("task", "phase", "created", "run id")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=26))
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.task,
+            job.phase.value,
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            job.run_id or "",
+        )
+    out.print(table)
+    return 0
+
+
+def _first(jobs: Iterator[Job], limit: int) -> list[Job]:
+    found: list[Job] = []
+    for job in jobs:
+        if len(found) >= limit:
+            break
+        found.append(job)
+    return found
+
+
+def _watch(client: Client, args: argparse.Namespace, out: Console) -> int:
+    last: JobModel | None = None
+    for event in client.events(args.id):
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "event": event.kind,
+                        "job": event.job.model_dump(mode="json")
+                        if event.job
+                        else None,
+                    }
+                ),
+                flush=True,
+            )
+        elif event.job is not None:
+            job = event.job
+            percent = job.progress.percent
+            shown = f" {percent:.0f}%" if percent is not None else ""
+            message = (
+                f" {job.progress.message}" if job.progress.message else ""
+            )
+            out.print(f"{event.kind:<8} {job.phase.value}{shown}{message}")
+        else:
+            out.print(f"{event.kind:<8} {event.job_id}")
+        last = event.job or last
+    return EXIT_CODES.get(last.phase, EXIT_FAILURE) if last else 0
+
+
+def _abort(client: Client, args: argparse.Namespace, out: Console) -> int:
+    _show(client.abort(args.id), args, out)
+    return 0
+
+
+def _delete(client: Client, args: argparse.Namespace, out: Console) -> int:
+    client.delete(args.id)
+    if args.json:
+        _print_json({"deleted": args.id})
+    else:
+        out.print(f"deleted {args.id}")
+    return 0
+
+
+def _results(client: Client, args: argparse.Namespace, out: Console) -> int:
+    if args.output is not None:
+        client.save(args.id, args.result_id, args.output)
+        return 0
+    sys.stdout.buffer.write(client.result(args.id, args.result_id))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+_JOBS: dict[str, Callable[[Client, argparse.Namespace, Console], int]] = {
+    "submit": _submit,
+    "list": _list,
+    "show": _show_command,
+    "wait": _wait,
+    "watch": _watch,
+    "abort": _abort,
+    "delete": _delete,
+    "results": _results,
+}
