@@ -358,6 +358,8 @@ class EmbeddedServer:
         self.process = subprocess.Popen(
             serve_command(self.port),
             env=self.env,
+            # Its own process group, as a shell gives a foreground job.
+            start_new_session=True,
             stdout=subprocess.PIPE,
         )
         wait_ready(self.url, self.process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -113,3 +114,22 @@ def test_invalid_configuration_names_the_setting(tmp_path: Path) -> None:
         )
         assert process.returncode == 2, process.stderr
         assert name in process.stderr
+
+
+def test_ctrl_c_stops_worker_first_and_hands_the_running_job_back(
+    server: EmbeddedServer,
+) -> None:
+    """Ctrl-C in a terminal signals the whole process group; the embedded
+    children are in groups of their own, so phaser serve alone decides the
+    order: the worker hands its job back, then Redis stops."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        running = create_job(client, "sleep", {"seconds": 30}, start=True)
+        wait_for(client, running["id"], {"EXECUTING"})
+    assert server.process is not None
+    os.killpg(server.process.pid, signal.SIGINT)
+    assert server.process.wait(60) == 0
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        job = client.get(f"/api/v1/jobs/{running['id']}").json()
+        assert job["phase"] in {"QUEUED", "EXECUTING"}
+        assert job["attempts"] == 2

@@ -120,6 +120,9 @@ def _start_worker(redis_url: str) -> subprocess.Popen[bytes]:
         env=env,
         stdin=subprocess.DEVNULL,
         preexec_fn=die_with_parent,
+        # Ctrl-C in a terminal signals the whole foreground process group:
+        # only phaser serve should hear it, and stop the worker itself.
+        start_new_session=True,
     )
 
 
@@ -215,13 +218,18 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     except _StopRequestedError:
         pass
     finally:
-        # Children stopped on purpose must not be restarted.
-        supervisor.stop()
-        worker = supervisor.process("worker")
-        if worker is not None:
-            _stop_worker(worker, settings.worker_grace_period)
-        if redis is not None:
-            redis.stop()
+
+        def shutdown() -> None:
+            # The worker first (it hands running jobs back through Redis),
+            # Redis last.
+            worker = supervisor.process("worker")
+            if worker is not None:
+                _stop_worker(worker, settings.worker_grace_period)
+            if redis is not None:
+                redis.stop()
+
+        # Children stopped on purpose are not restarted.
+        supervisor.stop(shutdown)
         lock.release()
     return 0
 

@@ -184,6 +184,9 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            # Out of the terminal's process group: Ctrl-C reaches only
+            # phaser serve, which stops Redis last, after the worker.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -295,6 +298,7 @@ class Supervisor:
         self._children: list[_Child] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._shutdown: Callable[[], None] | None = None
 
     def add(
         self, name: str, start: Callable[[], subprocess.Popen[bytes]]
@@ -318,10 +322,20 @@ class Supervisor:
         )
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop watching (before the children are stopped on purpose)."""
+    def stop(self, shutdown: Callable[[], None]) -> None:
+        """Stop watching, then run ``shutdown`` (which stops the children
+        on purpose, in its own order) on the supervising thread.
+
+        A child started on a thread gets SIGTERM from the kernel when that
+        thread ends (``die_with_parent``): the thread that restarted a
+        child must outlive the orderly shutdown, or Redis would die before
+        the worker has handed its jobs back.
+        """
+        self._shutdown = shutdown
         self._stopping.set()
-        if self._thread is not None:
+        if self._thread is None:
+            shutdown()
+        else:
             self._thread.join()
 
     def _run(self) -> None:
@@ -329,3 +343,5 @@ class Supervisor:
             now = time.monotonic()
             for child in self._children:
                 child.check(now)
+        if self._shutdown is not None:
+            self._shutdown()
