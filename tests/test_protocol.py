@@ -4,6 +4,7 @@ and the error statuses the OpenAPI document gives the UWS routes."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,3 +129,25 @@ def test_uws_operations_document_the_statuses_they_answer(
     client.post(f"/api/v1/jobs/{job['id']}/abort")
     answer = client.post(f"/echo/jobs/{job['id']}/parameters", data={"a": "1"})
     assert answer.status_code == 403
+
+
+def test_api_docs_load_nothing_from_another_host(
+    client: httpx.Client,
+) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources, page
+        for source in sources:
+            assert source.startswith("/"), (page, source)
+            assert client.get(source).status_code == 200, source
+        assert "cdn" not in html.lower()
+        assert "fonts.googleapis" not in html
+
+
+def test_uws_operations_do_not_document_a_422(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if path.startswith("/{task}/"):
+            for operation in operations.values():
+                assert "422" not in operation["responses"], path

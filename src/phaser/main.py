@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from . import __version__
 from .config import Settings, load_settings
@@ -44,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await factory.aclose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package, not from a CDN: the
+    # pages work offline and behind firewalls.
+    app = FastAPIOffline(
         title="phaser",
         version=__version__,
         description=(

@@ -106,10 +106,14 @@ def _refine(document: dict[str, Any], service: JobService) -> None:
     }
     for schema in schemas.values():
         _restrict(schema)
-    for path in document["paths"].values():
+    for route, path in document["paths"].items():
         for operation in path.values():
             for parameter in operation.get("parameters", []):
                 _restrict(parameter.get("schema", {}))
+            if route.startswith("/{task}/"):
+                # UWS answers invalid input with 400 text/plain, never
+                # with FastAPI's 422 validation document.
+                operation["responses"].pop("422", None)
 
 
 def _free_parameters(service: JobService) -> dict[str, Any]:

@@ -32,6 +32,7 @@ RESERVED_NAMES = frozenset(
         "ready",
         "metrics",
         "static",
+        "static-offline-docs",
         "availability",
         "capabilities",
         "tasks",
