@@ -135,8 +135,8 @@ def test_tasks_list_their_parameter_schemas(client: httpx.Client) -> None:
     sleep = tasks["sleep"]["parameters_schema"]
     assert sleep["properties"]["seconds"]["type"] == "number"
     assert tasks["echo"]["parameters_schema"]["additionalProperties"] is True
-    assert tasks["burn"]["runs_in_process"] is True
-    assert tasks["sleep"]["runs_in_process"] is False
+    assert tasks["burn"]["runs_in_child_process"] is True
+    assert tasks["sleep"]["runs_in_child_process"] is False
 
 
 def test_openapi_documents_the_api(client: httpx.Client) -> None:

@@ -7,14 +7,21 @@ import argparse
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import redis
 import uvicorn
 
 from . import __version__
-from .config import ConfigurationError, Settings, load_settings
+from .config import (
+    ConfigurationError,
+    Settings,
+    load_settings,
+    unknown_variables,
+)
 from .connections import guarded_protocol, raise_file_limit
 from .embedded import (
     DataDirLock,
@@ -26,6 +33,7 @@ from .embedded import (
 from .jobs_cli import add_commands
 from .jobs_cli import run as run_client
 from .services.auth import UserDirectory
+from .tasks.registry import default_registry
 
 __all__ = ["main"]
 
@@ -138,6 +146,24 @@ def _stop_worker(worker: subprocess.Popen[bytes], grace: float) -> None:
         worker.wait()
 
 
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, saying where it serves once it has bound the
+    port (not before: the bind can fail)."""
+
+    def __init__(
+        self, config: uvicorn.Config, announce: Callable[[], None]
+    ) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(
+        self, sockets: list[socket.socket] | None = None
+    ) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._announce()
+
+
 class _StopRequestedError(Exception):
     """SIGINT or SIGTERM after (or before) uvicorn's graceful shutdown."""
 
@@ -184,11 +210,6 @@ def _serve(settings: Settings, host: str, port: int) -> int:
                 f"phaser: embedded Redis at {redis.url}, data in"
                 f" {settings.data_dir.resolve()}",
             )
-        _say(
-            settings,
-            f"phaser: serving http://{host}:{port}/ (JSON API /api/v1,"
-            f" docs /docs)",
-        )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises
         # the signal again; these handlers turn that into a normal exit
         # through the clean-up below instead of dying on the spot.
@@ -199,7 +220,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             body_timeout=settings.http_body_timeout,
             max_connections=raise_file_limit(settings.http_max_connections),
         )
-        uvicorn.run(
+        config = uvicorn.Config(
             create_app(settings),
             host=host,
             port=port,
@@ -215,6 +236,11 @@ def _serve(settings: Settings, host: str, port: int) -> int:
                 else uvicorn.config.LOGGING_CONFIG
             ),
         )
+        announce = (
+            f"phaser: serving http://{host}:{port}/ (JSON API /api/v1,"
+            " docs /docs)"
+        )
+        _AnnouncingServer(config, lambda: _say(settings, announce)).run()
     except _StopRequestedError:
         pass
     finally:
@@ -234,6 +260,32 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
+def _preflight(settings: Settings) -> str | None:
+    """What keeps a server or worker from starting, in one line (instead
+    of a traceback from deep inside the start-up), or `None`."""
+    try:
+        default_registry.load_modules(settings.task_modules)
+    except ImportError as exc:
+        return (
+            f"PHASER_TASK_MODULES: cannot import {exc.name or exc}"
+            f" ({exc}); the current directory and PYTHONPATH are searched"
+        )
+    if settings.redis_url is None:
+        return None
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=5, socket_timeout=5
+    )
+    try:
+        client.ping()
+    except redis.exceptions.BusyLoadingError:
+        return None  # up, still loading its data: the server waits
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return f"PHASER_REDIS_URL: cannot reach Redis ({exc})"
+    finally:
+        client.close()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``phaser`` command."""
     args = _parser().parse_args(argv)
@@ -245,6 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"phaser: {exc}", file=sys.stderr)
         return 2
+    for warning in unknown_variables():
+        print(f"phaser: warning: {warning}", file=sys.stderr)
+    if args.command in {"serve", "worker"}:
+        problem = _preflight(settings)
+        if problem is not None:
+            print(f"phaser: {problem}", file=sys.stderr)
+            return 2
     try:
         match args.command:
             case "serve":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -19,6 +22,17 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["ConfigurationError", "Settings", "load_settings"]
+
+
+#: An ISO 8601 duration: P, then years to days, then T and hours to seconds.
+_ISO_DURATION = re.compile(
+    r"P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?"
+    r"(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?"
+)
+
+#: Variables named PHASER_* that are not settings of the server: the
+#: client's and the tests'.
+_OTHER_VARIABLES = {"PHASER_URL", "PHASER_TOKEN", "PHASER_UWS_SCHEMA_DIR"}
 
 
 class ConfigurationError(Exception):
@@ -366,6 +380,22 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("default_lifetime", "max_lifetime", mode="before")
+    @classmethod
+    def _lifetime_text(cls, value: object) -> object:
+        """Seconds, or an ISO 8601 duration; nothing else (pydantic alone
+        refuses ``3600`` from the environment and takes ``7days``)."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.isdigit():
+            return timedelta(seconds=int(text))
+        if not _ISO_DURATION.fullmatch(text):
+            raise ValueError(
+                "expected seconds (3600) or an ISO 8601 duration (P7D, PT12H)"
+            )
+        return text
+
     @field_validator("default_lifetime", "max_lifetime")
     @classmethod
     def _positive_lifetime(cls, value: timedelta) -> timedelta:
@@ -427,6 +457,28 @@ class Settings(BaseSettings):
         if maximum and (requested == 0 or requested > maximum):
             return maximum
         return requested
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Warnings for ``PHASER_*`` variables that are no setting (a typo is
+    otherwise ignored in silence), naming the closest real one."""
+    environ = dict(os.environ) if environ is None else environ
+    known = {f"PHASER_{name.upper()}" for name in Settings.model_fields}
+    warnings = []
+    for name in sorted(environ):
+        if (
+            name.startswith("PHASER_")
+            and name not in known
+            and name not in _OTHER_VARIABLES
+        ):
+            close = difflib.get_close_matches(
+                name.removeprefix("PHASER_"),
+                [k.removeprefix("PHASER_") for k in known],
+                n=1,
+            )
+            hint = f"; did you mean PHASER_{close[0]}?" if close else ""
+            warnings.append(f"{name} is not a phaser setting{hint}")
+    return warnings
 
 
 def load_settings() -> Settings:

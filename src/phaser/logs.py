@@ -8,6 +8,8 @@ per run, so every line about a job carries them, whichever module logs it.
 
 from __future__ import annotations
 
+import sys
+
 import structlog
 from safir.logging import configure_logging, configure_uvicorn_logging
 
@@ -30,8 +32,15 @@ def configure(settings: Settings) -> None:
         # server is then started with log_config=None so that uvicorn
         # keeps this configuration.
         configure_uvicorn_logging(settings.log_level)
-    processors = structlog.get_config()["processors"]
+    processors = list(structlog.get_config()["processors"])
     if structlog.contextvars.merge_contextvars not in processors:
-        structlog.configure(
-            processors=[structlog.contextvars.merge_contextvars, *processors]
-        )
+        processors.insert(0, structlog.contextvars.merge_contextvars)
+    # Colour codes only for a terminal: a log file (or a pipe to one)
+    # gets plain text.
+    if (
+        processors
+        and isinstance(processors[-1], structlog.dev.ConsoleRenderer)
+        and not sys.stdout.isatty()
+    ):
+        processors[-1] = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(processors=processors)

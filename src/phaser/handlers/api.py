@@ -328,7 +328,7 @@ async def list_tasks(service: Service) -> list[TaskModel]:
             name=task.name,
             description=task.description,
             parameters_schema=task.parameters_schema(),
-            runs_in_process=not task.is_async,
+            runs_in_child_process=not task.is_async,
         )
         for task in service.tasks()
     ]

@@ -229,10 +229,13 @@ class TaskModel(BaseModel):
     parameters_schema: dict[str, Any] = Field(
         ..., title="Parameters", description="JSON Schema of the parameters."
     )
-    runs_in_process: bool = Field(
+    runs_in_child_process: bool = Field(
         ...,
-        title="Runs in a process",
-        description="Plain ``def`` tasks run in a child process.",
+        title="Runs in a child process",
+        description=(
+            "Plain ``def`` tasks run in a child process of the worker"
+            " (killed on abort); ``async def`` tasks on its event loop."
+        ),
     )
 
 

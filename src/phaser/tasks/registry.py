@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -179,7 +181,16 @@ class TaskRegistry:
         return iter(self._tasks[name] for name in self.names())
 
     def load_modules(self, modules: list[str]) -> None:
-        """Import the built-in tasks and the configured task modules."""
+        """Import the built-in tasks and the configured task modules (from
+        the current directory too, as uvicorn and celery do).
+
+        Raises
+        ------
+        ImportError
+            A module cannot be imported.
+        """
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
         importlib.import_module("phaser.tasks.builtin")
         try:
             importlib.import_module("phaser.tasks.cone")
