@@ -160,3 +160,62 @@ def test_worker_logs_to_a_file_have_no_colour_codes(
         assert "\x1b[" not in log.read_text()
     finally:
         stack.stop()
+
+
+def _without_quotas(stack: Stack) -> Stack:
+    """The stack with the quota defaults (the tests' stacks set their own)."""
+    del stack.env["PHASER_MAX_ACTIVE_JOBS"]
+    del stack.env["PHASER_MAX_STORED_JOBS"]
+    return stack
+
+
+def test_default_quotas_accept_a_batch_on_a_single_user_server(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    stack = _without_quotas(Stack(redis_server.url, tmp_path / "one"))
+    try:
+        stack.start_worker()
+        stack.start_frontend()
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            batch = [
+                client.post(
+                    "/api/v1/jobs",
+                    json={
+                        "task": "sleep",
+                        "parameters": {"seconds": 0},
+                        "start": True,
+                    },
+                )
+                for _ in range(130)
+            ]
+            assert [answer.status_code for answer in batch] == [201] * 130
+            last = batch[-1].json()["id"]
+            assert wait_for(client, last, TERMINAL)["phase"] == "COMPLETED"
+    finally:
+        stack.stop()
+
+
+def test_multi_user_quota_names_the_setting_that_changes_it(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    stack = _without_quotas(
+        Stack(redis_server.url, tmp_path / "many", auth="header")
+    )
+    try:
+        stack.start_frontend()
+        with httpx.Client(
+            base_url=stack.url,
+            timeout=30,
+            headers={"X-Auth-Request-User": "ann"},
+        ) as client:
+            for _ in range(100):
+                answer = client.post("/api/v1/jobs", json={"task": "echo"})
+                assert answer.status_code == 201
+            refused = client.post("/api/v1/jobs", json={"task": "echo"})
+            assert refused.status_code == 429
+            assert "PHASER_MAX_ACTIVE_JOBS" in refused.json()["detail"]
+            uws = client.post("/echo/jobs", data={"a": "1"})
+            assert uws.status_code == 403
+            assert "PHASER_MAX_ACTIVE_JOBS" in uws.text
+    finally:
+        stack.stop()

@@ -160,15 +160,23 @@ class Settings(BaseSettings):
             " address (anyone who can connect is the same anonymous user)."
         ),
     )
-    max_active_jobs: PositiveInt = Field(
-        100,
+    max_active_jobs: PositiveInt | None = Field(
+        None,
         title="Active jobs per owner",
-        description="Most PENDING, QUEUED or EXECUTING jobs one owner has.",
+        description=(
+            "Most PENDING, QUEUED or EXECUTING jobs one owner has. Unset:"
+            " 100 in auth modes header and token (many users share the"
+            " workers), 100,000 in mode none (one user: a batch waits"
+            " QUEUED for the workers instead of being refused)."
+        ),
     )
-    max_stored_jobs: PositiveInt = Field(
-        10_000,
+    max_stored_jobs: PositiveInt | None = Field(
+        None,
         title="Stored jobs per owner",
-        description="Most jobs one owner keeps (in any phase).",
+        description=(
+            "Most jobs one owner keeps (in any phase). Unset: 10,000 in"
+            " auth modes header and token, 1,000,000 in mode none."
+        ),
     )
     max_request_bytes: PositiveInt = Field(
         1024 * 1024,
@@ -366,6 +374,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected task=queue, got {pair.strip()!r}")
             queues[task.strip()] = queue.strip()
         return queues
+
+    @property
+    def active_jobs_limit(self) -> int:
+        """The active-jobs quota in force (see `max_active_jobs`)."""
+        if self.max_active_jobs is not None:
+            return self.max_active_jobs
+        return 100_000 if self.auth == "none" else 100
+
+    @property
+    def stored_jobs_limit(self) -> int:
+        """The stored-jobs quota in force (see `max_stored_jobs`)."""
+        if self.max_stored_jobs is not None:
+            return self.max_stored_jobs
+        return 1_000_000 if self.auth == "none" else 10_000
 
     def queue_of(self, task: str) -> str:
         """The queue that jobs of a task are sent to."""

@@ -277,14 +277,16 @@ class JobService:
             case Outcome.STORED:
                 raise QuotaExceededError(
                     f"Stored jobs limit reached: {result.count} jobs kept"
-                    f" (limit {self._settings.max_stored_jobs}); delete some"
+                    f" (limit {self._settings.stored_jobs_limit},"
+                    " PHASER_MAX_STORED_JOBS); delete some"
                     " first"
                 )
             case Outcome.ACTIVE:
                 raise QuotaExceededError(
                     f"Active jobs limit reached: {result.count} jobs pending,"
                     f" queued or executing (limit"
-                    f" {self._settings.max_active_jobs}); wait for one to"
+                    f" {self._settings.active_jobs_limit},"
+                    " PHASER_MAX_ACTIVE_JOBS); wait for one to"
                     " finish or abort one"
                 )
         JOBS_CREATED.labels(task).inc()
@@ -820,8 +822,8 @@ class JobService:
         """Per-owner limits, checked by the store in the same atomic step
         as the creation, so concurrent requests cannot overshoot them."""
         return Quota(
-            max_stored=self._settings.max_stored_jobs,
-            max_active=self._settings.max_active_jobs,
+            max_stored=self._settings.stored_jobs_limit,
+            max_active=self._settings.active_jobs_limit,
             active_phases=_ACTIVE,
         )
 
