@@ -143,3 +143,17 @@ def test_open_routes_are_the_documented_ones_and_metrics_a_setting(
     wait_until(lambda: _status(stack, user) == 200, 5)
     assert _status(stack, user, "/metrics") == 403
     assert "PHASER_PUBLIC_METRICS" in security
+
+
+def test_openapi_says_how_to_authenticate(
+    keyed: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, _ = keyed
+    document = httpx.get(f"{stack.url}/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert schemes["basic"]["scheme"] == "basic"
+    assert {"bearer": []} in document["security"]
+    # The open routes say they need nothing.
+    assert document["paths"]["/health"]["get"]["security"] == []
+    assert document["paths"]["/api/v1/tasks"]["get"]["security"] == []

@@ -151,3 +151,16 @@ def test_uws_operations_do_not_document_a_422(client: httpx.Client) -> None:
         if path.startswith("/{task}/"):
             for operation in operations.values():
                 assert "422" not in operation["responses"], path
+
+
+def test_every_operation_has_a_summary_and_a_description(
+    client: httpx.Client,
+) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    count = 0
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), (method, path)
+            assert operation.get("description"), (method, path)
+            count += 1
+    assert count >= 30

@@ -18,10 +18,21 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from ..config import Settings
 from ..services.jobs import JobService
 from ..tasks.registry import Task
 
-__all__ = ["install_openapi"]
+__all__ = ["OPEN_PATHS", "install_openapi"]
+
+#: Routes in the document that need no credentials in any mode (they
+#: carry no job data; see docs/security.md).
+OPEN_PATHS = (
+    "/health",
+    "/ready",
+    "/availability",
+    "/capabilities",
+    "/api/v1/tasks",
+)
 
 #: Text XML 1.0 can carry (an ECMA 262 pattern, as JSON Schema uses).
 TEXT_PATTERN = (
@@ -67,6 +78,7 @@ def install_openapi(app: FastAPI) -> None:
             )
             service: JobService = app.state.job_service
             _refine(document, service)
+            _security(document, app.state.settings)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -114,6 +126,37 @@ def _refine(document: dict[str, Any], service: JobService) -> None:
                 # UWS answers invalid input with 400 text/plain, never
                 # with FastAPI's 422 validation document.
                 operation["responses"].pop("422", None)
+
+
+def _security(document: dict[str, Any], settings: Settings) -> None:
+    """Say how requests authenticate, by auth mode (nothing in ``none``)."""
+    schemes: dict[str, Any]
+    match settings.auth:
+        case "none":
+            return
+        case "token":
+            schemes = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Any user name; the token as password.",
+                },
+            }
+        case "header":
+            schemes = {
+                "proxy": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": settings.auth_header,
+                    "description": "Set by the authenticating proxy.",
+                }
+            }
+    document["components"]["securitySchemes"] = schemes
+    document["security"] = [{name: []} for name in schemes]
+    for path in OPEN_PATHS:
+        for operation in document["paths"].get(path, {}).values():
+            operation["security"] = []
 
 
 def _free_parameters(service: JobService) -> dict[str, Any]:

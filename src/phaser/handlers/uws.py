@@ -416,6 +416,7 @@ for _name, _render, _summary in [
         _single(_name, _render),
         methods=["GET"],
         summary=f"UWS job {_summary}",
+        description=f"The job's {_summary}, as ``text/plain``.",
         response_class=Response,
         responses=_TEXT_DOC,
     )
@@ -447,6 +448,11 @@ for _name in ("phase", "executionduration", "destruction"):
         methods=["POST"],
         status_code=303,
         summary=f"UWS change job {_name}",
+        description=(
+            f"Sets the job's {_name.upper()} (posted as a form or query"
+            " parameter) and answers 303 to the job; 403 where the job's"
+            " phase does not allow it."
+        ),
         response_class=Response,
     )
 
@@ -454,6 +460,7 @@ for _name in ("phase", "executionduration", "destruction"):
 @router.get(
     "/{task}/jobs/{job_id}/parameters",
     summary="UWS job parameters",
+    description="``uws:parameters``: the job's parameters as stored.",
     response_class=Response,
     responses=_XML_DOC,
 )
@@ -517,6 +524,7 @@ async def _post_changes(
 @router.get(
     "/{task}/jobs/{job_id}/results",
     summary="UWS job results",
+    description="``uws:results``: a reference to each result's URL.",
     response_class=Response,
     responses=_XML_DOC,
 )

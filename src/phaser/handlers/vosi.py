@@ -16,6 +16,11 @@ router = APIRouter()
 @router.get(
     "/availability",
     summary="VOSI availability",
+    description=(
+        "Whether the service can take and run jobs: ``false`` while its"
+        " Redis cannot be reached, or while no worker has been seen for"
+        " the stall timeout (jobs are accepted then, but wait)."
+    ),
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}}},
 )
