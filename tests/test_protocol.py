@@ -10,9 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lxml import etree
 from redis.asyncio import Redis
 
-from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
+from conftest import (
+    TERMINAL,
+    Stack,
+    create_job,
+    make_stack,
+    valid_uws,
+    wait_for,
+)
 from phaser.embedded import EmbeddedRedis
 from phaser.storage.keys import KeyLayout
 
@@ -164,3 +172,31 @@ def test_every_operation_has_a_summary_and_a_description(
             assert operation.get("description"), (method, path)
             count += 1
     assert count >= 30
+
+
+def test_uws_lists_the_parameters_it_ignored(
+    client: httpx.Client, schema: etree.XMLSchema
+) -> None:
+    created = client.post(
+        "/sleep/jobs", data={"SECONDS": "1", "secs": "2", "Colour": "red"}
+    )
+    assert created.status_code == 303
+    url = created.headers["location"]
+    root = valid_uws(schema, client.get(url).content)
+    ignored = [
+        element.text
+        for element in root.iter(
+            "{urn:x-phaser:uws-extension:v1}ignoredParameter"
+        )
+    ]
+    assert ignored == ["secs", "colour"]
+    job_id = url.rsplit("/", 1)[1]
+    client.post(f"{url}/parameters", data={"other": "x"})
+    job = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert job["parameters"] == {"seconds": 1.0}
+    assert job["ignored_parameters"] == ["secs", "colour", "other"]
+    # The JSON API refuses them instead.
+    refused = client.post(
+        "/api/v1/jobs", json={"task": "sleep", "parameters": {"secs": 2}}
+    )
+    assert refused.status_code == 422

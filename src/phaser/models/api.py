@@ -103,6 +103,14 @@ class JobModel(BaseModel):
     attempts: int = Field(
         ..., title="Attempts", description="Attempt number; 0 before start."
     )
+    ignored_parameters: list[str] = Field(
+        default_factory=list,
+        title="Ignored parameters",
+        description=(
+            "Names a UWS client sent that the task does not have (the JSON"
+            " API refuses them instead)."
+        ),
+    )
     href: str = Field(..., title="URL", description="URL of this job.")
 
     @classmethod
@@ -146,6 +154,7 @@ class JobModel(BaseModel):
                 for e in job.errors
             ],
             attempts=job.attempts,
+            ignored_parameters=job.ignored,
             href=href,
         )
 

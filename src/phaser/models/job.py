@@ -72,6 +72,8 @@ class Progress:
 class Job:
     """A job as stored.
 
+    ``ignored`` names the parameters a UWS client sent that the task does
+    not have (UWS ignores them, as IVOA services do, and says so).
     ``queue`` is the queue the job's attempts go to, decided once at
     creation (records of older versions have none: the task's queue in the
     settings of whoever sends it). ``claim`` and ``heartbeat_at`` are the
@@ -98,6 +100,7 @@ class Job:
     errors: list[JobError] = field(default_factory=list)
     progress: Progress | None = None
     attempts: int = 0
+    ignored: list[str] = field(default_factory=list)
     queue: str | None = None
     claim: str | None = None
     heartbeat_at: datetime | None = None

@@ -67,10 +67,24 @@ class ProgressInfo(
     message: str | None = None
 
 
+class IgnoredParameter(
+    BaseXmlModel,
+    tag="ignoredParameter",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """A parameter the task does not have, ignored:
+    ``<phaser:ignoredParameter>name</…>``."""
+
+    name: str
+
+
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
-    """``uws:jobInfo`` with phaser's progress."""
+    """``uws:jobInfo`` with phaser's progress and the parameters that were
+    ignored."""
 
     progress: ProgressInfo | None = element(default=None)
+    ignored: list[IgnoredParameter] = element(default_factory=list)
 
 
 class PhaserJob(JobSummary[PhaserParameters], tag="job"):
@@ -139,11 +153,15 @@ def render_job(job: Job, job_url: str) -> bytes:
             has_detail=True,
         )
     info = None
-    if job.progress is not None:
+    if job.progress is not None or job.ignored:
+        progress = job.progress
         info = JobInfo(
             progress=ProgressInfo(
-                percent=job.progress.percent, message=job.progress.message
+                percent=progress.percent, message=progress.message
             )
+            if progress is not None
+            else None,
+            ignored=[IgnoredParameter(name=name) for name in job.ignored],
         )
     document = PhaserJob(
         job_id=job.id,

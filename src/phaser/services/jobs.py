@@ -271,6 +271,7 @@ class JobService:
             # Decided here, once: whoever sends the job again later
             # (recovery on a worker of another pool) sends it here too.
             queue=self._settings.queue_of(task),
+            ignored=definition.ignored(parameters),
         )
         result = await self._store.create(job, self._quota)
         match result.outcome:
@@ -459,6 +460,11 @@ class JobService:
                 _refuse_unknown(definition, update.parameters)
             merged = {**job.parameters, **update.parameters}
             fields["parameters"] = self._check_parameters(definition, merged)
+            ignored = definition.ignored(update.parameters)
+            if ignored:
+                fields["ignored"] = list(
+                    dict.fromkeys([*job.ignored, *ignored])
+                )
             allowed = allowed_from(Action.EDIT)
         if update.execution_duration is not None:
             fields["execution_duration"] = self._execution_duration(

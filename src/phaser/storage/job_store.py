@@ -554,6 +554,7 @@ _FIELD = {
     "errors": "errors",
     "progress": "progress",
     "attempts": "attempts",
+    "ignored": "ignored",
     "queue": "queue",
     "claim": "claim",
     "heartbeat_at": "beat",
@@ -578,7 +579,7 @@ def _result_from_row(job_id: str, row: list[Any]) -> JobResult:
 
 def _encode_value(job_id: str, name: str, value: Any) -> str:
     match name:
-        case "parameters":
+        case "parameters" | "ignored":
             return json.dumps(value, separators=(",", ":"))
         case "results":
             return json.dumps(
@@ -620,6 +621,8 @@ def _encode(job: Job) -> dict[str, str]:
         del values["results"]
     if not job.errors:
         del values["errors"]
+    if not job.ignored:
+        del values["ignored"]
     return _encode_fields(job.id, values)
 
 
@@ -700,6 +703,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         errors=errors,
         progress=progress,
         attempts=int(data.get("attempts", "0")),
+        ignored=json.loads(data.get("ignored", "[]")),
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
@@ -757,6 +761,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         errors=_field(errors, []),
         progress=_field(progress, None),
         attempts=_field(lambda: int(data.get("attempts", "0")), 0),
+        ignored=_field(lambda: json.loads(data.get("ignored", "[]")), []),
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=time("beat"),

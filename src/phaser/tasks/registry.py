@@ -132,6 +132,14 @@ class Task:
             name for name in raw if name not in self.parameters.model_fields
         ]
 
+    def ignored(self, raw: Mapping[str, Any]) -> list[str]:
+        """Names in ``raw`` the task's parameters do not have, compared
+        without case (UWS' rule: these are ignored, and listed)."""
+        if self.parameters is None:
+            return []
+        known = {name.lower() for name in self.parameters.model_fields}
+        return [name for name in raw if name.lower() not in known]
+
     def bind(self, stored: Mapping[str, Any]) -> Any:
         """The argument the function receives for stored parameters."""
         if self.parameters is None:
