@@ -200,3 +200,18 @@ def test_uws_lists_the_parameters_it_ignored(
         "/api/v1/jobs", json={"task": "sleep", "parameters": {"secs": 2}}
     )
     assert refused.status_code == 422
+
+
+def test_openapi_has_examples_that_the_server_accepts(
+    client: httpx.Client,
+) -> None:
+    document = client.get("/openapi.json").json()
+    create = document["paths"]["/api/v1/jobs"]["post"]
+    examples = create["requestBody"]["content"]["application/json"]["examples"]
+    assert len(examples) >= 2
+    for example in examples.values():
+        answer = client.post("/api/v1/jobs", json=example["value"])
+        assert answer.status_code == 201, answer.text
+        client.delete(answer.json()["href"])
+    job = document["components"]["schemas"]["JobModel"]["examples"][0]
+    assert job["phase"] == "COMPLETED"

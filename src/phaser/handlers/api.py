@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from ..dependencies.context import BaseUrl, CurrentCaller, Service
@@ -34,6 +34,29 @@ _LINE_BREAKS = str.maketrans(
 
 router = APIRouter(responses=problem_responses(400, 401, 413, 422, 503))
 
+_CREATE_EXAMPLES: dict[str, Any] = {
+    "start": {
+        "summary": "Create and start a job",
+        "value": {
+            "task": "sleep",
+            "parameters": {"seconds": 2},
+            "start": True,
+            "run_id": "nightly-42",
+        },
+    },
+    "pending": {
+        "summary": "Create a job that waits to be started",
+        "value": {"task": "echo", "parameters": {"greeting": "hello"}},
+    },
+}
+_PATCH_EXAMPLES: dict[str, Any] = {
+    "destruction": {
+        "summary": "Keep a job longer",
+        "value": {"destruction_time": "2030-01-01T00:00:00Z"},
+    },
+    "label": {"summary": "Relabel a job", "value": {"run_id": "rerun-7"}},
+}
+
 _NOT_FOUND = problem_responses(404)
 _CONFLICT = problem_responses(404, 409)
 
@@ -56,7 +79,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     responses=problem_responses(429),
 )
 async def create_job(
-    body: JobCreate,
+    body: Annotated[JobCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
     response: Response,
     service: Service,
     caller: CurrentCaller,
@@ -218,7 +241,7 @@ async def abort_job(
 )
 async def patch_job(
     job_id: str,
-    body: JobPatch,
+    body: Annotated[JobPatch, Body(openapi_examples=_PATCH_EXAMPLES)],
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,

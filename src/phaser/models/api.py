@@ -73,6 +73,42 @@ class JobErrorModel(BaseModel):
 class JobModel(BaseModel):
     """A job."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "01m8mhde5z46j7aq4kw6veb1yt",
+                    "task": "sleep",
+                    "owner": "ann",
+                    "run_id": "nightly-42",
+                    "phase": "COMPLETED",
+                    "parameters": {"seconds": 2.0},
+                    "created_at": "2026-11-29T20:44:29.123Z",
+                    "started_at": "2026-11-29T20:44:29.125Z",
+                    "ended_at": "2026-11-29T20:44:31.131Z",
+                    "execution_duration": 600,
+                    "destruction_time": "2026-12-06T20:44:29.123Z",
+                    "quote": None,
+                    "progress": {"percent": 100.0, "message": "slept 2 s"},
+                    "results": [
+                        {
+                            "id": "result",
+                            "href": "https://phaser.example.org/api/v1/jobs/"
+                            "01m8mhde5z46j7aq4kw6veb1yt/results/result",
+                            "size": 9,
+                            "mime_type": "text/plain; charset=utf-8",
+                        }
+                    ],
+                    "errors": [],
+                    "attempts": 1,
+                    "ignored_parameters": [],
+                    "href": "https://phaser.example.org/api/v1/jobs/"
+                    "01m8mhde5z46j7aq4kw6veb1yt",
+                }
+            ]
+        }
+    )
+
     id: str = Field(..., title="Job id")
     task: str = Field(..., title="Task")
     owner: str | None = Field(None, title="Owner")
