@@ -368,7 +368,7 @@ def _results(client: Client, args: argparse.Namespace, out: Console) -> int:
     if args.output is not None:
         client.save(args.id, args.result_id, args.output)
         return 0
-    sys.stdout.buffer.write(client.result(args.id, args.result_id))
+    client.stream(args.id, args.result_id, sys.stdout.buffer)
     sys.stdout.buffer.flush()
     return 0
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import httpx
 
@@ -18,7 +18,9 @@ from ..models.phase import FINAL_PHASES, ExecutionPhase
 
 __all__ = [
     "APIError",
+    "ClientBase",
     "ClientError",
+    "ClientOptions",
     "JobAborted",
     "JobEvent",
     "JobFailed",
@@ -137,6 +139,63 @@ class RetryPolicy:
         return min(self.backoff * 2 ** (attempt - 1), self.max_delay)
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of `ClientBase` (and both clients)."""
+
+    token: str | None
+    user: str | None
+    user_header: str
+    verify: bool | str
+    timeout: float
+    retry: RetryPolicy | None
+
+
+class ClientBase:
+    """What `Client` and `AsyncClient` are made of: where the server is,
+    how to authenticate, time out and retry.
+
+    Parameters
+    ----------
+    url
+        The server; default ``PHASER_URL``, else ``http://127.0.0.1:8000``.
+    token
+        Bearer token (auth mode ``token``); default ``PHASER_TOKEN``.
+    user
+        User name to send in ``user_header`` (auth mode ``header``, behind
+        a proxy that sets it; for tests and trusted networks).
+    user_header
+        The proxy's user header.
+    verify
+        TLS verification: `True`, `False`, or a CA bundle path.
+    timeout
+        Seconds for connecting and for each read (long polls and event
+        streams wait longer, as they need).
+    retry
+        How 503 answers and failed connections are retried.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        user_header: str = "X-Auth-Request-User",
+        verify: bool | str = True,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.url = base_url(url)
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._options: dict[str, Any] = {
+            "base_url": self.url,
+            "headers": auth_headers(token, user, user_header),
+            "verify": verify,
+            "timeout": timeout,
+        }
+
+
 def should_retry(response: httpx.Response) -> bool:
     """Whether an answer asks to be tried again later."""
     return response.status_code == 503
@@ -200,18 +259,16 @@ def create_body(
     destruction_time: datetime | None,
 ) -> dict[str, Any]:
     """The JSON body of a job creation."""
-    body: dict[str, Any] = {
+    return {
         "task": task,
-        "parameters": dict(parameters or {}),
         "start": start,
+        **patch_body(
+            parameters=dict(parameters or {}),
+            run_id=run_id,
+            execution_duration=execution_duration,
+            destruction_time=destruction_time,
+        ),
     }
-    if run_id is not None:
-        body["run_id"] = run_id
-    if execution_duration is not None:
-        body["execution_duration"] = execution_duration
-    if destruction_time is not None:
-        body["destruction_time"] = _time(destruction_time)
-    return body
 
 
 def patch_body(
@@ -222,16 +279,13 @@ def patch_body(
     destruction_time: datetime | None,
 ) -> dict[str, Any]:
     """The JSON body of a job change (only what is given)."""
-    body: dict[str, Any] = {}
-    if parameters is not None:
-        body["parameters"] = dict(parameters)
-    if run_id is not None:
-        body["run_id"] = run_id
-    if execution_duration is not None:
-        body["execution_duration"] = execution_duration
-    if destruction_time is not None:
-        body["destruction_time"] = _time(destruction_time)
-    return body
+    fields = {
+        "parameters": dict(parameters) if parameters is not None else None,
+        "run_id": run_id,
+        "execution_duration": execution_duration,
+        "destruction_time": _time(destruction_time),
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def list_params(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from pydantic import PrivateAttr
@@ -17,13 +17,12 @@ from pydantic import PrivateAttr
 from ..models.api import JobListModel, JobModel, TaskModel
 from ..models.phase import ExecutionPhase
 from ._core import (
+    ClientBase,
     ClientError,
+    ClientOptions,
     EventParser,
     JobEvent,
-    RetryPolicy,
     WaitTimeout,
-    auth_headers,
-    base_url,
     check,
     create_body,
     is_final,
@@ -81,49 +80,15 @@ class AsyncJob(JobModel):
         return self._client.events(self.id)
 
 
-class AsyncClient:
-    """A client of a phaser server's JSON API.
-
-    Parameters
-    ----------
-    url
-        The server; default ``PHASER_URL``, else ``http://127.0.0.1:8000``.
-    token
-        Bearer token (auth mode ``token``); default ``PHASER_TOKEN``.
-    user
-        User name to send in ``user_header`` (auth mode ``header``, behind
-        a proxy that sets it; for tests and trusted networks).
-    user_header
-        The proxy's user header.
-    verify
-        TLS verification: `True`, `False`, or a CA bundle path.
-    timeout
-        Seconds for connecting and for each read (long polls and event
-        streams wait longer, as they need).
-    retry
-        How 503 answers and failed connections are retried.
-    """
+class AsyncClient(ClientBase):
+    """A client of a phaser server's JSON API, awaitable; the parameters
+    are `ClientBase`'s."""
 
     def __init__(
-        self,
-        url: str | None = None,
-        *,
-        token: str | None = None,
-        user: str | None = None,
-        user_header: str = "X-Auth-Request-User",
-        verify: bool | str = True,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
+        self, url: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
-        self.url = base_url(url)
-        self._retry = retry or RetryPolicy()
-        self._timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=self.url,
-            headers=auth_headers(token, user, user_header),
-            verify=verify,
-            timeout=timeout,
-        )
+        super().__init__(url, **options)
+        self._http = httpx.AsyncClient(**self._options)
 
     async def __aenter__(self) -> AsyncClient:
         return self

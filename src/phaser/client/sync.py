@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO, Unpack
 
 import httpx
 from pydantic import PrivateAttr
@@ -16,13 +16,12 @@ from pydantic import PrivateAttr
 from ..models.api import JobListModel, JobModel, TaskModel
 from ..models.phase import ExecutionPhase
 from ._core import (
+    ClientBase,
     ClientError,
+    ClientOptions,
     EventParser,
     JobEvent,
-    RetryPolicy,
     WaitTimeout,
-    auth_headers,
-    base_url,
     check,
     create_body,
     is_final,
@@ -78,49 +77,15 @@ class Job(JobModel):
         return self._client.events(self.id)
 
 
-class Client:
-    """A client of a phaser server's JSON API.
-
-    Parameters
-    ----------
-    url
-        The server; default ``PHASER_URL``, else ``http://127.0.0.1:8000``.
-    token
-        Bearer token (auth mode ``token``); default ``PHASER_TOKEN``.
-    user
-        User name to send in ``user_header`` (auth mode ``header``, behind
-        a proxy that sets it; for tests and trusted networks).
-    user_header
-        The proxy's user header.
-    verify
-        TLS verification: `True`, `False`, or a CA bundle path.
-    timeout
-        Seconds for connecting and for each read (long polls and event
-        streams wait longer, as they need).
-    retry
-        How 503 answers and failed connections are retried.
-    """
+class Client(ClientBase):
+    """A client of a phaser server's JSON API; the parameters are
+    `ClientBase`'s."""
 
     def __init__(
-        self,
-        url: str | None = None,
-        *,
-        token: str | None = None,
-        user: str | None = None,
-        user_header: str = "X-Auth-Request-User",
-        verify: bool | str = True,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
+        self, url: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
-        self.url = base_url(url)
-        self._retry = retry or RetryPolicy()
-        self._timeout = timeout
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers=auth_headers(token, user, user_header),
-            verify=verify,
-            timeout=timeout,
-        )
+        super().__init__(url, **options)
+        self._http = httpx.Client(**self._options)
 
     def __enter__(self) -> Client:
         return self
@@ -283,16 +248,20 @@ class Client:
 
     def save(self, job_id: str, result_id: str, target: Path) -> int:
         """Stream a result into a file; the bytes written."""
+        with target.open("wb") as out:
+            return self.stream(job_id, result_id, out)
+
+    def stream(self, job_id: str, result_id: str, out: BinaryIO) -> int:
+        """Stream a result into a binary file object; the bytes written."""
         path = f"/api/v1/jobs/{job_id}/results/{result_id}"
         with self._http.stream("GET", path) as response:
             if not response.is_success:
                 response.read()
                 check(response)
             size = 0
-            with target.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-                    size += len(chunk)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                size += len(chunk)
         return size
 
     def events(self, job_id: str) -> Iterator[JobEvent]:
