@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -590,3 +591,34 @@ def test_job_list_is_written_exactly_as_vo_models_writes_it(
             ours = render_job_list(chosen, url)
             assert ours == _vo_models_job_list(chosen, url)
             valid_uws(schema, ours)
+
+
+def test_documents_name_a_stylesheet_browsers_render_them_with(
+    uws: httpx.Client, schema: etree.XMLSchema
+) -> None:
+    created = uws.post("/echo/jobs", data={"greeting": "hello"})
+    url = created.headers["location"]
+    job_id = url.rsplit("/", 1)[1]
+    for document_url in (url, "/echo/jobs"):
+        content = uws.get(document_url).content
+        valid_uws(schema, content)  # the instruction changes nothing
+        [declaration, instruction] = content.split(b"\n")[:2]
+        assert declaration.startswith(b"<?xml ")
+        href = re.fullmatch(
+            rb'<\?xml-stylesheet type="text/xsl" href="([^"]+)"\?>',
+            instruction,
+        )
+        assert href is not None
+        stylesheet = uws.get(href.group(1).decode())
+        assert stylesheet.status_code == 200
+        assert stylesheet.headers["content-type"].startswith("text/xsl")
+        transform = etree.XSLT(etree.fromstring(stylesheet.content))
+        page = str(transform(etree.fromstring(content)))
+        assert job_id in page
+        assert "PENDING" in page
+    job_page = str(
+        transform(etree.fromstring(uws.get(url).content))
+    )  # the last transform is the job list's stylesheet, the same file
+    assert f"UWS job {job_id}" in job_page
+    assert "greeting" in job_page
+    assert "hello" in job_page

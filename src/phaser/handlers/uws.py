@@ -187,6 +187,11 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _stylesheet(base_url: str) -> str:
+    """The XSLT that renders UWS documents in a browser."""
+    return f"{base_url}/static/uws.xsl"
+
+
 def _list_url(base_url: str, task: str) -> str:
     return f"{base_url}/{task}/jobs"
 
@@ -264,7 +269,13 @@ async def list_jobs(
         after=_time("after", params.get("after")),
         limit=last or _LIST_LIMIT,
     )
-    return _xml(render_job_list(page.jobs, _list_url(base_url, task)))
+    return _xml(
+        render_job_list(
+            page.jobs,
+            _list_url(base_url, task),
+            stylesheet=_stylesheet(base_url),
+        )
+    )
 
 
 @router.post(
@@ -331,7 +342,13 @@ async def get_job(
             service.max_wait if seconds == -1 else float(seconds or 0),
             phase=_phase(guard) if guard is not None else None,
         )
-    return _xml(render_job(job, _job_url(base_url, task, job.id)))
+    return _xml(
+        render_job(
+            job,
+            _job_url(base_url, task, job.id),
+            stylesheet=_stylesheet(base_url),
+        )
+    )
 
 
 @router.post(

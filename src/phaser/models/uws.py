@@ -139,8 +139,24 @@ def _xml(model: BaseXmlModel) -> bytes:
     return data.replace(b"<uws:runId></uws:runId>", b"")
 
 
-def render_job(job: Job, job_url: str) -> bytes:
-    """The ``uws:job`` document of a job."""
+def with_stylesheet(document: bytes, stylesheet: str | None) -> bytes:
+    """The document with an ``xml-stylesheet`` instruction after its XML
+    declaration (browsers render it through that XSLT; XML clients and the
+    schema ignore it)."""
+    if stylesheet is None:
+        return document
+    declaration, newline, rest = document.partition(b"\n")
+    instruction = (
+        f'<?xml-stylesheet type="text/xsl" href="{_attr(stylesheet)}"?>'
+    ).encode()
+    return declaration + newline + instruction + b"\n" + rest
+
+
+def render_job(
+    job: Job, job_url: str, *, stylesheet: str | None = None
+) -> bytes:
+    """The ``uws:job`` document of a job (with an ``xml-stylesheet``
+    instruction naming ``stylesheet``, if given)."""
     error = None
     if job.errors and job.phase in {
         ExecutionPhase.ERROR,
@@ -179,11 +195,14 @@ def render_job(job: Job, job_url: str) -> bytes:
         error_summary=error,
         job_info=info,
     )
-    return _xml(document)
+    return with_stylesheet(_xml(document), stylesheet)
 
 
-def render_job_list(jobs: list[Job], list_url: str) -> bytes:
-    """The ``uws:jobs`` document of some jobs.
+def render_job_list(
+    jobs: list[Job], list_url: str, *, stylesheet: str | None = None
+) -> bytes:
+    """The ``uws:jobs`` document of some jobs (with an ``xml-stylesheet``
+    instruction naming ``stylesheet``, if given).
 
     Written directly rather than through vo-models: a page of 100 jobrefs
     took over 10 ms through pydantic-xml and lxml (benchmark B4), this takes
@@ -191,7 +210,7 @@ def render_job_list(jobs: list[Job], list_url: str) -> bytes:
     ``tests/test_uws.py`` checks by rendering both.
     """
     if not jobs:
-        return _JOBS_EMPTY
+        return with_stylesheet(_JOBS_EMPTY, stylesheet)
     parts = [_JOBS_OPEN]
     for job in jobs:
         href = _attr(f"{list_url}/{job.id}")
@@ -210,7 +229,7 @@ def render_job_list(jobs: list[Job], list_url: str) -> bytes:
             "</uws:creationTime></uws:jobref>"
         )
     parts.append("</uws:jobs>")
-    return "".join(parts).encode()
+    return with_stylesheet("".join(parts).encode(), stylesheet)
 
 
 _JOBS_START = (

@@ -1,0 +1,1 @@
+"""Browser assets served from the package (the UWS stylesheet)."""
