@@ -39,6 +39,7 @@ from ..models.uws import (
 )
 from ..services.jobs import JobService, JobUpdate
 from .results import add_head_route, result_response
+from .ui import uws_page, wants_page
 
 __all__ = ["router"]
 
@@ -187,6 +188,13 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _document(request: Request, content: bytes) -> Response:
+    """A UWS document; a browser gets it as an HTML page."""
+    if wants_page(request.headers.get("accept", "")):
+        return uws_page(content)
+    return _xml(content)
+
+
 def _stylesheet(base_url: str) -> str:
     """The XSLT that renders UWS documents in a browser."""
     return f"{base_url}/static/uws.xsl"
@@ -238,6 +246,10 @@ async def _apply(
 
 
 _XML_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {_XML: {}}}}
+#: A UWS document, or (for a browser) the page made of it.
+_PAGE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {_XML: {}, "text/html": {}}}
+}
 _TEXT_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {}}}
 }
@@ -249,7 +261,7 @@ _TEXT_DOC: dict[int | str, dict[str, Any]] = {
     description="``uws:jobs``; filters ``PHASE`` (repeatable), ``AFTER``,"
     " ``LAST``. ARCHIVED jobs only with ``PHASE=ARCHIVED``.",
     response_class=Response,
-    responses=_XML_DOC,
+    responses=_PAGE_DOC,
 )
 async def list_jobs(
     task: str,
@@ -269,12 +281,13 @@ async def list_jobs(
         after=_time("after", params.get("after")),
         limit=last or _LIST_LIMIT,
     )
-    return _xml(
+    return _document(
+        request,
         render_job_list(
             page.jobs,
             _list_url(base_url, task),
             stylesheet=_stylesheet(base_url),
-        )
+        ),
     )
 
 
@@ -320,7 +333,7 @@ async def create_job(
     " server's maximum) while the job is PENDING, QUEUED or EXECUTING;"
     " with ``PHASE=X`` only while it is in X.",
     response_class=Response,
-    responses=_XML_DOC,
+    responses=_PAGE_DOC,
 )
 async def get_job(
     task: str,
@@ -342,12 +355,13 @@ async def get_job(
             service.max_wait if seconds == -1 else float(seconds or 0),
             phase=_phase(guard) if guard is not None else None,
         )
-    return _xml(
+    return _document(
+        request,
         render_job(
             job,
             _job_url(base_url, task, job.id),
             stylesheet=_stylesheet(base_url),
-        )
+        ),
     )
 
 
