@@ -485,3 +485,33 @@ def test_result_store_never_leaves_its_directory(tmp_path: Path) -> None:
     for job_id, result_id in (("..", "x"), ("job1", "../x"), ("job1", "")):
         with pytest.raises(ValueError, match="invalid"):
             store.put_bytes(job_id, result_id, b"x")
+
+
+def test_stats_are_the_callers_own_and_admins_may_ask_for_anyones(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with (
+        _client(stack, tokens["ann"]) as ann,
+        _client(stack, tokens["bob"]) as bob,
+        _client(stack, tokens["root"]) as root,
+    ):
+        job = ann.post(
+            "/api/v1/jobs", json={"task": "echo", "run_id": "stats"}
+        ).json()
+        try:
+            mine = ann.get("/api/v1/stats").json()
+            assert mine["owner"] == "ann"
+            assert mine["counts"]["echo"]["PENDING"] >= 1
+            # Another user asking for ann's counts gets their own.
+            theirs = bob.get("/api/v1/stats", params={"owner": "ann"}).json()
+            assert theirs["owner"] == "bob"
+            assert (
+                theirs["counts"] == bob.get("/api/v1/stats").json()["counts"]
+            )
+            admin = root.get("/api/v1/stats", params={"owner": "ann"}).json()
+            assert admin["owner"] == "ann"
+            assert admin["counts"] == mine["counts"]
+            assert httpx.get(f"{stack.url}/api/v1/stats").status_code == 401
+        finally:
+            ann.delete(job["href"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,3 +216,36 @@ def test_openapi_has_examples_that_the_server_accepts(
         client.delete(answer.json()["href"])
     job = document["components"]["schemas"]["JobModel"]["examples"][0]
     assert job["phase"] == "COMPLETED"
+
+
+def test_stats_count_by_task_and_phase_without_reading_jobs(
+    own: Stack,
+) -> None:
+    with httpx.Client(base_url=own.url, timeout=30) as client:
+        empty = client.get("/api/v1/stats").json()
+        assert empty["counts"] == {}
+        assert empty["oldest_queued_age"] is None
+        pending = [create_job(client, "echo", {})["id"] for _ in range(3)]
+        done = create_job(client, "echo", {}, start=True)
+        wait_for(client, done["id"], TERMINAL)
+        client.post(f"/api/v1/jobs/{pending[0]}/abort")
+        stats = client.get("/api/v1/stats").json()
+        assert stats["counts"] == {
+            "echo": {"PENDING": 2, "COMPLETED": 1, "ABORTED": 1}
+        }
+        assert stats["totals"] == {"PENDING": 2, "COMPLETED": 1, "ABORTED": 1}
+        assert stats["started"]["last_1m"] == 1
+        assert stats["finished"]["last_1m"] == 2  # completed and aborted
+        assert stats["finished"]["last_60m"] == 2
+        assert stats["worker_silence"] is not None
+        assert list(stats["queues"]) == [own.env["PHASER_QUEUE_NAME"]]
+        # A queued job no worker takes has an age.
+        own.workers[0].send_signal(signal.SIGSTOP)
+        try:
+            queued = create_job(client, "echo", {}, start=True)
+            stats = client.get("/api/v1/stats").json()
+            assert stats["counts"]["echo"]["QUEUED"] == 1
+            assert 0 <= stats["oldest_queued_age"] < 30
+        finally:
+            own.workers[0].send_signal(signal.SIGCONT)
+        wait_for(client, queued["id"], TERMINAL)

@@ -16,7 +16,9 @@ from ..models.api import (
     JobListModel,
     JobModel,
     JobPatch,
+    StatsModel,
     TaskModel,
+    ThroughputModel,
     problem_responses,
 )
 from ..models.job import Job
@@ -337,6 +339,50 @@ async def get_result(
 
 
 add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)
+
+
+@router.get(
+    "/stats",
+    summary="Statistics",
+    description=(
+        "Your jobs counted by task and phase, the age of your oldest"
+        " queued job, queue depths, jobs started and finished over the"
+        " last minute, five minutes and hour, and how long no worker has"
+        " been seen. Admins pass ``owner`` for another owner's counts."
+        " Cheap at any number of jobs: no job is read."
+    ),
+)
+async def stats(
+    service: Service,
+    caller: CurrentCaller,
+    owner: Annotated[
+        str | None,
+        Query(max_length=128, description="Admins: whose jobs to count."),
+    ] = None,
+) -> StatsModel:
+    found = await service.stats(caller, owner)
+    totals: dict[ExecutionPhase, int] = {}
+    for phases in found.counts.values():
+        for phase, count in phases.items():
+            totals[phase] = totals.get(phase, 0) + count
+
+    def rates(window: dict[str, int]) -> ThroughputModel:
+        return ThroughputModel(
+            last_1m=window["1m"],
+            last_5m=window["5m"],
+            last_60m=window["60m"],
+        )
+
+    return StatsModel(
+        owner=found.owner,
+        counts=found.counts,
+        totals=totals,
+        queues=found.queues,
+        oldest_queued_age=found.oldest_queued_age,
+        started=rates(found.started),
+        finished=rates(found.finished),
+        worker_silence=found.worker_silence,
+    )
 
 
 @router.get(

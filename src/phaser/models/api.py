@@ -27,7 +27,9 @@ __all__ = [
     "ProblemModel",
     "ProgressModel",
     "ResultModel",
+    "StatsModel",
     "TaskModel",
+    "ThroughputModel",
     "problem_responses",
 ]
 
@@ -281,6 +283,45 @@ class TaskModel(BaseModel):
             "Plain ``def`` tasks run in a child process of the worker"
             " (killed on abort); ``async def`` tasks on its event loop."
         ),
+    )
+
+
+class ThroughputModel(BaseModel):
+    """Jobs in the last minute, five minutes and hour (all owners)."""
+
+    last_1m: int = Field(..., title="Last minute")
+    last_5m: int = Field(..., title="Last 5 minutes")
+    last_60m: int = Field(..., title="Last hour")
+
+
+class StatsModel(BaseModel):
+    """Counts and rates for a dashboard or a script."""
+
+    owner: str | None = Field(None, title="Owner", description="Whose jobs.")
+    counts: dict[str, dict[ExecutionPhase, int]] = Field(
+        ...,
+        title="Counts",
+        description="Jobs by task, then phase (phases with none left out).",
+    )
+    totals: dict[ExecutionPhase, int] = Field(
+        ..., title="Totals", description="Jobs by phase, all tasks."
+    )
+    queues: dict[str, int] = Field(
+        ...,
+        title="Queue depths",
+        description="Entries waiting or running, by queue (all owners).",
+    )
+    oldest_queued_age: float | None = Field(
+        None,
+        title="Oldest queued job",
+        description="Seconds since the owner's oldest QUEUED job was made.",
+    )
+    started: ThroughputModel = Field(..., title="Jobs started")
+    finished: ThroughputModel = Field(..., title="Jobs finished")
+    worker_silence: float | None = Field(
+        None,
+        title="Worker silence",
+        description="Seconds since a worker was last seen (null: never).",
     )
 
 

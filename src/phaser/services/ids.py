@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 import secrets
 
-__all__ = ["JOB_ID_PATTERN", "after_bound", "is_job_id", "new_job_id"]
+__all__ = [
+    "JOB_ID_PATTERN",
+    "after_bound",
+    "created_ms",
+    "is_job_id",
+    "new_job_id",
+]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -31,6 +37,14 @@ def _encode(value: int, length: int) -> str:
 def new_job_id(created_ms: int) -> str:
     """A new id for a job created at ``created_ms``."""
     return _encode(created_ms, 10) + _encode(secrets.randbits(80), 16)
+
+
+def created_ms(job_id: str) -> int:
+    """The creation time (ms since the epoch) a job id carries."""
+    value = 0
+    for char in job_id[:10]:
+        value = value * 32 + _ALPHABET.index(char)
+    return value
 
 
 def is_job_id(text: str) -> bool:

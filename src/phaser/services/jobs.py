@@ -56,9 +56,15 @@ from ..storage.job_store import (
 )
 from ..storage.results import LocalResultStore
 from ..tasks.registry import Task, TaskRegistry
-from .ids import after_bound, is_job_id, new_job_id
+from .ids import after_bound, created_ms, is_job_id, new_job_id
 
-__all__ = ["JobPage", "JobService", "JobUpdate", "duration_exceeded"]
+__all__ = [
+    "JobPage",
+    "JobService",
+    "JobUpdate",
+    "Stats",
+    "duration_exceeded",
+]
 
 #: Phases that count against the active-jobs limit.
 _ACTIVE = [
@@ -86,6 +92,24 @@ class JobUpdate:
     run_id: str | None = None
     #: Refuse parameter names the task does not have (JSON API).
     strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What `JobService.stats` reports (see `phaser.models.api.StatsModel`
+    for the meaning of each field)."""
+
+    owner: str | None
+    counts: dict[str, dict[ExecutionPhase, int]]
+    queues: dict[str, int]
+    oldest_queued_age: float | None
+    started: dict[str, int]
+    finished: dict[str, int]
+    worker_silence: float | None
+
+
+#: Throughput windows (minutes) that `JobService.stats` reports.
+_WINDOWS = {"1m": 1, "5m": 5, "60m": 60}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +199,68 @@ class JobService:
             " for one"
         )
 
+    async def stats(self, caller: Caller, owner: str | None = None) -> Stats:
+        """The caller's (an admin's: ``owner``'s) jobs counted by task and
+        phase, queue depths, the age of the oldest queued job, jobs
+        started and finished over recent windows (all owners), and how
+        long no worker has been seen. No job record is read: index sizes,
+        counters and queue lengths only.
+        """
+        whose = owner if (caller.admin and owner is not None) else caller.name
+        counts = await self._store.task_phase_counts(whose)
+        oldest = await self._store.oldest_queued(whose, counts)
+        moment = now()
+        age = (
+            max(0.0, (to_ms(moment) - created_ms(oldest)) / 1000)
+            if oldest
+            else None
+        )
+        queues = {
+            queue: await self._queue.depth(queue)
+            for queue in sorted(
+                {
+                    self._settings.queue_name,
+                    *self._settings.task_queues.values(),
+                }
+            )
+        }
+        windows = {}
+        for kind in ("started", "finished"):
+            minutes = await self._store.throughput(kind, moment, 60)
+            windows[kind] = {
+                name: sum(minutes[:length])
+                for name, length in _WINDOWS.items()
+            }
+        silence = await self.worker_silence()
+        return Stats(
+            owner=whose,
+            counts=counts,
+            queues=queues,
+            oldest_queued_age=age,
+            started=windows["started"],
+            finished=windows["finished"],
+            worker_silence=None if math.isinf(silence) else silence,
+        )
+
+    async def count(self, kind: str) -> None:
+        """Count a job started or finished (for `stats`); a Redis failure
+        loses the count, never the job."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._store.count_throughput(kind, now())
+
+    def _queue_names(self) -> list[str]:
+        """Every queue jobs are sent to, sorted."""
+        return sorted(
+            {self._settings.queue_name, *self._settings.task_queues.values()}
+        )
+
     async def measure(self) -> None:
         """Set the queue-depth metric of every queue jobs are sent to
         and the worker-silence metric (left as they were if Redis does not
         answer)."""
         with contextlib.suppress(RedisError, OSError):
             await self.worker_gap()
-        queues = {
-            self._settings.queue_name,
-            *self._settings.task_queues.values(),
-        }
-        for queue in sorted(queues):
+        for queue in self._queue_names():
             try:
                 depth = await self._queue.depth(queue)
             except (RedisError, OSError):
@@ -431,6 +506,7 @@ class JobService:
         )
         if result.ok:
             JOBS_FINISHED.labels(job.task, ExecutionPhase.ABORTED).inc()
+            await self.count("finished")
         return result
 
     async def update(
@@ -595,6 +671,7 @@ class JobService:
         )
         if result.ok:
             JOBS_FINISHED.labels(job.task, phase).inc()
+            await self.count("finished")
         return result.ok
 
     async def resend(self, job: Job) -> bool:

@@ -463,6 +463,64 @@ class JobStore:
         )
         return from_ms(int(newest[0][1])) if newest else None
 
+    async def count_throughput(self, kind: str, at: datetime) -> None:
+        """Count one job ``kind`` (started, finished) in ``at``'s minute."""
+        key = self._keys.throughput(kind, to_ms(at) // 60_000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2 * 3600)
+            await pipe.execute()
+
+    async def throughput(
+        self, kind: str, until: datetime, minutes: int
+    ) -> list[int]:
+        """Jobs ``kind`` per minute, the ``minutes`` minutes up to
+        ``until``'s (newest first)."""
+        last = to_ms(until) // 60_000
+        keys = [self._keys.throughput(kind, last - n) for n in range(minutes)]
+        values: list[str | None] = await self._redis.mget(keys)
+        return [int(value or 0) for value in values]
+
+    async def task_phase_counts(
+        self, owner: str | None
+    ) -> dict[str, dict[ExecutionPhase, int]]:
+        """An owner's jobs counted by task and phase (the sizes of the
+        task-and-phase indexes: no job is read)."""
+        tasks = sorted(
+            await self._redis.smembers(  # type: ignore[misc]
+                self._keys.tasks(owner)
+            )
+        )
+        pairs = [(task, phase) for task in tasks for phase in ExecutionPhase]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task, phase in pairs:
+                pipe.zcard(self._keys.by_task_phase(owner, task, phase))
+            sizes: list[int] = await pipe.execute()
+        counts: dict[str, dict[ExecutionPhase, int]] = {}
+        for (task, phase), size in zip(pairs, sizes, strict=True):
+            if size:
+                counts.setdefault(task, {})[phase] = size
+        return counts
+
+    async def oldest_queued(
+        self, owner: str | None, tasks: Iterable[str]
+    ) -> str | None:
+        """The id of an owner's oldest QUEUED job (ids sort by creation)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task in tasks:
+                pipe.zrangebylex(
+                    self._keys.by_task_phase(
+                        owner, task, ExecutionPhase.QUEUED
+                    ),
+                    "-",
+                    "+",
+                    start=0,
+                    num=1,
+                )
+            firsts: list[list[str]] = await pipe.execute()
+        ids = [first[0] for first in firsts if first]
+        return min(ids) if ids else None
+
     async def hold_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Take or renew a named lease for ``ttl`` seconds; whether we hold
         it. Only the holder of the maintenance lease runs maintenance."""

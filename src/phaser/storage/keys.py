@@ -84,6 +84,11 @@ class KeyLayout:
         """When each worker process was last seen (ms since the epoch)."""
         return f"{self.prefix}:workers"
 
+    def throughput(self, kind: str, minute: int) -> str:
+        """Counter of jobs started or finished in one minute (minutes
+        since the epoch); expires after two hours."""
+        return f"{self.prefix}:stats:{kind}:{minute}"
+
     def lease(self, name: str) -> str:
         """A lease that one process at a time may hold."""
         return f"{self.prefix}:lease:{name}"

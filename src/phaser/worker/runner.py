@@ -187,6 +187,7 @@ class JobRunner:
                 return
             _logger.info("Job started")
             JOBS_STARTED.labels(job.task).inc()
+            await self._service.count("started")
             if enqueued_at is not None:
                 JOB_QUEUE_WAIT.labels(job.task).observe(
                     max(0.0, (started - enqueued_at).total_seconds())
