@@ -59,12 +59,14 @@ def _list_times(url: str, path: str, requests: int) -> list[float]:
     return out
 
 
-#: The lists B4 times: both dialects' first page, and a run-id filter that
-#: matches none of the owner's jobs (it used to read them all).
+#: The lists B4 times: both dialects' first page, a run-id filter that
+#: matches none of the owner's jobs (it used to read them all), and the
+#: statistics (index sizes and counters: no job is read).
 _LISTS = (
     ("UWS LAST=100", "/noop/jobs?LAST=100"),
     ("JSON limit=100", "/api/v1/jobs?limit=100"),
     ("JSON run_id=x limit=1", "/api/v1/jobs?run_id=x&limit=1"),
+    ("JSON stats", "/api/v1/stats"),
 )
 
 
