@@ -217,12 +217,7 @@ class JobService:
         )
         queues = {
             queue: await self._queue.depth(queue)
-            for queue in sorted(
-                {
-                    self._settings.queue_name,
-                    *self._settings.task_queues.values(),
-                }
-            )
+            for queue in self._queue_names()
         }
         windows = {}
         for kind in ("started", "finished"):
@@ -346,7 +341,7 @@ class JobService:
             # Decided here, once: whoever sends the job again later
             # (recovery on a worker of another pool) sends it here too.
             queue=self._settings.queue_of(task),
-            ignored=definition.ignored(parameters),
+            ignored=definition.unknown(parameters, ignore_case=True),
         )
         result = await self._store.create(job, self._quota)
         match result.outcome:
@@ -536,7 +531,7 @@ class JobService:
                 _refuse_unknown(definition, update.parameters)
             merged = {**job.parameters, **update.parameters}
             fields["parameters"] = self._check_parameters(definition, merged)
-            ignored = definition.ignored(update.parameters)
+            ignored = definition.unknown(update.parameters, ignore_case=True)
             if ignored:
                 fields["ignored"] = list(
                     dict.fromkeys([*job.ignored, *ignored])

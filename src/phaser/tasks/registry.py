@@ -122,23 +122,18 @@ class Task:
             ) from exc
         return model.model_dump(mode="json")
 
-    def unknown(self, raw: Mapping[str, Any]) -> list[str]:
-        """Names in ``raw`` the task's parameters do not have, exactly (the
-        JSON API's rule; UWS names are case-insensitive); none for a task
-        that takes any parameters."""
+    def unknown(
+        self, raw: Mapping[str, Any], *, ignore_case: bool = False
+    ) -> list[str]:
+        """Names in ``raw`` the task's parameters do not have; none for a
+        task that takes any parameters. Exactly, the JSON API's rule (it
+        refuses them); with ``ignore_case``, UWS' rule (it ignores them,
+        and lists them)."""
         if self.parameters is None:
             return []
-        return [
-            name for name in raw if name not in self.parameters.model_fields
-        ]
-
-    def ignored(self, raw: Mapping[str, Any]) -> list[str]:
-        """Names in ``raw`` the task's parameters do not have, compared
-        without case (UWS' rule: these are ignored, and listed)."""
-        if self.parameters is None:
-            return []
-        known = {name.lower() for name in self.parameters.model_fields}
-        return [name for name in raw if name.lower() not in known]
+        fold = str.lower if ignore_case else str
+        known = {fold(name) for name in self.parameters.model_fields}
+        return [name for name in raw if fold(name) not in known]
 
     def bind(self, stored: Mapping[str, Any]) -> Any:
         """The argument the function receives for stored parameters."""
