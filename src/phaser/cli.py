@@ -12,8 +12,9 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
-import redis
 import uvicorn
+from redis import Redis
+from redis.exceptions import BusyLoadingError, RedisError
 
 from . import __version__
 from .config import (
@@ -272,14 +273,14 @@ def _preflight(settings: Settings) -> str | None:
         )
     if settings.redis_url is None:
         return None
-    client = redis.Redis.from_url(
+    client = Redis.from_url(
         settings.redis_url, socket_connect_timeout=5, socket_timeout=5
     )
     try:
         client.ping()
-    except redis.exceptions.BusyLoadingError:
+    except BusyLoadingError:
         return None  # up, still loading its data: the server waits
-    except (redis.exceptions.RedisError, OSError) as exc:
+    except (RedisError, OSError) as exc:
         return f"PHASER_REDIS_URL: cannot reach Redis ({exc})"
     finally:
         client.close()
