@@ -25,6 +25,9 @@ import httpx
 import pytest
 from lxml import etree
 from redis.asyncio import Redis
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options as ChromeOptions
+from selenium.webdriver.chrome.service import Service as ChromeService
 
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
 from phaser.models.job import Job
@@ -150,6 +153,46 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[webdriver.Chrome]:
+    """Debian's headless Chromium, driven by Selenium (no browser is
+    downloaded: the tests fail under CI if it is missing)."""
+    options = ChromeOptions()
+    options.binary_location = require_tool("chromium", "browser tests")
+    driver_path = require_tool("chromedriver", "browser tests")
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,900",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(
+        service=ChromeService(driver_path), options=options
+    )
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def add_user(stack: Stack, name: str, *, admin: bool = False) -> str:
+    """Add a user to the stack's users file (``phaser user add``); the
+    token."""
+    command = [sys.executable, "-m", "phaser", "user", "add", name]
+    if admin:
+        command.append("--admin")
+    done = subprocess.run(
+        command,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return done.stdout.strip().splitlines()[-1]
 
 
 def serve_command(port: int) -> list[str]:

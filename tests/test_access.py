@@ -14,23 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TERMINAL, Stack, make_stack, wait_for, wait_for_file
+from conftest import (
+    TERMINAL,
+    Stack,
+    add_user,
+    make_stack,
+    wait_for,
+    wait_for_file,
+)
 from phaser.embedded import EmbeddedRedis
-
-
-def _add_user(stack: Stack, name: str, *, admin: bool = False) -> str:
-    command = [sys.executable, "-m", "phaser", "user", "add", name]
-    if admin:
-        command.append("--admin")
-    done = subprocess.run(
-        command,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +38,9 @@ def secured(
         max_wait=2,
     )
     tokens = {
-        "ann": _add_user(stack, "ann"),
-        "bob": _add_user(stack, "bob"),
-        "root": _add_user(stack, "root", admin=True),
+        "ann": add_user(stack, "ann"),
+        "bob": add_user(stack, "bob"),
+        "root": add_user(stack, "root", admin=True),
     }
     stack.start_worker()
     stack.start_frontend()

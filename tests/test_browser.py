@@ -3,36 +3,11 @@ driven by Selenium): UWS documents as readable pages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from conftest import Stack, create_job, require_tool
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    binary = require_tool("chromium", "browser tests")
-    driver_path = require_tool("chromedriver", "browser tests")
-    options = Options()
-    options.binary_location = binary
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1000,800",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+from conftest import Stack, create_job
 
 
 def test_uws_job_and_list_render_as_pages_in_a_browser(

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import uvicorn
 from redis import Redis
@@ -152,10 +153,14 @@ class _AnnouncingServer(uvicorn.Server):
     port (not before: the bind can fail)."""
 
     def __init__(
-        self, config: uvicorn.Config, announce: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        announce: Callable[[], None],
+        closing: Callable[[], None],
     ) -> None:
         super().__init__(config)
         self._announce = announce
+        self._closing = closing
 
     async def startup(
         self, sockets: list[socket.socket] | None = None
@@ -163,6 +168,22 @@ class _AnnouncingServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._announce()
+
+    async def shutdown(
+        self, sockets: list[socket.socket] | None = None
+    ) -> None:
+        # Event streams and long polls end now, instead of holding the
+        # graceful shutdown to its timeout (browsers reconnect, to another
+        # frontend behind a load balancer).
+        self._closing()
+        await super().shutdown(sockets)
+
+
+def _close(app: Any) -> None:
+    """Tell the app's open streams and waits that the server stops."""
+    service = getattr(app.state, "job_service", None)
+    if service is not None:
+        service.hub.close()
 
 
 class _StopRequestedError(Exception):
@@ -221,8 +242,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             body_timeout=settings.http_body_timeout,
             max_connections=raise_file_limit(settings.http_max_connections),
         )
+        app = create_app(settings)
         config = uvicorn.Config(
-            create_app(settings),
+            app,
             host=host,
             port=port,
             http=protocol,
@@ -241,7 +263,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             f"phaser: serving http://{host}:{port}/ (JSON API /api/v1,"
             " docs /docs)"
         )
-        _AnnouncingServer(config, lambda: _say(settings, announce)).run()
+        _AnnouncingServer(
+            config, lambda: _say(settings, announce), lambda: _close(app)
+        ).run()
     except _StopRequestedError:
         pass
     finally:

@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from . import __version__
 from .config import Settings, load_settings
 from .factory import Factory
-from .handlers import api, health, metrics, ui, uws, vosi
+from .handlers import api, dashboard, health, metrics, ui, uws, vosi
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.openapi import install_openapi
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router, tags=["health"])
     app.include_router(vosi.router, tags=["vosi"])
     app.include_router(ui.router, tags=["ui"])
+    app.include_router(dashboard.router)
     # Last: /{task}/jobs must not shadow the routes above.
     app.include_router(uws.router, tags=["uws"])
     install_openapi(app)

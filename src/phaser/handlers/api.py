@@ -19,6 +19,7 @@ from ..models.api import (
     StatsModel,
     TaskModel,
     ThroughputModel,
+    WorkerModel,
     problem_responses,
 )
 from ..models.job import Job
@@ -280,7 +281,8 @@ async def delete_job(
     description=(
         "Server-sent events: ``job`` (the job now), then ``phase`` and"
         " ``progress`` with the job as data, ``deleted`` if it is deleted."
-        " The stream ends after the job has ended."
+        " The stream ends after the job has ended (and when the server"
+        " stops: reconnect to follow the job further)."
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **_NOT_FOUND},
@@ -348,7 +350,10 @@ add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)
         "Your jobs counted by task and phase, the age of your oldest"
         " queued job, queue depths, jobs started and finished over the"
         " last minute, five minutes and hour, and how long no worker has"
-        " been seen. Admins pass ``owner`` for another owner's counts."
+        " been seen, per-minute series over the last hour, and the"
+        " workers seen recently with which of the counted jobs each runs."
+        " Admins pass ``owner`` for another owner's counts, ``*`` for"
+        " everyone's."
         " Cheap at any number of jobs: no job is read."
     ),
 )
@@ -382,6 +387,12 @@ async def stats(
         started=rates(found.started),
         finished=rates(found.finished),
         worker_silence=found.worker_silence,
+        started_per_minute=found.started_per_minute,
+        finished_per_minute=found.finished_per_minute,
+        workers=[
+            WorkerModel(id=w.id, silence=w.silence, running=w.running)
+            for w in found.workers
+        ],
     )
 
 

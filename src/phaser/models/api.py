@@ -294,6 +294,20 @@ class ThroughputModel(BaseModel):
     last_60m: int = Field(..., title="Last hour")
 
 
+class WorkerModel(BaseModel):
+    """A worker process seen recently."""
+
+    id: str = Field(..., title="Worker", description="Host and process id.")
+    silence: float = Field(
+        ..., title="Silence", description="Seconds since it was last seen."
+    )
+    running: list[str] = Field(
+        ...,
+        title="Running",
+        description="Ids of the counted jobs it is running.",
+    )
+
+
 class StatsModel(BaseModel):
     """Counts and rates for a dashboard or a script."""
 
@@ -322,6 +336,21 @@ class StatsModel(BaseModel):
         None,
         title="Worker silence",
         description="Seconds since a worker was last seen (null: never).",
+    )
+    started_per_minute: list[int] = Field(
+        ...,
+        title="Jobs started per minute",
+        description="The last 60 minutes, oldest first (all owners).",
+    )
+    finished_per_minute: list[int] = Field(
+        ...,
+        title="Jobs finished per minute",
+        description="The last 60 minutes, oldest first (all owners).",
+    )
+    workers: list[WorkerModel] = Field(
+        ...,
+        title="Workers",
+        description="Workers seen in the last hour, most recent first.",
     )
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidParametersError",
     "InvalidRequestError",
     "JobNotFoundError",
+    "NotFoundError",
     "PhaseConflictError",
     "PhaserError",
     "QuotaExceededError",
@@ -63,6 +64,15 @@ class JobNotFoundError(PhaserError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"No job {job_id}")
         self.job_id = job_id
+
+
+class NotFoundError(PhaserError):
+    """No such page or file."""
+
+    status_code = 404
+    uws_status_code = 404
+    slug = "not-found"
+    title = "Not found"
 
 
 class ResultNotFoundError(PhaserError):

@@ -206,6 +206,25 @@ class Authenticator:
         self._admins = admins
         self._users = users or UserDirectory([])
 
+    @property
+    def mode(self) -> str:
+        """The auth mode: ``none``, ``header`` or ``token``."""
+        return self._mode
+
+    def from_token(self, token: str) -> Caller:
+        """The user holding a token (``token`` mode; the dashboard's login
+        and its session cookie).
+
+        Raises
+        ------
+        AuthenticationError
+            No user holds it.
+        """
+        caller = self._users.authenticate(token) if token else None
+        if caller is None:
+            raise AuthenticationError("Unknown token")
+        return caller
+
     def authenticate(self, headers: Headers) -> Caller:
         """The caller of a request with these headers.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 
 __all__ = [
     "JOB_ID_PATTERN",
@@ -34,9 +35,27 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_last = [0, 0]
+_lock = threading.Lock()
+
+
 def new_job_id(created_ms: int) -> str:
-    """A new id for a job created at ``created_ms``."""
-    return _encode(created_ms, 10) + _encode(secrets.randbits(80), 16)
+    """A new id for a job created at ``created_ms``.
+
+    Ids made by one process sort in the order they were made: within one
+    millisecond the random part of the next id is the last one's plus one
+    (as monotonic ULIDs do), so a client's jobs created back to back list
+    in that order. Ids from different processes in the same millisecond
+    sort at random, which is as good as either order.
+    """
+    with _lock:
+        last_ms, last_random = _last
+        if created_ms == last_ms and last_random < 2**80 - 1:
+            random = last_random + 1
+        else:
+            random = secrets.randbits(79)  # room to count up within the ms
+        _last[:] = [created_ms, random]
+    return _encode(created_ms, 10) + _encode(random, 16)
 
 
 def created_ms(job_id: str) -> int:

@@ -95,6 +95,16 @@ class JobUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    """A worker process seen recently, and which of the counted owner's
+    jobs it is running."""
+
+    id: str
+    silence: float
+    running: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """What `JobService.stats` reports (see `phaser.models.api.StatsModel`
     for the meaning of each field)."""
@@ -106,6 +116,15 @@ class Stats:
     started: dict[str, int]
     finished: dict[str, int]
     worker_silence: float | None
+    #: Jobs started and finished in each of the last 60 minutes, oldest
+    #: first (the current, unfinished minute last).
+    started_per_minute: list[int]
+    finished_per_minute: list[int]
+    workers: list[WorkerSeen]
+
+
+#: What an admin passes as ``owner`` to count every owner's jobs.
+EVERYONE = "*"
 
 
 #: Throughput windows (minutes) that `JobService.stats` reports.
@@ -199,16 +218,42 @@ class JobService:
             " for one"
         )
 
+    async def owners(self, caller: Caller) -> list[str]:
+        """Every owner who has created a job (admins only; others get
+        only their own name, if they have one)."""
+        if not caller.admin:
+            return [caller.name] if caller.name else []
+        return await self._store.owners()
+
     async def stats(self, caller: Caller, owner: str | None = None) -> Stats:
-        """The caller's (an admin's: ``owner``'s) jobs counted by task and
-        phase, queue depths, the age of the oldest queued job, jobs
-        started and finished over recent windows (all owners), and how
-        long no worker has been seen. No job record is read: index sizes,
-        counters and queue lengths only.
+        """The caller's (an admin's: ``owner``'s, or with `EVERYONE`
+        every owner's) jobs counted by task and phase, queue depths, the
+        age of the oldest queued job, jobs started and finished over
+        recent windows and per minute over the last hour (all owners),
+        the workers seen recently with which of the counted jobs each is
+        running, and how long no worker has been seen. No job record is
+        read but those of running jobs: index sizes, counters and queue
+        lengths.
         """
         whose = owner if (caller.admin and owner is not None) else caller.name
-        counts = await self._store.task_phase_counts(whose)
-        oldest = await self._store.oldest_queued(whose, counts)
+        owners = await self._store.owners() if whose == EVERYONE else [whose]
+        counts: dict[str, dict[ExecutionPhase, int]] = {}
+        oldest: str | None = None
+        claims: list[tuple[str, str]] = []
+        for one in owners:
+            found = await self._store.task_phase_counts(one)
+            for task, phases in found.items():
+                into = counts.setdefault(task, {})
+                for phase, count in phases.items():
+                    into[phase] = into.get(phase, 0) + count
+            first = await self._store.oldest_queued(one, found)
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
+            running = [
+                t for t, p in found.items() if p.get(ExecutionPhase.EXECUTING)
+            ]
+            if running:
+                claims += await self._store.claims(one, running)
         moment = now()
         age = (
             max(0.0, (to_ms(moment) - created_ms(oldest)) / 1000)
@@ -220,13 +265,25 @@ class JobService:
             for queue in self._queue_names()
         }
         windows = {}
+        series = {}
         for kind in ("started", "finished"):
             minutes = await self._store.throughput(kind, moment, 60)
             windows[kind] = {
                 name: sum(minutes[:length])
                 for name, length in _WINDOWS.items()
             }
-        silence = await self.worker_silence()
+            series[kind] = minutes[::-1]
+        by_worker: dict[str, list[str]] = {}
+        for job_id, claim in claims:
+            by_worker.setdefault(claim.split("/", 1)[0], []).append(job_id)
+        workers = [
+            WorkerSeen(
+                id=worker,
+                silence=max(0.0, (moment - seen).total_seconds()),
+                running=sorted(by_worker.get(worker, [])),
+            )
+            for worker, seen in await self._store.workers()
+        ]
         return Stats(
             owner=whose,
             counts=counts,
@@ -234,7 +291,10 @@ class JobService:
             oldest_queued_age=age,
             started=windows["started"],
             finished=windows["finished"],
-            worker_silence=None if math.isinf(silence) else silence,
+            worker_silence=workers[0].silence if workers else None,
+            started_per_minute=series["started"],
+            finished_per_minute=series["finished"],
+            workers=workers,
         )
 
     async def count(self, kind: str) -> None:
@@ -378,6 +438,24 @@ class JobService:
         if job is None or (job.owner != caller.name and not caller.admin):
             raise JobNotFoundError(job_id)
         return job
+
+    async def peek(self, caller: Caller, job_id: str) -> Job | None:
+        """`get` for live views: the read batched with the other live
+        views' reads of the same moment (`JobStore.get_batched`), `None`
+        where `get` raises (gone, or not the caller's)."""
+        job = await self._store.get_batched(job_id)
+        if job is None or (job.owner != caller.name and not caller.admin):
+            return None
+        return job
+
+    @property
+    def hub(self) -> EventHub:
+        """This process's event hub (live views subscribe to it)."""
+        return self._hub
+
+    def result_path(self, result: JobResult) -> Path | None:
+        """Where a result's bytes are, if they are still there."""
+        return self._results.path(result.key)
 
     async def list(
         self,
@@ -776,6 +854,8 @@ class JobService:
                 if event.kind in {"progress", "result"}:
                     continue
                 job = await self._reread(job)
+                if event.kind == "closing":
+                    break
             return job
 
     async def _reread(self, job: Job) -> Job:
@@ -822,9 +902,12 @@ class JobService:
         """`watch`, once subscribed and the job read."""
         yield "job", job
         while job.phase not in FINAL_PHASES:
-            if await next_event(events, _KEEPALIVE) is None:
+            event = await next_event(events, _KEEPALIVE)
+            if event is None:
                 yield "keepalive", None
                 continue
+            if event.kind == "closing":
+                return
             current = await self._store.get_batched(job.id)
             if current is None:
                 yield "deleted", None

@@ -33,13 +33,18 @@ _logger = structlog.get_logger("phaser.events")
 class JobEvent:
     """Something happened to a job; re-read the record for the details.
 
-    ``kind`` is ``phase``, ``progress``, ``result``, ``update``, ``deleted``
-    or ``resync`` (the subscriber reconnected: anything may have changed).
+    ``kind`` is ``created``, ``phase``, ``progress``, ``result``,
+    ``update``, ``deleted``, ``resync`` (the subscriber reconnected, or a
+    slow reader missed events: anything may have changed) or ``closing``
+    (the server stops: streams and waits end now). Only ``created``
+    events name the ``owner`` (`None` for others, and for the anonymous
+    owner).
     """
 
     job_id: str
     phase: str | None
     kind: str
+    owner: str | None = None
 
 
 async def next_event(
@@ -73,6 +78,7 @@ class EventHub:
         self._redis = redis
         self._channel = channel
         self._subscribers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
+        self._everything: set[asyncio.Queue[JobEvent]] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -106,18 +112,45 @@ class EventHub:
                 if not queues:
                     del self._subscribers[job_id]
 
+    @contextlib.asynccontextmanager
+    async def subscribe_all(
+        self, size: int = 256
+    ) -> AsyncIterator[asyncio.Queue[JobEvent]]:
+        """Receive every job's events while the context is open (live
+        lists). A reader that falls ``size`` events behind gets one
+        ``resync`` event (with an empty job id) instead of the rest."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=size)
+        self._everything.add(queue)
+        try:
+            yield queue
+        finally:
+            self._everything.discard(queue)
+
+    def close(self) -> None:
+        """Tell every subscriber that the server stops (a ``closing``
+        event, delivered even to a full queue)."""
+        for job_id, queues in self._subscribers.items():
+            for queue in queues:
+                _force(queue, JobEvent(job_id, None, "closing"))
+        for queue in self._everything:
+            _force(queue, JobEvent("", None, "closing"))
+
     def _deliver(self, event: JobEvent) -> None:
         for queue in self._subscribers.get(event.job_id, ()):
             if queue.full():
                 # A slow reader only needs to know that something changed.
                 continue
             queue.put_nowait(event)
+        for queue in self._everything:
+            _offer(queue, event)
 
     def _resync(self) -> None:
         for job_id, queues in self._subscribers.items():
             for queue in queues:
                 if not queue.full():
                     queue.put_nowait(JobEvent(job_id, None, "resync"))
+        for queue in self._everything:
+            _offer(queue, JobEvent("", None, "resync"))
 
     async def _run(self) -> None:
         delay = 0.1
@@ -155,9 +188,33 @@ class EventHub:
                 # A batch (deletions): one message naming many jobs.
                 events = [JobEvent(str(i), None, kind) for i in data["ids"]]
             else:
-                events = [JobEvent(str(data["id"]), data.get("phase"), kind)]
+                owner = data.get("owner")
+                events = [
+                    JobEvent(
+                        str(data["id"]),
+                        data.get("phase"),
+                        kind,
+                        None if owner is None else str(owner),
+                    )
+                ]
         except (ValueError, KeyError, TypeError, AttributeError):
             _logger.warning("Ignoring malformed event", data=message["data"])
             return
         for event in events:
             self._deliver(event)
+
+
+def _offer(queue: asyncio.Queue[JobEvent], event: JobEvent) -> None:
+    """Put an event on a subscribe-all queue; when only one place is left,
+    a ``resync`` takes it (the reader re-reads everything it shows)."""
+    if queue.qsize() < queue.maxsize - 1:
+        queue.put_nowait(event)
+    elif not queue.full():
+        queue.put_nowait(JobEvent("", None, "resync"))
+
+
+def _force(queue: asyncio.Queue[JobEvent], event: JobEvent) -> None:
+    """Put an event on a queue, dropping the oldest if it is full."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(event)

@@ -201,6 +201,16 @@ class JobStore:
             len(active),
             *active,
             job.run_id or "",
+            job.owner or "",
+            self._keys.events,
+            json.dumps(
+                {
+                    "id": job.id,
+                    "phase": job.phase,
+                    "kind": "created",
+                    "owner": job.owner,
+                }
+            ),
         ]
         for name, value in _encode(job).items():
             args += [name, value]
@@ -214,6 +224,7 @@ class JobStore:
                 keys.destruction,
                 keys.queued,
                 keys.by_run_prefix,
+                self._keys.owners,
             ],
             args=args,
         )
@@ -455,6 +466,48 @@ class JobStore:
                 self._keys.workers, "-inf", f"({to_ms(forget_before)}"
             )
             await pipe.execute()
+
+    async def workers(self) -> list[tuple[str, datetime]]:
+        """Workers seen in the last hour, most recently seen first."""
+        seen: list[tuple[str, float]] = await self._redis.zrevrange(
+            self._keys.workers, 0, -1, withscores=True
+        )
+        return [(worker, from_ms(int(ms))) for worker, ms in seen]
+
+    async def owners(self) -> list[str]:
+        """Names of every owner who has created a job, sorted."""
+        names: set[str] = await self._redis.smembers(  # type: ignore[misc]
+            self._keys.owners
+        )
+        return sorted(names)
+
+    async def claims(
+        self, owner: str | None, tasks: Iterable[str], limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """An owner's EXECUTING jobs (up to ``limit`` per task) with the
+        claim each carries (which names the worker running it)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task in tasks:
+                pipe.zrangebylex(
+                    self._keys.by_task_phase(
+                        owner, task, ExecutionPhase.EXECUTING
+                    ),
+                    "-",
+                    "+",
+                    start=0,
+                    num=limit,
+                )
+            running: list[list[str]] = await pipe.execute()
+        ids = [job_id for chunk in running for job_id in chunk]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self._keys.record(job_id), "claim")
+            claims: list[str | None] = await pipe.execute()
+        return [
+            (job_id, claim)
+            for job_id, claim in zip(ids, claims, strict=True)
+            if claim
+        ]
 
     async def last_worker_seen(self) -> datetime | None:
         """When a worker (any) was last seen alive, if one has been."""

@@ -84,6 +84,11 @@ class KeyLayout:
         """When each worker process was last seen (ms since the epoch)."""
         return f"{self.prefix}:workers"
 
+    @property
+    def owners(self) -> str:
+        """Set of the names of every owner who has created a job."""
+        return f"{self.prefix}:owners"
+
     def throughput(self, kind: str, minute: int) -> str:
         """Counter of jobs started or finished in one minute (minutes
         since the epoch); expires after two hours."""

@@ -38,6 +38,7 @@ RESERVED_NAMES = frozenset(
         "availability",
         "capabilities",
         "tasks",
+        "ui",
     }
 )
 

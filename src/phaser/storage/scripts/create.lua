@@ -10,6 +10,7 @@
 -- KEYS[6] destruction schedule
 -- KEYS[7] queued schedule
 -- KEYS[8] owner run-id index prefix (the run id is appended)
+-- KEYS[9] set of every owner (names; the anonymous owner is not in it)
 -- ARGV[1] job id
 -- ARGV[2] task
 -- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
@@ -19,7 +20,10 @@
 -- ARGV[7] number A of active phases that follow
 -- ARGV[8 .. 7+A] the active phases
 -- ARGV[8+A] run id, or "" for none
--- ARGV[9+A ..] record fields and values
+-- ARGV[9+A] owner name, or "" for the anonymous owner
+-- ARGV[10+A] event channel
+-- ARGV[11+A] the "created" event (JSON), published once stored
+-- ARGV[12+A ..] record fields and values
 --
 -- Returns {"ok"}, {"stored", count} or {"active", count}; on anything but
 -- "ok" nothing was written.
@@ -42,7 +46,7 @@ if ARGV[6] ~= "" then
 end
 
 local phase = ARGV[3]
-for i = 9 + nactive, #ARGV, 2 do
+for i = 12 + nactive, #ARGV, 2 do
   redis.call("HSET", KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local run = ARGV[8 + nactive]
@@ -61,4 +65,8 @@ if phase == "QUEUED" then
   local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   redis.call("ZADD", KEYS[7], ms, id)
 end
+if ARGV[9 + nactive] ~= "" then
+  redis.call("SADD", KEYS[9], ARGV[9 + nactive])
+end
+redis.call("PUBLISH", ARGV[10 + nactive], ARGV[11 + nactive])
 return {"ok"}

@@ -1,0 +1,63 @@
+// phaser dashboard: keeps server-rendered parts live from the server's
+// event streams, and checks JSON fields of submit forms before sending.
+"use strict";
+
+function fragment(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html.trim();
+  return template.content.firstElementChild;
+}
+
+function follow(element) {
+  const source = new EventSource(element.dataset.stream);
+  // A part of the page (overview, job): replaced whole.
+  source.addEventListener("live", (event) => {
+    element.innerHTML = event.data;
+    element.dataset.updates = String(Number(element.dataset.updates || 0) + 1);
+  });
+  // Rows of a job list: replaced in place, new jobs added at the top.
+  source.addEventListener("row", (event) => {
+    const row = fragment("<table><tbody>" + event.data + "</tbody></table>")
+      .querySelector("tr");
+    const current = document.getElementById(row.id);
+    if (current) current.replaceWith(row);
+  });
+  source.addEventListener("new", (event) => {
+    const row = fragment("<table><tbody>" + event.data + "</tbody></table>")
+      .querySelector("tr");
+    if (document.getElementById(row.id)) return;
+    element.querySelector("tbody").prepend(row);
+    const empty = document.getElementById("empty");
+    if (empty) empty.remove();
+  });
+  source.addEventListener("gone", (event) => {
+    const row = document.getElementById("job-" + event.data.trim());
+    if (row) {
+      row.dataset.phase = "DELETED";
+      row.classList.add("gone");
+    }
+    if (element.id === "live") {
+      element.insertAdjacentHTML("afterbegin",
+        '<p class="message" role="alert">This job has been deleted.</p>');
+      source.close();
+    }
+  });
+  source.addEventListener("end", () => source.close());
+}
+
+function checkJson(area) {
+  try {
+    JSON.parse(area.value || "null");
+    area.setCustomValidity("");
+  } catch (error) {
+    area.setCustomValidity("Not valid JSON: " + error.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-stream]").forEach(follow);
+  document.querySelectorAll("textarea[data-json]").forEach((area) => {
+    checkJson(area);
+    area.addEventListener("input", () => checkJson(area));
+  });
+});
