@@ -189,6 +189,12 @@ def test_submit_form_job_appears_in_list_and_progresses_live(
         assert len(seen) >= 2, seen
         assert "100%" in seen
         assert "slept 3 s" in text(browser, "#results-heading ~ article")
+        history = text(browser, "#history").splitlines()
+        assert [line.split(" — ")[1] for line in history] == [
+            "QUEUED",  # started at once
+            "EXECUTING",
+            "COMPLETED",
+        ]
         shot(browser, "job", tmp_path)
         job = api.get(f"/api/v1/jobs/{job_id}").json()
         assert job["run_id"] == "from-the-form"

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,14 @@ from redis.asyncio import Redis
 
 from phaser.clock import now, to_ms
 from phaser.embedded import EmbeddedRedis
-from phaser.models.job import ErrorType, Job, JobError, JobResult, Progress
+from phaser.models.job import (
+    ErrorType,
+    Job,
+    JobError,
+    JobResult,
+    PhaseChange,
+    Progress,
+)
 from phaser.models.phase import Action, ExecutionPhase, allowed_from
 from phaser.services.ids import new_job_id
 from phaser.storage.job_store import JobStore, Outcome, Quota
@@ -275,3 +283,42 @@ def test_no_pickle_on_the_job_path() -> None:
         if "pickle" in path.read_text()
     ]
     assert offenders == []
+
+
+async def test_history_records_each_phase_and_stays_bounded(
+    store: JobStore,
+) -> None:
+    job = _job()
+    job.history = [PhaseChange(P.PENDING, job.created_at)]
+    await store.create(job)
+    await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
+    await store.transition(job, allowed=[P.QUEUED], to=P.EXECUTING)
+    await store.transition(job, allowed=[P.EXECUTING], to=P.EXECUTING)
+    short = await store.get(job.id)
+    assert short is not None
+    # A transition that keeps the phase adds nothing.
+    assert [c.phase for c in short.history] == [
+        P.PENDING,
+        P.QUEUED,
+        P.EXECUTING,
+    ]
+    times = [c.at for c in short.history]
+    assert times == sorted(times)
+    assert times[0] == job.created_at
+    assert times[-1] - job.created_at < timedelta(seconds=30)
+    # Many retries: the first change and the latest ones are kept.
+    for _ in range(120):
+        await store.transition(job, allowed=[P.EXECUTING], to=P.QUEUED)
+        await store.transition(job, allowed=[P.QUEUED], to=P.EXECUTING)
+    await store.transition(job, allowed=[P.EXECUTING], to=P.ABORTED)
+    long = await store.get(job.id)
+    assert long is not None
+    phases = [c.phase for c in long.history]
+    assert phases[0] == P.PENDING
+    assert phases[-3:] == [P.QUEUED, P.EXECUTING, P.ABORTED]
+    assert 10 < len(phases) < 100  # of 244
+    raw = await store._redis.hget(  # type: ignore[misc]
+        store._keys.record(job.id), "history"
+    )
+    assert len(raw) <= 200
+    assert "~" in raw

@@ -173,3 +173,25 @@ def test_task_limits_clamp_execution_duration(client: httpx.Client) -> None:
     assert job["execution_duration"] == 5
     job = create_job(client, "echo", {}, execution_duration=100)
     assert job["execution_duration"] == 100
+
+
+def test_jobs_carry_their_phase_history(own_client: httpx.Client) -> None:
+    pending = create_job(own_client, "echo", {})
+    assert [c["phase"] for c in pending["history"]] == ["PENDING"]
+    assert pending["history"][0]["at"] == pending["created_at"]
+    started = own_client.post(f"/api/v1/jobs/{pending['id']}/start").json()
+    assert [c["phase"] for c in started["history"]] == ["PENDING", "QUEUED"]
+    done = wait_for(own_client, pending["id"], TERMINAL)
+    assert [c["phase"] for c in done["history"]] == [
+        "PENDING",
+        "QUEUED",
+        "EXECUTING",
+        "COMPLETED",
+    ]
+    times = [datetime.fromisoformat(c["at"]) for c in done["history"]]
+    assert times == sorted(times)
+    # The list shows the same.
+    [listed] = own_client.get("/api/v1/jobs", params={"limit": 1}).json()[
+        "jobs"
+    ]
+    assert listed["history"] == done["history"]

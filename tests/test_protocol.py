@@ -239,6 +239,24 @@ def test_stats_count_by_task_and_phase_without_reading_jobs(
         assert stats["finished"]["last_60m"] == 2
         assert stats["worker_silence"] is not None
         assert list(stats["queues"]) == [own.env["PHASER_QUEUE_NAME"]]
+        # Per minute over the hour, oldest first: the same jobs.
+        for kind in ("started", "finished"):
+            series = stats[f"{kind}_per_minute"]
+            assert len(series) == 60
+            assert sum(series) == stats[kind]["last_60m"]
+            assert sum(series[-2:]) == stats[kind]["last_60m"]  # just now
+        # The worker, seen just now, running nothing.
+        [worker] = stats["workers"]
+        assert worker["id"].endswith(f"-{own.workers[0].pid}")
+        assert worker["running"] == []
+        assert worker["silence"] == stats["worker_silence"]
+        # ... and then running a job.
+        running = create_job(client, "sleep", {"seconds": 30}, start=True)
+        wait_for(client, running["id"], {"EXECUTING"})
+        [worker] = client.get("/api/v1/stats").json()["workers"]
+        assert worker["running"] == [running["id"]]
+        client.post(f"/api/v1/jobs/{running['id']}/abort")
+        wait_for(client, running["id"], TERMINAL)
         # A queued job no worker takes has an age.
         own.workers[0].send_signal(signal.SIGSTOP)
         try:

@@ -765,11 +765,13 @@ def _job_context(
         path = service.result_path(result)
         if path is not None:
             previews[result.id] = preview(path, result.mime_type)
-    history = [("created", job.created_at)]
-    if job.started_at:
-        history.append(("EXECUTING", job.started_at))
-    if job.ended_at:
-        history.append((job.phase.value, job.ended_at))
+    history = [(change.phase.value, change.at) for change in job.history]
+    if not history:  # a record of an older version: what its times say
+        history = [("created", job.created_at)]
+        if job.started_at:
+            history.append(("EXECUTING", job.started_at))
+        if job.ended_at:
+            history.append((job.phase.value, job.ended_at))
     return {
         "job": job,
         "previews": previews,

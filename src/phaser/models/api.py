@@ -72,6 +72,13 @@ class JobErrorModel(BaseModel):
     )
 
 
+class PhaseChangeModel(BaseModel):
+    """The job entered a phase."""
+
+    phase: ExecutionPhase = Field(..., title="Phase")
+    at: UtcTime = Field(..., title="Time")
+
+
 class JobModel(BaseModel):
     """A job."""
 
@@ -104,6 +111,17 @@ class JobModel(BaseModel):
                     "errors": [],
                     "attempts": 1,
                     "ignored_parameters": [],
+                    "history": [
+                        {"phase": "QUEUED", "at": "2026-11-29T20:44:29.123Z"},
+                        {
+                            "phase": "EXECUTING",
+                            "at": "2026-11-29T20:44:29.125Z",
+                        },
+                        {
+                            "phase": "COMPLETED",
+                            "at": "2026-11-29T20:44:31.131Z",
+                        },
+                    ],
                     "href": "https://phaser.example.org/api/v1/jobs/"
                     "01m8mhde5z46j7aq4kw6veb1yt",
                 }
@@ -147,6 +165,14 @@ class JobModel(BaseModel):
         description=(
             "Names a UWS client sent that the task does not have (the JSON"
             " API refuses them instead)."
+        ),
+    )
+    history: list[PhaseChangeModel] = Field(
+        default_factory=list,
+        title="History",
+        description=(
+            "Every phase the job entered, with when, oldest first (the"
+            " first is its phase at creation)."
         ),
     )
     href: str = Field(..., title="URL", description="URL of this job.")
@@ -193,6 +219,10 @@ class JobModel(BaseModel):
             ],
             attempts=job.attempts,
             ignored_parameters=job.ignored,
+            history=[
+                PhaseChangeModel(phase=change.phase, at=change.at)
+                for change in job.history
+            ],
             href=href,
         )
 

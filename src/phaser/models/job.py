@@ -15,6 +15,7 @@ __all__ = [
     "Job",
     "JobError",
     "JobResult",
+    "PhaseChange",
     "Progress",
 ]
 
@@ -68,6 +69,14 @@ class Progress:
             object.__setattr__(self, "message", clean_text(self.message))
 
 
+@dataclass(frozen=True, slots=True)
+class PhaseChange:
+    """The job entered ``phase`` at ``at``."""
+
+    phase: ExecutionPhase
+    at: datetime
+
+
 @dataclass(slots=True)
 class Job:
     """A job as stored.
@@ -104,6 +113,9 @@ class Job:
     queue: str | None = None
     claim: str | None = None
     heartbeat_at: datetime | None = None
+    #: Every phase the job entered, with when, oldest first (the first is
+    #: its phase at creation). Records of older versions have none.
+    history: list[PhaseChange] = field(default_factory=list)
 
     @property
     def is_active(self) -> bool:

@@ -34,7 +34,7 @@ from ..models.errors import (
     QuotaExceededError,
     ResultNotFoundError,
 )
-from ..models.job import ErrorType, Job, JobError, JobResult
+from ..models.job import ErrorType, Job, JobError, JobResult, PhaseChange
 from ..models.phase import (
     FINAL_PHASES,
     Action,
@@ -403,6 +403,7 @@ class JobService:
             queue=self._settings.queue_of(task),
             ignored=definition.unknown(parameters, ignore_case=True),
         )
+        job.history = [PhaseChange(job.phase, created)]
         result = await self._store.create(job, self._quota)
         match result.outcome:
             case Outcome.STORED:
@@ -535,7 +536,13 @@ class JobService:
         # worker that picks it up at once finds it claimable.
         await self._send(job, 1)
         return dataclasses.replace(
-            job, phase=ExecutionPhase.QUEUED, attempts=1
+            job,
+            phase=ExecutionPhase.QUEUED,
+            attempts=1,
+            history=[
+                *job.history,
+                PhaseChange(ExecutionPhase.QUEUED, now()),
+            ],
         )
 
     async def abort(

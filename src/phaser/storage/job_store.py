@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from ..clock import from_ms, to_ms
-from ..models.job import ErrorType, Job, JobError, JobResult, Progress
+from ..models.job import (
+    ErrorType,
+    Job,
+    JobError,
+    JobResult,
+    PhaseChange,
+    Progress,
+)
 from ..models.phase import ExecutionPhase
 from ..models.text import clean_text, clean_value
 from .keys import KeyLayout
@@ -734,7 +742,62 @@ def _encode(job: Job) -> dict[str, str]:
         del values["errors"]
     if not job.ignored:
         del values["ignored"]
-    return _encode_fields(job.id, values)
+    encoded = _encode_fields(job.id, values)
+    if job.history:
+        encoded["history"] = _history_text(job)
+    return encoded
+
+
+#: One letter per phase in the stored history (``transition.lua`` has
+#: the same table).
+_PHASE_LETTER = {
+    ExecutionPhase.PENDING: "P",
+    ExecutionPhase.QUEUED: "Q",
+    ExecutionPhase.EXECUTING: "E",
+    ExecutionPhase.COMPLETED: "C",
+    ExecutionPhase.ERROR: "R",
+    ExecutionPhase.ABORTED: "A",
+    ExecutionPhase.UNKNOWN: "U",
+    ExecutionPhase.HELD: "H",
+    ExecutionPhase.SUSPENDED: "S",
+    ExecutionPhase.ARCHIVED: "V",
+}
+_LETTER_PHASE = {letter: phase for phase, letter in _PHASE_LETTER.items()}
+_HISTORY_ENTRY = re.compile(r"([A-Z])([0-9a-z]{1,12})")
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        value, digit = divmod(value, 36)
+        text = digits[digit] + text
+        if not value:
+            return text
+
+
+def _history_text(job: Job) -> str:
+    """The history as stored: a phase letter and the milliseconds since
+    creation in base 36 per change (``P0Q1kE1mC2bk``): short enough to
+    keep the record in Redis' compact hash encoding. The transition
+    script appends to it."""
+    created = to_ms(job.created_at)
+    return "".join(
+        _PHASE_LETTER[change.phase]
+        + _base36(max(0, to_ms(change.at) - created))
+        for change in job.history
+    )
+
+
+def _history(text: str, created: datetime) -> list[PhaseChange]:
+    """The stored history read back (a ``~`` where the script dropped
+    changes from a very long history is skipped)."""
+    base = to_ms(created)
+    return [
+        PhaseChange(_LETTER_PHASE[letter], from_ms(base + int(offset, 36)))
+        for letter, offset in _HISTORY_ENTRY.findall(text)
+        if letter in _LETTER_PHASE
+    ]
 
 
 #: What decoding a damaged or foreign record can raise.
@@ -797,13 +860,14 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
     if "progress" in data:
         raw = json.loads(data["progress"])
         progress = Progress(percent=raw["percent"], message=raw["message"])
+    created = from_ms(int(data["created"]))
     return Job(
         id=job_id,
         task=data["task"],
         owner=data.get("owner"),
         phase=ExecutionPhase(data["phase"]),
         parameters=_parameters(data["params"]),
-        created_at=from_ms(int(data["created"])),
+        created_at=created,
         execution_duration=int(data["duration"]),
         destruction_time=_ms_or_none(data.get("destroy")),
         run_id=_run_id(data.get("run_id")),
@@ -818,6 +882,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
+        history=_history(data.get("history", ""), created),
     )
 
 
@@ -876,4 +941,10 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=time("beat"),
+        history=_field(
+            lambda: _history(
+                data.get("history", ""), time("created") or from_ms(0)
+            ),
+            [],
+        ),
     )

@@ -26,6 +26,11 @@
 -- QUEUED records the time in the queued schedule, leaving it drops it, so
 -- maintenance can find queued jobs whose queue entry was lost.
 --
+-- A change of phase is appended to the record's history: the phase's
+-- letter and the milliseconds since creation in base 36 (see
+-- job_store._history_text); a history grown past 200 characters keeps
+-- its first change, a "~" and the latest changes.
+--
 -- Returns {"ok", old phase}, {"missing"}, {"phase", current phase} or
 -- {"check", current phase}. On anything but "ok" nothing was written.
 local key = KEYS[1]
@@ -40,9 +45,44 @@ if ARGV[4] ~= "" and redis.call("HGET", key, ARGV[4]) ~= ARGV[5] then
   return {"check", current}
 end
 
+local LETTER = {
+  PENDING = "P", QUEUED = "Q", EXECUTING = "E", COMPLETED = "C", ERROR = "R",
+  ABORTED = "A", UNKNOWN = "U", HELD = "H", SUSPENDED = "S", ARCHIVED = "V",
+}
+
+local function base36(n)
+  local digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+  local text = ""
+  repeat
+    local digit = n % 36
+    text = string.sub(digits, digit + 1, digit + 1) .. text
+    n = math.floor(n / 36)
+  until n == 0
+  return text
+end
+
+local function remember(phase)
+  local created = tonumber(redis.call("HGET", key, "created"))
+  if not created or not LETTER[phase] then
+    return
+  end
+  local time = redis.call("TIME")
+  local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local history = (redis.call("HGET", key, "history") or "")
+    .. LETTER[phase] .. base36(math.max(ms - created, 0))
+  if #history > 200 then
+    local second = string.find(history, "[A-Z]", 2) or 2
+    local tail = string.find(history, "[A-Z]", #history - 150) or #history
+    history = string.sub(history, 1, second - 1) .. "~"
+      .. string.sub(history, tail)
+  end
+  redis.call("HSET", key, "history", history)
+end
+
 local id = ARGV[1]
 local new = ARGV[3]
 if new ~= "" and new ~= current then
+  remember(new)
   redis.call("HINCRBY", KEYS[2], current, -1)
   redis.call("HINCRBY", KEYS[2], new, 1)
   redis.call("ZREM", KEYS[3] .. current, id)
