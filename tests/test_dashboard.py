@@ -579,3 +579,80 @@ def test_open_streams_end_when_the_server_stops(
         stack.stop()
     # uvicorn did not have to cancel them at its graceful-shutdown timeout.
     assert "graceful shutdown exceeded" not in log.read_text()
+
+
+def test_bad_requests_to_the_dashboard_get_4xx_pages_and_change_nothing(
+    ui: Stack, api: httpx.Client
+) -> None:
+    job = create_job(api, "echo", {})
+    before = api.get("/api/v1/stats").json()["counts"]
+    unknown = "0" * 26
+    with httpx.Client(base_url=ui.url, timeout=30) as page:
+        page.get("/ui")  # the CSRF cookie
+        csrf = page.cookies["phaser_csrf"]
+        gets = [
+            "/ui/jobs?phase=NOPE",
+            "/ui/jobs?after=yesterday",
+            "/ui/jobs?after=99999-01-01T00:00",
+            "/ui/jobs?cursor=zzz",
+            "/ui/jobs?limit=0",
+            "/ui/jobs?limit=100000",
+            "/ui/jobs?task=" + "x" * 500,
+            "/ui/jobs/not-a-job",
+            f"/ui/jobs/{unknown}",
+            f"/ui/jobs/{job['id']}/frobnicate",
+            f"/ui/jobs/{job['id']}/results/nope",
+            f"/ui/jobs/{unknown}/stream",
+            "/ui/jobs/stream?ids=bad",
+            "/ui/jobs/stream?ids=" + ",".join([unknown] * 300),
+            "/ui/tasks/nope",
+            "/ui/static/nope.js",
+            "/ui/static/..%2F..%2Fpyproject.toml",
+        ]
+        for path in gets:
+            answer = page.get(path)
+            assert 400 <= answer.status_code < 500, (path, answer.status_code)
+        posts: list[tuple[str, dict[str, str]]] = [
+            ("/ui/tasks/sleep", {"p.seconds": "abc"}),
+            ("/ui/tasks/sleep", {"p.seconds": "1e999"}),
+            ("/ui/tasks/sleep", {"p.seconds": "nan"}),
+            ("/ui/tasks/sleep", {"p.seconds": "-1"}),
+            ("/ui/tasks/sleep", {"execution_duration": "soon"}),
+            ("/ui/tasks/sleep", {"execution_duration": "9" * 40}),
+            ("/ui/tasks/sleep", {"execution_duration": "-5"}),
+            ("/ui/tasks/sleep", {"run_id": "bad\x00id"}),
+            ("/ui/tasks/sleep", {"unknown": "1", "p.nope": "2"}),
+            ("/ui/tasks/echo", {"p.parameters": "[1]"}),
+            ("/ui/tasks/echo", {"p.parameters": '{"a": "\\u0000"}'}),
+            ("/ui/tasks/echo", {"p.parameters": "[" * 5000 + "]" * 5000}),
+            ("/ui/tasks/echo", {"p.parameters": '{"a": 1e999}'}),
+            ("/ui/tasks/nope", {}),
+            (f"/ui/jobs/{job['id']}/destruction", {"destruction_time": "x"}),
+            (
+                f"/ui/jobs/{job['id']}/destruction",
+                {"destruction_time": "0001-01-01T00:00"},
+            ),
+            (f"/ui/jobs/{job['id']}/destruction", {}),
+            (f"/ui/jobs/{unknown}/abort", {}),
+            (f"/ui/jobs/{unknown}/delete", {}),
+            (f"/ui/jobs/{unknown}/start", {}),
+        ]
+        for path, data in posts:
+            answer = page.post(path, data={"csrf": csrf, **data})
+            assert 400 <= answer.status_code < 500, (
+                path,
+                data,
+                answer.status_code,
+            )
+            assert answer.headers["content-type"].startswith("text/html")
+        # Bytes that are not UTF-8 in a form.
+        answer = page.post(
+            "/ui/tasks/sleep",
+            content=b"csrf="
+            + csrf.encode()
+            + b"&p.seconds=%ED%A0%80&run_id=%FF",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert 400 <= answer.status_code < 500
+    assert api.get("/api/v1/stats").json()["counts"] == before
+    assert api.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == "PENDING"

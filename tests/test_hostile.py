@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import lxml.html
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -101,6 +102,10 @@ class Owner:
         answer = self.send("GET", f"/{task}/jobs")
         assert answer.status_code == 200, answer.text
         valid_uws(self.schema, answer.content)
+        for path in ("/ui", "/ui/jobs", f"/ui/jobs?task={task}"):
+            answer = self.send("GET", path)
+            assert answer.status_code == 200, answer.text
+            lxml.html.document_fromstring(answer.content)
 
     def read_job(self, job_id: str) -> dict[str, Any]:
         """The job in every representation; its JSON form."""
@@ -115,6 +120,11 @@ class Owner:
                 # Strict JSON: no NaN or Infinity literals.
                 json.loads(answer.content, parse_constant=_no_constant)
         self.read_events(job_id)
+        # The dashboard's page of the job.
+        answer = self.send("GET", f"/ui/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        page = lxml.html.document_fromstring(answer.content)
+        assert job_id in page.findtext(".//h1/code")
         base = f"/{task}/jobs/{job_id}"
         for path in (base, f"{base}/results"):
             answer = self.send("GET", path)

@@ -75,6 +75,9 @@ _STATIC = {
     "dashboard.js": "text/javascript; charset=utf-8",
 }
 
+#: Longest execution duration a form may ask for (the JSON API's bound).
+_MAX_DURATION = 10**9
+
 _NEXT = re.compile(r"^(?:/[A-Za-z0-9_.-]+){0,4}$")
 
 _PHASE_CLASSES = {
@@ -1032,9 +1035,18 @@ async def submit(
     fields: list[FormField] = form_fields(definition.parameters_schema())
     parameters, problems = read_form(fields, values)
     message = None
-    if not problems:
+    duration = values.get("execution_duration", "").strip()
+    if duration and not (
+        duration.isascii()
+        and duration.isdigit()
+        and int(duration) <= _MAX_DURATION
+    ):
+        message = (
+            "Execution duration must be a whole number of seconds from 0"
+            f" to {_MAX_DURATION}"
+        )
+    elif not problems:
         try:
-            duration = values.get("execution_duration", "").strip()
             job = await service.create(
                 caller=caller,
                 task=definition.name,
@@ -1044,8 +1056,6 @@ async def submit(
                 execution_duration=int(duration) if duration else None,
                 strict=True,
             )
-        except ValueError:
-            message = "Execution duration must be a whole number of seconds"
         except InvalidRequestError as exc:
             message = exc.message
             for problem in exc.fields or []:

@@ -165,9 +165,14 @@ def read_form(
     fields: list[FormField], form: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """A submitted form as parameters, and a message per field that could
-    not be read (the task's model checks the values themselves)."""
+    not be read (the task's model checks the values themselves). Names
+    the task does not have are refused, as the JSON API refuses them."""
     parameters: dict[str, Any] = {}
     problems: dict[str, str] = {}
+    known = {one.name for one in fields}
+    for name in form:
+        if name.startswith("p.") and name[2:] not in known:
+            problems[name[2:]] = "The task has no such parameter"
     for one in fields:
         raw = form.get(f"p.{one.name}", "")
         if one.kind == "boolean":
@@ -212,6 +217,8 @@ def _value(one: FormField, raw: str) -> Any:
                 return json.loads(raw)
             except ValueError as exc:
                 raise ValueError(f"Not valid JSON: {exc}") from None
+            except RecursionError:
+                raise ValueError("Nested too deeply") from None
         case "choice":
             if raw not in one.choices:
                 raise ValueError(f"Must be one of {', '.join(one.choices)}")
