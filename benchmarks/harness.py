@@ -188,11 +188,13 @@ async def fill(
     owner: str | None = "alice",
     destroy_now: bool = False,
 ) -> None:
-    """Store finished small jobs exactly as the service does."""
+    """Store finished small jobs exactly as the service does: created
+    started (QUEUED), claimed (EXECUTING), then COMPLETED with one small
+    result, each step through the store's scripts."""
     from redis.asyncio import Redis as AsyncRedis
 
     from phaser.clock import now, to_ms
-    from phaser.models.job import Job, JobResult
+    from phaser.models.job import Job, JobResult, PhaseChange
     from phaser.models.phase import ExecutionPhase
     from phaser.services.ids import new_job_id
     from phaser.storage.job_store import JobStore
@@ -202,6 +204,7 @@ async def fill(
     store = JobStore(client, KeyLayout(prefix))
     await store.load_scripts()
     batch = 500
+    queued, running = ExecutionPhase.QUEUED, ExecutionPhase.EXECUTING
     for start in range(0, jobs, batch):
         created = []
         for _ in range(min(batch, jobs - start)):
@@ -210,13 +213,15 @@ async def fill(
                 id=new_job_id(to_ms(moment)),
                 task="noop",
                 owner=owner,
-                phase=ExecutionPhase.PENDING,
+                phase=queued,
                 parameters={"n": 1},
                 created_at=moment,
                 execution_duration=600,
                 destruction_time=(
                     moment if destroy_now else moment + timedelta(days=1)
                 ),
+                attempts=1,
+                history=[PhaseChange(queued, moment)],
             )
             created.append(job)
         await asyncio.gather(*(store.create(job) for job in created))
@@ -224,12 +229,22 @@ async def fill(
             *(
                 store.transition(
                     job,
-                    allowed=[ExecutionPhase.PENDING],
+                    allowed=[queued],
+                    to=running,
+                    fields={"started_at": job.created_at},
+                    event="",
+                )
+                for job in created
+            )
+        )
+        await asyncio.gather(
+            *(
+                store.transition(
+                    job,
+                    allowed=[running],
                     to=ExecutionPhase.COMPLETED,
                     fields={
-                        "started_at": job.created_at,
                         "ended_at": job.created_at,
-                        "attempts": 1,
                         "results": [
                             JobResult(
                                 "result",
@@ -273,6 +288,8 @@ class Scale:
     list_sizes: tuple[int, ...]
     destroy_jobs: int
     waiters: int
+    tabs: int
+    tabs_seconds: float
 
 
 FULL = Scale(
@@ -285,6 +302,8 @@ FULL = Scale(
     list_sizes=(10_000, 100_000, 1_000_000),
     destroy_jobs=100_000,
     waiters=2_000,
+    tabs=200,
+    tabs_seconds=60.0,
 )
 SMOKE = Scale(
     rounds=1,
@@ -296,6 +315,8 @@ SMOKE = Scale(
     list_sizes=(100, 1_000),
     destroy_jobs=200,
     waiters=20,
+    tabs=10,
+    tabs_seconds=1.0,
 )
 
 

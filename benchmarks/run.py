@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from dashboard import bench_tabs
 from harness import FULL, HERE, SMOKE, Result, Scale
 from latency import bench_latency
 from storage import bench_destruction, bench_lists, bench_memory
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
     "B5": bench_memory,
     "B6": bench_waits,
     "B7": bench_destruction,
+    "B10": bench_tabs,
 }
 
 

@@ -59,14 +59,18 @@ def _list_times(url: str, path: str, requests: int) -> list[float]:
     return out
 
 
-#: The lists B4 times: both dialects' first page, a run-id filter that
-#: matches none of the owner's jobs (it used to read them all), and the
-#: statistics (index sizes and counters: no job is read).
+#: The lists B4 times, with the p50 each must keep at 1M jobs: both
+#: dialects' first page, a run-id filter that matches none of the owner's
+#: jobs (it used to read them all), the statistics (index sizes and
+#: counters: no job is read), and the dashboard's job list (50 rows) and
+#: overview.
 _LISTS = (
-    ("UWS LAST=100", "/noop/jobs?LAST=100"),
-    ("JSON limit=100", "/api/v1/jobs?limit=100"),
-    ("JSON run_id=x limit=1", "/api/v1/jobs?run_id=x&limit=1"),
-    ("JSON stats", "/api/v1/stats"),
+    ("UWS LAST=100", "/noop/jobs?LAST=100", 10.0),
+    ("JSON limit=100", "/api/v1/jobs?limit=100", 10.0),
+    ("JSON run_id=x limit=1", "/api/v1/jobs?run_id=x&limit=1", 10.0),
+    ("JSON stats", "/api/v1/stats", 50.0),
+    ("Dashboard job list", "/ui/jobs", 50.0),
+    ("Dashboard overview", "/ui", 50.0),
 )
 
 
@@ -82,25 +86,28 @@ def bench_lists(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             )
             stored = size
             quiesce(redis.url)
-            for dialect, path in _LISTS:
-                figure = Figure(f"{dialect} at {size:,} jobs, p50", "ms")
+            for name, path, _ in _LISTS:
+                figure = Figure(f"{name} at {size:,} jobs, p50", "ms")
                 for _ in range(scale.rounds):
                     values = _list_times(running.url, path, 50)
                     figure.rounds.append(percentile(values, 0.5))
                 figures.append(figure)
-                medians[dialect, size] = statistics.median(figure.rounds)
+                medians[name, size] = statistics.median(figure.rounds)
     small, large = scale.list_sizes[0], scale.list_sizes[-1]
-    ratios = {d: medians[d, large] / medians[d, small] for d, _ in _LISTS}
+    ratios = {n: medians[n, large] / medians[n, small] for n, _, _ in _LISTS}
     return Result(
         key="B4",
         title="Job list, first page, one owner",
         figures=figures,
         comparison="; ".join(
-            f"{d}: {large:,}/{small:,} = {r:.2f}" for d, r in ratios.items()
+            f"{n}: {large:,}/{small:,} = {r:.2f}" for n, r in ratios.items()
         ),
-        target="p50 ≤ 10 ms at 1M; 1M/10k ≤ 1.5",
+        target=(
+            "p50 at 1M ≤ 10 ms (lists), ≤ 50 ms (stats, dashboard);"
+            " 1M/10k ≤ 1.5"
+        ),
         met=all(r <= 1.5 for r in ratios.values())
-        and all(medians[d, large] <= 10 for d in ratios),
+        and all(medians[n, large] <= limit for n, _, limit in _LISTS),
     )
 
 

@@ -78,7 +78,14 @@ def shot(browser: webdriver.Chrome, name: str, tmp_path: Path) -> None:
     directory = Path(os.environ.get("PHASER_SCREENSHOTS") or tmp_path)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"
-    assert browser.save_screenshot(str(path))
+    # The whole page: the window as tall as the document, for a moment.
+    width, height = browser.get_window_size().values()
+    full = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(width, min(max(int(full) + 140, height), 3000))
+    try:
+        assert browser.save_screenshot(str(path))
+    finally:
+        browser.set_window_size(width, height)
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
@@ -184,6 +191,7 @@ def test_submit_form_job_appears_in_list_and_progresses_live(
             return text(b, "#phase") == "COMPLETED"
 
         until(browser, progressed)
+        seen.add(text(browser, "#percent"))  # as it ended
         assert still_marked(browser)
         # The bar moved through at least two values on the way.
         assert len(seen) >= 2, seen
@@ -259,12 +267,14 @@ def test_abort_and_delete_from_the_job_page_ask_first(
     job = create_job(api, "sleep", {"seconds": 60}, start=True)
     wait_for(api, job["id"], {"EXECUTING"})
     browser.get(f"{ui.url}/ui/jobs/{job['id']}")
+    assert not browser.find_element(By.ID, "start").is_displayed()
     browser.find_element(By.ID, "abort").click()
     assert "Abort job" in text(browser, "h1")
     assert api.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == "EXECUTING"
     browser.find_element(By.ID, "confirm").click()
     until(browser, lambda b: text(b, "#phase") == "ABORTED")
     assert api.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == "ABORTED"
+    assert not browser.find_element(By.ID, "abort").is_displayed()
     # Delete: asked, then gone.
     browser.find_element(By.ID, "delete").click()
     browser.find_element(By.ID, "confirm").click()
@@ -272,11 +282,15 @@ def test_abort_and_delete_from_the_job_page_ask_first(
     assert api.get(f"/api/v1/jobs/{job['id']}").status_code == 404
 
 
-def test_destruction_time_can_be_changed_from_the_job_page(
+def test_start_and_destruction_time_from_the_job_page(
     browser: webdriver.Chrome, ui: Stack, api: httpx.Client
 ) -> None:
-    job = create_job(api, "echo", {})
+    job = create_job(api, "sleep", {"seconds": 1})
     browser.get(f"{ui.url}/ui/jobs/{job['id']}")
+    browser.find_element(By.ID, "start").click()
+    until(browser, lambda b: text(b, "#phase") == "COMPLETED")
+    assert not browser.find_element(By.ID, "start").is_displayed()
+    assert not browser.find_element(By.ID, "abort").is_displayed()
     field = browser.find_element(By.ID, "destruction-time")
     browser.execute_script("arguments[0].value = '2026-12-01T12:30'", field)
     field.submit()

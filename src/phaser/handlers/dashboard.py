@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -315,9 +315,30 @@ def _redirect(request: Request, path: str) -> Response:
     return response
 
 
-async def _context(request: Request, caller: Caller, base_url: str) -> None:
+async def _page_caller(
+    request: Request, caller: BrowserCaller, base_url: BaseUrl
+) -> Caller:
+    """The caller of a page, remembered with the public base URL for the
+    templates (links, the user's name)."""
     request.state.caller = caller
     request.state.base_url = base_url
+    return caller
+
+
+PageCaller = Annotated[Caller, Depends(_page_caller)]
+
+
+async def _form_caller(
+    request: Request,
+    caller: PageCaller,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Caller:
+    """The caller of a state-changing form, whose CSRF token matches."""
+    check_csrf(request, csrf)
+    return caller
+
+
+FormCaller = Annotated[Caller, Depends(_form_caller)]
 
 
 # -- shared pieces ------------------------------------------------------------
@@ -527,11 +548,9 @@ async def logout(
 async def overview(
     request: Request,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
     owner: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
-    await _context(request, caller, base_url)
     whose = _owner(caller, owner)
     stats = await _stats_cache(request).get(service, caller, whose)
     live = _overview_live(request, stats, whose)
@@ -553,13 +572,11 @@ async def overview(
 async def overview_stream(
     request: Request,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
     owner: Annotated[str | None, Query(max_length=128)] = None,
     shown: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
     """The overview's live part, sent again whenever it changes."""
-    await _context(request, caller, base_url)
     whose = _owner(caller, owner)
     cache_ = _stats_cache(request)
     hub = service.hub
@@ -635,8 +652,7 @@ def _job_filters(
 async def job_list(
     request: Request,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
     task: Annotated[str | None, Query(max_length=64)] = None,
     phase: Annotated[list[str] | None, Query(max_length=20)] = None,
     run_id: Annotated[str | None, Query(max_length=256)] = None,
@@ -645,7 +661,6 @@ async def job_list(
     owner: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
-    await _context(request, caller, base_url)
     if cursor and not is_job_id(cursor):
         raise InvalidRequestError(f"Invalid cursor {cursor!r}")
     filters = _job_filters(caller, task, phase or [], run_id, after, owner)
@@ -686,8 +701,7 @@ async def job_list(
 async def job_list_stream(
     request: Request,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
     ids: Annotated[str, Query(max_length=200 * 27)] = "",
     new: Annotated[bool, Query()] = False,
     task: Annotated[str | None, Query(max_length=64)] = None,
@@ -698,7 +712,6 @@ async def job_list_stream(
 ) -> Response:
     """Rows of a job list as their jobs change (and new jobs that match,
     on the first page)."""
-    await _context(request, caller, base_url)
     followed = {i for i in ids.split(",") if i}
     if not all(is_job_id(i) for i in followed) or len(followed) > 200:
         raise InvalidRequestError("Invalid job ids")
@@ -779,7 +792,6 @@ def _job_context(
         "job": job,
         "previews": previews,
         "history": history,
-        "final": job.phase in FINAL_PHASES,
         "parameters_json": {
             name: json.dumps(value, ensure_ascii=False)
             if not isinstance(value, str)
@@ -800,16 +812,15 @@ async def job_page(
     request: Request,
     job_id: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
 ) -> Response:
-    await _context(request, caller, base_url)
     job = await service.get(caller, job_id)
     live = _job_live(request, service, job)
     return _page(
         "job.html",
         request,
         job=job,
+        final=job.phase in FINAL_PHASES,
         live=live,
         stream=(
             f"{_base_path(request)}/ui/jobs/{job.id}/stream"
@@ -823,13 +834,11 @@ async def job_stream(
     request: Request,
     job_id: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
     shown: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
     """The job page's live part, sent again at each change; ends after the
     job has ended."""
-    await _context(request, caller, base_url)
     stream = service.watch(caller, job_id)
     # Raises JobNotFoundError before streaming. The job as it is now is
     # sent too: it may have changed since the page was made.
@@ -875,27 +884,10 @@ async def download(
     job_id: str,
     result_id: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
 ) -> Response:
-    await _context(request, caller, base_url)
     result, path = await service.result(caller, job_id, result_id)
     return result_response(job_id, result, path)
-
-
-@router.post("/ui/jobs/{job_id}/start")
-async def start(
-    request: Request,
-    job_id: str,
-    service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
-    csrf: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    await _context(request, caller, base_url)
-    check_csrf(request, csrf)
-    job = await service.start(caller, job_id)
-    return _redirect(request, f"/ui/jobs/{job.id}")
 
 
 @router.post("/ui/jobs/{job_id}/destruction")
@@ -903,13 +895,9 @@ async def destruction(
     request: Request,
     job_id: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: FormCaller,
     destruction_time: Annotated[str, Form(max_length=40)],
-    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    await _context(request, caller, base_url)
-    check_csrf(request, csrf)
     try:
         moment = datetime.fromisoformat(destruction_time)
     except ValueError:
@@ -943,11 +931,9 @@ async def confirm(
     job_id: str,
     action: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
 ) -> Response:
     """Ask before a destructive action."""
-    await _context(request, caller, base_url)
     if action not in _CONFIRM:
         raise NotFoundError(f"No page {action!r}")
     job = await service.get(caller, job_id)
@@ -962,34 +948,27 @@ async def confirm(
     )
 
 
-@router.post("/ui/jobs/{job_id}/abort")
-async def abort(
+@router.post("/ui/jobs/{job_id}/{action}")
+async def act(
     request: Request,
     job_id: str,
+    action: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
-    csrf: Annotated[str, Form(max_length=100)] = "",
+    caller: FormCaller,
 ) -> Response:
-    await _context(request, caller, base_url)
-    check_csrf(request, csrf)
-    job = await service.abort(caller, job_id)
-    return _redirect(request, f"/ui/jobs/{job.id}")
-
-
-@router.post("/ui/jobs/{job_id}/delete")
-async def delete(
-    request: Request,
-    job_id: str,
-    service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
-    csrf: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    await _context(request, caller, base_url)
-    check_csrf(request, csrf)
-    await service.delete(caller, job_id)
-    return _redirect(request, "/ui/jobs")
+    """Start, abort or delete a job (the forms of its page and of the
+    confirmation pages)."""
+    match action:
+        case "start":
+            await service.start(caller, job_id)
+        case "abort":
+            await service.abort(caller, job_id)
+        case "delete":
+            await service.delete(caller, job_id)
+            return _redirect(request, "/ui/jobs")
+        case _:
+            raise NotFoundError(f"No action {action!r}")
+    return _redirect(request, f"/ui/jobs/{job_id}")
 
 
 @router.get("/ui/tasks/{task}")
@@ -997,10 +976,8 @@ async def submit_page(
     request: Request,
     task: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: PageCaller,
 ) -> Response:
-    await _context(request, caller, base_url)
     try:
         definition = service.task(task)
     except UnknownTaskError as exc:
@@ -1021,13 +998,10 @@ async def submit(
     request: Request,
     task: str,
     service: Service,
-    caller: BrowserCaller,
-    base_url: BaseUrl,
+    caller: FormCaller,
 ) -> Response:
-    await _context(request, caller, base_url)
-    form = await request.form(max_files=0, max_fields=500)
+    form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
-    check_csrf(request, values.get("csrf"))
     try:
         definition = service.task(task)
     except UnknownTaskError as exc:

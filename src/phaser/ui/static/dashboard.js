@@ -14,6 +14,15 @@ function follow(element) {
   source.addEventListener("live", (event) => {
     element.innerHTML = event.data;
     element.dataset.updates = String(Number(element.dataset.updates || 0) + 1);
+    // Buttons outside the live part (so that an update never takes them
+    // from under the pointer) show only in the phases they apply to.
+    const phase = element.querySelector("[data-phase]");
+    if (phase) {
+      document.querySelectorAll("[data-show-in]").forEach((control) => {
+        control.hidden = !control.dataset.showIn.split(" ")
+          .includes(phase.dataset.phase);
+      });
+    }
   });
   // Rows of a job list: replaced in place, new jobs added at the top.
   source.addEventListener("row", (event) => {
