@@ -366,10 +366,6 @@ async def stats(
     ] = None,
 ) -> StatsModel:
     found = await service.stats(caller, owner)
-    totals: dict[ExecutionPhase, int] = {}
-    for phases in found.counts.values():
-        for phase, count in phases.items():
-            totals[phase] = totals.get(phase, 0) + count
 
     def rates(window: dict[str, int]) -> ThroughputModel:
         return ThroughputModel(
@@ -381,7 +377,7 @@ async def stats(
     return StatsModel(
         owner=found.owner,
         counts=found.counts,
-        totals=totals,
+        totals=found.totals,
         queues=found.queues,
         oldest_queued_age=found.oldest_queued_age,
         started=rates(found.started),

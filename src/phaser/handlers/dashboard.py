@@ -11,19 +11,15 @@ form. See `phaser.dependencies.browser` for sessions and CSRF.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from functools import cache
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
@@ -56,6 +52,7 @@ from ..services.jobs import EVERYONE, JobService, JobUpdate, Stats
 from ..storage.events import next_event
 from ..ui.forms import FormField, form_fields, read_form
 from ..ui.preview import preview
+from ..ui.render import chart, digest, environment, sse_event
 from .results import result_response
 
 __all__ = ["router"]
@@ -79,15 +76,6 @@ _STATIC = {
 _MAX_DURATION = 10**9
 
 _NEXT = re.compile(r"^(?:/[A-Za-z0-9_.-]+){0,4}$")
-
-_PHASE_CLASSES = {
-    ExecutionPhase.COMPLETED: "ok",
-    ExecutionPhase.ERROR: "bad",
-    ExecutionPhase.ABORTED: "bad",
-    ExecutionPhase.EXECUTING: "run",
-    ExecutionPhase.QUEUED: "wait",
-    ExecutionPhase.PENDING: "wait",
-}
 
 
 class _PageRoute(APIRoute):
@@ -134,67 +122,6 @@ router = APIRouter(route_class=_PageRoute, include_in_schema=False)
 # -- rendering --------------------------------------------------------------
 
 
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _iso(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "never"
-    if seconds < 60:
-        return "within the last minute"
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return _ago(seconds).removesuffix(" ago")
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return (
-                f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-            )
-        value /= 1024
-    raise AssertionError(size)
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("phaser.ui", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters.update(
-        when=_when, iso=_iso, ago=_ago, age=_age, size=_size
-    )
-    environment.globals.update(
-        phases=list(ExecutionPhase), phase_class=_PHASE_CLASSES
-    )
-    return environment
-
-
 def _base_path(request: Request) -> str:
     """Path prefix of every dashboard link (``X-Forwarded-Prefix``, root
     path), from the public base URL."""
@@ -209,7 +136,7 @@ def _render(name: str, request: Request, **context: Any) -> str:
     authenticator: Authenticator = request.app.state.authenticator
     csrf, _ = _csrf(request)
     return (
-        _environment()
+        environment()
         .get_template(name)
         .render(
             base=_base_path(request),
@@ -390,56 +317,14 @@ def _owner(caller: Caller, owner: str | None) -> str | None:
     return owner
 
 
-def _chart(stats: Stats) -> dict[str, Any]:
-    """Bars of jobs started and finished per minute (inline SVG)."""
-    peak = max([1, *stats.started_per_minute, *stats.finished_per_minute])
-    height = 60.0
-    bars = []
-    for minute, (started, finished) in enumerate(
-        zip(stats.started_per_minute, stats.finished_per_minute, strict=True)
-    ):
-        bars.append(
-            {
-                "x": minute * 6,
-                "started": round(height * started / peak, 1),
-                "finished": round(height * finished / peak, 1),
-            }
-        )
-    return {"bars": bars, "peak": peak, "height": height}
-
-
 def _overview_live(request: Request, stats: Stats, owner: str | None) -> str:
     return _render(
         "_overview_live.html",
         request,
         stats=stats,
         owner=owner,
-        chart=_chart(stats),
-        totals=_totals(stats),
-    )
-
-
-def _totals(stats: Stats) -> dict[ExecutionPhase, int]:
-    totals: dict[ExecutionPhase, int] = {}
-    for phases in stats.counts.values():
-        for phase, count in phases.items():
-            totals[phase] = totals.get(phase, 0) + count
-    return totals
-
-
-def _digest(html: str) -> str:
-    """A short digest of a live part, so that a stream does not send the
-    page what it already shows (a replaced part loses the keyboard focus)."""
-    return hashlib.sha256(html.encode()).hexdigest()[:16]
-
-
-def _sse(kind: str, html: str) -> str:
-    """One server-sent event; every line of the HTML a ``data`` line."""
-    lines = html.replace("\r", "").split("\n")
-    return (
-        f"event: {kind}\n"
-        + "".join(f"data: {line}\n" for line in lines)
-        + "\n"
+        chart=chart(stats),
+        totals=stats.totals,
     )
 
 
@@ -555,7 +440,7 @@ async def overview(
     stats = await _stats_cache(request).get(service, caller, whose)
     live = _overview_live(request, stats, whose)
     query = urlencode(
-        {**({"owner": whose} if whose else {}), "shown": _digest(live)}
+        {**({"owner": whose} if whose else {}), "shown": digest(live)}
     )
     return _page(
         "overview.html",
@@ -588,9 +473,9 @@ async def overview_stream(
             while True:
                 stats = await cache_.get(service, caller, whose, max_age)
                 html = _overview_live(request, stats, whose)
-                if _digest(html) != last:
-                    yield _sse("live", html)
-                    last = _digest(html)
+                if digest(html) != last:
+                    yield sse_event("live", html)
+                    last = digest(html)
                 else:
                     yield ": keepalive\n\n"
                 event = await next_event(events, KEEPALIVE)
@@ -743,9 +628,9 @@ async def job_list_stream(
                     for job_id in sorted(followed):
                         job = await service.peek(caller, job_id)
                         if job is None:
-                            yield _sse("gone", job_id)
+                            yield sse_event("gone", job_id)
                         else:
-                            yield _sse("row", row(job))
+                            yield sse_event("row", row(job))
                     continue
                 if event.kind == "created":
                     if (
@@ -757,18 +642,18 @@ async def job_list_stream(
                     job = await service.peek(caller, event.job_id)
                     if job is not None and matches(job):
                         followed.add(job.id)
-                        yield _sse("new", row(job))
+                        yield sse_event("new", row(job))
                     continue
                 if event.job_id not in followed:
                     continue
                 if event.kind == "deleted":
-                    yield _sse("gone", event.job_id)
+                    yield sse_event("gone", event.job_id)
                     continue
                 job = await service.peek(caller, event.job_id)
                 if job is None:
-                    yield _sse("gone", event.job_id)
+                    yield sse_event("gone", event.job_id)
                 else:
-                    yield _sse("row", row(job))
+                    yield sse_event("row", row(job))
 
     return _stream(body())
 
@@ -824,7 +709,7 @@ async def job_page(
         live=live,
         stream=(
             f"{_base_path(request)}/ui/jobs/{job.id}/stream"
-            f"?shown={_digest(live)}"
+            f"?shown={digest(live)}"
         ),
     )
 
@@ -853,16 +738,16 @@ async def job_stream(
                 if kind == "keepalive":
                     yield ": keepalive\n\n"
                 elif job is None:
-                    yield _sse("gone", job_id)
+                    yield sse_event("gone", job_id)
                 else:
                     html = _job_live(request, service, job)
-                    if _digest(html) != last:
-                        yield _sse("live", html)
-                        last = _digest(html)
+                    if digest(html) != last:
+                        yield sse_event("live", html)
+                        last = digest(html)
                     ended = job.phase in FINAL_PHASES
             if ended:
                 # Otherwise the server stops: the browser reconnects.
-                yield _sse("end", "")
+                yield sse_event("end", "")
         finally:
             await stream.aclose()
 

@@ -122,6 +122,15 @@ class Stats:
     finished_per_minute: list[int]
     workers: list[WorkerSeen]
 
+    @property
+    def totals(self) -> dict[ExecutionPhase, int]:
+        """The counts by phase, all tasks together."""
+        totals: dict[ExecutionPhase, int] = {}
+        for phases in self.counts.values():
+            for phase, count in phases.items():
+                totals[phase] = totals.get(phase, 0) + count
+        return totals
+
 
 #: What an admin passes as ``owner`` to count every owner's jobs.
 EVERYONE = "*"
