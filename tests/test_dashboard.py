@@ -282,6 +282,74 @@ def test_abort_and_delete_from_the_job_page_ask_first(
     assert api.get(f"/api/v1/jobs/{job['id']}").status_code == 404
 
 
+def set_hidden(browser: webdriver.Chrome, hidden: bool) -> None:
+    """Tell the page it went to the background (or came back), as a
+    browser does when its tab is switched."""
+    browser.execute_script(
+        "Object.defineProperty(document, 'hidden',"
+        " {value: arguments[0], configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));",
+        hidden,
+    )
+
+
+def test_a_background_tab_closes_its_stream_and_catches_up(
+    browser: webdriver.Chrome, ui: Stack, api: httpx.Client
+) -> None:
+    browser.get(f"{ui.url}/ui/jobs")
+    mark_page(browser)
+    # While shown, a new job appears at the top as it is created.
+    job = create_job(api, "echo", {})
+    row = f"#job-{job['id']}"
+    until(
+        browser,
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, "#jobs tbody tr").get_attribute(
+                "id"
+            )
+            == f"job-{job['id']}"
+        ),
+    )
+    assert browser.execute_script("return streams.size") == 1
+    set_hidden(browser, True)
+    assert browser.execute_script("return streams.size") == 0
+    # Changed while nobody listens: the page learns it when shown again.
+    api.post(f"/api/v1/jobs/{job['id']}/abort")
+    set_hidden(browser, False)
+    assert browser.execute_script("return streams.size") == 1
+    until(
+        browser,
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase")
+            == "ABORTED"
+        ),
+    )
+    assert still_marked(browser)
+
+
+def test_a_reconnecting_list_stream_sends_its_rows_as_they_are(
+    ui: Stack, api: httpx.Client
+) -> None:
+    job = create_job(api, "echo", {})
+    for extra in (
+        {"params": {"resync": "1"}},
+        {"headers": {"Last-Event-ID": "1"}},
+    ):
+        params = {"ids": job["id"], **extra.get("params", {})}
+        with api.stream(
+            "GET",
+            "/ui/jobs/stream",
+            params=params,
+            headers=extra.get("headers", {}),
+        ) as stream:
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("event:"):
+                    assert line == "event: row"
+                    assert job["id"] in next(lines)
+                    break
+
+
 def test_start_and_destruction_time_from_the_job_page(
     browser: webdriver.Chrome, ui: Stack, api: httpx.Client
 ) -> None:
@@ -543,6 +611,7 @@ def test_a_second_user_cannot_see_or_touch_the_first_users_jobs(
         ) as stream:
             ann.post(f"/api/v1/jobs/{job['id']}/abort")
             lines = stream.iter_lines()
+            assert next(lines) == "id: 1"
             assert next(lines) == ": live"
             deadline = time.monotonic() + 3
             got = []

@@ -49,7 +49,7 @@ from ..models.text import clean_text
 from ..services.auth import Authenticator
 from ..services.ids import is_job_id
 from ..services.jobs import EVERYONE, JobService, JobUpdate, Stats
-from ..storage.events import next_event
+from ..storage.events import JobEvent, next_event
 from ..ui.forms import FormField, form_fields, read_form
 from ..ui.preview import preview
 from ..ui.render import chart, digest, environment, sse_event
@@ -466,10 +466,18 @@ async def overview_stream(
     cache_ = _stats_cache(request)
     hub = service.hub
 
+    # Woken by the events of the jobs counted; two places are enough: a
+    # burst of events is one "something changed".
+    subscription = (
+        hub.subscribe_all(size=2)
+        if whose == EVERYONE
+        else hub.subscribe_owner(whose or caller.name, size=2)
+    )
+
     async def body() -> AsyncIterator[str]:
         last = shown
         max_age = _STATS_TTL
-        async with hub.subscribe_all() as events:
+        async with subscription as events:
             while True:
                 stats = await cache_.get(service, caller, whose, max_age)
                 html = _overview_live(request, stats, whose)
@@ -491,7 +499,8 @@ async def overview_stream(
                 max_age = _STATS_TTL
                 await asyncio.sleep(_STATS_TTL)
                 while not events.empty():
-                    events.get_nowait()
+                    if events.get_nowait().kind == "closing":
+                        return
 
     return _stream(body())
 
@@ -562,13 +571,19 @@ async def job_list(
     query = [(k, v) for k, v in shown.items() if v and k != "phase"] + [
         ("phase", p) for p in shown["phase"]
     ]
-    stream_query = [*query, ("ids", ",".join(j.id for j in page.jobs))]
+    rows = [_row(request, job) for job in page.jobs]
+    stream_query = [
+        *query,
+        ("ids", ",".join(j.id for j in page.jobs)),
+        ("shown", digest("".join(rows))),
+    ]
     if not cursor:
         stream_query.append(("new", "1"))
     return _page(
         "jobs.html",
         request,
         jobs=page.jobs,
+        rows=rows,
         filters=shown,
         next_page=(
             urlencode([*query, ("cursor", page.next_cursor)])
@@ -594,6 +609,8 @@ async def job_list_stream(
     run_id: Annotated[str | None, Query(max_length=256)] = None,
     after: Annotated[str | None, Query(max_length=40)] = None,
     owner: Annotated[str | None, Query(max_length=128)] = None,
+    resync: Annotated[bool, Query()] = False,
+    shown: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
     """Rows of a job list as their jobs change (and new jobs that match,
     on the first page)."""
@@ -612,50 +629,78 @@ async def job_list_stream(
         )
 
     def row(job: Job) -> str:
-        return _render("_row.html", request, job=job)
+        return _row(request, job)
 
-    async def body() -> AsyncIterator[str]:
-        async with service.hub.subscribe_all() as events:
-            yield ": live\n\n"
-            while True:
-                event = await next_event(events, KEEPALIVE)
-                if event is None:
-                    yield ": keepalive\n\n"
-                    continue
-                if event.kind == "closing":
+    # What the page showed may have changed before the stream began (or,
+    # when a browser reconnects, or a hidden tab is shown again, while it
+    # was closed): the rows are read and sent again unless they are what
+    # the page shows (``shown``, the digest of its rows).
+    again = resync or "last-event-id" in request.headers
+
+    async def rows(unless: str = "") -> AsyncIterator[str]:
+        ordered = sorted(followed, reverse=True)  # as the page lists them
+        jobs = [await service.peek(caller, job_id) for job_id in ordered]
+        html = [row(job) for job in jobs if job is not None]
+        if not unless or digest("".join(html)) != unless:
+            for job_id, job in zip(ordered, jobs, strict=True):
+                yield (
+                    sse_event("gone", job_id)
+                    if job is None
+                    else sse_event("row", row(job))
+                )
+        if new:
+            # The first page: jobs created meanwhile go on top (ids sort
+            # by creation time).
+            newest = max(followed, default="")
+            page = await service.list(caller, limit=50, **filters)
+            for job in reversed(page.jobs):
+                if job.id > newest and len(followed) < _MAX_FOLLOWED:
+                    followed.add(job.id)
+                    yield sse_event("new", row(job))
+
+    async def changes(events: asyncio.Queue[JobEvent]) -> AsyncIterator[str]:
+        while True:
+            event = await next_event(events, KEEPALIVE)
+            if event is None:
+                yield ": keepalive\n\n"
+                continue
+            match event.kind:
+                case "closing":
                     return
-                if event.kind == "resync":
-                    for job_id in sorted(followed):
-                        job = await service.peek(caller, job_id)
-                        if job is None:
-                            yield sse_event("gone", job_id)
-                        else:
-                            yield sse_event("row", row(job))
-                    continue
-                if event.kind == "created":
-                    if (
-                        not new
-                        or event.owner != whose
-                        or len(followed) >= _MAX_FOLLOWED
-                    ):
+                case "resync":
+                    async for line in rows():
+                        yield line
+                case "created":
+                    if not new or len(followed) >= _MAX_FOLLOWED:
                         continue
                     job = await service.peek(caller, event.job_id)
                     if job is not None and matches(job):
                         followed.add(job.id)
                         yield sse_event("new", row(job))
-                    continue
-                if event.job_id not in followed:
-                    continue
-                if event.kind == "deleted":
+                case "deleted" if event.job_id in followed:
                     yield sse_event("gone", event.job_id)
-                    continue
-                job = await service.peek(caller, event.job_id)
-                if job is None:
-                    yield sse_event("gone", event.job_id)
-                else:
-                    yield sse_event("row", row(job))
+                case _ if event.job_id in followed:
+                    job = await service.peek(caller, event.job_id)
+                    yield (
+                        sse_event("gone", event.job_id)
+                        if job is None
+                        else sse_event("row", row(job))
+                    )
+
+    async def body() -> AsyncIterator[str]:
+        async with service.hub.subscribe_owner(whose) as events:
+            yield "id: 1\n: live\n\n"
+            async for line in rows("" if again else shown):
+                yield line
+            async for line in changes(events):
+                yield line
 
     return _stream(body())
+
+
+def _row(request: Request, job: Job) -> str:
+    """One row of a job list."""
+    return _render("_row.html", request, job=job)
 
 
 def _job_context(

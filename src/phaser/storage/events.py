@@ -1,10 +1,11 @@
 """The event hub: one Redis subscriber per process, fanned out in-process.
 
-Every transition, progress update and result publishes a small JSON event
-(``{"id", "phase", "kind"}``) on one channel; a batch of deletions publishes
-one ``{"ids": [...], "kind": "deleted"}``. Each process (frontend or
-worker) holds a single subscription and hands events to the local waiters
-of that job id, so thousands of WAIT requests cost one Redis connection.
+Every creation, transition, progress update and result publishes a small
+JSON event (``{"id", "phase", "kind", "owner"}``) on one channel; a batch
+of deletions publishes one ``{"ids": [...], "kind": "deleted"}``. Each
+process (frontend or worker) holds a single subscription and hands events
+to the local waiters of that job id (or, for live views, of that owner),
+so thousands of WAIT requests cost one Redis connection.
 
 Events can be missed (before a waiter subscribes, or while the subscriber
 reconnects); waiters therefore re-read the job record after subscribing, and
@@ -36,9 +37,9 @@ class JobEvent:
     ``kind`` is ``created``, ``phase``, ``progress``, ``result``,
     ``update``, ``deleted``, ``resync`` (the subscriber reconnected, or a
     slow reader missed events: anything may have changed) or ``closing``
-    (the server stops: streams and waits end now). Only ``created``
-    events name the ``owner`` (`None` for others, and for the anonymous
-    owner).
+    (the server stops: streams and waits end now). ``owner`` is the
+    job's (`None`: the anonymous owner, or unknown: ``deleted`` and
+    ``resync`` events).
     """
 
     job_id: str
@@ -79,6 +80,7 @@ class EventHub:
         self._channel = channel
         self._subscribers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
         self._everything: set[asyncio.Queue[JobEvent]] = set()
+        self._by_owner: dict[str | None, set[asyncio.Queue[JobEvent]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -126,13 +128,40 @@ class EventHub:
         finally:
             self._everything.discard(queue)
 
+    @contextlib.asynccontextmanager
+    async def subscribe_owner(
+        self, owner: str | None, size: int = 256
+    ) -> AsyncIterator[asyncio.Queue[JobEvent]]:
+        """Receive the events of one owner's jobs while the context is
+        open, and every ``deleted`` event (they do not name owners). A
+        reader that falls ``size`` events behind gets one ``resync``
+        instead of the rest (with ``size=2``: a "something changed"
+        signal)."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=size)
+        self._by_owner.setdefault(owner, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            queues = self._by_owner.get(owner)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._by_owner[owner]
+
+    def _listeners(self) -> list[asyncio.Queue[JobEvent]]:
+        """Queues that hear of more than one job."""
+        found = list(self._everything)
+        for queues in self._by_owner.values():
+            found += queues
+        return found
+
     def close(self) -> None:
         """Tell every subscriber that the server stops (a ``closing``
         event, delivered even to a full queue)."""
         for job_id, queues in self._subscribers.items():
             for queue in queues:
                 _force(queue, JobEvent(job_id, None, "closing"))
-        for queue in self._everything:
+        for queue in self._listeners():
             _force(queue, JobEvent("", None, "closing"))
 
     def _deliver(self, event: JobEvent) -> None:
@@ -143,13 +172,20 @@ class EventHub:
             queue.put_nowait(event)
         for queue in self._everything:
             _offer(queue, event)
+        if event.kind == "deleted":
+            for queues in self._by_owner.values():
+                for queue in queues:
+                    _offer(queue, event)
+        else:
+            for queue in self._by_owner.get(event.owner, ()):
+                _offer(queue, event)
 
     def _resync(self) -> None:
         for job_id, queues in self._subscribers.items():
             for queue in queues:
                 if not queue.full():
                     queue.put_nowait(JobEvent(job_id, None, "resync"))
-        for queue in self._everything:
+        for queue in self._listeners():
             _offer(queue, JobEvent("", None, "resync"))
 
     async def _run(self) -> None:

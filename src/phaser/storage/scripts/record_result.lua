@@ -9,7 +9,7 @@
 --
 -- Returns "ok", "missing" or "check".
 local key = KEYS[1]
-local state = redis.call("HMGET", key, "phase", "claim", "results")
+local state = redis.call("HMGET", key, "phase", "claim", "results", "owner")
 if not state[1] then
   return "missing"
 end
@@ -32,6 +32,11 @@ if not replaced then
   table.insert(results, result)
 end
 redis.call("HSET", key, "results", cjson.encode(results))
+local owner = state[4]
+if not owner then
+  owner = nil
+end
 redis.call("PUBLISH", ARGV[3],
-  cjson.encode({id = ARGV[4], phase = state[1], kind = "result"}))
+  cjson.encode({id = ARGV[4], phase = state[1], kind = "result",
+    owner = owner}))
 return "ok"

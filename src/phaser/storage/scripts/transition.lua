@@ -135,7 +135,13 @@ elseif current == "QUEUED" and new ~= "QUEUED" then
 end
 
 if ARGV[9] ~= "" then
+  -- The owner (absent for the anonymous owner) lets live views follow
+  -- one owner's jobs without reading them.
+  local owner = redis.call("HGET", key, "owner")
+  if not owner then
+    owner = nil
+  end
   redis.call("PUBLISH", ARGV[8],
-    cjson.encode({id = id, phase = new, kind = ARGV[9]}))
+    cjson.encode({id = id, phase = new, kind = ARGV[9], owner = owner}))
 end
 return {"ok", current}

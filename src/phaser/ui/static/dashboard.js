@@ -8,8 +8,16 @@ function fragment(html) {
   return template.content.firstElementChild;
 }
 
-function follow(element) {
-  const source = new EventSource(element.dataset.stream);
+// Open streams, by element. A tab in the background closes its stream
+// (browsers allow few connections per server over HTTP/1.1) and opens it
+// again, asking for the current state, when it is shown.
+const streams = new Map();
+
+function follow(element, again) {
+  let url = element.dataset.stream;
+  if (again) url += (url.includes("?") ? "&" : "?") + "resync=1";
+  const source = new EventSource(url);
+  streams.set(element, source);
   // A part of the page (overview, job): replaced whole.
   source.addEventListener("live", (event) => {
     element.innerHTML = event.data;
@@ -34,7 +42,11 @@ function follow(element) {
   source.addEventListener("new", (event) => {
     const row = fragment("<table><tbody>" + event.data + "</tbody></table>")
       .querySelector("tr");
-    if (document.getElementById(row.id)) return;
+    const current = document.getElementById(row.id);
+    if (current) {
+      current.replaceWith(row);  // already added (before a reconnection)
+      return;
+    }
     element.querySelector("tbody").prepend(row);
     const empty = document.getElementById("empty");
     if (empty) empty.remove();
@@ -49,10 +61,29 @@ function follow(element) {
       element.insertAdjacentHTML("afterbegin",
         '<p class="message" role="alert">This job has been deleted.</p>');
       source.close();
+      streams.delete(element);
+      element.dataset.ended = "true";
     }
   });
-  source.addEventListener("end", () => source.close());
+  source.addEventListener("end", () => {
+    source.close();
+    streams.delete(element);
+    element.dataset.ended = "true";
+  });
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) {
+    streams.forEach((source) => source.close());
+    streams.clear();
+  } else {
+    document.querySelectorAll("[data-stream]").forEach((element) => {
+      if (!streams.has(element) && !element.dataset.ended) {
+        follow(element, true);
+      }
+    });
+  }
+});
 
 function checkJson(area) {
   try {
@@ -64,7 +95,9 @@ function checkJson(area) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.querySelectorAll("[data-stream]").forEach(follow);
+  document.querySelectorAll("[data-stream]").forEach((element) => {
+    follow(element, false);
+  });
   document.querySelectorAll("textarea[data-json]").forEach((area) => {
     checkJson(area);
     area.addEventListener("input", () => checkJson(area));
