@@ -40,6 +40,11 @@ BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
 }
 
 
+def _number(key: str) -> int:
+    """B10 after B9, not after B1."""
+    return int(key.removeprefix("B"))
+
+
 def _markdown(results: list[Result], command: str) -> str:
     lines = [
         f"Produced by `{command}` on {os.cpu_count()} cores.",
@@ -63,7 +68,9 @@ def _markdown(results: list[Result], command: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS))
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(BENCHMARKS, key=_number)
+    )
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
@@ -73,7 +80,7 @@ def main() -> int:
     redis.start()
     results = []
     try:
-        for key in args.only or sorted(BENCHMARKS):
+        for key in args.only or sorted(BENCHMARKS, key=_number):
             results.append(BENCHMARKS[key](redis, work, scale))
             print(f"{key} done", flush=True)
     finally:
