@@ -24,6 +24,7 @@ from phaser.models.job import (
 )
 from phaser.models.phase import Action, ExecutionPhase, allowed_from
 from phaser.services.ids import new_job_id
+from phaser.storage.events import EventHub, created_channel, next_event
 from phaser.storage.job_store import JobStore, Outcome, Quota
 from phaser.storage.keys import KeyLayout
 
@@ -322,3 +323,44 @@ async def test_history_records_each_phase_and_stays_bounded(
     )
     assert len(raw) <= 200
     assert "~" in raw
+
+
+async def test_creations_are_read_only_while_live_views_are_open(
+    store: JobStore, redis_server: EmbeddedRedis
+) -> None:
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    channel = created_channel(store._keys.events)
+    hub = EventHub(redis, store._keys.events)
+    await hub.start()
+
+    async def readers() -> int:
+        counts = await redis.pubsub_numsub(channel)
+        return int(counts[0][1])
+
+    try:
+        assert await readers() == 0
+        async with hub.subscribe_owner("ann") as events:
+            assert await readers() == 1  # confirmed before the view reads
+            job = _job(owner="ann")
+            await store.create(job)
+            event = await next_event(events, 10)
+            assert event is not None
+            assert (event.job_id, event.kind, event.owner) == (
+                job.id,
+                "created",
+                "ann",
+            )
+            # Another owner's creations are not this view's.
+            await store.create(_job(owner="bob"))
+            await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
+            event = await next_event(events, 10)
+            assert event is not None
+            assert (event.job_id, event.kind) == (job.id, "phase")
+        for _ in range(200):
+            if await readers() == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await readers() == 0
+    finally:
+        await hub.stop()
+        await redis.aclose()

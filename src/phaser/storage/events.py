@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-__all__ = ["EventHub", "JobEvent", "next_event"]
+__all__ = ["EventHub", "JobEvent", "created_channel", "next_event"]
 
 _logger = structlog.get_logger("phaser.events")
 
@@ -64,6 +65,12 @@ async def next_event(
         return None
 
 
+def created_channel(channel: str) -> str:
+    """The channel of ``created`` events beside a hub's channel: apart,
+    so that only processes with live views open read them."""
+    return f"{channel}:created"
+
+
 class EventHub:
     """Fan-out of job events to in-process subscribers.
 
@@ -78,11 +85,18 @@ class EventHub:
     def __init__(self, redis: Redis, channel: str) -> None:
         self._redis = redis
         self._channel = channel
+        self._created_channel = created_channel(channel)
         self._subscribers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
         self._everything: set[asyncio.Queue[JobEvent]] = set()
         self._by_owner: dict[str | None, set[asyncio.Queue[JobEvent]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._pubsub: PubSub | None = None
+        # Whether the created channel is subscribed (and confirmed).
+        self._creations = False
+        self._creations_ready = asyncio.Event()
+        self._creations_lock = asyncio.Lock()
+        self._chores: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start the subscriber and wait until it listens."""
@@ -124,9 +138,11 @@ class EventHub:
         queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=size)
         self._everything.add(queue)
         try:
+            await self._follow_creations()
             yield queue
         finally:
             self._everything.discard(queue)
+            self._chore(self._follow_creations())
 
     @contextlib.asynccontextmanager
     async def subscribe_owner(
@@ -140,6 +156,7 @@ class EventHub:
         queue: asyncio.Queue[JobEvent] = asyncio.Queue(maxsize=size)
         self._by_owner.setdefault(owner, set()).add(queue)
         try:
+            await self._follow_creations()
             yield queue
         finally:
             queues = self._by_owner.get(owner)
@@ -147,6 +164,41 @@ class EventHub:
                 queues.discard(queue)
                 if not queues:
                     del self._by_owner[owner]
+            self._chore(self._follow_creations())
+
+    async def _follow_creations(self) -> None:
+        """Subscribe to the channel of ``created`` events while live views
+        are open (and wait until Redis confirms, so that a view reading
+        the jobs after this misses none), and leave it when the last one
+        closes: a frontend nobody watches does not read an event per
+        created job."""
+        async with self._creations_lock:
+            wanted = bool(self._listeners())
+            pubsub = self._pubsub
+            if pubsub is None or wanted == self._creations:
+                return
+            try:
+                if wanted:
+                    self._creations_ready.clear()
+                    await pubsub.subscribe(self._created_channel)
+                    self._creations = True
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._creations_ready.wait(), timeout=2
+                        )
+                else:
+                    await pubsub.unsubscribe(self._created_channel)
+                    self._creations = False
+            except (RedisError, OSError) as exc:
+                # The subscriber reconnects and subscribes again.
+                _logger.warning("Could not follow creations", error=str(exc))
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run something in the background (from a ``finally`` that may
+        be running in a cancelled task)."""
+        task = asyncio.ensure_future(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     def _listeners(self) -> list[asyncio.Queue[JobEvent]]:
         """Queues that hear of more than one job."""
@@ -191,11 +243,14 @@ class EventHub:
     async def _run(self) -> None:
         delay = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                self._pubsub = pubsub
+                self._creations = False
                 self._ready.set()
                 delay = 0.1
+                self._chore(self._follow_creations())
                 # Events may have been missed while (re)connecting.
                 self._resync()
                 async for message in pubsub.listen():
@@ -211,10 +266,15 @@ class EventHub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
     def _handle(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "subscribe":
+            if message.get("channel") == self._created_channel:
+                self._creations_ready.set()
+            return
         if message.get("type") != "message":
             return
         try:

@@ -40,6 +40,7 @@ from ..models.job import (
 )
 from ..models.phase import ExecutionPhase
 from ..models.text import clean_text, clean_value
+from .events import created_channel
 from .keys import KeyLayout
 
 __all__ = [
@@ -210,7 +211,7 @@ class JobStore:
             *active,
             job.run_id or "",
             job.owner or "",
-            self._keys.events,
+            created_channel(self._keys.events),
             json.dumps(
                 {
                     "id": job.id,

@@ -21,7 +21,8 @@
 -- ARGV[8 .. 7+A] the active phases
 -- ARGV[8+A] run id, or "" for none
 -- ARGV[9+A] owner name, or "" for the anonymous owner
--- ARGV[10+A] event channel
+-- ARGV[10+A] channel of "created" events (read only by processes with live
+--           views open: see events.created_channel)
 -- ARGV[11+A] the "created" event (JSON), published once stored
 -- ARGV[12+A ..] record fields and values
 --
