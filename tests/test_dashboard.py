@@ -106,6 +106,17 @@ def axe_violations(browser: webdriver.Chrome) -> list[dict[str, Any]]:
     return found
 
 
+def until_row(browser: webdriver.Chrome, job_id: str, phase: str) -> None:
+    """Wait until a job list shows the job's row in that phase."""
+    until(
+        browser,
+        lambda b: any(
+            row.get_attribute("data-phase") == phase
+            for row in b.find_elements(By.ID, f"job-{job_id}")
+        ),
+    )
+
+
 def mark_page(browser: webdriver.Chrome) -> None:
     """Leave a mark in the page's script state: a reload would lose it."""
     browser.execute_script("window.phaserMark = 'not reloaded';")
@@ -211,15 +222,7 @@ def test_submit_form_job_appears_in_list_and_progresses_live(
         browser.close()
         browser.switch_to.window(listing)
     # The list that was open all along gained the row and followed it.
-    row = f"#job-{job_id}"
-    until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, row))
-    until(
-        browser,
-        lambda b: (
-            b.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase")
-            == "COMPLETED"
-        ),
-    )
+    until_row(browser, job_id, "COMPLETED")
     assert still_marked(browser)
     shot(browser, "jobs", tmp_path)
 
@@ -300,7 +303,6 @@ def test_a_background_tab_closes_its_stream_and_catches_up(
     mark_page(browser)
     # While shown, a new job appears at the top as it is created.
     job = create_job(api, "echo", {})
-    row = f"#job-{job['id']}"
     until(
         browser,
         lambda b: (
@@ -317,13 +319,7 @@ def test_a_background_tab_closes_its_stream_and_catches_up(
     api.post(f"/api/v1/jobs/{job['id']}/abort")
     set_hidden(browser, False)
     assert browser.execute_script("return streams.size") == 1
-    until(
-        browser,
-        lambda b: (
-            b.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase")
-            == "ABORTED"
-        ),
-    )
+    until_row(browser, job["id"], "ABORTED")
     assert still_marked(browser)
 
 
@@ -381,30 +377,15 @@ def test_forms_without_the_csrf_token_change_nothing(
     assert csrf_cookie[0]["sameSite"] == "Strict"
     url = f"{ui.url}/ui/jobs/{job['id']}/abort"
     # No token; a wrong one; the right one from another site.
-    assert httpx.post(url, cookies=cookies).status_code == 403
-    assert (
-        httpx.post(url, data={"csrf": "x" * 43}, cookies=cookies).status_code
-        == 403
-    )
     right = {"csrf": cookies["phaser_csrf"]}
-    assert (
-        httpx.post(
-            url,
-            data=right,
-            cookies=cookies,
-            headers={"Sec-Fetch-Site": "cross-site"},
-        ).status_code
-        == 403
-    )
-    assert (
-        httpx.post(
-            url,
-            data=right,
-            cookies=cookies,
-            headers={"Origin": "https://evil.example"},
-        ).status_code
-        == 403
-    )
+    for data, headers in (
+        ({}, {}),
+        ({"csrf": "x" * 43}, {}),
+        (right, {"Sec-Fetch-Site": "cross-site"}),
+        (right, {"Origin": "https://evil.example"}),
+    ):
+        answer = httpx.post(url, data=data, cookies=cookies, headers=headers)
+        assert answer.status_code == 403, (data, headers)
     assert api.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == "PENDING"
     # The page's own form works.
     assert httpx.post(url, data=right, cookies=cookies).status_code == 303

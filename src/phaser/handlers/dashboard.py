@@ -505,6 +505,24 @@ async def overview_stream(
     return _stream(body())
 
 
+def _form_time(what: str, text: str) -> datetime:
+    """A time from a form (a ``datetime-local`` field: no zone, meaning
+    UTC) or a query (RFC 3339).
+
+    Raises
+    ------
+    InvalidRequestError
+        Not a time.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequestError(
+            f"Invalid {what} {text!r}: expected e.g. 2026-11-29T20:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _job_filters(
     caller: Caller,
     task: str | None,
@@ -520,16 +538,7 @@ def _job_filters(
                 phases.append(ExecutionPhase(value))
             except ValueError:
                 raise InvalidRequestError(f"Unknown phase {value!r}") from None
-    moment = None
-    if after:
-        try:
-            moment = datetime.fromisoformat(after)
-        except ValueError:
-            raise InvalidRequestError(
-                f"Invalid time {after!r}: expected e.g. 2026-11-29T20:00"
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+    moment = _form_time("time", after) if after else None
     whose = _owner(caller, owner)
     if whose == EVERYONE:
         whose = None
@@ -828,14 +837,7 @@ async def destruction(
     caller: FormCaller,
     destruction_time: Annotated[str, Form(max_length=40)],
 ) -> Response:
-    try:
-        moment = datetime.fromisoformat(destruction_time)
-    except ValueError:
-        raise InvalidRequestError(
-            f"Invalid destruction time {destruction_time!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = _form_time("destruction time", destruction_time)
     job = await service.update(
         caller, job_id, JobUpdate(destruction_time=moment)
     )

@@ -19,7 +19,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
@@ -122,11 +122,7 @@ class EventHub:
         try:
             yield queue
         finally:
-            queues = self._subscribers.get(job_id)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
-                    del self._subscribers[job_id]
+            _leave(self._subscribers, job_id, queue)
 
     @contextlib.asynccontextmanager
     async def subscribe_all(
@@ -159,11 +155,7 @@ class EventHub:
             await self._follow_creations()
             yield queue
         finally:
-            queues = self._by_owner.get(owner)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
-                    del self._by_owner[owner]
+            _leave(self._by_owner, owner, queue)
             self._chore(self._follow_creations())
 
     async def _follow_creations(self) -> None:
@@ -298,6 +290,23 @@ class EventHub:
             return
         for event in events:
             self._deliver(event)
+
+
+_K = TypeVar("_K")
+
+
+def _leave(
+    registry: dict[_K, set[asyncio.Queue[JobEvent]]],
+    key: _K,
+    queue: asyncio.Queue[JobEvent],
+) -> None:
+    """Take a subscriber's queue out of a registry (and its key, once no
+    queue is left under it)."""
+    queues = registry.get(key)
+    if queues is not None:
+        queues.discard(queue)
+        if not queues:
+            del registry[key]
 
 
 def _offer(queue: asyncio.Queue[JobEvent], event: JobEvent) -> None:
