@@ -20,7 +20,10 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -64,8 +67,13 @@ def until(
         browser,
         PATIENCE,
         poll_frequency=0.05,
-        # The live parts are replaced as the server sends them.
-        ignored_exceptions=(StaleElementReferenceException,),
+        # The live parts are replaced as the server sends them, and a
+        # page may be replaced by the next while it is read (Chromium then
+        # says "Node ... does not belong to the document"): read again.
+        ignored_exceptions=(
+            StaleElementReferenceException,
+            WebDriverException,
+        ),
     ).until(check)
 
 
