@@ -31,7 +31,11 @@ def test_benchmark_smoke_run_writes_every_result(tmp_path: Path) -> None:
     for result in results:
         for figure in result["figures"]:
             assert figure["min"] <= figure["median"] <= figure["max"]
-            assert figure["median"] >= 0
+            if not figure["name"].startswith("added by"):
+                # A difference (B10's CPU added by tabs) may come out
+                # below zero in a one-second smoke window: CPU time is
+                # counted in 10 ms ticks.
+                assert figure["median"] >= 0, figure
     by_key = {r["key"]: r for r in results}
     # Each throughput and latency figure was measured, and compared with
     # its baseline measured in the same run.
