@@ -1,0 +1,224 @@
+"""A job's page, its live part, downloads and actions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request, Response
+
+from ...dependencies.context import Service
+from ...models.errors import NotFoundError
+from ...models.job import Job
+from ...models.phase import FINAL_PHASES
+from ...services.jobs import JobService, JobUpdate
+from ...ui.preview import preview
+from ...ui.render import digest, sse_event
+from ..results import result_response
+from .common import (
+    FormCaller,
+    PageCaller,
+    PageRoute,
+    base_path,
+    event_stream,
+    form_time,
+    html_page,
+    redirect,
+    render,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _job_context(
+    request: Request, service: JobService, job: Job
+) -> dict[str, Any]:
+    previews = {}
+    for result in job.results:
+        path = service.result_path(result)
+        if path is not None:
+            previews[result.id] = preview(path, result.mime_type)
+    history = [(change.phase.value, change.at) for change in job.history]
+    if not history:  # a record of an older version: what its times say
+        history = [("created", job.created_at)]
+        if job.started_at:
+            history.append(("EXECUTING", job.started_at))
+        if job.ended_at:
+            history.append((job.phase.value, job.ended_at))
+    return {
+        "job": job,
+        "previews": previews,
+        "history": history,
+        "parameters_json": {
+            name: json.dumps(value, ensure_ascii=False)
+            if not isinstance(value, str)
+            else value
+            for name, value in job.parameters.items()
+        },
+    }
+
+
+def _job_live(request: Request, service: JobService, job: Job) -> str:
+    return render(
+        "_job_live.html", request, **_job_context(request, service, job)
+    )
+
+
+@router.get("/ui/jobs/{job_id}")
+async def job_page(
+    request: Request,
+    job_id: str,
+    service: Service,
+    caller: PageCaller,
+) -> Response:
+    job = await service.get(caller, job_id)
+    live = _job_live(request, service, job)
+    return html_page(
+        "job.html",
+        request,
+        job=job,
+        final=job.phase in FINAL_PHASES,
+        live=live,
+        stream=(
+            f"{base_path(request)}/ui/jobs/{job.id}/stream"
+            f"?shown={digest(live)}"
+        ),
+    )
+
+
+@router.get("/ui/jobs/{job_id}/stream")
+async def job_stream(
+    request: Request,
+    job_id: str,
+    service: Service,
+    caller: PageCaller,
+    shown: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """The job page's live part, sent again at each change; ends after the
+    job has ended."""
+    stream = service.watch(caller, job_id)
+    # Raises JobNotFoundError before streaming. The job as it is now is
+    # sent too: it may have changed since the page was made.
+    first = await anext(stream)
+
+    async def body() -> AsyncIterator[str]:
+        last = shown
+        ended = False
+        try:
+            yield ": live\n\n"
+            async for kind, job in _chain(first, stream):
+                if kind == "keepalive":
+                    yield ": keepalive\n\n"
+                elif job is None:
+                    yield sse_event("gone", job_id)
+                else:
+                    html = _job_live(request, service, job)
+                    if digest(html) != last:
+                        yield sse_event("live", html)
+                        last = digest(html)
+                    ended = job.phase in FINAL_PHASES
+            if ended:
+                # Otherwise the server stops: the browser reconnects.
+                yield sse_event("end", "")
+        finally:
+            await stream.aclose()
+
+    return event_stream(body())
+
+
+async def _chain(
+    first: tuple[str, Job | None],
+    rest: AsyncIterator[tuple[str, Job | None]],
+) -> AsyncIterator[tuple[str, Job | None]]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+@router.get("/ui/jobs/{job_id}/results/{result_id}")
+async def download(
+    request: Request,
+    job_id: str,
+    result_id: str,
+    service: Service,
+    caller: PageCaller,
+) -> Response:
+    result, path = await service.result(caller, job_id, result_id)
+    return result_response(job_id, result, path)
+
+
+@router.post("/ui/jobs/{job_id}/destruction")
+async def destruction(
+    request: Request,
+    job_id: str,
+    service: Service,
+    caller: FormCaller,
+    destruction_time: Annotated[str, Form(max_length=40)],
+) -> Response:
+    moment = form_time("destruction time", destruction_time)
+    job = await service.update(
+        caller, job_id, JobUpdate(destruction_time=moment)
+    )
+    return redirect(request, f"/ui/jobs/{job.id}")
+
+
+_CONFIRM = {
+    "abort": (
+        "Abort",
+        "The job stops; a running task is cancelled. This cannot be undone.",
+    ),
+    "delete": (
+        "Delete",
+        "The job and its results are removed for good (a running job is"
+        " aborted first).",
+    ),
+}
+
+
+@router.get("/ui/jobs/{job_id}/{action}")
+async def confirm(
+    request: Request,
+    job_id: str,
+    action: str,
+    service: Service,
+    caller: PageCaller,
+) -> Response:
+    """Ask before a destructive action."""
+    if action not in _CONFIRM:
+        raise NotFoundError(f"No page {action!r}")
+    job = await service.get(caller, job_id)
+    verb, consequence = _CONFIRM[action]
+    return html_page(
+        "confirm.html",
+        request,
+        job=job,
+        action=action,
+        verb=verb,
+        consequence=consequence,
+    )
+
+
+@router.post("/ui/jobs/{job_id}/{action}")
+async def act(
+    request: Request,
+    job_id: str,
+    action: str,
+    service: Service,
+    caller: FormCaller,
+) -> Response:
+    """Start, abort or delete a job (the forms of its page and of the
+    confirmation pages)."""
+    match action:
+        case "start":
+            await service.start(caller, job_id)
+        case "abort":
+            await service.abort(caller, job_id)
+        case "delete":
+            await service.delete(caller, job_id)
+            return redirect(request, "/ui/jobs")
+        case _:
+            raise NotFoundError(f"No action {action!r}")
+    return redirect(request, f"/ui/jobs/{job_id}")
