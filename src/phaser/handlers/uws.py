@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 
 from ..clock import format_time, parse_time
 from ..dependencies.context import BaseUrl, CurrentCaller, Service
-from ..models.api import problem_responses
+from ..models.api import MAX_REQUEST_SECONDS, problem_responses
 from ..models.caller import Caller
 from ..models.errors import (
     JobNotFoundError,
@@ -168,8 +168,8 @@ def _int(name: str, value: str | None, minimum: int) -> int | None:
         number = int(value.strip())
     except ValueError:
         raise _bad(name, value, "expected an integer") from None
-    if not minimum <= number <= 10**9:
-        raise _bad(name, value, f"expected {minimum} to 1000000000")
+    if not minimum <= number <= MAX_REQUEST_SECONDS:
+        raise _bad(name, value, f"expected {minimum} to {MAX_REQUEST_SECONDS}")
     return number
 
 

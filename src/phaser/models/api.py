@@ -18,6 +18,7 @@ from .job import ErrorType, Job
 from .phase import ExecutionPhase
 
 __all__ = [
+    "MAX_REQUEST_SECONDS",
     "PROBLEM_RESPONSES",
     "JobCreate",
     "JobErrorModel",
@@ -238,6 +239,12 @@ class JobListModel(BaseModel):
     )
 
 
+#: The largest number a request may give for a count of seconds (an
+#: execution duration): larger values are refused (both dialects and the
+#: dashboard), smaller ones clamped to the server's maximum.
+MAX_REQUEST_SECONDS = 10**9
+
+
 class JobCreate(BaseModel):
     """A new job."""
 
@@ -260,7 +267,7 @@ class JobCreate(BaseModel):
     execution_duration: int | None = Field(
         None,
         ge=0,
-        le=10**9,
+        le=MAX_REQUEST_SECONDS,
         title="Execution duration",
         description="Seconds; 0 for the maximum; clamped to the maximum.",
     )
@@ -284,7 +291,7 @@ class JobPatch(BaseModel):
     execution_duration: int | None = Field(
         None,
         ge=0,
-        le=10**9,
+        le=MAX_REQUEST_SECONDS,
         title="Execution duration",
         description="Seconds; only while PENDING; clamped to the maximum.",
     )

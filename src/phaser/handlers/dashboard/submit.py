@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ...dependencies.context import Service
+from ...models.api import MAX_REQUEST_SECONDS
 from ...models.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -20,9 +21,6 @@ from .common import (
 )
 
 __all__ = ["router"]
-
-#: Longest execution duration a form may ask for (the JSON API's bound).
-MAX_DURATION = 10**9
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -41,6 +39,7 @@ async def submit_page(
     return html_page(
         "submit.html",
         request,
+        max_seconds=MAX_REQUEST_SECONDS,
         task=definition,
         fields=form_fields(definition.parameters_schema()),
         values={},
@@ -69,11 +68,11 @@ async def submit(
     if duration and not (
         duration.isascii()
         and duration.isdigit()
-        and int(duration) <= MAX_DURATION
+        and int(duration) <= MAX_REQUEST_SECONDS
     ):
         message = (
             "Execution duration must be a whole number of seconds from 0"
-            f" to {MAX_DURATION}"
+            f" to {MAX_REQUEST_SECONDS}"
         )
     elif not problems:
         try:
@@ -98,6 +97,7 @@ async def submit(
     return html_page(
         "submit.html",
         request,
+        max_seconds=MAX_REQUEST_SECONDS,
         status=422,
         task=definition,
         fields=fields,
