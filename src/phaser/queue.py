@@ -5,7 +5,9 @@ JSON; the job record in Redis is the truth. The arq job id is
 ``"{job_id}.{attempt}"`` so that a retried or recovered attempt is never
 refused by arq's duplicate check.
 
-Entries are written by one Lua script (``enqueue.lua``) that does what
+Entries are written by one Lua script (``enqueue.lua``, beside this
+module: it writes arq's key layout, so it belongs to the queue, not to the
+job store) that does what
 arq's ``enqueue_job`` does, in one round trip instead of three, and
 publishes on the queue's wake-up channel (`wake_channel`): workers sleep
 until a wake-up (or their idle poll interval), so a job starts within a
@@ -16,6 +18,7 @@ of times a second.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -28,7 +31,6 @@ from arq.jobs import serialize_job
 from redis.asyncio import ConnectionPool
 
 from .clock import now, to_ms
-from .storage.job_store import script_text
 
 __all__ = [
     "RUN_JOB",
@@ -88,7 +90,9 @@ class JobQueue:
 
     def __init__(self, arq: ArqRedis) -> None:
         self._arq = arq
-        self._enqueue = arq.register_script(script_text("enqueue.lua"))
+        self._enqueue = arq.register_script(
+            resources.files("phaser").joinpath("enqueue.lua").read_text()
+        )
 
     async def enqueue(
         self,
