@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -62,12 +62,6 @@ _PATCH_EXAMPLES: dict[str, Any] = {
 
 _NOT_FOUND = problem_responses(404)
 _CONFLICT = problem_responses(404, 409)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 @router.post(
@@ -141,7 +135,7 @@ async def list_jobs(
         task=task,
         phases=phase,
         run_id=run_id,
-        after=_utc(after),
+        after=after,
         cursor=cursor,
         limit=limit,
     )

@@ -9,7 +9,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
+from ...clock import parse_time
 from ...dependencies.browser import (
     CSRF_COOKIE,
     BrowserCaller,
@@ -315,17 +316,17 @@ def event_stream(body: AsyncIterator[str]) -> StreamingResponse:
 
 def form_time(what: str, text: str) -> datetime:
     """A time from a form (a ``datetime-local`` field: no zone, meaning
-    UTC) or a query (RFC 3339).
+    UTC) or a query (RFC 3339), as the API reads times
+    (`phaser.clock.parse_time`).
 
     Raises
     ------
     InvalidRequestError
-        Not a time.
+        Not a time, or not one that can be stored.
     """
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_time(text)
+    except ValueError as exc:
         raise InvalidRequestError(
-            f"Invalid {what} {text!r}: expected e.g. 2026-11-29T20:00"
+            f"Invalid {what} {text!r}: expected e.g. 2026-11-29T20:00 ({exc})"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
