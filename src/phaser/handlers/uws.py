@@ -602,13 +602,11 @@ async def get_error(
     task: str, job_id: str, service: Service, caller: CurrentCaller
 ) -> Response:
     job = await _job(service, caller, task, job_id)
-    if not job.errors or job.phase not in {
-        ExecutionPhase.ERROR,
-        ExecutionPhase.ABORTED,
-    }:
+    error = job.shown_error
+    if error is None:
         raise ResultNotFoundError(f"Job {job_id} has no error")
     return Response(
-        error_votable(job.errors[0].message),
+        error_votable(error.message),
         media_type="application/x-votable+xml",
     )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from .phase import ACTIVE_PHASES, ExecutionPhase
+from .phase import ACTIVE_PHASES, FAILED_PHASES, ExecutionPhase
 from .text import clean_text
 
 __all__ = [
@@ -121,6 +121,14 @@ class Job:
     def is_active(self) -> bool:
         """Whether the job may still change phase by itself."""
         return self.phase in ACTIVE_PHASES
+
+    @property
+    def shown_error(self) -> JobError | None:
+        """The error clients are shown: the first, once the job has
+        failed (a retried attempt's error is not the job's)."""
+        if self.errors and self.phase in FAILED_PHASES:
+            return self.errors[0]
+        return None
 
     def result(self, result_id: str) -> JobResult | None:
         """The result with that id, if any."""

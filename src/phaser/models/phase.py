@@ -12,6 +12,7 @@ from enum import StrEnum
 
 __all__ = [
     "ACTIVE_PHASES",
+    "FAILED_PHASES",
     "FINAL_PHASES",
     "Action",
     "ExecutionPhase",
@@ -42,6 +43,10 @@ ACTIVE_PHASES = frozenset({P.PENDING, P.QUEUED, P.EXECUTING})
 
 #: Phases a job never leaves except by destruction or archiving.
 FINAL_PHASES = frozenset({P.COMPLETED, P.ERROR, P.ABORTED, P.ARCHIVED})
+
+#: Phases in which a job's error is the answer clients are shown (UWS
+#: ``errorSummary`` and ``/error``).
+FAILED_PHASES = frozenset({P.ERROR, P.ABORTED})
 
 
 class Action(StrEnum):

@@ -25,7 +25,6 @@ from vo_models.uws.types import ExecutionPhase as UwsPhase
 
 from ..clock import format_time
 from .job import Job
-from .phase import ExecutionPhase
 from .text import clean_text
 
 __all__ = [
@@ -158,11 +157,8 @@ def render_job(
     """The ``uws:job`` document of a job (with an ``xml-stylesheet``
     instruction naming ``stylesheet``, if given)."""
     error = None
-    if job.errors and job.phase in {
-        ExecutionPhase.ERROR,
-        ExecutionPhase.ABORTED,
-    }:
-        first = job.errors[0]
+    first = job.shown_error
+    if first is not None:
         error = ErrorSummary(
             message=first.message,
             type=UwsErrorType(first.type.value),
