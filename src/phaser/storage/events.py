@@ -26,6 +26,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from ..backoff import Backoff
+
 __all__ = ["EventHub", "JobEvent", "created_channel", "next_event"]
 
 _logger = structlog.get_logger("phaser.events")
@@ -233,7 +235,7 @@ class EventHub:
             _offer(queue, JobEvent("", None, "resync"))
 
     async def _run(self) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while True:
             pubsub = self._redis.pubsub()
             try:
@@ -241,7 +243,7 @@ class EventHub:
                 self._pubsub = pubsub
                 self._creations = False
                 self._ready.set()
-                delay = 0.1
+                backoff.reset()
                 self._chore(self._follow_creations())
                 # Events may have been missed while (re)connecting.
                 self._resync()
@@ -255,8 +257,7 @@ class EventHub:
                     error=str(exc),
                 )
                 self._resync()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await backoff.wait()
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):

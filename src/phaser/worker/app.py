@@ -11,6 +11,7 @@ import structlog
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from ..backoff import Backoff
 from ..clock import now
 from ..config import Settings
 from ..factory import Factory
@@ -60,16 +61,18 @@ class _ResilientWorker(Worker):
     async def _listen(self) -> None:
         """Set the wake-up event on every message of the wake channel."""
         channel = wake_channel(self.queue_name)
+        backoff = Backoff()
         while True:
             pubsub = self.pool.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(channel)
+                backoff.reset()
                 self._wake.set()  # entries may have come while away
                 async for _ in pubsub.listen():
                     self._wake.set()
             except (RedisError, OSError) as exc:
                 _logger.warning("Wake-ups unavailable", error=str(exc))
-                await asyncio.sleep(1)
+                await backoff.wait()
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()

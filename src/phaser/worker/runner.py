@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import structlog
 from redis.exceptions import RedisError
 
+from ..backoff import Backoff
 from ..clock import now
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS_STARTED
 from ..models.errors import UnknownTaskError
@@ -494,7 +495,7 @@ async def _patiently(operation: Callable[[], Awaitable[_T]]) -> _T:
     Only for operations that are safe to repeat (reads, and writes guarded
     by a compare-and-set).
     """
-    delay = 0.1
+    backoff = Backoff()
     deadline = asyncio.get_running_loop().time() + _REDIS_PATIENCE
     while True:
         try:
@@ -503,8 +504,7 @@ async def _patiently(operation: Callable[[], Awaitable[_T]]) -> _T:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             _logger.warning("Redis unavailable, retrying", error=str(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await backoff.wait()
 
 
 def _kill_group(pid: int) -> None:
