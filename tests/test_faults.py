@@ -327,6 +327,17 @@ def test_redis_restart_under_load_loses_no_acknowledged_job(
         time.sleep(1.5)
         ready = httpx.get(f"{stack.url}/ready", timeout=5)
         assert ready.status_code == 503
+        # Every dialect says so in its own form: UWS in text, the dashboard
+        # as a page, the JSON API as problem details.
+        for path, form in (
+            ("/echo/jobs", "text/plain"),
+            ("/ui/jobs", "text/html"),
+            ("/api/v1/jobs", "application/problem+json"),
+        ):
+            down = httpx.get(f"{stack.url}{path}", timeout=10)
+            assert down.status_code == 503, (path, down.text)
+            assert down.headers["content-type"].startswith(form), path
+            assert down.headers["retry-after"] == "5"
         restarted = EmbeddedRedis(
             tmp_path / "redis", redis.binary, port=redis.port
         )

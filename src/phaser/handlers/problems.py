@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from ..models.errors import PhaserError
 from ..models.text import clean_text, clean_value
 from .methods import allowed_methods, options_response
+from .routes import REDIS_DOWN
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -109,7 +110,7 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
         503,
         "service-unavailable",
         "Service unavailable",
-        "The job store (Redis) cannot be reached; try again shortly",
+        REDIS_DOWN,
         headers={"Retry-After": "5"},
     )
 

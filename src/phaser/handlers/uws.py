@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
 from ..clock import format_time, parse_time
@@ -39,6 +38,7 @@ from ..models.uws import (
 )
 from ..services.jobs import JobService, JobUpdate
 from .results import add_head_route, result_response
+from .routes import REDIS_DOWN, DialectRoute, validation_text
 from .ui import uws_page, wants_page
 
 __all__ = ["router"]
@@ -52,31 +52,26 @@ _CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
 _XML = "application/xml"
 
 
-class _UWSRoute(APIRoute):
-    """Routes whose errors answer ``text/plain`` with the UWS status."""
+class _UWSRoute(DialectRoute):
+    """Routes whose errors answer ``text/plain`` with the UWS status (a
+    Redis outage too: 503 with ``Retry-After``)."""
 
-    def get_route_handler(
-        self,
-    ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except PhaserError as exc:
+    def answer(self, request: Request, exc: Exception) -> Response:
+        match exc:
+            case PhaserError():
                 return PlainTextResponse(
                     clean_text(exc.message),
                     status_code=exc.uws_status_code,
                     headers=exc.headers,
                 )
-            except RequestValidationError as exc:
-                text = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                    for e in exc.errors()
+            case RequestValidationError():
+                return PlainTextResponse(
+                    clean_text(validation_text(exc)), status_code=400
                 )
-                return PlainTextResponse(clean_text(text), status_code=400)
-
-        return route
+            case _:
+                return PlainTextResponse(
+                    REDIS_DOWN, status_code=503, headers={"Retry-After": "5"}
+                )
 
 
 def _text_errors(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -16,8 +16,6 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import Depends, Form, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
-from fastapi.routing import APIRoute
-from redis.exceptions import RedisError
 
 from ...clock import parse_time
 from ...dependencies.browser import (
@@ -37,6 +35,7 @@ from ...models.text import clean_text
 from ...services.auth import Authenticator
 from ...services.jobs import EVERYONE, JobService, Stats
 from ...ui.render import environment
+from ..routes import REDIS_DOWN, DialectRoute, validation_text
 
 __all__ = [
     "KEEPALIVE",
@@ -72,42 +71,26 @@ STATS_TTL = 1.0
 NEXT = re.compile(r"^(?:/[A-Za-z0-9_.-]+){0,4}$")
 
 
-class PageRoute(APIRoute):
+class PageRoute(DialectRoute):
     """Routes whose errors are HTML pages (or, in ``token`` mode without a
     session, a redirect to the login form)."""
 
-    def get_route_handler(
-        self,
-    ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except LoginRequiredError as exc:
+    def answer(self, request: Request, exc: Exception) -> Response:
+        match exc:
+            case LoginRequiredError():
                 if request.method == "GET" and not is_stream(request):
                     return to_login(request, exc.message)
                 return error_page(request, 401, exc.message)
-            except PhaserError as exc:
+            case PhaserError():
                 return error_page(
                     request, exc.status_code, exc.message, exc.headers
                 )
-            except RequestValidationError as exc:
-                text = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
-                    for e in exc.errors()
-                )
-                return error_page(request, 422, text)
-            except RedisError:
+            case RequestValidationError():
+                return error_page(request, 422, validation_text(exc, skip=1))
+            case _:
                 return error_page(
-                    request,
-                    503,
-                    "The job store (Redis) cannot be reached; try again"
-                    " shortly",
-                    {"Retry-After": "5"},
+                    request, 503, REDIS_DOWN, {"Retry-After": "5"}
                 )
-
-        return route
 
 
 # -- rendering --------------------------------------------------------------
