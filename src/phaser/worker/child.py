@@ -36,9 +36,8 @@ from typing import IO, Any
 
 from ..embedded import die_with_parent
 from ..storage.results import LocalResultStore
-from ..tasks.context import TaskError, TransientError
 from ..tasks.registry import default_registry
-from .context import BaseTaskContext, Update
+from .context import BaseTaskContext, Update, failure_of
 
 __all__ = ["ChildTaskContext", "main"]
 
@@ -135,20 +134,13 @@ def main() -> None:
         value = task.function(task.bind(request["parameters"]), ctx)
         if value is not None:
             ctx.add_result(value)
-    except TaskError as exc:
-        ctx.send(
-            {
-                "type": "error",
-                "message": str(exc),
-                "transient": isinstance(exc, TransientError),
-            }
-        )
     except Exception as exc:
+        failure = failure_of(exc)
         ctx.send(
             {
                 "type": "error",
-                "message": f"{type(exc).__name__}: {exc}",
-                "transient": False,
+                "message": failure.message,
+                "transient": failure.transient,
             }
         )
     else:

@@ -19,15 +19,34 @@ from typing import Any
 
 from ..models.job import JobResult, Progress
 from ..storage.results import RESULT_ID_PATTERN, LocalResultStore
-from ..tasks.context import ResultData
+from ..tasks.context import ResultData, TaskError, TransientError
 
 __all__ = [
     "BaseTaskContext",
+    "Failure",
     "LocalTaskContext",
     "Update",
     "check_percent",
+    "failure_of",
     "store_result",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an attempt failed, and whether another attempt may help."""
+
+    message: str
+    transient: bool
+
+
+def failure_of(exc: Exception) -> Failure:
+    """What a task's exception means for its job, in both kinds of task:
+    a `TaskError` is the task's own message (a `TransientError` asks for a
+    retry); anything else is a fatal failure named by its type."""
+    if isinstance(exc, TaskError):
+        return Failure(str(exc), isinstance(exc, TransientError))
+    return Failure(f"{type(exc).__name__}: {exc}", False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -42,9 +41,9 @@ from ..services.jobs import JobService, duration_exceeded
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore, Outcome
 from ..storage.results import LocalResultStore
-from ..tasks.context import TaskError, TransientError
+from ..tasks.context import TaskError
 from ..tasks.registry import Task, TaskRegistry
-from .context import LocalTaskContext, Update
+from .context import Failure, LocalTaskContext, Update, failure_of
 
 __all__ = ["JobRunner", "retry_delay"]
 
@@ -67,12 +66,6 @@ class _Stop(Enum):
 
     LOST = "lost"  # aborted, deleted, or claimed by someone else
     DEADLINE = "deadline"  # execution duration exceeded
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    message: str
-    transient: bool
 
 
 def retry_delay(attempt: int) -> float:
@@ -222,7 +215,7 @@ class JobRunner:
         attempt: int,
         claim: str,
         events: asyncio.Queue[JobEvent],
-    ) -> _Failure | _Stop | None:
+    ) -> Failure | _Stop | None:
         updates: asyncio.Queue[Update | None] = asyncio.Queue()
         pump = asyncio.create_task(self._pump(job, claim, updates))
         scratch = self._results.scratch_dir(job.id)
@@ -233,7 +226,7 @@ class JobRunner:
             scratch_dir=scratch,
             updates=updates,
         )
-        work: Coroutine[Any, Any, _Failure | None]
+        work: Coroutine[Any, Any, Failure | None]
         if task.is_async:
             work = self._run_async(task, job, ctx)
         else:
@@ -248,7 +241,7 @@ class JobRunner:
                 timeout=timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            outcome: _Failure | _Stop | None
+            outcome: Failure | _Stop | None
             if execution in done:
                 outcome = execution.result()
             else:
@@ -269,16 +262,15 @@ class JobRunner:
 
     async def _run_async(
         self, task: Task, job: Job, ctx: LocalTaskContext
-    ) -> _Failure | None:
+    ) -> Failure | None:
         try:
             value = await task.function(task.bind(job.parameters), ctx)
             if value is not None:
                 ctx.add_result(value)
-        except TaskError as exc:
-            return _Failure(str(exc), isinstance(exc, TransientError))
         except Exception as exc:
-            _logger.exception("Task raised")
-            return _Failure(f"{type(exc).__name__}: {exc}", False)
+            if not isinstance(exc, TaskError):
+                _logger.exception("Task raised")
+            return failure_of(exc)
         return None
 
     async def _run_process(
@@ -288,7 +280,7 @@ class JobRunner:
         attempt: int,
         scratch: Path,
         updates: asyncio.Queue[Update | None],
-    ) -> _Failure | None:
+    ) -> Failure | None:
         """Run a ``def`` task in a child process that can be killed."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -316,7 +308,7 @@ class JobRunner:
             process.stdin.write(json.dumps(request).encode() + b"\n")
             await process.stdin.drain()
             pinging = asyncio.create_task(self._ping(process.stdin))
-            failure: _Failure | None = None
+            failure: Failure | None = None
             finished = False
             async for line in process.stdout:
                 message = json.loads(line)
@@ -324,7 +316,7 @@ class JobRunner:
                     case "progress" | "result":
                         updates.put_nowait(Update.from_message(message))
                     case "error":
-                        failure = _Failure(
+                        failure = Failure(
                             message["message"], message["transient"]
                         )
                         finished = True
@@ -332,7 +324,7 @@ class JobRunner:
                         finished = True
             code = await process.wait()
             if not finished:
-                return _Failure(f"task process exited with code {code}", False)
+                return Failure(f"task process exited with code {code}", False)
             return failure
         finally:
             if pinging is not None:
@@ -442,7 +434,7 @@ class JobRunner:
         attempt: int,
         claim: str,
         task: Task,
-        outcome: _Failure | _Stop | None,
+        outcome: Failure | _Stop | None,
     ) -> None:
         # Only from EXECUTING and only with our claim: a client may have
         # aborted or deleted the job after the task returned.
@@ -463,7 +455,7 @@ class JobRunner:
                     error=duration_exceeded(job),
                 )
                 _logger.info("Job aborted: execution duration exceeded")
-            case _Failure(transient=True) if attempt < (
+            case Failure(transient=True) if attempt < (
                 self._service.max_attempts(job)
             ):
                 await self._service.requeue(
@@ -474,7 +466,7 @@ class JobRunner:
                     defer=retry_delay(attempt),
                 )
                 _logger.info("Job will be retried", error=outcome.message)
-            case _Failure():
+            case Failure():
                 error_type = (
                     ErrorType.TRANSIENT
                     if outcome.transient
