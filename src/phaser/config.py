@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ConfigurationError", "Settings", "load_settings"]
+__all__ = ["ConfigurationError", "Settings", "cap_duration", "load_settings"]
 
 
 #: An ISO 8601 duration: P, then years to days, then T and hours to seconds.
@@ -436,9 +436,8 @@ class Settings(BaseSettings):
                 "PHASER_STALL_TIMEOUT must be at least three"
                 " PHASER_HEARTBEAT_INTERVAL"
             )
-        maximum = self.max_execution_duration
         default = self.default_execution_duration
-        if maximum and (default == 0 or default > maximum):
+        if cap_duration(default, self.max_execution_duration) != default:
             raise ValueError(
                 "PHASER_DEFAULT_EXECUTION_DURATION exceeds"
                 " PHASER_MAX_EXECUTION_DURATION"
@@ -475,10 +474,16 @@ class Settings(BaseSettings):
         """
         if requested is None:
             return self.default_execution_duration
-        maximum = self.max_execution_duration
-        if maximum and (requested == 0 or requested > maximum):
-            return maximum
-        return requested
+        return cap_duration(requested, self.max_execution_duration)
+
+
+def cap_duration(seconds: int, maximum: int | None) -> int:
+    """An execution duration (0: unlimited) within a maximum (0 or
+    `None`: none): the one rule for the server's, a task's and the
+    default's limits."""
+    if maximum and (seconds == 0 or seconds > maximum):
+        return maximum
+    return seconds
 
 
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:

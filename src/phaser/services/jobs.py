@@ -16,7 +16,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ..clock import now, to_ms, to_utc
-from ..config import Settings
+from ..config import Settings, cap_duration
 from ..metrics import (
     JOBS_CREATED,
     JOBS_FINISHED,
@@ -1010,10 +1010,7 @@ class JobService:
         if requested is None:
             requested = task.execution_duration
         duration = self._settings.clamp_execution_duration(requested)
-        limit = task.max_execution_duration
-        if limit and (duration == 0 or duration > limit):
-            return limit
-        return duration
+        return cap_duration(duration, task.max_execution_duration)
 
     def _clamp_destruction(self, requested: datetime | None) -> datetime:
         latest = now() + self._settings.max_lifetime
