@@ -495,18 +495,9 @@ class JobStore:
     ) -> list[tuple[str, str]]:
         """An owner's EXECUTING jobs (up to ``limit`` per task) with the
         claim each carries (which names the worker running it)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for task in tasks:
-                pipe.zrangebylex(
-                    self._keys.by_task_phase(
-                        owner, task, ExecutionPhase.EXECUTING
-                    ),
-                    "-",
-                    "+",
-                    start=0,
-                    num=limit,
-                )
-            running: list[list[str]] = await pipe.execute()
+        running = await self._oldest(
+            owner, tasks, ExecutionPhase.EXECUTING, limit
+        )
         ids = [job_id for chunk in running for job_id in chunk]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
@@ -564,22 +555,32 @@ class JobStore:
                 counts.setdefault(task, {})[phase] = size
         return counts
 
+    async def _oldest(
+        self,
+        owner: str | None,
+        tasks: Iterable[str],
+        phase: ExecutionPhase,
+        limit: int,
+    ) -> list[list[str]]:
+        """Per task, the ids of an owner's oldest ``limit`` jobs in a phase
+        (ids sort by creation time)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task in tasks:
+                pipe.zrangebylex(
+                    self._keys.by_task_phase(owner, task, phase),
+                    "-",
+                    "+",
+                    start=0,
+                    num=limit,
+                )
+            found: list[list[str]] = await pipe.execute()
+        return found
+
     async def oldest_queued(
         self, owner: str | None, tasks: Iterable[str]
     ) -> str | None:
         """The id of an owner's oldest QUEUED job (ids sort by creation)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for task in tasks:
-                pipe.zrangebylex(
-                    self._keys.by_task_phase(
-                        owner, task, ExecutionPhase.QUEUED
-                    ),
-                    "-",
-                    "+",
-                    start=0,
-                    num=1,
-                )
-            firsts: list[list[str]] = await pipe.execute()
+        firsts = await self._oldest(owner, tasks, ExecutionPhase.QUEUED, 1)
         ids = [first[0] for first in firsts if first]
         return min(ids) if ids else None
 
