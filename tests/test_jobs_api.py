@@ -11,6 +11,7 @@ import pytest
 
 from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
 from phaser.embedded import EmbeddedRedis
+from phaser.tasks.registry import Task
 
 
 @pytest.fixture
@@ -195,3 +196,48 @@ def test_jobs_carry_their_phase_history(own_client: httpx.Client) -> None:
         "jobs"
     ]
     assert listed["history"] == done["history"]
+
+
+def test_quote_is_the_start_plus_the_tasks_expected_duration(
+    own_client: httpx.Client,
+) -> None:
+    job = create_job(own_client, "sleep", {"seconds": 1.5}, start=True)
+    assert job["quote"] is None  # not started yet
+    done = wait_for(own_client, job["id"], TERMINAL)
+    started = datetime.fromisoformat(done["started_at"])
+    assert datetime.fromisoformat(done["quote"]) == started + timedelta(
+        seconds=1.5
+    )
+    uws = own_client.get(f"/sleep/jobs/{job['id']}/quote")
+    assert datetime.fromisoformat(uws.text.replace("Z", "+00:00")) == (
+        datetime.fromisoformat(done["quote"])
+    )
+    # A task that gives no estimate has no quote.
+    echo = create_job(own_client, "echo", {}, start=True)
+    assert wait_for(own_client, echo["id"], TERMINAL)["quote"] is None
+    assert own_client.get(f"/echo/jobs/{echo['id']}/quote").text == ""
+
+
+def test_an_estimate_that_fails_gives_no_quote() -> None:
+    def broken(params: object) -> float:
+        raise ValueError("no idea")
+
+    for estimate in (broken, float("nan"), -1.0, lambda p: float("inf")):
+        task = Task(
+            name="t",
+            function=lambda params, ctx: None,
+            parameters=None,
+            description="",
+            expected_duration=estimate,
+        )
+        assert task.expected_seconds({}) is None
+    assert (
+        Task(
+            name="t",
+            function=lambda params, ctx: None,
+            parameters=None,
+            description="",
+            expected_duration=2,
+        ).expected_seconds({})
+        == 2.0
+    )

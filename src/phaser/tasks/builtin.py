@@ -38,7 +38,11 @@ class FailParameters(BaseModel):
     )
 
 
-@task("sleep", parameters=SleepParameters)
+@task(
+    "sleep",
+    parameters=SleepParameters,
+    expected_duration=lambda params: params.seconds,
+)
 async def sleep(params: SleepParameters, ctx: TaskContext) -> str:
     """Sleep for some seconds, reporting progress once a second."""
     remaining = params.seconds

@@ -68,6 +68,10 @@ class Task:
     max_execution_duration
         Longest execution duration (s) this task's jobs may ask for, on top
         of the configured maximum; `None` for no task-specific limit.
+    expected_duration
+        How long a job is expected to run (s), or a function of its bound
+        parameters that says so: the job's UWS ``quote`` (and JSON
+        ``quote``) is its start plus this. `None`: no quote.
     """
 
     name: str
@@ -77,6 +81,26 @@ class Task:
     max_attempts: int | None = None
     execution_duration: int | None = None
     max_execution_duration: int | None = None
+    expected_duration: float | Callable[[Any], float] | None = None
+
+    def expected_seconds(self, parameters: dict[str, Any]) -> float | None:
+        """How long a job with these parameters is expected to run (s), if
+        the task says; `None` also when its estimate fails (an estimate
+        never stops a job)."""
+        estimate = self.expected_duration
+        if estimate is None:
+            return None
+        try:
+            seconds = (
+                float(estimate(self.bind(parameters)))
+                if callable(estimate)
+                else float(estimate)
+            )
+        except Exception:
+            return None
+        if not 0 <= seconds < 10 * 365 * 86400:  # also rules out NaN
+            return None
+        return seconds
 
     @property
     def is_async(self) -> bool:
@@ -217,6 +241,7 @@ def task(
     max_attempts: int | None = None,
     execution_duration: int | None = None,
     max_execution_duration: int | None = None,
+    expected_duration: float | Callable[[Any], float] | None = None,
     registry: TaskRegistry = default_registry,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task (a decorator).
@@ -235,6 +260,9 @@ def task(
         Default execution duration of the task's jobs (s).
     max_execution_duration
         Longest execution duration the task's jobs may have (s).
+    expected_duration
+        Expected run time (s), or a function of the bound parameters giving
+        it: sets each job's ``quote`` when it starts.
     registry
         Registry to add to.
     """
@@ -250,6 +278,7 @@ def task(
                 max_attempts=max_attempts,
                 execution_duration=execution_duration,
                 max_execution_duration=max_execution_duration,
+                expected_duration=expected_duration,
             )
         )
         return function

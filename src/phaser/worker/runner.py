@@ -155,6 +155,15 @@ class JobRunner:
         started = now()
         duration = job.execution_duration
         deadline = started + timedelta(seconds=duration) if duration else None
+        fields: dict[str, Any] = {
+            "started_at": started,
+            "claim": claim,
+            "heartbeat_at": started,
+        }
+        expected = task.expected_seconds(job.parameters)
+        if expected is not None:
+            # UWS: when the job is expected to complete.
+            fields["quote"] = started + timedelta(seconds=expected)
         async with self._hub.subscribe(job_id) as events:
             # If Redis ran the claim but the answer was lost, the retry sees
             # EXECUTING and gives up; recovery re-queues the silent job.
@@ -164,11 +173,7 @@ class JobRunner:
                     allowed=allowed_from(Action.CLAIM),
                     to=ExecutionPhase.EXECUTING,
                     check=("attempts", str(attempt)),
-                    fields={
-                        "started_at": started,
-                        "claim": claim,
-                        "heartbeat_at": started,
-                    },
+                    fields=fields,
                     deadline=deadline,
                     heartbeat=started,
                 )
