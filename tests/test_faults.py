@@ -279,6 +279,20 @@ def test_destruction_in_archive_mode_keeps_metadata_only(
                 job["id"]
                 in client.get("/mark/jobs", params={"PHASE": "ARCHIVED"}).text
             )
+
+            # The JSON list (and the dashboard's) agree with UWS: archived
+            # jobs only when asked for.
+            def json_ids(**params: str) -> list[str]:
+                page = client.get("/api/v1/jobs", params=params).json()
+                return [listed["id"] for listed in page["jobs"]]
+
+            assert job["id"] not in json_ids()
+            assert job["id"] not in json_ids(task="mark")
+            assert job["id"] in json_ids(phase="ARCHIVED")
+            assert f"job-{job['id']}" not in client.get("/ui/jobs").text
+            assert f"job-{job['id']}" in (
+                client.get("/ui/jobs", params={"phase": "ARCHIVED"}).text
+            )
     finally:
         stack.stop()
 

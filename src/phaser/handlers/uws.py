@@ -272,7 +272,7 @@ async def list_jobs(
     page = await service.list(
         caller,
         task=task,
-        phases=phases or service.listed_phases(),
+        phases=phases or None,
         after=_time("after", params.get("after")),
         limit=last or _LIST_LIMIT,
     )

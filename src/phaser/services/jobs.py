@@ -482,11 +482,15 @@ class JobService:
         """The caller's jobs (an admin's: ``owner``'s), newest first, one
         page at a time.
 
+        Without ``phases``, every phase but ARCHIVED (`listed_phases`), in
+        both dialects: archived jobs are listed only when asked for.
+
         Task and phase filters read dedicated indexes, and so does
         ``run_id``; with ``run_id`` and a task or phase filter, the run
         id's jobs are read and filtered, so the cost grows with the jobs
         of that run id that the other filters skip.
         """
+        phases = phases or self.listed_phases()
         whose = owner if (caller.admin and owner is not None) else caller.name
         if cursor is not None and not is_job_id(cursor):
             raise PhaserError(f"Invalid cursor {cursor!r}")
