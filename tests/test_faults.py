@@ -4,6 +4,7 @@ destruction, and a Redis restart under load."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import subprocess
@@ -333,11 +334,26 @@ def test_redis_restart_under_load_loses_no_acknowledged_job(
                     assert answer.headers["retry-after"]
                     time.sleep(0.05)
 
+    views = httpx.Client(base_url=stack.url, timeout=20)
+    held = contextlib.ExitStack()
     try:
         thread = threading.Thread(target=submit)
         thread.start()
+        # Live dashboard views open across the outage.
+        live = [
+            held.enter_context(views.stream("GET", path))
+            for path in ("/ui/stream", "/ui/jobs/stream?new=1")
+        ]
+        lines = [stream.iter_lines() for stream in live]
+        for reader in lines:
+            next(reader)
         time.sleep(1.5)
         redis.stop()  # SIGTERM: Redis writes its AOF and exits
+        # Each view ends cleanly (the browser connects again), not broken
+        # off half-way through a chunk.
+        for reader in lines:
+            for _ in reader:
+                pass
         time.sleep(1.5)
         ready = httpx.get(f"{stack.url}/ready", timeout=5)
         assert ready.status_code == 503
@@ -372,6 +388,8 @@ def test_redis_restart_under_load_loses_no_acknowledged_job(
             " 503 during the restart, all accepted jobs completed"
         )
     finally:
+        held.close()
+        views.close()
         stop.set()
         stack.stop()
         redis.stop()

@@ -11,9 +11,9 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from redis import Redis
 from redis.exceptions import BusyLoadingError, RedisError
 
@@ -179,7 +179,7 @@ class _AnnouncingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _close(app: Any) -> None:
+def _close(app: FastAPI) -> None:
     """Tell the app's open streams and waits that the server stops."""
     service = getattr(app.state, "job_service", None)
     if service is not None:

@@ -347,8 +347,8 @@ add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)
         " been seen, per-minute series over the last hour, and the"
         " workers seen recently with which of the counted jobs each runs."
         " Admins pass ``owner`` for another owner's counts, ``*`` for"
-        " everyone's."
-        " Cheap at any number of jobs: no job is read."
+        " everyone's. Cheap at any number of jobs: index sizes and"
+        " counters, and the records of running jobs only."
     ),
 )
 async def stats(

@@ -445,7 +445,7 @@ class JobService:
             No such job, or another owner's (indistinguishable).
         """
         job = await self._store.get(job_id) if is_job_id(job_id) else None
-        if job is None or (job.owner != caller.name and not caller.admin):
+        if job is None or not _visible(caller, job):
             raise JobNotFoundError(job_id)
         return job
 
@@ -454,9 +454,7 @@ class JobService:
         views' reads of the same moment (`JobStore.get_batched`), `None`
         where `get` raises (gone, or not the caller's)."""
         job = await self._store.get_batched(job_id)
-        if job is None or (job.owner != caller.name and not caller.admin):
-            return None
-        return job
+        return job if job is not None and _visible(caller, job) else None
 
     @property
     def hub(self) -> EventHub:
@@ -1048,6 +1046,11 @@ def _utc(field: str, moment: datetime) -> datetime:
             f"Invalid {field}: {exc}",
             fields=[{"field": field, "message": str(exc)}],
         ) from None
+
+
+def _visible(caller: Caller, job: Job) -> bool:
+    """Whether the caller may see the job: its owner, or an admin."""
+    return job.owner == caller.name or caller.admin
 
 
 def _refuse_unknown(task: Task, parameters: Mapping[str, Any]) -> None:

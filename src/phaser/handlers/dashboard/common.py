@@ -13,9 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
+import structlog
 from fastapi import Depends, Form, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from redis.exceptions import RedisError
 
 from ...clock import parse_time
 from ...dependencies.browser import (
@@ -60,6 +62,8 @@ __all__ = [
     "stats_cache",
     "to_login",
 ]
+
+_logger = structlog.get_logger("phaser.http")
 
 #: Seconds between keep-alive comments (and refreshes of the overview)
 #: on an idle stream.
@@ -260,7 +264,12 @@ class StatsCache:
         key = (caller.name, caller.admin, owner)
         entry = self._entries.get(key)
         moment = time.monotonic()
-        if entry is None or moment - entry[0] > max_age:
+        if (
+            entry is None
+            or moment - entry[0] > max_age
+            # A computation that failed (Redis away) is not kept.
+            or (entry[1].done() and entry[1].exception() is not None)
+        ):
             task = asyncio.ensure_future(service.stats(caller, owner))
             entry = (moment, task)
             self._entries[key] = entry
@@ -290,8 +299,21 @@ def owner_filter(caller: Caller, owner: str | None) -> str | None:
 
 
 def event_stream(body: AsyncIterator[str]) -> StreamingResponse:
+    """A live view's stream. If Redis goes away while it runs, the stream
+    ends quietly (the browser connects again) instead of breaking off with
+    an error in the log."""
+
+    async def guarded() -> AsyncIterator[str]:
+        try:
+            async for chunk in body:
+                yield chunk
+        except (RedisError, OSError) as exc:
+            _logger.warning(
+                "Live view ended: Redis unreachable", error=str(exc)
+            )
+
     return StreamingResponse(
-        body,
+        guarded(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -65,6 +65,17 @@ function follow(element, again) {
       element.dataset.ended = "true";
     }
   });
+  // A browser gives up on a stream that answers with an error (503
+  // while Redis is away); try again, asking for the current state.
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED || element.dataset.ended) {
+      return;  // reconnecting by itself, or finished
+    }
+    streams.delete(element);
+    setTimeout(() => {
+      if (!streams.has(element) && !document.hidden) follow(element, true);
+    }, 5000);
+  });
   source.addEventListener("end", () => {
     source.close();
     streams.delete(element);
