@@ -195,16 +195,17 @@ async def fill(
 
     from phaser.clock import now, to_ms
     from phaser.models.job import Job, JobResult, PhaseChange
-    from phaser.models.phase import ExecutionPhase
+    from phaser.models.phase import Action, created_phase
     from phaser.services.ids import new_job_id
     from phaser.storage.job_store import JobStore
     from phaser.storage.keys import KeyLayout
+    from phaser.storage.transitions import Claim, Transition
 
     client = AsyncRedis.from_url(redis_url, decode_responses=True)
     store = JobStore(client, KeyLayout(prefix))
     await store.load_scripts()
     batch = 500
-    queued, running = ExecutionPhase.QUEUED, ExecutionPhase.EXECUTING
+    queued = created_phase(start=True)
     for start in range(0, jobs, batch):
         created = []
         for _ in range(min(batch, jobs - start)):
@@ -227,34 +228,37 @@ async def fill(
         await asyncio.gather(*(store.create(job) for job in created))
         await asyncio.gather(
             *(
-                store.transition(
+                store.transitions.apply(
                     job,
-                    allowed=[queued],
-                    to=running,
-                    fields={"started_at": job.created_at},
-                    event="",
+                    Transition(
+                        Action.CLAIM,
+                        fields={"started_at": job.created_at, "claim": "f"},
+                        event=None,
+                    ),
                 )
                 for job in created
             )
         )
         await asyncio.gather(
             *(
-                store.transition(
+                store.transitions.apply(
                     job,
-                    allowed=[running],
-                    to=ExecutionPhase.COMPLETED,
-                    fields={
-                        "ended_at": job.created_at,
-                        "results": [
-                            JobResult(
-                                "result",
-                                2,
-                                "application/json",
-                                f"{job.id}/1-result",
-                            )
-                        ],
-                    },
-                    event="",
+                    Transition(
+                        Action.COMPLETE,
+                        Claim("f"),
+                        fields={
+                            "ended_at": job.created_at,
+                            "results": [
+                                JobResult(
+                                    "result",
+                                    2,
+                                    "application/json",
+                                    f"{job.id}/1-result",
+                                )
+                            ],
+                        },
+                        event=None,
+                    ),
                 )
                 for job in created
             )

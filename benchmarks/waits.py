@@ -57,9 +57,10 @@ async def _hold_waits(
     from loadgen import read_answer, request_bytes
     from redis.asyncio import Redis as AsyncRedis
 
-    from phaser.models.phase import ExecutionPhase
+    from phaser.clock import now
     from phaser.storage.job_store import JobStore
     from phaser.storage.keys import KeyLayout
+    from phaser.storage.transitions import Changed
 
     store_client = AsyncRedis.from_url(redis_url, decode_responses=True)
     store = JobStore(store_client, KeyLayout(prefix))
@@ -82,13 +83,9 @@ async def _hold_waits(
     async def end(job_id: str) -> None:
         job = await store.get(job_id)
         assert job is not None
-        result = await store.transition(
-            job,
-            allowed=[ExecutionPhase.PENDING],
-            to=ExecutionPhase.ABORTED,
-        )
+        result = await store.transitions.abort(job, at=now())
         ended[job_id] = time.perf_counter()
-        assert result.ok
+        assert isinstance(result, Changed)
 
     tasks = [asyncio.create_task(wait(job_id)) for job_id in ids]
     await asyncio.sleep(1)

@@ -33,7 +33,7 @@ from phaser.embedded import EmbeddedRedis
 from phaser.models.job import Job
 from phaser.models.phase import ExecutionPhase
 from phaser.services.ids import new_job_id
-from phaser.storage.job_store import JobStore
+from phaser.storage.job_store import Created, JobStore
 from phaser.storage.keys import KeyLayout
 from support_tasks import NASTY_TEXT
 
@@ -439,7 +439,7 @@ def test_records_an_older_version_wrote_still_list_read_and_delete(
             store = JobStore(redis, KeyLayout(prefix))
             await store.load_scripts()
             for job in (bad, broken):
-                assert (await store.create(job)).ok
+                assert isinstance(await store.create(job), Created)
             # What no version of phaser writes, but a damaged record holds.
             record = KeyLayout(prefix).record(broken.id)
             await redis.hset(

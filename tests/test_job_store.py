@@ -22,11 +22,18 @@ from phaser.models.job import (
     PhaseChange,
     Progress,
 )
-from phaser.models.phase import Action, ExecutionPhase, allowed_from
+from phaser.models.phase import Action, ExecutionPhase
 from phaser.services.ids import new_job_id
 from phaser.storage.events import EventHub, created_channel, next_event
-from phaser.storage.job_store import JobStore, Outcome, Quota
+from phaser.storage.job_store import Created, JobStore, OverQuota, Quota
 from phaser.storage.keys import KeyLayout
+from phaser.storage.transitions import (
+    Changed,
+    Claim,
+    Stale,
+    Transition,
+    WrongPhase,
+)
 
 P = ExecutionPhase
 
@@ -88,21 +95,18 @@ async def test_record_round_trips(store: JobStore) -> None:
 async def test_only_one_of_racing_claims_wins(store: JobStore) -> None:
     job = _job()
     await store.create(job)
-    await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
+    await store.transitions.start(job)
     results = await asyncio.gather(
         *(
-            store.transition(
-                job,
-                allowed=allowed_from(Action.CLAIM),
-                to=P.EXECUTING,
-                fields={"claim": f"worker-{n}"},
+            store.transitions.claim(
+                job, attempt=1, token=f"worker-{n}", at=now()
             )
             for n in range(20)
         )
     )
-    winners = [r for r in results if r.ok]
+    winners = [r for r in results if isinstance(r, Changed)]
     assert len(winners) == 1
-    assert {r.outcome for r in results if not r.ok} == {Outcome.PHASE}
+    assert {type(r) for r in results if r not in winners} == {WrongPhase}
     assert await _ids(store, job, P.EXECUTING) == [job.id]
     assert await _ids(store, job, P.QUEUED) == []
 
@@ -113,25 +117,18 @@ async def test_abort_racing_completion_leaves_one_final_phase(
     for _ in range(20):
         job = _job()
         await store.create(job)
-        await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
-        await store.transition(
-            job, allowed=[P.QUEUED], to=P.EXECUTING, fields={"claim": "w"}
-        )
+        await store.transitions.start(job)
+        await store.transitions.claim(job, attempt=1, token="w", at=now())
         complete, abort = await asyncio.gather(
-            store.transition(
-                job,
-                allowed=[P.EXECUTING],
-                to=P.COMPLETED,
-                check=("claim", "w"),
+            store.transitions.finish(
+                job, Action.COMPLETE, guard=Claim("w"), at=now()
             ),
-            store.transition(
-                job, allowed=allowed_from(Action.ABORT), to=P.ABORTED
-            ),
+            store.transitions.abort(job, at=now()),
         )
-        assert complete.ok != abort.ok
+        assert isinstance(complete, Changed) != isinstance(abort, Changed)
         final = await store.get(job.id)
         assert final is not None
-        expected = P.COMPLETED if complete.ok else P.ABORTED
+        expected = P.COMPLETED if isinstance(complete, Changed) else P.ABORTED
         assert final.phase == expected
         for phase in (P.EXECUTING, P.COMPLETED, P.ABORTED):
             listed = await _ids(store, job, phase)
@@ -141,14 +138,12 @@ async def test_abort_racing_completion_leaves_one_final_phase(
 async def test_lost_claim_cannot_write(store: JobStore) -> None:
     job = _job()
     await store.create(job)
-    await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
-    await store.transition(
-        job, allowed=[P.QUEUED], to=P.EXECUTING, fields={"claim": "new"}
+    await store.transitions.start(job)
+    await store.transitions.claim(job, attempt=1, token="new", at=now())
+    stale = await store.transitions.finish(
+        job, Action.COMPLETE, guard=Claim("old"), at=now()
     )
-    stale = await store.transition(
-        job, allowed=[P.EXECUTING], to=P.COMPLETED, check=("claim", "old")
-    )
-    assert stale.outcome is Outcome.CHECK
+    assert isinstance(stale, Stale)
     current = await store.get(job.id)
     assert current is not None
     assert current.phase == P.EXECUTING
@@ -159,9 +154,7 @@ async def test_delete_removes_every_index_entry(
 ) -> None:
     job = _job()
     await store.create(job)
-    await store.transition(
-        job, allowed=[P.PENDING], to=P.QUEUED, destruction=now()
-    )
+    await store.transitions.start(job, {"destruction_time": now()})
     assert await store.delete(job) == P.QUEUED
     assert await store.delete(job) is None
     redis = Redis.from_url(redis_server.url, decode_responses=True)
@@ -229,13 +222,14 @@ async def test_quota_is_exact_under_concurrent_creation(
     results = await asyncio.gather(
         *(store.create(_job(owner="q"), quota) for _ in range(20))
     )
-    assert sum(r.ok for r in results) == 5
-    assert {r.outcome for r in results if not r.ok} == {Outcome.ACTIVE}
-    assert {r.count for r in results if not r.ok} == {5}
+    assert sum(isinstance(r, Created) for r in results) == 5
+    refusals = [r for r in results if isinstance(r, OverQuota)]
+    assert {r.limit for r in refusals} == {"active"}
+    assert {r.count for r in refusals} == {5}
     assert await _count(store, "q", [P.PENDING]) == (5, 5)
     stored = Quota(max_stored=5, max_active=None, active_phases=[])
     refused = await store.create(_job(owner="q"), stored)
-    assert (refused.outcome, refused.count) == (Outcome.STORED, 5)
+    assert refused == OverQuota("stored", 5)
     assert await _count(store, "q", [P.PENDING]) == (5, 5)
 
 
@@ -246,7 +240,7 @@ async def test_lists_by_task_or_phase_merge_the_indexes(
     for n, job in enumerate(jobs):
         await store.create(job)
         if n % 2:
-            await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
+            await store.transitions.start(job)
 
     async def listed(
         tasks: list[str] | None, phases: list[ExecutionPhase] | None
@@ -292,9 +286,9 @@ async def test_history_records_each_phase_and_stays_bounded(
     job = _job()
     job.history = [PhaseChange(P.PENDING, job.created_at)]
     await store.create(job)
-    await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
-    await store.transition(job, allowed=[P.QUEUED], to=P.EXECUTING)
-    await store.transition(job, allowed=[P.EXECUTING], to=P.EXECUTING)
+    await store.transitions.start(job)
+    await store.transitions.claim(job, attempt=1, token="w", at=now())
+    await store.transitions.heartbeat(job, token="w", at=now())
     short = await store.get(job.id)
     assert short is not None
     # A transition that keeps the phase adds nothing.
@@ -309,9 +303,9 @@ async def test_history_records_each_phase_and_stays_bounded(
     assert times[-1] - job.created_at < timedelta(seconds=30)
     # Many retries: the first change and the latest ones are kept.
     for _ in range(120):
-        await store.transition(job, allowed=[P.EXECUTING], to=P.QUEUED)
-        await store.transition(job, allowed=[P.QUEUED], to=P.EXECUTING)
-    await store.transition(job, allowed=[P.EXECUTING], to=P.ABORTED)
+        await store.transitions.apply(job, Transition(Action.RETRY))
+        await store.transitions.apply(job, Transition(Action.CLAIM))
+    await store.transitions.abort(job, at=now())
     long = await store.get(job.id)
     assert long is not None
     phases = [c.phase for c in long.history]
@@ -352,7 +346,7 @@ async def test_creations_are_read_only_while_live_views_are_open(
             )
             # Another owner's creations are not this view's.
             await store.create(_job(owner="bob"))
-            await store.transition(job, allowed=[P.PENDING], to=P.QUEUED)
+            await store.transitions.start(job)
             event = await next_event(events, 10)
             assert event is not None
             assert (event.job_id, event.kind) == (job.id, "phase")

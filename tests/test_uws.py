@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,11 +29,12 @@ from conftest import (
 from phaser.clock import to_ms
 from phaser.embedded import EmbeddedRedis
 from phaser.models.job import Job
-from phaser.models.phase import ExecutionPhase
+from phaser.models.phase import Action, ExecutionPhase
 from phaser.models.uws import render_job_list
 from phaser.services.ids import new_job_id
 from phaser.storage.job_store import JobStore
 from phaser.storage.keys import KeyLayout
+from phaser.storage.transitions import Changed, Transition
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 
@@ -335,6 +337,21 @@ def _documents(client: httpx.Client, location: str) -> list[bytes]:
     ]
 
 
+@dataclass(frozen=True)
+class _Force(Transition):
+    """Any phase to ``phase``: what no action of the phase table does."""
+
+    phase: ExecutionPhase = ExecutionPhase.UNKNOWN
+
+    @property
+    def allowed(self) -> frozenset[ExecutionPhase]:
+        return frozenset(ExecutionPhase)
+
+    @property
+    def target(self) -> ExecutionPhase | None:
+        return self.phase
+
+
 async def _force_phase(
     stack: Stack, redis_url: str, job_id: str, phase: ExecutionPhase
 ) -> None:
@@ -344,10 +361,10 @@ async def _force_phase(
     store = JobStore(redis, KeyLayout(stack.env["PHASER_KEY_PREFIX"]))
     job = await store.get(job_id)
     assert job is not None
-    result = await store.transition(
-        job, allowed=list(ExecutionPhase), to=phase
+    result = await store.transitions.apply(
+        job, _Force(Action.EDIT, phase=phase)
     )
-    assert result.ok
+    assert isinstance(result, Changed)
     await redis.aclose()
 
 

@@ -14,13 +14,15 @@ from redis.asyncio import Redis
 from .config import Settings
 from .queue import JobQueue, create_arq_redis
 from .services.jobs import JobService
+from .services.lifecycle import JobLifecycle
 from .services.maintenance import Maintenance
+from .services.operations import Operations
+from .services.waiting import JobWaiter
 from .storage.events import EventHub
 from .storage.job_store import JobStore
 from .storage.keys import KeyLayout
-from .storage.results import LocalResultStore
+from .storage.results import LocalResultStore, ResultStore
 from .tasks.registry import TaskRegistry, default_registry
-from .worker.runner import JobRunner
 
 __all__ = ["Factory"]
 
@@ -53,7 +55,7 @@ class Factory:
         )
         self.keys = KeyLayout(settings.key_prefix)
         self.job_store = JobStore(self.redis, self.keys)
-        self.results = LocalResultStore(settings.results_dir)
+        self.results: ResultStore = LocalResultStore(settings.results_dir)
         self.hub = EventHub(self.redis, self.keys.events)
         self.queue = JobQueue(
             create_arq_redis(settings.redis_url, settings.queue_name)
@@ -71,28 +73,40 @@ class Factory:
         await self.queue.close()
         await self.redis.aclose()
 
-    def job_service(self) -> JobService:
-        """The job service."""
-        return JobService(
+    def lifecycle(self) -> JobLifecycle:
+        """Every change of a job after its creation (runner, maintenance,
+        client operations)."""
+        return JobLifecycle(
             settings=self.settings,
             store=self.job_store,
             results=self.results,
             queue=self.queue,
+            registry=self.registry,
+        )
+
+    def job_service(self) -> JobService:
+        """What clients do with jobs."""
+        return JobService(
+            settings=self.settings,
+            store=self.job_store,
+            lifecycle=self.lifecycle(),
             hub=self.hub,
             registry=self.registry,
         )
 
-    def job_runner(self) -> JobRunner:
-        """The runner a worker process uses."""
-        return JobRunner(
-            service=self.job_service(),
+    def waiter(self, jobs: JobService) -> JobWaiter:
+        """Long polls and event streams over ``jobs``."""
+        return JobWaiter(
+            settings=self.settings,
+            jobs=jobs,
             store=self.job_store,
-            results=self.results,
             hub=self.hub,
-            registry=self.registry,
-            heartbeat_interval=self.settings.heartbeat_interval,
-            stall_timeout=self.settings.stall_timeout,
-            worker_id=self.worker_id,
+        )
+
+    def operations(self) -> Operations:
+        """Readiness, workers, statistics and metrics."""
+        return Operations(
+            settings=self.settings, store=self.job_store, queue=self.queue
         )
 
     @property
@@ -104,6 +118,6 @@ class Factory:
         """The maintenance rules a worker runs."""
         return Maintenance(
             settings=self.settings,
-            service=self.job_service(),
+            lifecycle=self.lifecycle(),
             store=self.job_store,
         )

@@ -16,6 +16,7 @@ from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.openapi import install_openapi
 from .handlers.problems import install_problem_handlers
+from .handlers.uws_params import CaseInsensitiveQuery
 from .logs import configure
 from .services.auth import Authenticator, UserDirectory
 
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await factory.start()
         app.state.factory = factory
         app.state.job_service = factory.job_service()
+        app.state.waiter = factory.waiter(app.state.job_service)
+        app.state.operations = factory.operations()
         try:
             yield
         finally:
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         ),
     )
+    app.add_middleware(CaseInsensitiveQuery)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)

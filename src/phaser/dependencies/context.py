@@ -17,8 +17,17 @@ from ..models.caller import Caller
 from ..models.errors import PhaserError
 from ..services.auth import Authenticator
 from ..services.jobs import JobService
+from ..services.operations import Operations
+from ..services.waiting import JobWaiter
 
-__all__ = ["BaseUrl", "CurrentCaller", "Service", "public_base_url"]
+__all__ = [
+    "BaseUrl",
+    "CurrentCaller",
+    "Ops",
+    "Service",
+    "Waiter",
+    "public_base_url",
+]
 
 #: A host name or IPv4 address, or a bracketed IPv6 address, and a port.
 _HOST = re.compile(
@@ -34,6 +43,18 @@ async def get_service(request: Request) -> JobService:
     """The job service built at start-up."""
     service: JobService = request.app.state.job_service
     return service
+
+
+async def get_waiter(request: Request) -> JobWaiter:
+    """Long polls and event streams, built at start-up."""
+    waiter: JobWaiter = request.app.state.waiter
+    return waiter
+
+
+async def get_operations(request: Request) -> Operations:
+    """Readiness, workers and statistics, built at start-up."""
+    operations: Operations = request.app.state.operations
+    return operations
 
 
 async def get_caller(request: Request) -> Caller:
@@ -80,5 +101,7 @@ async def public_base_url(request: Request) -> str:
 
 
 Service = Annotated[JobService, Depends(get_service)]
+Waiter = Annotated[JobWaiter, Depends(get_waiter)]
+Ops = Annotated[Operations, Depends(get_operations)]
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 BaseUrl = Annotated[str, Depends(public_base_url)]

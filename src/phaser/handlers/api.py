@@ -10,7 +10,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from ..dependencies.context import BaseUrl, CurrentCaller, Service
+from ..dependencies.context import (
+    BaseUrl,
+    CurrentCaller,
+    Ops,
+    Service,
+    Waiter,
+)
 from ..models.api import (
     JobCreate,
     JobListModel,
@@ -165,6 +171,7 @@ async def list_jobs(
 async def get_job(
     job_id: str,
     service: Service,
+    waiter: Waiter,
     caller: CurrentCaller,
     base_url: BaseUrl,
     wait: Annotated[
@@ -191,7 +198,7 @@ async def get_job(
     ] = "change",
 ) -> JobModel:
     if wait:
-        job = await service.wait(
+        job = await waiter.wait(
             caller, job_id, wait, phase=phase, final=until == "final"
         )
     else:
@@ -284,11 +291,11 @@ async def delete_job(
 async def job_events(
     job_id: str,
     request: Request,
-    service: Service,
+    waiter: Waiter,
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> StreamingResponse:
-    stream = service.watch(caller, job_id)
+    stream = waiter.watch(caller, job_id)
     first = await anext(stream)  # raises JobNotFoundError before streaming
 
     def render(kind: str, job: Job | None) -> str:
@@ -352,14 +359,14 @@ add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)
     ),
 )
 async def stats(
-    service: Service,
+    operations: Ops,
     caller: CurrentCaller,
     owner: Annotated[
         str | None,
         Query(max_length=128, description="Admins: whose jobs to count."),
     ] = None,
 ) -> StatsModel:
-    found = await service.stats(caller, owner)
+    found = await operations.stats(caller, owner)
 
     def rates(window: dict[str, int]) -> ThroughputModel:
         return ThroughputModel(

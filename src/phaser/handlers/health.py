@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ..dependencies.context import Service
+from ..dependencies.context import Ops
 
 __all__ = ["router"]
 
@@ -32,15 +32,15 @@ async def health() -> dict[str, str]:
     ),
     responses={503: {"description": "Redis cannot be reached"}},
 )
-async def ready(service: Service) -> JSONResponse:
-    problem = await service.unavailable()
+async def ready(operations: Ops) -> JSONResponse:
+    problem = await operations.unavailable()
     if problem is not None:
         return JSONResponse(
             {"status": "unavailable", "redis": problem},
             status_code=503,
             headers={"Retry-After": "5"},
         )
-    gap = await service.worker_gap()
+    gap = await operations.worker_gap()
     return JSONResponse(
         {"status": "ok", "redis": "ok", "workers": gap or "ok"}
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
-from ..dependencies.context import Service, get_caller
+from ..dependencies.context import Ops, get_caller
 from ..metrics import CONTENT_TYPE_LATEST, HTTP_REQUEST_DURATION, render
 from ..models.errors import ForbiddenError
 
@@ -28,13 +28,13 @@ router = APIRouter()
     response_class=Response,
     include_in_schema=False,
 )
-async def metrics(request: Request, service: Service) -> Response:
+async def metrics(request: Request, operations: Ops) -> Response:
     settings: Settings = request.app.state.settings
     if settings.auth != "none" and not settings.public_metrics:
         caller = await get_caller(request)
         if not caller.admin:
             raise ForbiddenError("Metrics are for admins only")
-    await service.measure()
+    await operations.measure()
     return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -11,22 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
-from starlette.datastructures import UploadFile
 
-from ..clock import format_time, parse_time
-from ..dependencies.context import BaseUrl, CurrentCaller, Service
-from ..models.api import MAX_REQUEST_SECONDS, problem_responses
+from ..clock import format_time
+from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
+from ..models.api import problem_responses
 from ..models.caller import Caller
-from ..models.errors import (
-    JobNotFoundError,
-    PhaserError,
-    ResultNotFoundError,
-)
+from ..models.errors import ResultNotFoundError
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
 from ..models.text import clean_text
@@ -38,40 +32,24 @@ from ..models.uws import (
 )
 from ..services.jobs import JobService, JobUpdate
 from .results import add_head_route, result_response
-from .routes import REDIS_DOWN, DialectRoute, validation_text
 from .ui import uws_page, wants_page
+from .uws_params import (
+    Form,
+    UWSForm,
+    UWSJob,
+    UWSRoute,
+    bad_value,
+    phase_action,
+    seconds,
+    time_value,
+)
 
 __all__ = ["router"]
 
 #: Most jobs a job list answers without ``LAST``.
 _LIST_LIMIT = 1000
 
-#: Parameter names with a meaning of their own (lower case).
-_CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
-
 _XML = "application/xml"
-
-
-class _UWSRoute(DialectRoute):
-    """Routes whose errors answer ``text/plain`` with the UWS status (a
-    Redis outage too: 503 with ``Retry-After``)."""
-
-    def answer(self, request: Request, exc: Exception) -> Response:
-        match exc:
-            case PhaserError():
-                return PlainTextResponse(
-                    clean_text(exc.message),
-                    status_code=exc.uws_status_code,
-                    headers=exc.headers,
-                )
-            case RequestValidationError():
-                return PlainTextResponse(
-                    clean_text(validation_text(exc)), status_code=400
-                )
-            case _:
-                return PlainTextResponse(
-                    REDIS_DOWN, status_code=503, headers={"Retry-After": "5"}
-                )
 
 
 def _text_errors(
@@ -84,7 +62,7 @@ def _text_errors(
 
 
 router = APIRouter(
-    route_class=_UWSRoute,
+    route_class=UWSRoute,
     responses=_text_errors(
         {
             400: "Invalid request (parameter, header or form)",
@@ -97,82 +75,11 @@ router = APIRouter(
 )
 
 
-class _Params:
-    """UWS parameters of a request, names folded to lower case."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self.pairs = [(name.lower(), value) for name, value in pairs]
-
-    def get(self, name: str) -> str | None:
-        values = self.all(name)
-        return values[-1] if values else None
-
-    def all(self, name: str) -> list[str]:
-        return [value for key, value in self.pairs if key == name]
-
-    def task_parameters(self) -> dict[str, str]:
-        return {
-            name: value for name, value in self.pairs if name not in _CONTROL
-        }
-
-
-async def _params(request: Request, *, body: bool) -> _Params:
-    pairs = list(request.query_params.multi_items())
-    content_type = request.headers.get("content-type", "")
-    if body and content_type.startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        try:
-            form = await request.form()
-        except Exception as exc:  # the parser's errors have no common base
-            raise PhaserError(f"Unreadable form body: {exc}") from exc
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                try:
-                    text = data.decode()
-                except UnicodeDecodeError:
-                    raise PhaserError(
-                        f"Parameter {name} is not UTF-8 text"
-                    ) from None
-                pairs.append((name, text))
-            else:
-                pairs.append((name, value))
-    return _Params(pairs)
-
-
-def _bad(name: str, value: str, why: str) -> PhaserError:
-    return PhaserError(f"Invalid {name.upper()} value {value!r}: {why}")
-
-
-def _time(name: str, value: str | None) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise _bad(
-            name, value, "expected an ISO 8601 time from 1970 to 9999 (UTC)"
-        ) from None
-
-
-def _int(name: str, value: str | None, minimum: int) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise _bad(name, value, "expected an integer") from None
-    if not minimum <= number <= MAX_REQUEST_SECONDS:
-        raise _bad(name, value, f"expected {minimum} to {MAX_REQUEST_SECONDS}")
-    return number
-
-
 def _phase(value: str) -> ExecutionPhase:
     try:
         return ExecutionPhase(value)
     except ValueError:
-        raise _bad("phase", value, "not a UWS phase") from None
+        raise bad_value("phase", value, "not a UWS phase") from None
 
 
 def _xml(content: bytes) -> Response:
@@ -203,41 +110,18 @@ def _job_url(base_url: str, task: str, job_id: str) -> str:
     return f"{base_url}/{task}/jobs/{job_id}"
 
 
-async def _job(
-    service: JobService, caller: Caller, task: str, job_id: str
-) -> Job:
-    """The job, if it belongs to this task's job list."""
-    job = await service.get(caller, job_id)
-    if job.task != task:
-        raise JobNotFoundError(job_id)
-    return job
-
-
-async def _apply(
-    service: JobService,
-    caller: Caller,
-    job: Job,
-    params: _Params,
-) -> None:
-    """Apply the PHASE, DESTRUCTION, EXECUTIONDURATION and parameter
-    changes a POST asks for."""
-    phase = params.get("phase")
-    if phase is not None and phase not in {"RUN", "ABORT"}:
-        raise _bad("phase", phase, "expected RUN or ABORT")
-    update = JobUpdate(
-        parameters=params.task_parameters() or None,
-        execution_duration=_int(
-            "executionduration", params.get("executionduration"), 0
+def _update(form: Form) -> JobUpdate:
+    """The one all-or-nothing change a POST asks for: PHASE, DESTRUCTION,
+    EXECUTIONDURATION, RUNID and parameters."""
+    return JobUpdate(
+        parameters=form.task_parameters() or None,
+        execution_duration=seconds(
+            "executionduration", form.get("executionduration"), 0
         ),
-        destruction_time=_time("destruction", params.get("destruction")),
-        run_id=params.get("runid"),
+        destruction_time=time_value("destruction", form.get("destruction")),
+        run_id=form.get("runid"),
+        action=phase_action(form.get("phase")),
     )
-    if update != JobUpdate():
-        await service.update(caller, job.id, update)
-    if phase == "RUN":
-        await service.start(caller, job.id)
-    elif phase == "ABORT":
-        await service.abort(caller, job.id, strict=False)
 
 
 _XML_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {_XML: {}}}}
@@ -264,17 +148,24 @@ async def list_jobs(
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
+    phase: Annotated[
+        list[str] | None,
+        Query(description="Only jobs in these phases (repeatable)."),
+    ] = None,
+    after: Annotated[
+        str | None, Query(description="Only jobs created after this time.")
+    ] = None,
+    last: Annotated[
+        str | None, Query(description="At most this many jobs, newest.")
+    ] = None,
 ) -> Response:
     service.task(task)
-    params = await _params(request, body=False)
-    phases = [_phase(value) for value in params.all("phase")]
-    last = _int("last", params.get("last"), 1)
     page = await service.list(
         caller,
         task=task,
-        phases=phases or None,
-        after=_time("after", params.get("after")),
-        limit=last or _LIST_LIMIT,
+        phases=[_phase(value) for value in phase or []] or None,
+        after=time_value("after", after),
+        limit=seconds("last", last, 1) or _LIST_LIMIT,
     )
     return _document(
         request,
@@ -291,32 +182,28 @@ async def list_jobs(
     status_code=303,
     summary="UWS create job",
     description="Creates a job from the posted parameters (``PHASE=RUN``"
-    " starts it, ``RUNID``, ``EXECUTIONDURATION``, ``DESTRUCTION``);"
-    " answers 303 to the job.",
+    " starts it, ``RUNID``, ``EXECUTIONDURATION``, ``DESTRUCTION``;"
+    " a repeated parameter keeps every value); answers 303 to the job.",
     response_class=Response,
 )
 async def create_job(
     task: str,
-    request: Request,
+    form: UWSForm,
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
     service.task(task)
-    params = await _params(request, body=True)
-    phase = params.get("phase")
-    if phase is not None and phase != "RUN":
-        raise _bad("phase", phase, "only RUN is allowed on creation")
     job = await service.create(
         caller=caller,
         task=task,
-        parameters=params.task_parameters(),
-        run_id=params.get("runid"),
-        start=phase == "RUN",
-        execution_duration=_int(
-            "executionduration", params.get("executionduration"), 0
+        parameters=form.task_parameters(),
+        run_id=form.get("runid"),
+        start=phase_action(form.get("phase"), creating=True) is not None,
+        execution_duration=seconds(
+            "executionduration", form.get("executionduration"), 0
         ),
-        destruction_time=_time("destruction", params.get("destruction")),
+        destruction_time=time_value("destruction", form.get("destruction")),
     )
     return _see_other(_job_url(base_url, task, job.id))
 
@@ -332,23 +219,27 @@ async def create_job(
 )
 async def get_job(
     task: str,
-    job_id: str,
+    job: UWSJob,
     request: Request,
-    service: Service,
+    waiter: Waiter,
     caller: CurrentCaller,
     base_url: BaseUrl,
+    wait: Annotated[
+        str | None,
+        Query(description="Seconds to wait for a change (-1: the most)."),
+    ] = None,
+    phase: Annotated[
+        str | None,
+        Query(description="With WAIT: wait only while in this phase."),
+    ] = None,
 ) -> Response:
-    params = await _params(request, body=False)
-    wait = params.get("wait")
-    job = await _job(service, caller, task, job_id)
     if wait is not None:
-        seconds = _int("wait", wait, -1)
-        guard = params.get("phase")
-        job = await service.wait(
+        limit = seconds("wait", wait, -1)
+        job = await waiter.wait(
             caller,
-            job_id,
-            service.max_wait if seconds == -1 else float(seconds or 0),
-            phase=_phase(guard) if guard is not None else None,
+            job.id,
+            waiter.max_wait if limit == -1 else float(limit or 0),
+            phase=_phase(phase) if phase is not None else None,
         )
     return _document(
         request,
@@ -366,20 +257,24 @@ async def get_job(
     summary="UWS change or delete job",
     description="``ACTION=DELETE`` deletes (303 to the list); ``PHASE``,"
     " ``DESTRUCTION``, ``EXECUTIONDURATION`` and parameters change the"
-    " job (303 to the job).",
+    " job, all in one step or (403) none of them (303 to the job).",
     response_class=Response,
 )
 async def post_job(
     task: str,
-    job_id: str,
-    request: Request,
+    job: UWSJob,
+    form: UWSForm,
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
-    return await _post_changes(
-        task, job_id, request, service, caller, base_url, may_delete=True
-    )
+    action = form.get("action")
+    if action is not None:
+        if action.upper() != "DELETE":
+            raise bad_value("action", action, "expected DELETE")
+        await service.delete(caller, job.id)
+        return _see_other(_list_url(base_url, task))
+    return await _post_changes(task, job, form, service, caller, base_url)
 
 
 @router.delete(
@@ -391,12 +286,11 @@ async def post_job(
 )
 async def delete_job(
     task: str,
-    job_id: str,
+    job: UWSJob,
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
-    job = await _job(service, caller, task, job_id)
     await service.delete(caller, job.id)
     return _see_other(_list_url(base_url, task))
 
@@ -404,10 +298,7 @@ async def delete_job(
 def _single(
     name: str, render: Callable[[Job], str]
 ) -> Callable[..., Coroutine[Any, Any, Response]]:
-    async def read(
-        task: str, job_id: str, service: Service, caller: CurrentCaller
-    ) -> Response:
-        job = await _job(service, caller, task, job_id)
+    async def read(job: UWSJob) -> Response:
         return PlainTextResponse(render(job))
 
     read.__name__ = f"get_{name}"
@@ -453,14 +344,14 @@ def _change(
 ) -> Callable[..., Coroutine[Any, Any, Response]]:
     async def change(
         task: str,
-        job_id: str,
-        request: Request,
+        job: UWSJob,
+        form: UWSForm,
         service: Service,
         caller: CurrentCaller,
         base_url: BaseUrl,
     ) -> Response:
         return await _post_changes(
-            task, job_id, request, service, caller, base_url, only=name
+            task, job, form.only(name), service, caller, base_url
         )
 
     change.__name__ = f"post_{name}"
@@ -490,10 +381,8 @@ for _name in ("phase", "executionduration", "destruction"):
     response_class=Response,
     responses=_XML_DOC,
 )
-async def get_parameters(
-    task: str, job_id: str, service: Service, caller: CurrentCaller
-) -> Response:
-    return _xml(render_parameters(await _job(service, caller, task, job_id)))
+async def get_parameters(job: UWSJob) -> Response:
+    return _xml(render_parameters(job))
 
 
 @router.post(
@@ -505,45 +394,28 @@ async def get_parameters(
 )
 async def post_parameters(
     task: str,
-    job_id: str,
-    request: Request,
+    job: UWSJob,
+    form: UWSForm,
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
-    return await _post_changes(
-        task, job_id, request, service, caller, base_url
-    )
+    return await _post_changes(task, job, form, service, caller, base_url)
 
 
 async def _post_changes(
     task: str,
-    job_id: str,
-    request: Request,
+    job: Job,
+    form: Form,
     service: JobService,
     caller: Caller,
     base_url: str,
-    *,
-    may_delete: bool = False,
-    only: str | None = None,
 ) -> Response:
-    """Apply the changes a POST carries; 303 to the job (to the list after
-    ``ACTION=DELETE``, where ``may_delete``). With ``only``, the POST must
-    carry that one parameter and nothing else is looked at."""
-    params = await _params(request, body=True)
-    job = await _job(service, caller, task, job_id)
-    action = params.get("action") if may_delete else None
-    if action is not None:
-        if action.upper() != "DELETE":
-            raise _bad("action", action, "expected DELETE")
-        await service.delete(caller, job.id)
-        return _see_other(_list_url(base_url, task))
-    if only is not None:
-        value = params.get(only)
-        if value is None:
-            raise PhaserError(f"Missing {only.upper()} parameter")
-        params = _Params([(only, value)])
-    await _apply(service, caller, job, params)
+    """Apply the changes a POST carries, in one service call (all or
+    nothing); 303 to the job."""
+    update = _update(form)
+    if update != JobUpdate():
+        await service.update(caller, job.id, update)
     return _see_other(_job_url(base_url, task, job.id))
 
 
@@ -554,14 +426,7 @@ async def _post_changes(
     response_class=Response,
     responses=_XML_DOC,
 )
-async def get_results(
-    task: str,
-    job_id: str,
-    service: Service,
-    caller: CurrentCaller,
-    base_url: BaseUrl,
-) -> Response:
-    job = await _job(service, caller, task, job_id)
+async def get_results(task: str, job: UWSJob, base_url: BaseUrl) -> Response:
     return _xml(render_results(job, _job_url(base_url, task, job.id)))
 
 
@@ -572,15 +437,10 @@ async def get_results(
     response_class=FileResponse,
 )
 async def get_result(
-    task: str,
-    job_id: str,
-    result_id: str,
-    service: Service,
-    caller: CurrentCaller,
+    job: UWSJob, result_id: str, service: Service
 ) -> FileResponse:
-    job = await _job(service, caller, task, job_id)
-    result, path = await service.result(caller, job.id, result_id)
-    return result_response(job_id, result, path)
+    result, path = service.located_result(job, result_id)
+    return result_response(job.id, result, path)
 
 
 add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
@@ -593,13 +453,10 @@ add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
     " by a limit); 404 if the job has no error.",
     response_class=Response,
 )
-async def get_error(
-    task: str, job_id: str, service: Service, caller: CurrentCaller
-) -> Response:
-    job = await _job(service, caller, task, job_id)
+async def get_error(job: UWSJob) -> Response:
     error = job.shown_error
     if error is None:
-        raise ResultNotFoundError(f"Job {job_id} has no error")
+        raise ResultNotFoundError(f"Job {job.id} has no error")
     return Response(
         error_votable(error.message),
         media_type="application/x-votable+xml",

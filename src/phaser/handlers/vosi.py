@@ -6,7 +6,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, Response
 
-from ..dependencies.context import BaseUrl, Service
+from ..dependencies.context import BaseUrl, Ops, Service
 
 __all__ = ["router"]
 
@@ -24,9 +24,9 @@ router = APIRouter()
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}}},
 )
-async def availability(service: Service) -> Response:
-    problem = await service.unavailable()
-    gap = await service.worker_gap() if problem is None else None
+async def availability(operations: Ops) -> Response:
+    problem = await operations.unavailable()
+    gap = await operations.worker_gap() if problem is None else None
     if problem is not None:
         available, note = "false", f"job store unreachable: {problem}"
     elif gap is not None:

@@ -1,9 +1,12 @@
 """Execution phases and the one table of allowed transitions.
 
-Both dialects (UWS and JSON) and the worker ask this module which phases an
-action may start from; the job store then applies the transition as one
-atomic compare-and-set, so an actor that lost a race sees the transition
-fail instead of overwriting the winner.
+Both dialects (UWS and JSON), the worker and maintenance ask this module
+which phases an action may start from and where it leads; the job store's
+named transitions apply it as one atomic compare-and-set, so an actor that
+lost a race sees the transition fail instead of overwriting the winner.
+
+No other Python module names a phase: they ask this one (a test greps for
+it). The Lua scripts' guards are the one other place.
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ __all__ = [
     "ACTIVE_PHASES",
     "FAILED_PHASES",
     "FINAL_PHASES",
+    "HISTORY_LETTER",
+    "LISTED_PHASES",
+    "OPEN_PHASES",
+    "RUNNING",
+    "SUCCEEDED",
+    "WAITING",
     "Action",
     "ExecutionPhase",
     "allowed_from",
+    "created_phase",
+    "exit_code",
+    "parse_phase",
     "target_phase",
 ]
 
@@ -48,29 +60,100 @@ FINAL_PHASES = frozenset({P.COMPLETED, P.ERROR, P.ABORTED, P.ARCHIVED})
 #: ``errorSummary`` and ``/error``).
 FAILED_PHASES = frozenset({P.ERROR, P.ABORTED})
 
+#: Phases that count against an owner's active-jobs limit: every phase a
+#: job can still leave by itself or by a client's start.
+OPEN_PHASES = frozenset(
+    {P.PENDING, P.QUEUED, P.EXECUTING, P.HELD, P.SUSPENDED}
+)
+
+#: Phases a job list shows unless asked for others (both dialects):
+#: archived jobs are listed only on request.
+LISTED_PHASES: tuple[ExecutionPhase, ...] = tuple(
+    p for p in ExecutionPhase if p is not P.ARCHIVED
+)
+
+#: The phase of a job waiting in the queue for a worker.
+WAITING = P.QUEUED
+
+#: The phase of a job a worker has claimed and runs.
+RUNNING = P.EXECUTING
+
+#: The phase of a job whose task returned.
+SUCCEEDED = P.COMPLETED
+
+#: One letter per phase in a job's stored history (``transition.lua``
+#: holds the same table).
+HISTORY_LETTER = {
+    P.PENDING: "P",
+    P.QUEUED: "Q",
+    P.EXECUTING: "E",
+    P.COMPLETED: "C",
+    P.ERROR: "R",
+    P.ABORTED: "A",
+    P.UNKNOWN: "U",
+    P.HELD: "H",
+    P.SUSPENDED: "S",
+    P.ARCHIVED: "V",
+}
+
+#: Exit status of a command that waited for a job to end in that phase.
+_EXIT_CODES = {P.COMPLETED: 0, P.ERROR: 1, P.ABORTED: 2}
+
+
+def parse_phase(value: str) -> ExecutionPhase:
+    """A stored or sent phase name; UNKNOWN for a name this version does
+    not have (a newer version's record, a damaged one)."""
+    try:
+        return ExecutionPhase(value)
+    except ValueError:
+        return P.UNKNOWN
+
+
+def created_phase(*, start: bool) -> ExecutionPhase:
+    """The phase a new job is stored in: PENDING, or (started at once)
+    the phase `Action.START` leads to."""
+    if start:
+        started = target_phase(Action.START)
+        assert started is not None
+        return started
+    return P.PENDING
+
+
+def exit_code(phase: ExecutionPhase) -> int | None:
+    """The exit status of a CLI command that waited for a job: 0
+    completed, 1 error, 2 aborted; `None` for any other phase."""
+    return _EXIT_CODES.get(phase)
+
 
 class Action(StrEnum):
     """Things that move a job from one phase to another."""
 
     START = "start"  # a client asks to run the job
     CLAIM = "claim"  # a worker takes the job
+    HEARTBEAT = "heartbeat"  # the worker running the job is alive
+    PROGRESS = "progress"  # the task reports progress or a result
     COMPLETE = "complete"  # the task returned
     FAIL = "fail"  # the task or the server failed the job
     RETRY = "retry"  # a transient failure sends the job back to the queue
+    RESEND = "resend"  # a queued job's entry is sent again (next attempt)
     ABORT = "abort"  # a client, a limit, or destruction stops the job
     ARCHIVE = "archive"  # destruction in archive mode
     EDIT = "edit"  # parameters and duration change; the phase does not
+    RELABEL = "relabel"  # destruction time and run id change, in any phase
 
 
 _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
     Action.START: (frozenset({P.PENDING, P.HELD}), P.QUEUED),
     Action.CLAIM: (frozenset({P.QUEUED}), P.EXECUTING),
+    Action.HEARTBEAT: (frozenset({P.EXECUTING}), None),
+    Action.PROGRESS: (frozenset({P.EXECUTING}), None),
     Action.COMPLETE: (frozenset({P.EXECUTING}), P.COMPLETED),
     Action.FAIL: (
         frozenset({P.PENDING, P.QUEUED, P.EXECUTING, P.HELD, P.SUSPENDED}),
         P.ERROR,
     ),
     Action.RETRY: (frozenset({P.EXECUTING}), P.QUEUED),
+    Action.RESEND: (frozenset({P.QUEUED}), None),
     Action.ABORT: (
         frozenset({P.PENDING, P.QUEUED, P.EXECUTING, P.HELD, P.SUSPENDED}),
         P.ABORTED,
@@ -80,6 +163,7 @@ _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
         P.ARCHIVED,
     ),
     Action.EDIT: (frozenset({P.PENDING, P.HELD}), None),
+    Action.RELABEL: (frozenset(ExecutionPhase), None),
 }
 
 

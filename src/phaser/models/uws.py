@@ -106,11 +106,25 @@ def _value(value: Any) -> str:
     return json.dumps(value)
 
 
+def _values(value: Any) -> list[Any]:
+    """A parameter's values as UWS lists them: a non-empty list of plain
+    values is a repeated parameter, one element per value; anything else
+    is one element."""
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, (str, int, float, bool)) for v in value)
+    ):
+        return value
+    return [value]
+
+
 def _parameters(job: Job) -> PhaserParameters:
     return PhaserParameters(
         parameter=[
-            Parameter(id=name, value=_value(value))
+            Parameter(id=name, value=_value(one))
             for name, value in job.parameters.items()
+            for one in _values(value)
         ]
     )
 

@@ -14,12 +14,13 @@ from datetime import timedelta
 
 import structlog
 
-from ..clock import now, to_ms
+from ..clock import now
 from ..config import Settings
 from ..models.job import ErrorType, JobError
-from ..models.phase import ExecutionPhase
+from ..models.phase import RUNNING, WAITING, Action
 from ..storage.job_store import JobStore
-from .jobs import JobService, duration_exceeded
+from ..storage.transitions import Beat, Claim
+from .lifecycle import JobLifecycle, duration_exceeded
 
 __all__ = ["Maintenance", "MaintenanceReport"]
 
@@ -55,17 +56,17 @@ class Maintenance:
     ----------
     settings
         Timeouts and the destruction mode.
-    service
-        Job service (destroy, archive, requeue, end).
+    lifecycle
+        Job lifecycle (destroy, archive, requeue, finish, resend).
     store
         Job store, for the schedules.
     """
 
     def __init__(
-        self, *, settings: Settings, service: JobService, store: JobStore
+        self, *, settings: Settings, lifecycle: JobLifecycle, store: JobStore
     ) -> None:
         self._settings = settings
-        self._service = service
+        self._lifecycle = lifecycle
         self._store = store
 
     async def run(self) -> MaintenanceReport:
@@ -90,15 +91,15 @@ class Maintenance:
 
     async def requeue_lost(self) -> int:
         """Queue again jobs that have been QUEUED for long and are no
-        longer waiting in the queue (see `JobService.resend`)."""
+        longer waiting in the queue (see `JobLifecycle.resend`)."""
         checked = now()
         until = checked - timedelta(seconds=self._settings.queue_check_after)
         ids = await self._store.due("queued", until=until, limit=_BATCH)
         count = 0
         for job in await self._store.get_many(ids):
-            if job.phase != ExecutionPhase.QUEUED:
+            if job.phase is not WAITING:
                 continue
-            count += await self._service.resend(job)
+            count += await self._lifecycle.resend(job)
             await self._store.touch_queued(job.id, checked)
         return count
 
@@ -108,10 +109,10 @@ class Maintenance:
         jobs = await self._store.refs(ids)
         if self._settings.destruction_mode == "archive":
             archived = await asyncio.gather(
-                *(self._service.archive(job) for job in jobs)
+                *(self._lifecycle.archive(job) for job in jobs)
             )
             return sum(archived)
-        return await self._service.destroy_many(jobs)
+        return await self._lifecycle.destroy_many(jobs)
 
     async def enforce_deadlines(self) -> int:
         """Abort running jobs past their deadline whose worker did not.
@@ -125,12 +126,12 @@ class Maintenance:
         )
         count = 0
         for job in await self._store.get_many(ids):
-            if job.phase != ExecutionPhase.EXECUTING or job.claim is None:
+            if job.phase is not RUNNING or job.claim is None:
                 continue
-            count += await self._service.end(
+            count += await self._lifecycle.finish(
                 job,
-                phase=ExecutionPhase.ABORTED,
-                check=("claim", job.claim),
+                Action.ABORT,
+                guard=Claim(job.claim),
                 error=duration_exceeded(job),
             )
         return count
@@ -147,24 +148,23 @@ class Maintenance:
         )
         recovered = failed = 0
         for job in await self._store.get_many(ids):
-            if job.phase != ExecutionPhase.EXECUTING:
+            if job.phase is not RUNNING:
                 continue
             # Act only if the worker has stayed silent since we looked: a
-            # heartbeat arriving now changes the value and the check fails.
-            seen = to_ms(job.heartbeat_at) if job.heartbeat_at else ""
-            check = ("heartbeat_at", str(seen))
-            if job.attempts < self._service.max_attempts(job):
-                recovered += await self._service.requeue(
+            # heartbeat arriving now changes the value and the guard fails.
+            guard = Beat(job.heartbeat_at)
+            if job.attempts < self._lifecycle.max_attempts(job):
+                recovered += await self._lifecycle.requeue(
                     job,
                     attempt=job.attempts,
-                    check=check,
+                    guard=guard,
                     error=JobError(ErrorType.TRANSIENT, WORKER_LOST),
                 )
             else:
-                failed += await self._service.end(
+                failed += await self._lifecycle.finish(
                     job,
-                    phase=ExecutionPhase.ERROR,
-                    check=check,
+                    Action.FAIL,
+                    guard=guard,
                     error=JobError(ErrorType.FATAL, WORKER_LOST),
                 )
         return recovered, failed

@@ -1,8 +1,11 @@
-"""The result store: where result bytes live, keyed per job.
+"""Result stores: where result bytes live, keyed per job.
 
-The local store keeps ``<root>/<job id>/<result id>``. Ids are checked
-against a strict pattern and resolved paths must stay under the root, so no
-key can reach outside the job's own directory.
+`ResultStore` is what the rest of phaser knows of a store; only this
+module knows where the bytes are. `LocalResultStore` keeps
+``<root>/<job id>/<result id>``: ids are checked against a strict pattern
+and resolved paths must stay under the root, so no key can reach outside
+the job's own directory. A task's child process reopens the worker's store
+from its `ResultStore.describe` (`open_result_store`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,15 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["RESULT_ID_PATTERN", "LocalResultStore", "StoredResult"]
+__all__ = [
+    "RESULT_ID_PATTERN",
+    "LocalResultStore",
+    "ResultStore",
+    "StoredResult",
+    "open_result_store",
+]
 
 #: What a result id (and a job id) may look like.
 RESULT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -27,6 +37,57 @@ class StoredResult:
 
     key: str
     size: int
+
+
+class ResultStore(Protocol):
+    """Where result bytes are kept (see `LocalResultStore`)."""
+
+    def put_bytes(
+        self, job_id: str, result_id: str, data: bytes
+    ) -> StoredResult:
+        """Store bytes as a result, replacing one of the same id."""
+
+    def put_file(
+        self, job_id: str, result_id: str, source: Path, *, move: bool
+    ) -> StoredResult:
+        """Store a file as a result (moved when ``move``, else copied)."""
+
+    def path(self, key: str) -> Path | None:
+        """A local file holding a stored result's bytes, `None` if the
+        result is gone."""
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete every result of a job (nothing if there are none)."""
+
+    def delete_jobs(self, job_ids: Iterable[str]) -> None:
+        """`delete_job` for many jobs."""
+
+    def has_files(self, job_id: str) -> bool:
+        """Whether a job has any stored results."""
+
+    def prune(self, job_id: str, keep: Iterable[str]) -> int:
+        """Delete a job's results that no key in ``keep`` names; how many
+        were deleted."""
+
+    def scratch_dir(self, job_id: str) -> Path:
+        """A local directory a task may use while it runs."""
+
+    def describe(self) -> dict[str, str]:
+        """How another process opens the same store
+        (`open_result_store`)."""
+
+
+def open_result_store(description: dict[str, str]) -> ResultStore:
+    """The store a `ResultStore.describe` names.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind of store.
+    """
+    if description.get("kind") == "local":
+        return LocalResultStore(Path(description["root"]))
+    raise ValueError(f"unknown result store {description!r}")
 
 
 class LocalResultStore:
@@ -45,6 +106,10 @@ class LocalResultStore:
     def root(self) -> Path:
         """Directory holding one sub-directory per job."""
         return self._root
+
+    def describe(self) -> dict[str, str]:
+        """How another process opens this store."""
+        return {"kind": "local", "root": str(self._root)}
 
     def _job_dir(self, job_id: str) -> Path:
         if not RESULT_ID_PATTERN.match(job_id):

@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,6 +22,9 @@ __all__ = [
     "default_registry",
     "task",
 ]
+
+#: Field types a repeated UWS parameter fills.
+_SEQUENCES = (list, tuple, set, frozenset)
 
 #: Names that would collide with the server's own paths.
 RESERVED_NAMES = frozenset(
@@ -113,8 +116,14 @@ class Task:
             return {"type": "object", "additionalProperties": True}
         return self.parameters.model_json_schema()
 
-    def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+    def validate(
+        self, raw: Mapping[str, Any], *, from_form: bool = False
+    ) -> dict[str, Any]:
         """Check parameters, returning them in their stored JSON form.
+
+        With ``from_form`` (UWS: every value is text, a repeated name gives
+        a list), a single value for a field that takes a list becomes a
+        list of one.
 
         Raises
         ------
@@ -129,6 +138,15 @@ class Task:
         named = {
             names.get(key.lower(), key): value for key, value in raw.items()
         }
+        if from_form:
+            model_fields = self.parameters.model_fields
+            for name, value in named.items():
+                if (
+                    isinstance(value, str)
+                    and name in model_fields
+                    and get_origin(model_fields[name].annotation) in _SEQUENCES
+                ):
+                    named[name] = [value]
         try:
             model = self.parameters.model_validate(named)
         except ValidationError as exc:

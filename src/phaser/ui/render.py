@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from ..models.phase import ExecutionPhase
-from ..services.jobs import Stats
+from ..services.operations import Stats
 
 __all__ = ["chart", "digest", "environment", "sse_event"]
 

@@ -24,6 +24,7 @@ from ..queue import (
     serialize,
     wake_channel,
 )
+from .runner import JobRunner
 
 __all__ = ["create_worker", "run_worker"]
 
@@ -121,7 +122,7 @@ async def _maintain(factory: Factory) -> None:
         try:
             # The lease outlives a pass, so a second worker only takes over
             # once this one has stopped renewing it.
-            if await factory.job_store.hold_lease(
+            if await factory.job_store.activity.hold_lease(
                 "maintenance", holder, ttl=3 * interval
             ):
                 report = await maintenance.run()
@@ -139,7 +140,7 @@ async def _announce(factory: Factory) -> None:
     while True:
         try:
             seen = now()
-            await factory.job_store.worker_seen(
+            await factory.job_store.activity.worker_seen(
                 factory.worker_id,
                 seen,
                 forget_before=seen - timedelta(hours=1),
@@ -153,7 +154,15 @@ async def _startup(ctx: dict[str, Any]) -> None:
     factory = Factory(ctx["settings"])
     await factory.start()
     ctx["factory"] = factory
-    ctx["runner"] = factory.job_runner()
+    ctx["runner"] = JobRunner(
+        lifecycle=factory.lifecycle(),
+        store=factory.job_store,
+        hub=factory.hub,
+        registry=factory.registry,
+        heartbeat_interval=factory.settings.heartbeat_interval,
+        stall_timeout=factory.settings.stall_timeout,
+        worker_id=factory.worker_id,
+    )
     ctx["maintenance"] = asyncio.create_task(
         _maintain(factory), name="maintenance"
     )

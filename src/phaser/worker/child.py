@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..embedded import die_with_parent
-from ..storage.results import LocalResultStore
+from ..storage.results import ResultStore, open_result_store
 from ..tasks.registry import default_registry
 from .context import BaseTaskContext, Update, failure_of
 
@@ -54,7 +54,7 @@ class ChildTaskContext(BaseTaskContext):
         *,
         job_id: str,
         attempt: int,
-        store: LocalResultStore,
+        store: ResultStore,
         scratch_dir: Path,
         channel: IO[str],
     ) -> None:
@@ -126,7 +126,7 @@ def main() -> None:
     ctx = ChildTaskContext(
         job_id=request["job_id"],
         attempt=request["attempt"],
-        store=LocalResultStore(Path(request["results_dir"])),
+        store=open_result_store(request["results"]),
         scratch_dir=Path(request["scratch_dir"]),
         channel=channel,
     )

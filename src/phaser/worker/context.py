@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.job import JobResult, Progress
-from ..storage.results import RESULT_ID_PATTERN, LocalResultStore
+from ..storage.results import RESULT_ID_PATTERN, ResultStore
 from ..tasks.context import ResultData, TaskError, TransientError
 
 __all__ = [
@@ -90,7 +90,7 @@ class Update:
 
 
 def store_result(
-    store: LocalResultStore,
+    store: ResultStore,
     job_id: str,
     *,
     attempt: int,
@@ -168,7 +168,7 @@ class BaseTaskContext:
         *,
         job_id: str,
         attempt: int,
-        store: LocalResultStore,
+        store: ResultStore,
         scratch_dir: Path,
     ) -> None:
         self._job_id = job_id
@@ -242,7 +242,7 @@ class LocalTaskContext(BaseTaskContext):
         *,
         job_id: str,
         attempt: int,
-        store: LocalResultStore,
+        store: ResultStore,
         scratch_dir: Path,
         updates: asyncio.Queue[Update | None],
     ) -> None:

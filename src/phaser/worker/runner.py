@@ -21,26 +21,22 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import structlog
 from redis.exceptions import RedisError
 
 from ..backoff import Backoff
 from ..clock import now
-from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS_STARTED
+from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
 from ..models.errors import UnknownTaskError
 from ..models.job import ErrorType, Job, JobError
-from ..models.phase import (
-    FINAL_PHASES,
-    Action,
-    ExecutionPhase,
-    allowed_from,
-)
-from ..services.jobs import JobService, duration_exceeded
+from ..models.phase import FINAL_PHASES, RUNNING, Action
+from ..services.lifecycle import JobLifecycle, duration_exceeded
 from ..storage.events import EventHub, JobEvent, next_event
-from ..storage.job_store import JobStore, Outcome
-from ..storage.results import LocalResultStore
+from ..storage.job_store import JobStore
+from ..storage.results import ResultStore
+from ..storage.transitions import Changed, Claim
 from ..tasks.context import TaskError
 from ..tasks.registry import Task, TaskRegistry
 from .context import Failure, LocalTaskContext, Update, failure_of
@@ -78,12 +74,10 @@ class JobRunner:
 
     Parameters
     ----------
-    service
-        Job service (ends and re-queues jobs).
+    lifecycle
+        Job lifecycle: every change the runner makes to a job.
     store
-        Job store.
-    results
-        Result store.
+        Job store (reads).
     hub
         Event hub of this process, to notice aborts at once.
     registry
@@ -101,18 +95,17 @@ class JobRunner:
     def __init__(
         self,
         *,
-        service: JobService,
+        lifecycle: JobLifecycle,
         store: JobStore,
-        results: LocalResultStore,
         hub: EventHub,
         registry: TaskRegistry,
         heartbeat_interval: float,
         stall_timeout: float,
         worker_id: str,
     ) -> None:
-        self._service = service
+        self._lifecycle = lifecycle
         self._store = store
-        self._results = results
+        self._results: ResultStore = lifecycle.results
         self._hub = hub
         self._registry = registry
         self._heartbeat_interval = heartbeat_interval
@@ -131,19 +124,22 @@ class JobRunner:
         # these (arq runs each job in a task of its own, with its own
         # context).
         structlog.contextvars.bind_contextvars(job_id=job_id, attempt=attempt)
-        job = await _patiently(lambda: self._store.get(job_id))
-        if job is None:
+        record = await _patiently(lambda: self._store.get(job_id))
+        if record is None:
             _logger.info("Job is gone, skipping")
             return
-        structlog.contextvars.bind_contextvars(task=job.task, owner=job.owner)
+        queued = record
+        structlog.contextvars.bind_contextvars(
+            task=queued.task, owner=queued.owner
+        )
         try:
-            task = self._registry.get(job.task)
+            task = self._registry.get(queued.task)
         except UnknownTaskError:
             # Not ours to fail: another worker (of a newer deploy, or
             # another pool) may know the task.
             handed = await _patiently(
-                lambda: self._service.hand_back(
-                    job, attempt=attempt, defer=_HAND_BACK_DELAY
+                lambda: self._lifecycle.hand_back(
+                    queued, attempt=attempt, defer=_HAND_BACK_DELAY
                 )
             )
             _logger.warning(
@@ -153,40 +149,33 @@ class JobRunner:
             return
         claim = f"{self._worker_id}/{attempt}/{secrets.token_hex(4)}"
         started = now()
-        duration = job.execution_duration
-        deadline = started + timedelta(seconds=duration) if duration else None
-        fields: dict[str, Any] = {
-            "started_at": started,
-            "claim": claim,
-            "heartbeat_at": started,
-        }
-        expected = task.expected_seconds(job.parameters)
-        if expected is not None:
-            # UWS: when the job is expected to complete.
-            fields["quote"] = started + timedelta(seconds=expected)
+        expected = task.expected_seconds(queued.parameters)
+        # UWS: when the job is expected to complete.
+        quote = (
+            started + timedelta(seconds=expected)
+            if expected is not None
+            else None
+        )
         async with self._hub.subscribe(job_id) as events:
             # If Redis ran the claim but the answer was lost, the retry sees
             # EXECUTING and gives up; recovery re-queues the silent job.
             claimed = await _patiently(
-                lambda: self._store.transition(
-                    job,
-                    allowed=allowed_from(Action.CLAIM),
-                    to=ExecutionPhase.EXECUTING,
-                    check=("attempts", str(attempt)),
-                    fields=fields,
-                    deadline=deadline,
-                    heartbeat=started,
+                lambda: self._lifecycle.claim(
+                    queued,
+                    attempt=attempt,
+                    token=claim,
+                    at=started,
+                    quote=quote,
                 )
             )
-            if not claimed.ok:
+            if not isinstance(claimed, Changed):
                 # Aborted, deleted, or already taken while it was queued.
                 _logger.info(
-                    "Job not claimable", outcome=claimed.outcome.value
+                    "Job not claimable", outcome=type(claimed).__name__
                 )
                 return
+            job = claimed.job
             _logger.info("Job started")
-            JOBS_STARTED.labels(job.task).inc()
-            await self._service.count("started")
             if enqueued_at is not None:
                 JOB_QUEUE_WAIT.labels(job.task).observe(
                     max(0.0, (started - enqueued_at).total_seconds())
@@ -198,8 +187,8 @@ class JobRunner:
             except asyncio.CancelledError:
                 # The worker is shutting down: give the job back to the
                 # queue (the task was stopped, so it starts over).
-                await self._service.requeue(
-                    job, attempt=attempt, check=("claim", claim), error=None
+                await self._lifecycle.requeue(
+                    job, attempt=attempt, guard=Claim(claim), error=None
                 )
                 _logger.info("Job handed back to the queue at shutdown")
                 raise
@@ -303,7 +292,7 @@ class JobRunner:
             "job_id": job.id,
             "attempt": attempt,
             "parameters": job.parameters,
-            "results_dir": str(self._results.root),
+            "results": self._results.describe(),
             "scratch_dir": str(scratch),
             "parent_pid": os.getpid(),
             "parent_timeout": self._child_timeout,
@@ -378,7 +367,7 @@ class JobRunner:
                 event.kind in {"progress", "result"}
                 # Our own claim (or anyone's: taking a job from us goes
                 # through QUEUED or a final phase first, which we do read).
-                or (event.kind == "phase" and event.phase == "EXECUTING")
+                or (event.kind == "phase" and event.phase == RUNNING)
             ):
                 continue
             try:
@@ -387,7 +376,7 @@ class JobRunner:
                 continue
             if (
                 current is None
-                or current.phase != ExecutionPhase.EXECUTING
+                or current.phase is not RUNNING
                 or current.claim != claim
             ):
                 return
@@ -396,16 +385,8 @@ class JobRunner:
         """Tell maintenance that this job's worker is alive."""
         while True:
             await asyncio.sleep(self._heartbeat_interval)
-            beat = now()
             try:
-                await self._store.transition(
-                    job,
-                    allowed=[ExecutionPhase.EXECUTING],
-                    check=("claim", claim),
-                    fields={"heartbeat_at": beat},
-                    heartbeat=beat,
-                    event="",
-                )
+                await self._lifecycle.heartbeat(job, token=claim)
             except RedisError as exc:
                 _logger.warning("Heartbeat failed", error=str(exc))
 
@@ -416,20 +397,13 @@ class JobRunner:
         while (update := await updates.get()) is not None:
             try:
                 if update.progress is not None:
-                    await self._store.transition(
-                        job,
-                        allowed=[ExecutionPhase.EXECUTING],
-                        check=("claim", claim),
-                        fields={"progress": update.progress},
-                        event="progress",
+                    await self._lifecycle.report_progress(
+                        job, token=claim, progress=update.progress
                     )
                 if update.result is not None:
-                    outcome = await self._store.record_result(
-                        job, claim=claim, result=update.result
+                    await self._lifecycle.add_result(
+                        job, token=claim, result=update.result
                     )
-                    if outcome is Outcome.MISSING:
-                        # Deleted meanwhile: do not leave files behind.
-                        self._results.delete_job(job.id)
             except RedisError as exc:
                 _logger.warning("Could not record task update", error=str(exc))
 
@@ -441,32 +415,30 @@ class JobRunner:
         task: Task,
         outcome: Failure | _Stop | None,
     ) -> None:
-        # Only from EXECUTING and only with our claim: a client may have
-        # aborted or deleted the job after the task returned.
-        check = ("claim", claim)
+        # Only with our claim: a client may have aborted or deleted the job
+        # after the task returned.
+        guard = Claim(claim)
         match outcome:
             case None:
-                await self._service.end(
-                    job, phase=ExecutionPhase.COMPLETED, check=check
-                )
+                await self._lifecycle.finish(job, Action.COMPLETE, guard=guard)
                 _logger.info("Job completed")
             case _Stop.LOST:
                 _logger.info("Job stopped: aborted or deleted")
             case _Stop.DEADLINE:
-                await self._service.end(
+                await self._lifecycle.finish(
                     job,
-                    phase=ExecutionPhase.ABORTED,
-                    check=check,
+                    Action.ABORT,
+                    guard=guard,
                     error=duration_exceeded(job),
                 )
                 _logger.info("Job aborted: execution duration exceeded")
             case Failure(transient=True) if attempt < (
-                self._service.max_attempts(job)
+                self._lifecycle.max_attempts(job)
             ):
-                await self._service.requeue(
+                await self._lifecycle.requeue(
                     job,
                     attempt=attempt,
-                    check=check,
+                    guard=guard,
                     error=JobError(ErrorType.TRANSIENT, outcome.message),
                     defer=retry_delay(attempt),
                 )
@@ -477,13 +449,15 @@ class JobRunner:
                     if outcome.transient
                     else ErrorType.FATAL
                 )
-                await self._service.end(
+                await self._lifecycle.finish(
                     job,
-                    phase=ExecutionPhase.ERROR,
-                    check=check,
+                    Action.FAIL,
+                    guard=guard,
                     error=JobError(error_type, outcome.message),
                 )
                 _logger.info("Job failed", error=outcome.message)
+            case _:
+                assert_never(outcome)
 
 
 async def _patiently(operation: Callable[[], Awaitable[_T]]) -> _T:

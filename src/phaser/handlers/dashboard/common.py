@@ -35,7 +35,7 @@ from ...models.errors import (
 )
 from ...models.text import clean_text
 from ...services.auth import Authenticator
-from ...services.jobs import EVERYONE, JobService, Stats
+from ...services.operations import EVERYONE, Operations, Stats
 from ...ui.render import environment
 from ..routes import REDIS_DOWN, DialectRoute, validation_text
 
@@ -256,7 +256,7 @@ class StatsCache:
 
     async def get(
         self,
-        service: JobService,
+        operations: Operations,
         caller: Caller,
         owner: str | None,
         max_age: float = STATS_TTL,
@@ -270,7 +270,7 @@ class StatsCache:
             # A computation that failed (Redis away) is not kept.
             or (entry[1].done() and entry[1].exception() is not None)
         ):
-            task = asyncio.ensure_future(service.stats(caller, owner))
+            task = asyncio.ensure_future(operations.stats(caller, owner))
             entry = (moment, task)
             self._entries[key] = entry
             if len(self._entries) > 1000:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 
-from ...dependencies.context import Service
+from ...dependencies.context import Service, Waiter
 from ...models.errors import NotFoundError
 from ...models.job import Job
 from ...models.phase import FINAL_PHASES
@@ -94,12 +94,13 @@ async def job_stream(
     request: Request,
     job_id: str,
     service: Service,
+    waiter: Waiter,
     caller: PageCaller,
     shown: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
     """The job page's live part, sent again at each change; ends after the
     job has ended."""
-    stream = service.watch(caller, job_id)
+    stream = waiter.watch(caller, job_id)
     # Raises JobNotFoundError before streaming. The job as it is now is
     # sent too: it may have changed since the page was made.
     first = await anext(stream)

@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ...dependencies.context import Service
+from ...dependencies.context import Ops, Service
 from ...models.caller import Caller
 from ...models.errors import InvalidRequestError
 from ...models.job import Job
 from ...models.phase import ExecutionPhase
 from ...services.ids import is_job_id
-from ...services.jobs import EVERYONE
+from ...services.operations import EVERYONE
 from ...storage.events import JobEvent, next_event
 from ...ui.render import digest, sse_event
 from .common import (
@@ -70,6 +70,7 @@ def _job_filters(
 async def job_list(
     request: Request,
     service: Service,
+    operations: Ops,
     caller: PageCaller,
     task: Annotated[str | None, Query(max_length=64)] = None,
     phase: Annotated[list[str] | None, Query(max_length=20)] = None,
@@ -117,7 +118,7 @@ async def job_list(
         first_page=urlencode(query) if cursor else None,
         stream=f"{base_path(request)}/ui/jobs/stream?{urlencode(stream_query)}",
         tasks=[t.name for t in service.tasks()],
-        owners=await service.owners(caller),
+        owners=await operations.owners(caller),
     )
 
 

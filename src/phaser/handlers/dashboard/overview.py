@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ...dependencies.context import Service
-from ...services.jobs import EVERYONE, Stats
+from ...dependencies.context import Ops, Service
+from ...services.operations import EVERYONE, Stats
 from ...storage.events import next_event
 from ...ui.render import chart, digest, sse_event
 from .common import (
@@ -46,11 +46,12 @@ def _overview_live(request: Request, stats: Stats, owner: str | None) -> str:
 async def overview(
     request: Request,
     service: Service,
+    operations: Ops,
     caller: PageCaller,
     owner: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
     whose = owner_filter(caller, owner)
-    stats = await stats_cache(request).get(service, caller, whose)
+    stats = await stats_cache(request).get(operations, caller, whose)
     live = _overview_live(request, stats, whose)
     query = urlencode(
         {**({"owner": whose} if whose else {}), "shown": digest(live)}
@@ -60,7 +61,7 @@ async def overview(
         request,
         live=live,
         stream=f"{base_path(request)}/ui/stream?{query}",
-        owners=await service.owners(caller),
+        owners=await operations.owners(caller),
         owner=whose,
         tasks=service.tasks(),
     )
@@ -70,6 +71,7 @@ async def overview(
 async def overview_stream(
     request: Request,
     service: Service,
+    operations: Ops,
     caller: PageCaller,
     owner: Annotated[str | None, Query(max_length=128)] = None,
     shown: Annotated[str, Query(max_length=16)] = "",
@@ -92,7 +94,7 @@ async def overview_stream(
         max_age = STATS_TTL
         async with subscription as events:
             while True:
-                stats = await cache_.get(service, caller, whose, max_age)
+                stats = await cache_.get(operations, caller, whose, max_age)
                 html = _overview_live(request, stats, whose)
                 if digest(html) != last:
                     yield sse_event("live", html)

@@ -1,4 +1,8 @@
--- Compare-and-set of one job record, with its indexes and schedules.
+-- One named transition of one job record (see job_store.JobStore): a
+-- compare-and-set on the phase and, optionally, one guard field, that
+-- moves the job's index entries and counts, derives its schedule entries
+-- from the fields it writes, appends to its history and publishes an
+-- event, in one atomic step.
 --
 -- KEYS[1] job record (hash)
 -- KEYS[2] owner phase counts (hash)
@@ -11,28 +15,31 @@
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
--- ARGV[4] field that must hold ARGV[5] (claim or attempt check), or ""
+-- ARGV[4] guard: a field that must hold ARGV[5] (claim, attempts, beat),
+--         or ""
 -- ARGV[5] the value it must hold
--- ARGV[6] destruction score: "" keep, "-" remove, else ms since the epoch
--- ARGV[7] deadline score: "" keep, "-" remove, else ms since the epoch
--- ARGV[8] event channel
--- ARGV[9] event kind ("phase", "progress", "update"), "" for no event
--- ARGV[10] heartbeat score: "" keep, else ms since the epoch
--- ARGV[11] number N of field/value pairs that follow
--- ARGV[12 .. 11+2N] fields and values to set; the rest: fields to delete
+-- ARGV[6] event channel
+-- ARGV[7] event kind ("phase", "progress", "update"), "" for no event
+-- ARGV[8] number N of field/value pairs that follow
+-- ARGV[9 .. 8+2N] fields and values to set; the rest: fields to delete
 --
--- Leaving EXECUTING always drops the job from the deadline and heartbeat
--- schedules: only running jobs have a deadline or a heartbeat. Entering
--- QUEUED records the time in the queued schedule, leaving it drops it, so
--- maintenance can find queued jobs whose queue entry was lost.
+-- Schedules follow the record: the destruction schedule holds the
+-- "destroy" field (but for ARCHIVED jobs, which are not destroyed
+-- again); entering EXECUTING puts the job in the deadline
+-- schedule at "started" + "duration" seconds (no entry for a duration of
+-- 0, unlimited) and writing "beat" while EXECUTING in the heartbeat
+-- schedule; leaving EXECUTING drops both. Entering QUEUED records the
+-- time in the queued schedule, leaving it drops it, so maintenance can
+-- find queued jobs whose queue entry was lost.
 --
 -- A change of phase is appended to the record's history: the phase's
 -- letter and the milliseconds since creation in base 36 (see
--- job_store._history_text); a history grown past 200 characters keeps
--- its first change, a "~" and the latest changes.
+-- codec._history_text); a history grown past 200 characters keeps its
+-- first change, a "~" and the latest changes.
 --
--- Returns {"ok", old phase}, {"missing"}, {"phase", current phase} or
--- {"check", current phase}. On anything but "ok" nothing was written.
+-- Returns {"ok", old phase, the record as HGETALL gives it}, {"missing"},
+-- {"phase", current phase} or {"check", current phase}. On anything but
+-- "ok" nothing was written.
 local key = KEYS[1]
 local current = redis.call("HGET", key, "phase")
 if not current then
@@ -92,9 +99,10 @@ else
   new = current
 end
 
-local npairs = tonumber(ARGV[11])
-local last = 11 + 2 * npairs
-for i = 12, last, 2 do
+local written = {}
+local npairs = tonumber(ARGV[8])
+local last = 8 + 2 * npairs
+for i = 9, last, 2 do
   if ARGV[i] == "run_id" then
     -- A new run id moves the job between run-id indexes.
     local old = redis.call("HGET", key, "run_id")
@@ -104,25 +112,34 @@ for i = 12, last, 2 do
     redis.call("ZADD", KEYS[8] .. ARGV[i + 1], 0, id)
   end
   redis.call("HSET", key, ARGV[i], ARGV[i + 1])
+  written[ARGV[i]] = ARGV[i + 1]
 end
 for i = last + 1, #ARGV do
   redis.call("HDEL", key, ARGV[i])
+  if ARGV[i] == "destroy" then
+    redis.call("ZREM", KEYS[4], id)
+  end
 end
 
-if ARGV[6] == "-" then
+if new == "ARCHIVED" then
+  -- An archived job keeps its destruction time as a record of when it
+  -- happened, and is not destroyed again.
   redis.call("ZREM", KEYS[4], id)
-elseif ARGV[6] ~= "" then
-  redis.call("ZADD", KEYS[4], tonumber(ARGV[6]), id)
+elseif written["destroy"] then
+  redis.call("ZADD", KEYS[4], tonumber(written["destroy"]), id)
 end
-if ARGV[7] == "-" then
-  redis.call("ZREM", KEYS[5], id)
-elseif ARGV[7] ~= "" then
-  redis.call("ZADD", KEYS[5], tonumber(ARGV[7]), id)
-end
-if ARGV[10] ~= "" then
-  redis.call("ZADD", KEYS[6], tonumber(ARGV[10]), id)
-end
-if current == "EXECUTING" and new ~= "EXECUTING" then
+if new == "EXECUTING" then
+  if current ~= "EXECUTING" then
+    local started = tonumber(redis.call("HGET", key, "started"))
+    local duration = tonumber(redis.call("HGET", key, "duration")) or 0
+    if started and duration > 0 then
+      redis.call("ZADD", KEYS[5], started + duration * 1000, id)
+    end
+  end
+  if written["beat"] then
+    redis.call("ZADD", KEYS[6], tonumber(written["beat"]), id)
+  end
+elseif current == "EXECUTING" then
   redis.call("ZREM", KEYS[5], id)
   redis.call("ZREM", KEYS[6], id)
 end
@@ -134,14 +151,14 @@ elseif current == "QUEUED" and new ~= "QUEUED" then
   redis.call("ZREM", KEYS[7], id)
 end
 
-if ARGV[9] ~= "" then
+if ARGV[7] ~= "" then
   -- The owner (absent for the anonymous owner) lets live views follow
   -- one owner's jobs without reading them.
   local owner = redis.call("HGET", key, "owner")
   if not owner then
     owner = nil
   end
-  redis.call("PUBLISH", ARGV[8],
-    cjson.encode({id = id, phase = new, kind = ARGV[9], owner = owner}))
+  redis.call("PUBLISH", ARGV[6],
+    cjson.encode({id = id, phase = new, kind = ARGV[7], owner = owner}))
 end
-return {"ok", current}
+return {"ok", current, redis.call("HGETALL", key)}

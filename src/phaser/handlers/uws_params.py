@@ -1,0 +1,234 @@
+"""UWS request plumbing: case-insensitive parameters, the job a route is
+about, and errors in the UWS dialect.
+
+UWS parameter names are case-insensitive. `CaseInsensitiveQuery` folds
+query parameter names to lower case on UWS routes (as Safir's middleware
+does), so routes declare their query parameters (``phase``, ``wait``…)
+and OpenAPI documents them. POST bodies carry the task's own parameters,
+whose names only the task knows: `UWSForm` reads query and body once,
+names folded, repeated names kept in order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..clock import parse_time
+from ..dependencies.context import CurrentCaller, Service
+from ..models.api import MAX_REQUEST_SECONDS
+from ..models.errors import JobNotFoundError, PhaserError
+from ..models.job import Job
+from ..models.phase import Action
+from ..models.text import clean_text
+from .routes import REDIS_DOWN, DialectRoute, validation_text
+
+__all__ = [
+    "CaseInsensitiveQuery",
+    "Form",
+    "UWSForm",
+    "UWSJob",
+    "UWSRoute",
+    "bad_value",
+    "phase_action",
+    "seconds",
+    "time_value",
+]
+
+#: Parameter names with a meaning of their own (lower case).
+CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
+
+#: First path segments that are not task names (not UWS job lists).
+_NOT_TASKS = {"api", "ui", "static", "docs", "redoc"}
+
+
+class UWSRoute(DialectRoute):
+    """Routes whose errors answer ``text/plain`` with the UWS status (a
+    Redis outage too: 503 with ``Retry-After``)."""
+
+    def answer(self, request: Request, exc: Exception) -> Response:
+        match exc:
+            case PhaserError():
+                return PlainTextResponse(
+                    clean_text(exc.message),
+                    status_code=exc.uws_status_code,
+                    headers=exc.headers,
+                )
+            case RequestValidationError():
+                return PlainTextResponse(
+                    clean_text(validation_text(exc)), status_code=400
+                )
+            case _:
+                return PlainTextResponse(
+                    REDIS_DOWN, status_code=503, headers={"Retry-After": "5"}
+                )
+
+
+def is_uws_path(path: str) -> bool:
+    """Whether a path is in a task's UWS job list (``/{task}/jobs…``)."""
+    parts = path.split("/", 3)
+    return (
+        len(parts) >= 3 and parts[2] == "jobs" and parts[1] not in _NOT_TASKS
+    )
+
+
+class CaseInsensitiveQuery:
+    """ASGI middleware: query parameter names folded to lower case on UWS
+    routes, so ``PHASE``, ``Phase`` and ``phase`` are one declared
+    parameter."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("query_string")
+            and is_uws_path(scope["path"])
+        ):
+            pairs = parse_qsl(
+                scope["query_string"].decode("latin-1"),
+                keep_blank_values=True,
+            )
+            folded = urlencode([(k.lower(), v) for k, v in pairs])
+            scope = {**scope, "query_string": folded.encode("latin-1")}
+        await self._app(scope, receive, send)
+
+
+class Form:
+    """The UWS parameters of a POST (query and body), names folded to lower
+    case, repeated names kept in order."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = [(name.lower(), value) for name, value in pairs]
+
+    def get(self, name: str) -> str | None:
+        """The last value of a parameter."""
+        values = [value for key, value in self.pairs if key == name]
+        return values[-1] if values else None
+
+    def only(self, name: str) -> Form:
+        """This form with one parameter alone (``POST …/phase``).
+
+        Raises
+        ------
+        PhaserError
+            The parameter is missing.
+        """
+        value = self.get(name)
+        if value is None:
+            raise PhaserError(f"Missing {name.upper()} parameter")
+        return Form([(name, value)])
+
+    def task_parameters(self) -> dict[str, str | list[str]]:
+        """The task's parameters: a name given once has its value, a name
+        repeated (``POS=…&POS=…``) the list of its values, in order."""
+        grouped: dict[str, list[str]] = {}
+        for name, value in self.pairs:
+            if name not in CONTROL:
+                grouped.setdefault(name, []).append(value)
+        return {
+            name: values[0] if len(values) == 1 else values
+            for name, values in grouped.items()
+        }
+
+
+async def _form(request: Request) -> Form:
+    pairs = list(request.query_params.multi_items())
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        try:
+            form = await request.form()
+        except Exception as exc:  # the parser's errors have no common base
+            raise PhaserError(f"Unreadable form body: {exc}") from exc
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    raise PhaserError(
+                        f"Parameter {name} is not UTF-8 text"
+                    ) from None
+                pairs.append((name, text))
+            else:
+                pairs.append((name, value))
+    return Form(pairs)
+
+
+async def _job(
+    task: str, job_id: str, service: Service, caller: CurrentCaller
+) -> Job:
+    """The job, if the caller may see it and it is in this task's list."""
+    job = await service.get(caller, job_id)
+    if job.task != task:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+#: The POST's parameters.
+UWSForm = Annotated[Form, Depends(_form)]
+
+#: The job a ``/{task}/jobs/{job_id}…`` route is about.
+UWSJob = Annotated[Job, Depends(_job)]
+
+
+def bad_value(name: str, value: str, why: str) -> PhaserError:
+    """The 400 for a control parameter's value."""
+    return PhaserError(f"Invalid {name.upper()} value {value!r}: {why}")
+
+
+def time_value(name: str, value: str | None) -> datetime | None:
+    """A time parameter (``DESTRUCTION``, ``AFTER``); empty is none."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise bad_value(
+            name, value, "expected an ISO 8601 time from 1970 to 9999 (UTC)"
+        ) from None
+
+
+def seconds(name: str, value: str | None, minimum: int) -> int | None:
+    """A number of seconds (``EXECUTIONDURATION``, ``WAIT``, ``LAST``)."""
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise bad_value(name, value, "expected an integer") from None
+    if not minimum <= number <= MAX_REQUEST_SECONDS:
+        raise bad_value(
+            name, value, f"expected {minimum} to {MAX_REQUEST_SECONDS}"
+        )
+    return number
+
+
+def phase_action(
+    value: str | None, *, creating: bool = False
+) -> Literal[Action.START, Action.ABORT] | None:
+    """The action a ``PHASE`` value asks for: RUN starts, ABORT aborts (not
+    on creation)."""
+    match value:
+        case None:
+            return None
+        case "RUN":
+            return Action.START
+        case "ABORT" if not creating:
+            return Action.ABORT
+        case _ if creating:
+            raise bad_value("phase", value, "only RUN is allowed on creation")
+        case _:
+            raise bad_value("phase", value, "expected RUN or ABORT")

@@ -1,0 +1,138 @@
+"""What a client may ask of a job, checked at the boundary.
+
+Creation and changes (both dialects) go through these checks before
+anything is stored: every value must be renderable in both dialects, fit
+the task and the configured limits, and times must be storable. A refusal
+is a 4xx that names the field; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..clock import now, to_utc
+from ..config import Settings, cap_duration
+from ..models.errors import InvalidParametersError, InvalidRequestError
+from ..models.text import check_text, check_value
+from ..tasks.registry import Task
+
+__all__ = ["JobChecks", "check_run_id", "refuse_unknown", "utc"]
+
+#: Longest run id.
+_MAX_RUN_ID = 256
+
+
+class JobChecks:
+    """The checks that depend on the configured limits.
+
+    Parameters
+    ----------
+    settings
+        Limits and defaults.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def parameters(
+        self,
+        task: Task,
+        parameters: Mapping[str, Any],
+        *,
+        strict: bool,
+        from_form: bool | None = None,
+    ) -> dict[str, Any]:
+        """Check parameters; their stored form.
+
+        With ``strict`` (the JSON API), names the task does not have are
+        refused; otherwise (UWS, as IVOA services do) they are ignored.
+        ``from_form`` (default: not ``strict``) reads them as UWS sends
+        them (see `Task.validate`).
+
+        Raises
+        ------
+        InvalidParametersError
+            They do not fit; the message names the parameter.
+        """
+        if strict:
+            refuse_unknown(task, parameters)
+        check_value("parameters", parameters)
+        self._check_size(parameters)
+        stored = task.validate(
+            parameters,
+            from_form=not strict if from_form is None else from_form,
+        )
+        # The task's model may turn text into values JSON cannot carry
+        # (``"nan"`` into a float).
+        check_value("parameters", stored)
+        return stored
+
+    def _check_size(self, parameters: Mapping[str, Any]) -> None:
+        """Refuse too many or too large parameters."""
+        limit = self._settings.max_parameters
+        if len(parameters) > limit:
+            raise InvalidParametersError(
+                f"Too many parameters: {len(parameters)} (at most {limit})"
+            )
+        size = len(json.dumps(parameters, default=str))
+        limit = self._settings.max_parameters_bytes
+        if size > limit:
+            raise InvalidParametersError(
+                f"Parameters too large: {size} bytes as JSON (at most {limit})"
+            )
+
+    def execution_duration(self, task: Task, requested: int | None) -> int:
+        """The duration a job gets: defaults, then configured and task
+        maxima applied (0, unlimited, only when neither sets a maximum)."""
+        if requested is None:
+            requested = task.execution_duration
+        duration = self._settings.clamp_execution_duration(requested)
+        return cap_duration(duration, task.max_execution_duration)
+
+    def destruction(self, requested: datetime | None) -> datetime:
+        """The destruction time a job gets: the default lifetime, or the
+        requested time capped by the longest lifetime."""
+        if requested is None:
+            return now() + self._settings.default_lifetime
+        latest = now() + self._settings.max_lifetime
+        return min(utc("destruction_time", requested), latest)
+
+
+def utc(field: str, moment: datetime) -> datetime:
+    """A client's time in UTC, refused with a 4xx naming the field if it
+    cannot be stored (see `phaser.clock.to_utc`)."""
+    try:
+        return to_utc(moment)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"Invalid {field}: {exc}",
+            fields=[{"field": field, "message": str(exc)}],
+        ) from None
+
+
+def check_run_id(run_id: str | None) -> None:
+    """Refuse a run id that is too long or cannot be rendered."""
+    if run_id is None:
+        return
+    if len(run_id) > _MAX_RUN_ID:
+        raise InvalidRequestError(
+            f"Invalid run_id: longer than {_MAX_RUN_ID} characters",
+            fields=[{"field": "run_id", "message": "too long"}],
+        )
+    check_text("run_id", run_id)
+
+
+def refuse_unknown(task: Task, parameters: Mapping[str, Any]) -> None:
+    """Refuse parameter names the task does not have (JSON API)."""
+    unknown = task.unknown(parameters)
+    if unknown:
+        raise InvalidParametersError(
+            f"Unknown parameters for task {task.name}: {', '.join(unknown)}",
+            fields=[
+                {"field": f"parameters.{name}", "message": "unknown parameter"}
+                for name in unknown
+            ],
+        )

@@ -1,0 +1,288 @@
+"""The job lifecycle: every change of a job after its creation.
+
+The runner (claim, heartbeat, progress, results, the end of an attempt),
+maintenance (destruction, deadlines, recovery, lost queue entries) and the
+client operations (start, abort, delete) all change jobs through this
+service, so each change has one home: the store's named transition, the
+queue entry that goes with it, and the metrics that count it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from redis.exceptions import RedisError
+
+from ..clock import now
+from ..config import Settings
+from ..metrics import JOBS_FINISHED, JOBS_STARTED
+from ..models.errors import PhaserError
+from ..models.job import ErrorType, Job, JobError, JobResult, Progress
+from ..models.phase import FINAL_PHASES, Action, target_phase
+from ..queue import JobQueue
+from ..storage.codec import AnyJob
+from ..storage.job_store import JobStore
+from ..storage.results import ResultStore
+from ..storage.transitions import (
+    Beat,
+    Changed,
+    Claim,
+    Missing,
+    TransitionOutcome,
+)
+from ..tasks.registry import TaskRegistry
+
+__all__ = ["JobLifecycle", "duration_exceeded"]
+
+#: How a running job can end.
+Ending = Literal[Action.COMPLETE, Action.FAIL, Action.ABORT]
+
+
+def duration_exceeded(job: Job) -> JobError:
+    """The error of a job stopped by its execution duration."""
+    return JobError(
+        ErrorType.FATAL,
+        f"Execution duration of {job.execution_duration} s exceeded",
+    )
+
+
+class JobLifecycle:
+    """Moves jobs through their phases.
+
+    Parameters
+    ----------
+    settings
+        Limits and queue names.
+    store
+        Job store (its transitions, and deletion).
+    results
+        Result store.
+    queue
+        Queue to the workers.
+    registry
+        Tasks (for their attempt limits).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: JobStore,
+        results: ResultStore,
+        queue: JobQueue,
+        registry: TaskRegistry,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._change = store.transitions
+        self._results = results
+        self._queue = queue
+        self._registry = registry
+
+    @property
+    def results(self) -> ResultStore:
+        """Where results are kept."""
+        return self._results
+
+    async def start(
+        self, job: AnyJob, changes: Mapping[str, Any] | None = None
+    ) -> TransitionOutcome:
+        """Queue a pending job as attempt 1 (with ``changes`` to its
+        fields, in the same step). The record says QUEUED before the queue
+        hears of the job, so a worker that picks it up at once finds it
+        claimable."""
+        outcome = await self._change.start(job, changes)
+        if isinstance(outcome, Changed):
+            await self.send(outcome.job, 1)
+        return outcome
+
+    async def send(
+        self, job: Job, attempt: int, *, defer: float | None = None
+    ) -> None:
+        """Queue an attempt on the job's queue (the one it was created
+        for)."""
+        await self._queue.enqueue(
+            job.id,
+            attempt,
+            queue=job.queue or self._settings.queue_of(job.task),
+            defer=defer,
+        )
+
+    async def claim(
+        self,
+        job: Job,
+        *,
+        attempt: int,
+        token: str,
+        at: datetime,
+        quote: datetime | None,
+    ) -> TransitionOutcome:
+        """A worker takes an attempt of a queued job (counted as
+        started)."""
+        outcome = await self._change.claim(
+            job, attempt=attempt, token=token, at=at, quote=quote
+        )
+        if isinstance(outcome, Changed):
+            JOBS_STARTED.labels(job.task).inc()
+            await self.count("started")
+        return outcome
+
+    async def heartbeat(self, job: Job, *, token: str) -> None:
+        """The worker holding ``token`` is alive."""
+        await self._change.heartbeat(job, token=token, at=now())
+
+    async def report_progress(
+        self, job: Job, *, token: str, progress: Progress
+    ) -> None:
+        """The running task's progress."""
+        await self._change.report_progress(job, token=token, progress=progress)
+
+    async def add_result(
+        self, job: Job, *, token: str, result: JobResult
+    ) -> None:
+        """Record a result the task wrote; if the job was deleted
+        meanwhile, its files go too."""
+        outcome = await self._change.add_result(
+            job, token=token, result=result
+        )
+        if isinstance(outcome, Missing):
+            await asyncio.to_thread(self._results.delete_job, job.id)
+
+    async def finish(
+        self,
+        job: Job,
+        action: Ending,
+        *,
+        guard: Claim | Beat,
+        error: JobError | None = None,
+    ) -> bool:
+        """End a running job while ``guard`` holds. Returns whether it
+        did."""
+        outcome = await self._change.finish(
+            job, action, guard=guard, at=now(), error=error
+        )
+        if isinstance(outcome, Changed):
+            await self._count_end(job, action)
+            return True
+        return False
+
+    async def requeue(
+        self,
+        job: Job,
+        *,
+        attempt: int,
+        guard: Claim | Beat,
+        error: JobError | None,
+        defer: float = 0,
+    ) -> bool:
+        """Send a running job back to the queue as attempt ``attempt + 1``
+        (a transient failure, a lost worker, a shutdown). ``guard`` names
+        what must not have changed since the caller looked, so a requeue
+        cannot hit a job someone else has moved on. Returns whether the
+        job was re-queued."""
+        outcome = await self._change.requeue(
+            job, guard=guard, attempts=attempt + 1, error=error
+        )
+        if isinstance(outcome, Changed):
+            await self.send(outcome.job, attempt + 1, defer=defer or None)
+            return True
+        return False
+
+    async def hand_back(
+        self, job: Job, *, attempt: int, defer: float | None = None
+    ) -> bool:
+        """Send a QUEUED job's attempt ``attempt`` back to the queue as the
+        next attempt, unless someone has moved the job on meanwhile.
+
+        Also for a worker that took an attempt of a task it does not know
+        (a rolling deploy that adds a task; pools with different task
+        modules): the job waits for a worker that does, instead of failing.
+        """
+        outcome = await self._change.resend(job, attempt=attempt)
+        if isinstance(outcome, Changed):
+            await self.send(outcome.job, attempt + 1, defer=defer)
+            return True
+        return False
+
+    async def resend(self, job: Job) -> bool:
+        """Queue a QUEUED job again if its queue entry is gone.
+
+        The entry can be lost when Redis goes away between the QUEUED write
+        and the queue write, or when a worker took the entry and failed
+        before claiming the job. The job is sent as a new attempt, so arq's
+        leftovers of the old one can neither block nor run it. Returns
+        whether the job was sent again.
+        """
+        queue = job.queue or self._settings.queue_of(job.task)
+        if await self._queue.is_waiting(job.id, job.attempts, queue=queue):
+            return False
+        return await self.hand_back(job, attempt=job.attempts)
+
+    async def abort(
+        self, job: AnyJob, changes: Mapping[str, Any] | None = None
+    ) -> TransitionOutcome:
+        """Abort an active job (with ``changes`` to its fields, in the
+        same step); a worker running it hears the event and stops the
+        task."""
+        outcome = await self._change.abort(job, at=now(), changes=changes)
+        if isinstance(outcome, Changed):
+            await self._count_end(job, Action.ABORT)
+        return outcome
+
+    async def edit(
+        self, job: Job, changes: Mapping[str, Any]
+    ) -> TransitionOutcome:
+        """Change a job's fields in one step (see
+        `JobTransitions.edit`)."""
+        return await self._change.edit(job, changes)
+
+    async def destroy(self, job: AnyJob) -> bool:
+        """Abort the job if it is active, then delete it and its results.
+        Returns whether the job still existed."""
+        return await self.destroy_many([job]) == 1
+
+    async def destroy_many(self, jobs: Sequence[AnyJob]) -> int:
+        """`destroy` for a batch: one thread hop for the files and one
+        script call for the records. Returns how many still existed."""
+        for job in jobs:
+            if job.phase not in FINAL_PHASES:
+                # Abort first so a worker running it stops. Losing this
+                # race (the job ended meanwhile) is fine: it goes anyway.
+                await self.abort(job)
+        # Results first: whoever sees the job gone must not find its files.
+        await asyncio.to_thread(
+            self._results.delete_jobs, [job.id for job in jobs]
+        )
+        phases = await self._store.delete_many(jobs)
+        return sum(phase is not None for phase in phases)
+
+    async def archive(self, job: AnyJob) -> bool:
+        """Abort the job if it is active, delete its results and keep its
+        metadata in phase ARCHIVED. Returns whether it was archived."""
+        if job.phase not in FINAL_PHASES:
+            await self.abort(job)
+        await asyncio.to_thread(self._results.delete_job, job.id)
+        return isinstance(await self._change.archive(job), Changed)
+
+    def max_attempts(self, job: Job) -> int:
+        """How many attempts the job's task gets."""
+        try:
+            limit = self._registry.get(job.task).max_attempts
+        except PhaserError:
+            limit = None
+        return limit or self._settings.max_attempts
+
+    async def count(self, kind: str) -> None:
+        """Count a job started or finished (for the statistics); a Redis
+        failure loses the count, never the job."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._store.activity.count_throughput(kind, now())
+
+    async def _count_end(self, job: AnyJob, action: Ending) -> None:
+        phase = target_phase(action)
+        JOBS_FINISHED.labels(job.task, phase).inc()
+        await self.count("finished")

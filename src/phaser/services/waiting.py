@@ -1,0 +1,178 @@
+"""Waiting for jobs: long polls and event streams.
+
+Waits are woken by the job's events (`phaser.storage.events`), never by
+polling, and re-read the job with the other waiters of the same moment
+(`JobStore.get_batched`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+from ..config import Settings
+from ..metrics import OPEN_WAITS
+from ..models.caller import Caller
+from ..models.errors import JobNotFoundError
+from ..models.job import Job
+from ..models.phase import FINAL_PHASES, ExecutionPhase
+from ..storage.events import EventHub, JobEvent, next_event
+from ..storage.job_store import JobStore
+from .jobs import JobService
+
+__all__ = ["JobWaiter"]
+
+#: Keep-alive interval of event streams, so proxies keep them open.
+_KEEPALIVE = 15.0
+
+
+class JobWaiter:
+    """Long polls and event streams of jobs.
+
+    Parameters
+    ----------
+    settings
+        The longest wait.
+    jobs
+        Client operations (who may see which job).
+    store
+        Job store (batched re-reads).
+    hub
+        Event hub of this process.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        jobs: JobService,
+        store: JobStore,
+        hub: EventHub,
+    ) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._store = store
+        self._hub = hub
+
+    @property
+    def max_wait(self) -> float:
+        """The longest a wait may last, in seconds."""
+        return float(self._settings.max_wait)
+
+    async def wait(
+        self,
+        caller: Caller,
+        job_id: str,
+        timeout: float,
+        *,
+        phase: ExecutionPhase | None = None,
+        final: bool = False,
+    ) -> Job:
+        """The job once its phase changes (with ``final``: once it has
+        ended), or after ``timeout`` seconds.
+
+        Blocks only while the job is PENDING, QUEUED or EXECUTING (and, with
+        ``phase``, only while it is in that phase). The wait is capped by the
+        configured maximum and woken by the job's events, never by polling.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job, or it was deleted while waiting.
+        """
+        timeout = min(max(timeout, 0), self._settings.max_wait)
+        deadline = asyncio.get_running_loop().time() + timeout
+        with OPEN_WAITS.labels("wait").track_inprogress():
+            return await self._wait(caller, job_id, deadline, phase, final)
+
+    async def _wait(
+        self,
+        caller: Caller,
+        job_id: str,
+        deadline: float,
+        phase: ExecutionPhase | None,
+        final: bool,
+    ) -> Job:
+        loop = asyncio.get_running_loop()
+        # Subscribe before reading, so no event can slip in between.
+        async with self._hub.subscribe(job_id) as events:
+            job = await self._jobs.get(caller, job_id)
+            waiting_in = job.phase
+            if not job.is_active or (phase is not None and phase != job.phase):
+                return job
+            while job.is_active if final else job.phase == waiting_in:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                event = await next_event(events, remaining)
+                if event is None:
+                    break
+                if event.kind in {"progress", "result"}:
+                    continue
+                job = await self._reread(job)
+                if event.kind == "closing":
+                    break
+            return job
+
+    async def _reread(self, job: Job) -> Job:
+        """A waiter's job read again after an event, batched with the other
+        waiters' reads (see `JobStore.get_batched`).
+
+        Raises
+        ------
+        JobNotFoundError
+            The job was deleted meanwhile.
+        """
+        current = await self._store.get_batched(job.id)
+        if current is None:
+            raise JobNotFoundError(job.id)
+        return current
+
+    async def watch(
+        self, caller: Caller, job_id: str
+    ) -> AsyncGenerator[tuple[str, Job | None], None]:
+        """Changes of a job: ``(kind, job)`` pairs until it has ended.
+
+        The first pair is ``("job", job)``; then ``("phase", job)`` and
+        ``("progress", job)`` as they happen, ``("deleted", None)`` if the job
+        is deleted, and ``("keepalive", None)`` when nothing happened for a
+        while. The stream ends after a final phase.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job (raised before the first pair).
+        """
+        async with self._hub.subscribe(job_id) as events:
+            job = await self._jobs.get(caller, job_id)
+            OPEN_WAITS.labels("events").inc()
+            try:
+                async for change in self._changes(job, events):
+                    yield change
+            finally:
+                OPEN_WAITS.labels("events").dec()
+
+    async def _changes(
+        self, job: Job, events: asyncio.Queue[JobEvent]
+    ) -> AsyncGenerator[tuple[str, Job | None], None]:
+        """`watch`, once subscribed and the job read."""
+        yield "job", job
+        while job.phase not in FINAL_PHASES:
+            event = await next_event(events, _KEEPALIVE)
+            if event is None:
+                yield "keepalive", None
+                continue
+            if event.kind == "closing":
+                return
+            current = await self._store.get_batched(job.id)
+            if current is None:
+                yield "deleted", None
+                return
+            if current.phase != job.phase:
+                yield "phase", current
+            elif (
+                current.progress != job.progress
+                or current.results != job.results
+            ):
+                yield "progress", current
+            job = current

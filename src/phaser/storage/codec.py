@@ -1,0 +1,336 @@
+"""How a job is stored: the fields of its Redis hash, encoded and back.
+
+Record values are kept short (times as milliseconds, results as compact
+lists, the phase history as letters and base-36 offsets) so that Redis
+keeps a small job's hash in its compact encoding. A record this version
+cannot read in full is decoded field by field, so it still renders.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from ..clock import from_ms, to_ms
+from ..models.job import (
+    ErrorType,
+    Job,
+    JobError,
+    JobResult,
+    PhaseChange,
+    Progress,
+)
+from ..models.phase import HISTORY_LETTER, ExecutionPhase, parse_phase
+from ..models.text import clean_text, clean_value
+
+__all__ = [
+    "FIELD",
+    "AnyJob",
+    "JobRef",
+    "decode",
+    "encode",
+    "encode_fields",
+    "result_row",
+]
+
+_logger = structlog.get_logger("phaser.storage")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """What identifies a job's keys, and its phase: enough to change or
+    delete it without reading (and decoding) the whole record."""
+
+    id: str
+    owner: str | None
+    task: str
+    phase: ExecutionPhase
+
+
+#: A job as the store's writes need it: the record, or a reference.
+AnyJob = Job | JobRef
+
+
+def _ms_or_none(value: str | None) -> datetime | None:
+    return from_ms(int(value)) if value else None
+
+
+#: Redis hash field of each `Job` attribute (short names keep records small;
+#: the id is the record's key, not a field).
+FIELD = {
+    "task": "task",
+    "owner": "owner",
+    "phase": "phase",
+    "parameters": "params",
+    "created_at": "created",
+    "execution_duration": "duration",
+    "destruction_time": "destroy",
+    "run_id": "run_id",
+    "started_at": "started",
+    "ended_at": "ended",
+    "quote": "quote",
+    "results": "results",
+    "errors": "errors",
+    "progress": "progress",
+    "attempts": "attempts",
+    "ignored": "ignored",
+    "queue": "queue",
+    "claim": "claim",
+    "heartbeat_at": "beat",
+}
+
+
+def result_row(job_id: str, result: JobResult) -> list[Any]:
+    """A result as stored: ``[id, size, mime type, key]``, the key without
+    the job id it starts with (keeps the value short)."""
+    key = result.key.removeprefix(f"{job_id}/")
+    return [result.id, result.size, result.mime_type, key]
+
+
+def _result_from_row(job_id: str, row: list[Any]) -> JobResult:
+    key = row[3] if "/" in row[3] else f"{job_id}/{row[3]}"
+    return JobResult(id=row[0], size=int(row[1]), mime_type=row[2], key=key)
+
+
+def _encode_value(job_id: str, name: str, value: Any) -> str:
+    match name:
+        case "parameters" | "ignored":
+            return json.dumps(value, separators=(",", ":"))
+        case "results":
+            return json.dumps(
+                [result_row(job_id, r) for r in value], separators=(",", ":")
+            )
+        case "errors":
+            return json.dumps(
+                [
+                    {
+                        "type": e.type.value,
+                        "message": e.message,
+                        "code": e.code,
+                        "detail": e.detail,
+                    }
+                    for e in value
+                ]
+            )
+        case "progress":
+            return json.dumps(
+                {"percent": value.percent, "message": value.message}
+            )
+        case _ if isinstance(value, datetime):
+            return str(to_ms(value))
+        case _:
+            return str(value)
+
+
+def encode_fields(job_id: str, fields: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        FIELD[name]: _encode_value(job_id, name, value)
+        for name, value in fields.items()
+        if value is not None
+    }
+
+
+def encode(job: Job) -> dict[str, str]:
+    values = {name: getattr(job, name) for name in FIELD}
+    if not job.results:
+        del values["results"]
+    if not job.errors:
+        del values["errors"]
+    if not job.ignored:
+        del values["ignored"]
+    encoded = encode_fields(job.id, values)
+    if job.history:
+        encoded["history"] = _history_text(job)
+    return encoded
+
+
+_LETTER_PHASE = {letter: phase for phase, letter in HISTORY_LETTER.items()}
+_HISTORY_ENTRY = re.compile(r"([A-Z])([0-9a-z]{1,12})")
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        value, digit = divmod(value, 36)
+        text = digits[digit] + text
+        if not value:
+            return text
+
+
+def _history_text(job: Job) -> str:
+    """The history as stored: a phase letter and the milliseconds since
+    creation in base 36 per change (``P0Q1kE1mC2bk``): short enough to
+    keep the record in Redis' compact hash encoding. The transition
+    script appends to it."""
+    created = to_ms(job.created_at)
+    return "".join(
+        HISTORY_LETTER[change.phase]
+        + _base36(max(0, to_ms(change.at) - created))
+        for change in job.history
+    )
+
+
+def _history(text: str, created: datetime) -> list[PhaseChange]:
+    """The stored history read back (a ``~`` where the script dropped
+    changes from a very long history is skipped)."""
+    base = to_ms(created)
+    return [
+        PhaseChange(_LETTER_PHASE[letter], from_ms(base + int(offset, 36)))
+        for letter, offset in _HISTORY_ENTRY.findall(text)
+        if letter in _LETTER_PHASE
+    ]
+
+
+#: What decoding a damaged or foreign record can raise.
+_UNREADABLE = (
+    KeyError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    IndexError,
+    RecursionError,
+)
+
+
+def decode(job_id: str, data: Mapping[str, str]) -> Job:
+    """The job a record holds.
+
+    A record this version cannot read in full (written by an older one, or
+    damaged) is decoded field by field, each field that fails taking its
+    empty value, so that it still renders, lists and can be deleted.
+    """
+    try:
+        return _decode_strict(job_id, data)
+    except _UNREADABLE:
+        _logger.warning("Job record partly unreadable", job_id=job_id)
+        return _decode_lenient(job_id, data)
+
+
+def _parameters(raw: str) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise TypeError("parameters are not an object")
+    # Stored parameters were checked on the way in (`check_value`); only an
+    # older version's record can hold what cannot be rendered, and only
+    # then does the JSON text hold an escape for it.
+    if "\\u" in raw or "\\b" in raw or "\\f" in raw:
+        cleaned: dict[str, Any] = clean_value(value)
+        return cleaned
+    return value
+
+
+def _run_id(value: str | None) -> str | None:
+    return clean_text(value) if value is not None else None
+
+
+def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
+    results = [
+        _result_from_row(job_id, row)
+        for row in json.loads(data.get("results", "[]"))
+    ]
+    errors = [
+        JobError(
+            type=ErrorType(e["type"]),
+            message=e["message"],
+            code=e.get("code"),
+            detail=e.get("detail"),
+        )
+        for e in json.loads(data.get("errors", "[]"))
+    ]
+    progress = None
+    if "progress" in data:
+        raw = json.loads(data["progress"])
+        progress = Progress(percent=raw["percent"], message=raw["message"])
+    created = from_ms(int(data["created"]))
+    return Job(
+        id=job_id,
+        task=data["task"],
+        owner=data.get("owner"),
+        phase=ExecutionPhase(data["phase"]),
+        parameters=_parameters(data["params"]),
+        created_at=created,
+        execution_duration=int(data["duration"]),
+        destruction_time=_ms_or_none(data.get("destroy")),
+        run_id=_run_id(data.get("run_id")),
+        started_at=_ms_or_none(data.get("started")),
+        ended_at=_ms_or_none(data.get("ended")),
+        quote=_ms_or_none(data.get("quote")),
+        results=results,
+        errors=errors,
+        progress=progress,
+        attempts=int(data.get("attempts", "0")),
+        ignored=json.loads(data.get("ignored", "[]")),
+        queue=data.get("queue"),
+        claim=data.get("claim"),
+        heartbeat_at=_ms_or_none(data.get("beat")),
+        history=_history(data.get("history", ""), created),
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _field(read: Callable[[], _T], default: _T) -> _T:
+    try:
+        return read()
+    except _UNREADABLE:
+        return default
+
+
+def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
+    def results() -> list[JobResult]:
+        return [
+            _result_from_row(job_id, row)
+            for row in json.loads(data.get("results", "[]"))
+        ]
+
+    def errors() -> list[JobError]:
+        return [
+            JobError(ErrorType(e["type"]), str(e["message"]))
+            for e in json.loads(data.get("errors", "[]"))
+        ]
+
+    def progress() -> Progress | None:
+        if "progress" not in data:
+            return None
+        raw = json.loads(data["progress"])
+        return Progress(raw.get("percent"), raw.get("message"))
+
+    def time(name: str) -> datetime | None:
+        return _field(lambda: _ms_or_none(data.get(name)), None)
+
+    return Job(
+        id=job_id,
+        task=clean_text(data.get("task", "")),
+        owner=_run_id(data.get("owner")),
+        phase=parse_phase(data.get("phase", "")),
+        parameters=_field(lambda: _parameters(data["params"]), {}),
+        created_at=time("created") or from_ms(0),
+        execution_duration=_field(lambda: int(data["duration"]), 0),
+        destruction_time=time("destroy"),
+        run_id=_run_id(data.get("run_id")),
+        started_at=time("started"),
+        ended_at=time("ended"),
+        quote=time("quote"),
+        results=_field(results, []),
+        errors=_field(errors, []),
+        progress=_field(progress, None),
+        attempts=_field(lambda: int(data.get("attempts", "0")), 0),
+        ignored=_field(lambda: json.loads(data.get("ignored", "[]")), []),
+        queue=data.get("queue"),
+        claim=data.get("claim"),
+        heartbeat_at=time("beat"),
+        history=_field(
+            lambda: _history(
+                data.get("history", ""), time("created") or from_ms(0)
+            ),
+            [],
+        ),
+    )
