@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from lxml import etree
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from vo_models.uws import Jobs, ShortJobDescription
 from vo_models.uws.types import ExecutionPhase as UwsPhase
@@ -28,6 +29,7 @@ from conftest import (
 )
 from phaser.clock import to_ms
 from phaser.embedded import EmbeddedRedis
+from phaser.models.errors import InvalidParametersError
 from phaser.models.job import Job
 from phaser.models.phase import Action, ExecutionPhase
 from phaser.models.uws import render_job_list
@@ -35,6 +37,7 @@ from phaser.services.ids import new_job_id
 from phaser.storage.job_store import JobStore
 from phaser.storage.keys import KeyLayout
 from phaser.storage.transitions import Changed, Transition
+from phaser.tasks.registry import Task
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 
@@ -639,3 +642,138 @@ def test_documents_name_a_stylesheet_browsers_render_them_with(
     assert f"UWS job {job_id}" in job_page
     assert "greeting" in job_page
     assert "hello" in job_page
+
+
+def _destruction(client: httpx.Client, location: str) -> datetime:
+    return datetime.fromisoformat(client.get(f"{location}/destruction").text)
+
+
+def test_one_post_changes_all_or_nothing(uws: httpx.Client) -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    # A start that cannot happen takes the destruction change with it.
+    done = _create(uws, "echo", PHASE="RUN")
+    _wait_phase(uws, done, {"COMPLETED"})
+    before = _destruction(uws, done)
+    answer = uws.post(
+        done, data={"PHASE": "RUN", "DESTRUCTION": soon.isoformat()}
+    )
+    assert answer.status_code == 403, answer.text
+    assert "COMPLETED" in answer.text
+    assert _destruction(uws, done) == before
+    # An abort of an ended job is a no-op; the other changes still apply.
+    answer = uws.post(
+        done, data={"PHASE": "ABORT", "DESTRUCTION": soon.isoformat()}
+    )
+    assert answer.status_code == 303
+    assert _destruction(uws, done) == soon
+    assert _phase(uws, done) == "COMPLETED"
+    # Parameters, duration, destruction and the start: one step.
+    pending = _create(uws, "sleep", seconds="0")
+    answer = uws.post(
+        pending,
+        data={
+            "PHASE": "RUN",
+            "EXECUTIONDURATION": "30",
+            "DESTRUCTION": soon.isoformat(),
+            "seconds": "0.1",
+        },
+    )
+    assert answer.status_code == 303
+    assert _wait_phase(uws, pending, {"COMPLETED"}) == "COMPLETED"
+    assert uws.get(f"{pending}/executionduration").text == "30"
+    assert _destruction(uws, pending) == soon
+    assert uws.get(f"{pending}/results/result").text == "slept 0.1 s"
+
+
+def test_repeated_parameters_keep_every_value(uws: httpx.Client) -> None:
+    answer = uws.post(
+        "/echo/jobs?POS=3",
+        content=b"pos=1&y=a&POS=2",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    root = etree.fromstring(uws.get(f"{location}/parameters").content)
+    assert [(p.get("id"), p.text) for p in root.iter(f"{UWS}parameter")] == [
+        ("pos", "3"),
+        ("pos", "1"),
+        ("pos", "2"),
+        ("y", "a"),
+    ]
+    job_id = location.rsplit("/", 1)[1]
+    parameters = uws.get(f"/api/v1/jobs/{job_id}").json()["parameters"]
+    assert parameters == {"pos": ["3", "1", "2"], "y": "a"}
+
+
+def test_a_list_field_takes_one_or_many_form_values() -> None:
+    class Cone(BaseModel):
+        pos: list[float]
+        band: str = "r"
+
+    task = Task(
+        name="t",
+        function=lambda params, ctx: None,
+        parameters=Cone,
+        description="",
+    )
+    assert task.validate({"POS": "1.5"}, from_form=True) == {
+        "pos": [1.5],
+        "band": "r",
+    }
+    assert task.validate({"pos": ["1", "2"]}, from_form=True)["pos"] == [
+        1.0,
+        2.0,
+    ]
+    # JSON clients send lists as lists; a string is refused there.
+    with pytest.raises(InvalidParametersError):
+        task.validate({"pos": "1.5"})
+    with pytest.raises(InvalidParametersError):
+        task.validate({"pos": "1.5", "band": ["r", "g"]}, from_form=True)
+
+
+def test_query_names_of_every_case_are_one_declared_parameter(
+    uws: httpx.Client,
+) -> None:
+    location = _create(uws, "echo", PHASE="RUN")
+    _wait_phase(uws, location, {"COMPLETED"})
+    listed = uws.get("/echo/jobs?pHaSe=COMPLETED&Last=1")
+    assert listed.status_code == 200
+    assert location.rsplit("/", 1)[1] in listed.text
+    started = time.monotonic()
+    answer = uws.get(f"{location}?Wait=5&PHASE=PENDING")
+    assert answer.status_code == 200
+    assert time.monotonic() - started < 4  # not PENDING: no wait
+    assert uws.get(f"{location}?wAiT=soon").status_code == 400
+    # The declared parameters are in the OpenAPI document.
+    operation = uws.get("/openapi.json").json()["paths"]["/{task}/jobs"]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {
+        "phase",
+        "after",
+        "last",
+    }
+
+
+async def _archive(stack: Stack, redis_url: str, job_id: str) -> None:
+    await _force_phase(stack, redis_url, job_id, ExecutionPhase.ARCHIVED)
+
+
+def test_json_and_uws_lists_agree_on_archived_jobs(
+    uws: httpx.Client, stack: Stack, redis_server: EmbeddedRedis
+) -> None:
+    location = _create(uws, "echo", PHASE="RUN", RUNID="archived-agree")
+    _wait_phase(uws, location, {"COMPLETED"})
+    job_id = location.rsplit("/", 1)[1]
+    asyncio.run(_archive(stack, redis_server.url, job_id))
+
+    def uws_ids(query: str) -> set[str]:
+        root = etree.fromstring(uws.get(f"/echo/jobs{query}").content)
+        return {ref.get("id") for ref in root.iter(f"{UWS}jobref")}
+
+    def json_ids(query: str) -> set[str]:
+        page = uws.get(f"/api/v1/jobs?task=echo&limit=200{query}").json()
+        return {job["id"] for job in page["jobs"]}
+
+    assert job_id not in uws_ids("")
+    assert job_id not in json_ids("")
+    assert job_id in uws_ids("?PHASE=ARCHIVED")
+    assert job_id in json_ids("&phase=ARCHIVED")

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-__all__ = ["Backoff"]
+import structlog
+from redis.exceptions import RedisError
+
+__all__ = ["Backoff", "patiently"]
+
+_logger = structlog.get_logger("phaser")
+
+_T = TypeVar("_T")
 
 
 class Backoff:
@@ -32,3 +41,24 @@ class Backoff:
     def reset(self) -> None:
         """It worked: the next failure waits ``first`` again."""
         self._delay = self._first
+
+
+async def patiently(
+    operation: Callable[[], Awaitable[_T]], patience: float = 60.0
+) -> _T:
+    """Run a Redis operation, retrying through an outage of up to
+    ``patience`` seconds.
+
+    Only for operations that are safe to repeat (reads, and writes guarded
+    by a compare-and-set).
+    """
+    backoff = Backoff()
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            return await operation()
+        except (RedisError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            _logger.warning("Redis unavailable, retrying", error=str(exc))
+            await backoff.wait()

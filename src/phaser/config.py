@@ -13,13 +13,14 @@ from pydantic import (
     AnyHttpUrl,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .tuning import Tuning
 
 __all__ = ["ConfigurationError", "Settings", "cap_duration", "load_settings"]
 
@@ -39,8 +40,9 @@ class ConfigurationError(Exception):
     """The configuration is invalid; the message names the setting."""
 
 
-class Settings(BaseSettings):
-    """phaser configuration.
+class Settings(Tuning, BaseSettings):
+    """phaser configuration (the timings and sizes of workers, maintenance
+    and HTTP connections are in `phaser.tuning.Tuning`).
 
     Every field is read from an environment variable named ``PHASER_`` plus
     the field name in upper case, e.g. ``PHASER_REDIS_URL``.
@@ -178,21 +180,6 @@ class Settings(BaseSettings):
             " auth modes header and token, 1,000,000 in mode none."
         ),
     )
-    max_request_bytes: PositiveInt = Field(
-        1024 * 1024,
-        title="Largest request body (bytes)",
-        description="Larger bodies are refused with 413.",
-    )
-    max_parameters: PositiveInt = Field(
-        100,
-        title="Most parameters",
-        description="Most parameters one job may have.",
-    )
-    max_parameters_bytes: PositiveInt = Field(
-        64 * 1024,
-        title="Largest parameters (bytes)",
-        description="Largest size of a job's parameters as JSON.",
-    )
     default_execution_duration: NonNegativeInt = Field(
         600,
         title="Default execution duration (s)",
@@ -219,12 +206,6 @@ class Settings(BaseSettings):
             "Later requests are clamped to it."
         ),
     )
-    max_wait: PositiveInt = Field(
-        60,
-        title="Maximum wait (s)",
-        description="Cap on WAIT and ``?wait=`` long polls.",
-        le=550,
-    )
     max_attempts: PositiveInt = Field(
         3,
         title="Maximum attempts",
@@ -237,120 +218,6 @@ class Settings(BaseSettings):
             "Python modules to import for their task registrations, "
             "comma-separated."
         ),
-    )
-    worker_concurrency: PositiveInt = Field(
-        10,
-        title="Worker concurrency",
-        description="Jobs one worker process runs at once.",
-    )
-    worker_poll_delay: PositiveFloat = Field(
-        0.1,
-        title="Worker idle poll interval (s)",
-        description=(
-            "Longest a worker waits between polls of the queue when no"
-            " wake-up arrives (new entries wake workers at once; this"
-            " bounds the delay of deferred retries and of entries whose"
-            " wake-up was lost)."
-        ),
-        le=5,
-    )
-    worker_grace_period: NonNegativeInt = Field(
-        20,
-        title="Worker grace period (s)",
-        description=(
-            "After SIGTERM a worker takes no new jobs and lets running jobs"
-            " finish for this long; the rest go back to the queue."
-        ),
-    )
-    heartbeat_interval: PositiveFloat = Field(
-        1.0,
-        title="Heartbeat interval (s)",
-        description="How often a worker says that a running job is alive.",
-    )
-    stall_timeout: PositiveFloat = Field(
-        10.0,
-        title="Stall timeout (s)",
-        description=(
-            "A running job whose worker has been silent this long is"
-            " re-queued (or fails with 'worker lost')."
-        ),
-    )
-    maintenance_interval: PositiveFloat = Field(
-        1.0,
-        title="Maintenance interval (s)",
-        description=(
-            "How often one worker (at a time) destroys expired jobs,"
-            " enforces missed deadlines and recovers stalled jobs."
-        ),
-    )
-    queue_check_after: PositiveFloat = Field(
-        30.0,
-        title="Queue check (s)",
-        description=(
-            "A job QUEUED this long is sent to the queue again, in case its"
-            " queue entry was lost (arq ignores a duplicate)."
-        ),
-    )
-    destruction_mode: Literal["delete", "archive"] = Field(
-        "delete",
-        title="Destruction mode",
-        description=(
-            "At destruction time, ``delete`` forgets the job; ``archive``"
-            " keeps its metadata in phase ARCHIVED (results deleted)."
-        ),
-    )
-    http_keep_alive: PositiveInt = Field(
-        75,
-        title="HTTP keep-alive (s)",
-        description=(
-            "How long an idle client connection stays open. Longer than the"
-            " idle timeout of proxies and clients in front (nginx, load"
-            " balancers: 60 s), so the server never closes a connection a"
-            " request is being sent on."
-        ),
-    )
-    http_header_timeout: PositiveFloat = Field(
-        10.0,
-        title="HTTP header timeout (s)",
-        description=(
-            "A request's line and headers must arrive within this, from"
-            " the connection's start or the first byte of the request;"
-            " otherwise the connection is closed."
-        ),
-    )
-    http_body_timeout: PositiveFloat = Field(
-        60.0,
-        title="HTTP body timeout (s)",
-        description=(
-            "A request's body must arrive within this once its headers"
-            " have; otherwise the connection is closed."
-        ),
-    )
-    http_max_connections: PositiveInt = Field(
-        10_000,
-        title="Most open HTTP connections",
-        description=(
-            "Connections past this are closed at once. The open-file limit"
-            " is raised to fit them where the system allows."
-        ),
-    )
-    embedded_worker: bool = Field(
-        True,
-        title="Start a worker with the embedded Redis",
-        description="Whether ``phaser serve`` in embedded mode also runs a "
-        "worker process.",
-    )
-    log_level: str = Field(
-        "INFO",
-        title="Log level",
-        description="Python log level name.",
-        pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
-    )
-    log_profile: str = Field(
-        "development",
-        title="Log profile",
-        description="``production`` logs JSON; ``development`` readable text.",
-        pattern=r"^(production|development)$",
     )
 
     @field_validator("task_modules", "admin_users", mode="before")

@@ -29,18 +29,19 @@ from .client import (
     WaitTimeout,
 )
 from .models.api import JobModel, TaskModel
-from .models.phase import ExecutionPhase
+from .models.phase import ExecutionPhase, exit_code
 
 __all__ = ["add_commands", "run"]
 
-#: Exit codes by final phase (``jobs wait``).
-EXIT_CODES = {
-    ExecutionPhase.COMPLETED: 0,
-    ExecutionPhase.ERROR: 1,
-    ExecutionPhase.ABORTED: 2,
-}
 EXIT_FAILURE = 1
 EXIT_TIMEOUT = 3
+
+
+def _exit_code(phase: ExecutionPhase) -> int:
+    """The exit status of ``jobs wait`` for a job in ``phase``: 0
+    completed, 1 error, 2 aborted, 1 otherwise."""
+    code = exit_code(phase)
+    return EXIT_FAILURE if code is None else code
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
@@ -248,7 +249,7 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
 
 def _finish(job: Job, args: argparse.Namespace, out: Console) -> int:
     _show(job, args, out)
-    return EXIT_CODES.get(job.phase, EXIT_FAILURE)
+    return _exit_code(job.phase)
 
 
 def _wait(client: Client, args: argparse.Namespace, out: Console) -> int:
@@ -347,7 +348,7 @@ def _watch(client: Client, args: argparse.Namespace, out: Console) -> int:
         else:
             out.print(f"{event.kind:<8} {event.job_id}")
         last = event.job or last
-    return EXIT_CODES.get(last.phase, EXIT_FAILURE) if last else 0
+    return _exit_code(last.phase) if last else 0
 
 
 def _abort(client: Client, args: argparse.Namespace, out: Console) -> int:

@@ -11,7 +11,16 @@ from fastapi_offline import FastAPIOffline
 from . import __version__
 from .config import Settings, load_settings
 from .factory import Factory
-from .handlers import api, dashboard, health, metrics, ui, uws, vosi
+from .handlers import (
+    api,
+    api_info,
+    dashboard,
+    health,
+    metrics,
+    ui,
+    uws,
+    vosi,
+)
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.openapi import install_openapi
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
+    app.include_router(api_info.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(health.router, tags=["health"])
     app.include_router(metrics.router, tags=["health"])
     app.include_router(vosi.router, tags=["vosi"])

@@ -14,7 +14,7 @@ import httpx
 
 from ..clock import format_time
 from ..models.api import JobModel
-from ..models.phase import FINAL_PHASES, ExecutionPhase
+from ..models.phase import FAILED, FINAL_PHASES, STOPPED, ExecutionPhase
 
 __all__ = [
     "APIError",
@@ -328,9 +328,9 @@ def outcome(job: JobModel) -> None:
     JobAborted
         It ended in ABORTED.
     """
-    if job.phase == ExecutionPhase.ERROR:
+    if job.phase == FAILED:
         raise JobFailed(job)
-    if job.phase == ExecutionPhase.ABORTED:
+    if job.phase == STOPPED:
         raise JobAborted(job)
 
 

@@ -14,6 +14,7 @@ from rich.progress import (
 )
 
 from ..models.api import JobModel
+from ..models.phase import SUCCEEDED
 
 __all__ = ["ProgressDisplay"]
 
@@ -60,7 +61,7 @@ class ProgressDisplay:
         if self._progress is None:
             return
         percent = job.progress.percent or 0.0
-        if job.phase.value == "COMPLETED":
+        if job.phase == SUCCEEDED:
             percent = 100.0
         phase, message = job.phase.value, job.progress.message or ""
         if self._task is None:

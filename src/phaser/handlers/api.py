@@ -13,7 +13,6 @@ from fastapi.responses import FileResponse, StreamingResponse
 from ..dependencies.context import (
     BaseUrl,
     CurrentCaller,
-    Ops,
     Service,
     Waiter,
 )
@@ -22,10 +21,6 @@ from ..models.api import (
     JobListModel,
     JobModel,
     JobPatch,
-    StatsModel,
-    TaskModel,
-    ThroughputModel,
-    WorkerModel,
     problem_responses,
 )
 from ..models.job import Job
@@ -342,70 +337,3 @@ async def get_result(
 
 
 add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)
-
-
-@router.get(
-    "/stats",
-    summary="Statistics",
-    description=(
-        "Your jobs counted by task and phase, the age of your oldest"
-        " queued job, queue depths, jobs started and finished over the"
-        " last minute, five minutes and hour, and how long no worker has"
-        " been seen, per-minute series over the last hour, and the"
-        " workers seen recently with which of the counted jobs each runs."
-        " Admins pass ``owner`` for another owner's counts, ``*`` for"
-        " everyone's. Cheap at any number of jobs: index sizes and"
-        " counters, and the records of running jobs only."
-    ),
-)
-async def stats(
-    operations: Ops,
-    caller: CurrentCaller,
-    owner: Annotated[
-        str | None,
-        Query(max_length=128, description="Admins: whose jobs to count."),
-    ] = None,
-) -> StatsModel:
-    found = await operations.stats(caller, owner)
-
-    def rates(window: dict[str, int]) -> ThroughputModel:
-        return ThroughputModel(
-            last_1m=window["1m"],
-            last_5m=window["5m"],
-            last_60m=window["60m"],
-        )
-
-    return StatsModel(
-        owner=found.owner,
-        counts=found.counts,
-        totals=found.totals,
-        queues=found.queues,
-        oldest_queued_age=found.oldest_queued_age,
-        started=rates(found.started),
-        finished=rates(found.finished),
-        worker_silence=found.worker_silence,
-        started_per_minute=found.started_per_minute,
-        finished_per_minute=found.finished_per_minute,
-        workers=[
-            WorkerModel(id=w.id, silence=w.silence, running=w.running)
-            for w in found.workers
-        ],
-    )
-
-
-@router.get(
-    "/tasks",
-    summary="List tasks",
-    description="The tasks jobs can run, with the JSON Schema of each"
-    " task's parameters.",
-)
-async def list_tasks(service: Service) -> list[TaskModel]:
-    return [
-        TaskModel(
-            name=task.name,
-            description=task.description,
-            parameters_schema=task.parameters_schema(),
-            runs_in_child_process=not task.is_async,
-        )
-        for task in service.tasks()
-    ]

@@ -14,16 +14,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 
 from ..clock import format_time
 from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
-from ..models.api import problem_responses
 from ..models.caller import Caller
 from ..models.errors import ResultNotFoundError
 from ..models.job import Job
-from ..models.phase import ExecutionPhase
-from ..models.text import clean_text
 from ..models.uws import (
     render_job,
     render_job_list,
@@ -32,16 +29,28 @@ from ..models.uws import (
 )
 from ..services.jobs import JobService, JobUpdate
 from .results import add_head_route, result_response
-from .ui import uws_page, wants_page
 from .uws_params import (
+    ERRORS,
+    PAGE_DOC,
+    TEXT_DOC,
+    XML_DOC,
     Form,
     UWSForm,
     UWSJob,
     UWSRoute,
     bad_value,
+    document,
+    error_votable,
+    job_url,
+    list_url,
     phase_action,
+    phase_value,
     seconds,
+    see_other,
+    stylesheet,
     time_value,
+    update_of,
+    xml_answer,
 )
 
 __all__ = ["router"]
@@ -49,89 +58,8 @@ __all__ = ["router"]
 #: Most jobs a job list answers without ``LAST``.
 _LIST_LIMIT = 1000
 
-_XML = "application/xml"
 
-
-def _text_errors(
-    descriptions: dict[int, str],
-) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": text, "content": {"text/plain": {}}}
-        for status, text in descriptions.items()
-    }
-
-
-router = APIRouter(
-    route_class=UWSRoute,
-    responses=_text_errors(
-        {
-            400: "Invalid request (parameter, header or form)",
-            401: "Not authenticated",
-            403: "Not allowed in the job's phase, or a quota is reached",
-            404: "No such task, job or result",
-        }
-    )
-    | problem_responses(413, 503),
-)
-
-
-def _phase(value: str) -> ExecutionPhase:
-    try:
-        return ExecutionPhase(value)
-    except ValueError:
-        raise bad_value("phase", value, "not a UWS phase") from None
-
-
-def _xml(content: bytes) -> Response:
-    return Response(content, media_type=_XML)
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _document(request: Request, content: bytes) -> Response:
-    """A UWS document; a browser gets it as an HTML page."""
-    if wants_page(request.headers.get("accept", "")):
-        return uws_page(content)
-    return _xml(content)
-
-
-def _stylesheet(base_url: str) -> str:
-    """The XSLT that renders UWS documents in a browser."""
-    return f"{base_url}/static/uws.xsl"
-
-
-def _list_url(base_url: str, task: str) -> str:
-    return f"{base_url}/{task}/jobs"
-
-
-def _job_url(base_url: str, task: str, job_id: str) -> str:
-    return f"{base_url}/{task}/jobs/{job_id}"
-
-
-def _update(form: Form) -> JobUpdate:
-    """The one all-or-nothing change a POST asks for: PHASE, DESTRUCTION,
-    EXECUTIONDURATION, RUNID and parameters."""
-    return JobUpdate(
-        parameters=form.task_parameters() or None,
-        execution_duration=seconds(
-            "executionduration", form.get("executionduration"), 0
-        ),
-        destruction_time=time_value("destruction", form.get("destruction")),
-        run_id=form.get("runid"),
-        action=phase_action(form.get("phase")),
-    )
-
-
-_XML_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {_XML: {}}}}
-#: A UWS document, or (for a browser) the page made of it.
-_PAGE_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {_XML: {}, "text/html": {}}}
-}
-_TEXT_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/plain": {}}}
-}
+router = APIRouter(route_class=UWSRoute, responses=ERRORS)
 
 
 @router.get(
@@ -140,7 +68,7 @@ _TEXT_DOC: dict[int | str, dict[str, Any]] = {
     description="``uws:jobs``; filters ``PHASE`` (repeatable), ``AFTER``,"
     " ``LAST``. ARCHIVED jobs only with ``PHASE=ARCHIVED``.",
     response_class=Response,
-    responses=_PAGE_DOC,
+    responses=PAGE_DOC,
 )
 async def list_jobs(
     task: str,
@@ -163,16 +91,16 @@ async def list_jobs(
     page = await service.list(
         caller,
         task=task,
-        phases=[_phase(value) for value in phase or []] or None,
+        phases=[phase_value(value) for value in phase or []] or None,
         after=time_value("after", after),
         limit=seconds("last", last, 1) or _LIST_LIMIT,
     )
-    return _document(
+    return document(
         request,
         render_job_list(
             page.jobs,
-            _list_url(base_url, task),
-            stylesheet=_stylesheet(base_url),
+            list_url(base_url, task),
+            stylesheet=stylesheet(base_url),
         ),
     )
 
@@ -205,7 +133,7 @@ async def create_job(
         ),
         destruction_time=time_value("destruction", form.get("destruction")),
     )
-    return _see_other(_job_url(base_url, task, job.id))
+    return see_other(job_url(base_url, task, job.id))
 
 
 @router.get(
@@ -215,7 +143,7 @@ async def create_job(
     " server's maximum) while the job is PENDING, QUEUED or EXECUTING;"
     " with ``PHASE=X`` only while it is in X.",
     response_class=Response,
-    responses=_PAGE_DOC,
+    responses=PAGE_DOC,
 )
 async def get_job(
     task: str,
@@ -239,14 +167,14 @@ async def get_job(
             caller,
             job.id,
             waiter.max_wait if limit == -1 else float(limit or 0),
-            phase=_phase(phase) if phase is not None else None,
+            phase=phase_value(phase) if phase is not None else None,
         )
-    return _document(
+    return document(
         request,
         render_job(
             job,
-            _job_url(base_url, task, job.id),
-            stylesheet=_stylesheet(base_url),
+            job_url(base_url, task, job.id),
+            stylesheet=stylesheet(base_url),
         ),
     )
 
@@ -273,7 +201,7 @@ async def post_job(
         if action.upper() != "DELETE":
             raise bad_value("action", action, "expected DELETE")
         await service.delete(caller, job.id)
-        return _see_other(_list_url(base_url, task))
+        return see_other(list_url(base_url, task))
     return await _post_changes(task, job, form, service, caller, base_url)
 
 
@@ -292,7 +220,7 @@ async def delete_job(
     base_url: BaseUrl,
 ) -> Response:
     await service.delete(caller, job.id)
-    return _see_other(_list_url(base_url, task))
+    return see_other(list_url(base_url, task))
 
 
 def _single(
@@ -335,7 +263,7 @@ for _name, _render, _summary in [
         summary=f"UWS job {_summary}",
         description=f"The job's {_summary}, as ``text/plain``.",
         response_class=Response,
-        responses=_TEXT_DOC,
+        responses=TEXT_DOC,
     )
 
 
@@ -379,10 +307,10 @@ for _name in ("phase", "executionduration", "destruction"):
     summary="UWS job parameters",
     description="``uws:parameters``: the job's parameters as stored.",
     response_class=Response,
-    responses=_XML_DOC,
+    responses=XML_DOC,
 )
 async def get_parameters(job: UWSJob) -> Response:
-    return _xml(render_parameters(job))
+    return xml_answer(render_parameters(job))
 
 
 @router.post(
@@ -413,10 +341,10 @@ async def _post_changes(
 ) -> Response:
     """Apply the changes a POST carries, in one service call (all or
     nothing); 303 to the job."""
-    update = _update(form)
+    update = update_of(form)
     if update != JobUpdate():
         await service.update(caller, job.id, update)
-    return _see_other(_job_url(base_url, task, job.id))
+    return see_other(job_url(base_url, task, job.id))
 
 
 @router.get(
@@ -424,10 +352,10 @@ async def _post_changes(
     summary="UWS job results",
     description="``uws:results``: a reference to each result's URL.",
     response_class=Response,
-    responses=_XML_DOC,
+    responses=XML_DOC,
 )
 async def get_results(task: str, job: UWSJob, base_url: BaseUrl) -> Response:
-    return _xml(render_results(job, _job_url(base_url, task, job.id)))
+    return xml_answer(render_results(job, job_url(base_url, task, job.id)))
 
 
 @router.get(
@@ -461,17 +389,3 @@ async def get_error(job: UWSJob) -> Response:
         error_votable(error.message),
         media_type="application/x-votable+xml",
     )
-
-
-def error_votable(message: str) -> bytes:
-    """A VOTable carrying an error message (the IVOA habit)."""
-    from xml.sax.saxutils import escape
-
-    message = clean_text(message)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
-        '<RESOURCE type="results">'
-        f'<INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>'
-        "</RESOURCE></VOTABLE>"
-    ).encode()

@@ -1,5 +1,6 @@
 """UWS request plumbing: case-insensitive parameters, the job a route is
-about, and errors in the UWS dialect.
+about, answers (documents, redirects, links) and errors in the UWS
+dialect.
 
 UWS parameter names are case-insensitive. `CaseInsensitiveQuery` folds
 query parameter names to lower case on UWS routes (as Safir's middleware
@@ -12,38 +13,58 @@ names folded, repeated names kept in order.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode
+from xml.sax.saxutils import escape
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..clock import parse_time
 from ..dependencies.context import CurrentCaller, Service
-from ..models.api import MAX_REQUEST_SECONDS
+from ..models.api import MAX_REQUEST_SECONDS, problem_responses
 from ..models.errors import JobNotFoundError, PhaserError
 from ..models.job import Job
-from ..models.phase import Action
+from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
+from ..services.jobs import JobUpdate
 from .routes import REDIS_DOWN, DialectRoute, validation_text
+from .ui import uws_page, wants_page
 
 __all__ = [
+    "ERRORS",
+    "PAGE_DOC",
+    "TEXT_DOC",
+    "XML",
+    "XML_DOC",
     "CaseInsensitiveQuery",
     "Form",
     "UWSForm",
     "UWSJob",
     "UWSRoute",
     "bad_value",
+    "document",
+    "error_votable",
+    "job_url",
+    "list_url",
     "phase_action",
+    "phase_value",
     "seconds",
+    "see_other",
+    "stylesheet",
+    "text_errors",
     "time_value",
+    "update_of",
+    "xml_answer",
 ]
 
 #: Parameter names with a meaning of their own (lower case).
 CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
+
+XML = "application/xml"
 
 #: First path segments that are not task names (not UWS job lists).
 _NOT_TASKS = {"api", "ui", "static", "docs", "redoc"}
@@ -232,3 +253,95 @@ def phase_action(
             raise bad_value("phase", value, "only RUN is allowed on creation")
         case _:
             raise bad_value("phase", value, "expected RUN or ABORT")
+
+
+def text_errors(
+    descriptions: dict[int, str],
+) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": text, "content": {"text/plain": {}}}
+        for status, text in descriptions.items()
+    }
+
+
+#: The errors every UWS route may answer.
+ERRORS = text_errors(
+    {
+        400: "Invalid request (parameter, header or form)",
+        401: "Not authenticated",
+        403: "Not allowed in the job's phase, or a quota is reached",
+        404: "No such task, job or result",
+    }
+) | problem_responses(413, 503)
+
+#: A UWS document.
+XML_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {XML: {}}}}
+#: A UWS document, or (for a browser) the page made of it.
+PAGE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {XML: {}, "text/html": {}}}
+}
+#: A single value.
+TEXT_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {}}}
+}
+
+
+def phase_value(value: str) -> ExecutionPhase:
+    try:
+        return ExecutionPhase(value)
+    except ValueError:
+        raise bad_value("phase", value, "not a UWS phase") from None
+
+
+def xml_answer(content: bytes) -> Response:
+    return Response(content, media_type=XML)
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def document(request: Request, content: bytes) -> Response:
+    """A UWS document; a browser gets it as an HTML page."""
+    if wants_page(request.headers.get("accept", "")):
+        return uws_page(content)
+    return xml_answer(content)
+
+
+def stylesheet(base_url: str) -> str:
+    """The XSLT that renders UWS documents in a browser."""
+    return f"{base_url}/static/uws.xsl"
+
+
+def list_url(base_url: str, task: str) -> str:
+    return f"{base_url}/{task}/jobs"
+
+
+def job_url(base_url: str, task: str, job_id: str) -> str:
+    return f"{base_url}/{task}/jobs/{job_id}"
+
+
+def update_of(form: Form) -> JobUpdate:
+    """The one all-or-nothing change a POST asks for: PHASE, DESTRUCTION,
+    EXECUTIONDURATION, RUNID and parameters."""
+    return JobUpdate(
+        parameters=form.task_parameters() or None,
+        execution_duration=seconds(
+            "executionduration", form.get("executionduration"), 0
+        ),
+        destruction_time=time_value("destruction", form.get("destruction")),
+        run_id=form.get("runid"),
+        action=phase_action(form.get("phase")),
+    )
+
+
+def error_votable(message: str) -> bytes:
+    """A VOTable carrying an error message (the IVOA habit)."""
+    message = clean_text(message)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
+        '<RESOURCE type="results">'
+        f'<INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>'
+        "</RESOURCE></VOTABLE>"
+    ).encode()

@@ -15,7 +15,12 @@ from pydantic import (
 
 from ..clock import format_time
 from .job import ErrorType, Job
-from .phase import ExecutionPhase
+from .phase import RUNNING, SUCCEEDED, WAITING, ExecutionPhase
+from .problems import (
+    PROBLEM_RESPONSES,
+    ProblemModel,
+    problem_responses,
+)
 
 __all__ = [
     "MAX_REQUEST_SECONDS",
@@ -91,7 +96,7 @@ class JobModel(BaseModel):
                     "task": "sleep",
                     "owner": "ann",
                     "run_id": "nightly-42",
-                    "phase": "COMPLETED",
+                    "phase": SUCCEEDED.value,
                     "parameters": {"seconds": 2.0},
                     "created_at": "2026-11-29T20:44:29.123Z",
                     "started_at": "2026-11-29T20:44:29.125Z",
@@ -113,13 +118,16 @@ class JobModel(BaseModel):
                     "attempts": 1,
                     "ignored_parameters": [],
                     "history": [
-                        {"phase": "QUEUED", "at": "2026-11-29T20:44:29.123Z"},
                         {
-                            "phase": "EXECUTING",
+                            "phase": WAITING.value,
+                            "at": "2026-11-29T20:44:29.123Z",
+                        },
+                        {
+                            "phase": RUNNING.value,
                             "at": "2026-11-29T20:44:29.125Z",
                         },
                         {
-                            "phase": "COMPLETED",
+                            "phase": SUCCEEDED.value,
                             "at": "2026-11-29T20:44:31.131Z",
                         },
                     ],
@@ -389,53 +397,3 @@ class StatsModel(BaseModel):
         title="Workers",
         description="Workers seen in the last hour, most recent first.",
     )
-
-
-class FieldProblem(BaseModel):
-    """One invalid field of a request."""
-
-    field: str = Field(..., title="Field", description="Where, dotted.")
-    message: str = Field(..., title="Message", description="What is wrong.")
-
-
-class ProblemModel(BaseModel):
-    """An error, as RFC 9457 problem details."""
-
-    type: str = Field(..., title="Type", description="urn:phaser:problem:…")
-    title: str = Field(..., title="Title")
-    status: int = Field(..., title="Status", description="HTTP status.")
-    detail: str = Field(..., title="Detail", description="For people.")
-    errors: list[FieldProblem] | None = Field(
-        None, title="Errors", description="Each invalid field, if any."
-    )
-
-
-_STATUS_TEXT = {
-    400: "Malformed request (JSON, cursor, headers)",
-    401: "Not authenticated",
-    403: "Forbidden",
-    404: "No such job, result or task",
-    409: "Not allowed in the job's phase",
-    413: "Request body too large",
-    422: "Invalid field values",
-    429: "Quota exceeded",
-    503: "Redis unreachable; try again (Retry-After)",
-}
-
-
-def problem_responses(
-    *statuses: int,
-) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` of problem+json answers with these statuses."""
-    return {
-        status: {
-            "description": _STATUS_TEXT[status],
-            "model": ProblemModel,
-            "content": {"application/problem+json": {}},
-        }
-        for status in statuses
-    }
-
-
-#: What any route may answer: bad headers, credentials, body size, Redis.
-PROBLEM_RESPONSES = problem_responses(400, 401, 413, 503)

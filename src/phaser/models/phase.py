@@ -15,12 +15,14 @@ from enum import StrEnum
 
 __all__ = [
     "ACTIVE_PHASES",
+    "FAILED",
     "FAILED_PHASES",
     "FINAL_PHASES",
     "HISTORY_LETTER",
     "LISTED_PHASES",
     "OPEN_PHASES",
     "RUNNING",
+    "STOPPED",
     "SUCCEEDED",
     "WAITING",
     "Action",
@@ -81,6 +83,12 @@ RUNNING = P.EXECUTING
 #: The phase of a job whose task returned.
 SUCCEEDED = P.COMPLETED
 
+#: The phase of a job that failed (its task, or the server).
+FAILED = P.ERROR
+
+#: The phase of a job stopped by a client or a limit.
+STOPPED = P.ABORTED
+
 #: One letter per phase in a job's stored history (``transition.lua``
 #: holds the same table).
 HISTORY_LETTER = {
@@ -97,7 +105,7 @@ HISTORY_LETTER = {
 }
 
 #: Exit status of a command that waited for a job to end in that phase.
-_EXIT_CODES = {P.COMPLETED: 0, P.ERROR: 1, P.ABORTED: 2}
+_EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, STOPPED: 2}
 
 
 def parse_phase(value: str) -> ExecutionPhase:

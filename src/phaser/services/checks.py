@@ -10,19 +10,43 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ..clock import now, to_utc
 from ..config import Settings, cap_duration
 from ..models.errors import InvalidParametersError, InvalidRequestError
+from ..models.job import Job
+from ..models.phase import Action
 from ..models.text import check_text, check_value
-from ..tasks.registry import Task
+from ..tasks.registry import Task, TaskRegistry
 
-__all__ = ["JobChecks", "check_run_id", "refuse_unknown", "utc"]
+__all__ = [
+    "JobChecks",
+    "JobUpdate",
+    "check_run_id",
+    "refuse_unknown",
+    "utc",
+]
 
 #: Longest run id.
 _MAX_RUN_ID = 256
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Changes a client asks for in one request; `None` leaves a field
+    alone. All of them apply, in one step, or none."""
+
+    parameters: Mapping[str, Any] | None = None
+    execution_duration: int | None = None
+    destruction_time: datetime | None = None
+    run_id: str | None = None
+    #: Also start or abort the job, in the same step (UWS ``PHASE``).
+    action: Literal[Action.START, Action.ABORT] | None = None
+    #: Refuse parameter names the task does not have (JSON API).
+    strict: bool = False
 
 
 class JobChecks:
@@ -69,6 +93,37 @@ class JobChecks:
         # (``"nan"`` into a float).
         check_value("parameters", stored)
         return stored
+
+    def changes(
+        self, job: Job, update: JobUpdate, registry: TaskRegistry
+    ) -> dict[str, Any]:
+        """The record fields an update writes, checked."""
+        fields: dict[str, Any] = {}
+        if update.parameters is not None:
+            definition = registry.get(job.task)
+            merged = {**job.parameters, **update.parameters}
+            if update.strict:
+                refuse_unknown(definition, update.parameters)
+            fields["parameters"] = self.parameters(
+                definition, merged, strict=False, from_form=not update.strict
+            )
+            ignored = definition.unknown(update.parameters, ignore_case=True)
+            if ignored:
+                fields["ignored"] = list(
+                    dict.fromkeys([*job.ignored, *ignored])
+                )
+        if update.execution_duration is not None:
+            fields["execution_duration"] = self.execution_duration(
+                registry.get(job.task), update.execution_duration
+            )
+        if update.destruction_time is not None:
+            fields["destruction_time"] = self.destruction(
+                update.destruction_time
+            )
+        if update.run_id is not None:
+            check_run_id(update.run_id)
+            fields["run_id"] = update.run_id
+        return fields
 
     def _check_size(self, parameters: Mapping[str, Any]) -> None:
         """Refuse too many or too large parameters."""

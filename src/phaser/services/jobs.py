@@ -9,10 +9,9 @@ changes themselves go through `phaser.services.lifecycle`, waiting through
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, assert_never
+from typing import Any, assert_never
 
 from ..clock import now, to_ms
 from ..config import Settings
@@ -21,14 +20,12 @@ from ..models.caller import Caller
 from ..models.errors import (
     JobNotFoundError,
     PhaseConflictError,
-    PhaserError,
     QuotaExceededError,
     ResultNotFoundError,
 )
 from ..models.job import Job, JobResult, PhaseChange
 from ..models.phase import (
     FINAL_PHASES,
-    LISTED_PHASES,
     OPEN_PHASES,
     Action,
     ExecutionPhase,
@@ -44,34 +41,12 @@ from ..storage.transitions import (
     WrongPhase,
 )
 from ..tasks.registry import Task, TaskRegistry
-from .checks import JobChecks, check_run_id, refuse_unknown, utc
-from .ids import after_bound, is_job_id, new_job_id
+from .checks import JobChecks, JobUpdate, check_run_id
+from .ids import is_job_id, new_job_id
 from .lifecycle import JobLifecycle
+from .listing import JobPage, list_jobs
 
 __all__ = ["JobPage", "JobService", "JobUpdate"]
-
-
-@dataclass(frozen=True, slots=True)
-class JobUpdate:
-    """Changes a client asks for in one request; `None` leaves a field
-    alone. All of them apply, in one step, or none."""
-
-    parameters: Mapping[str, Any] | None = None
-    execution_duration: int | None = None
-    destruction_time: datetime | None = None
-    run_id: str | None = None
-    #: Also start or abort the job, in the same step (UWS ``PHASE``).
-    action: Literal[Action.START, Action.ABORT] | None = None
-    #: Refuse parameter names the task does not have (JSON API).
-    strict: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class JobPage:
-    """One page of a job list and the cursor of the next, if any."""
-
-    jobs: list[Job]
-    next_cursor: str | None
 
 
 class JobService:
@@ -246,50 +221,18 @@ class JobService:
         limit: int = 100,
     ) -> JobPage:
         """The caller's jobs (an admin's: ``owner``'s), newest first, one
-        page at a time.
-
-        Without ``phases``, every phase but ARCHIVED (`listed_phases`), in
-        both dialects: archived jobs are listed only when asked for.
-
-        Task and phase filters read dedicated indexes, and so does
-        ``run_id``; with ``run_id`` and a task or phase filter, the run
-        id's jobs are read and filtered, so the cost grows with the jobs
-        of that run id that the other filters skip.
-        """
-        phases = phases or list(LISTED_PHASES)
-        whose = owner if (caller.admin and owner is not None) else caller.name
-        if cursor is not None and not is_job_id(cursor):
-            raise PhaserError(f"Invalid cursor {cursor!r}")
-        if after is not None:
-            after = utc("after", after)
-        newer_than = after_bound(to_ms(after)) if after else None
-        wanted = set(phases) if phases else None
-        filtered = run_id is not None and (task or wanted)
-        collected: list[Job] = []
-        position = cursor
-        batch = max(limit * 2, 100) if filtered else limit + 1
-        while True:
-            ids = await self._store.list_ids(
-                owner=whose,
-                tasks=[task] if task else None,
-                phases=list(dict.fromkeys(phases)) if phases else None,
-                newer_than=newer_than,
-                older_than=position,
-                limit=batch,
-                run_id=run_id,
-            )
-            for job in await self._store.get_many(ids):
-                if not filtered or (
-                    (task is None or job.task == task)
-                    and (wanted is None or job.phase in wanted)
-                ):
-                    collected.append(job)
-                if len(collected) > limit:
-                    page = collected[:limit]
-                    return JobPage(jobs=page, next_cursor=page[-1].id)
-            if len(ids) < batch:
-                return JobPage(jobs=collected, next_cursor=None)
-            position = ids[-1]
+        page at a time (see `phaser.services.listing.list_jobs`)."""
+        return await list_jobs(
+            self._store,
+            caller,
+            owner=owner,
+            task=task,
+            phases=phases,
+            run_id=run_id,
+            after=after,
+            cursor=cursor,
+            limit=limit,
+        )
 
     async def start(self, caller: Caller, job_id: str) -> Job:
         """Queue a pending job.
@@ -348,7 +291,7 @@ class JobService:
             The new parameters do not fit the task.
         """
         job = await self.get(caller, job_id)
-        changes = self._changes(job, update)
+        changes = self._checks.changes(job, update, self._registry)
         match update.action:
             case Action.START:
                 outcome = await self._lifecycle.start(job, changes)
@@ -369,35 +312,6 @@ class JobService:
         return _changed(
             job, await self._lifecycle.edit(job, changes), "change"
         )
-
-    def _changes(self, job: Job, update: JobUpdate) -> dict[str, Any]:
-        """The record fields an update writes, checked."""
-        fields: dict[str, Any] = {}
-        if update.parameters is not None:
-            definition = self._registry.get(job.task)
-            merged = {**job.parameters, **update.parameters}
-            if update.strict:
-                refuse_unknown(definition, update.parameters)
-            fields["parameters"] = self._checks.parameters(
-                definition, merged, strict=False, from_form=not update.strict
-            )
-            ignored = definition.unknown(update.parameters, ignore_case=True)
-            if ignored:
-                fields["ignored"] = list(
-                    dict.fromkeys([*job.ignored, *ignored])
-                )
-        if update.execution_duration is not None:
-            fields["execution_duration"] = self._checks.execution_duration(
-                self._registry.get(job.task), update.execution_duration
-            )
-        if update.destruction_time is not None:
-            fields["destruction_time"] = self._checks.destruction(
-                update.destruction_time
-            )
-        if update.run_id is not None:
-            check_run_id(update.run_id)
-            fields["run_id"] = update.run_id
-        return fields
 
     async def delete(self, caller: Caller, job_id: str) -> None:
         """Delete a job and its results, aborting it first if it is active.

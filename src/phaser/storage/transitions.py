@@ -33,6 +33,17 @@ from ..models.phase import (
 from .codec import FIELD, AnyJob, decode, encode_fields, result_row
 from .keys import KeyLayout
 from .lua import script_text
+from .outcomes import (
+    Attempt,
+    Beat,
+    Changed,
+    Claim,
+    Guard,
+    Missing,
+    Stale,
+    TransitionOutcome,
+    WrongPhase,
+)
 
 __all__ = [
     "Attempt",
@@ -47,65 +58,6 @@ __all__ = [
     "TransitionOutcome",
     "WrongPhase",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Guard: the worker's claim on a running job still holds."""
-
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """Guard: the job is still at this attempt (a queue entry's)."""
-
-    number: int
-
-
-@dataclass(frozen=True, slots=True)
-class Beat:
-    """Guard: the job's last heartbeat is still the one seen (no worker
-    has spoken for it since)."""
-
-    at: datetime | None
-
-
-#: What a transition may require besides the phase.
-Guard = Claim | Attempt | Beat
-
-
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """The transition was applied: the job as it is now, and the phase it
-    was in before."""
-
-    job: Job
-    was: ExecutionPhase
-
-
-@dataclass(frozen=True, slots=True)
-class Missing:
-    """There is no such job."""
-
-
-@dataclass(frozen=True, slots=True)
-class WrongPhase:
-    """The job is in a phase the action cannot start from."""
-
-    phase: ExecutionPhase
-
-
-@dataclass(frozen=True, slots=True)
-class Stale:
-    """The job is in an allowed phase but the guard no longer holds
-    (another worker's claim, a newer attempt, a fresh heartbeat)."""
-
-    phase: ExecutionPhase
-
-
-#: How a transition ended.
-TransitionOutcome = Changed | Missing | WrongPhase | Stale
 
 
 @dataclass(frozen=True, slots=True)

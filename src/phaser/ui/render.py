@@ -12,19 +12,32 @@ from typing import Any
 
 import jinja2
 
-from ..models.phase import ExecutionPhase
+from ..models.phase import (
+    ACTIVE_PHASES,
+    FAILED_PHASES,
+    RUNNING,
+    SUCCEEDED,
+    Action,
+    ExecutionPhase,
+    allowed_from,
+)
 from ..services.operations import Stats
 
 __all__ = ["chart", "digest", "environment", "sse_event"]
 
+#: The style of each phase: succeeded, failed, running, waiting (none
+#: for the phases a job rarely shows).
 PHASE_CLASSES = {
-    ExecutionPhase.COMPLETED: "ok",
-    ExecutionPhase.ERROR: "bad",
-    ExecutionPhase.ABORTED: "bad",
-    ExecutionPhase.EXECUTING: "run",
-    ExecutionPhase.QUEUED: "wait",
-    ExecutionPhase.PENDING: "wait",
+    SUCCEEDED: "ok",
+    **dict.fromkeys(FAILED_PHASES, "bad"),
+    RUNNING: "run",
+    **dict.fromkeys(ACTIVE_PHASES - {RUNNING}, "wait"),
 }
+
+
+def _phases(action: Action) -> str:
+    """The phases an action starts from, as ``data-show-in`` lists them."""
+    return " ".join(sorted(allowed_from(action)))
 
 
 def _when(moment: datetime | None) -> str:
@@ -83,7 +96,10 @@ def environment() -> jinja2.Environment:
         when=_when, iso=_iso, ago=_ago, age=_age, size=_size
     )
     environment.globals.update(
-        phases=list(ExecutionPhase), phase_class=PHASE_CLASSES
+        phases=list(ExecutionPhase),
+        phase_class=PHASE_CLASSES,
+        start_phases=_phases(Action.START),
+        abort_phases=_phases(Action.ABORT),
     )
     return environment
 

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import secrets
 import shutil
-import signal
-import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -26,7 +22,7 @@ from typing import Any, TypeVar, assert_never
 import structlog
 from redis.exceptions import RedisError
 
-from ..backoff import Backoff
+from ..backoff import patiently
 from ..clock import now
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
 from ..models.errors import UnknownTaskError
@@ -40,6 +36,7 @@ from ..storage.transitions import Changed, Claim
 from ..tasks.context import TaskError
 from ..tasks.registry import Task, TaskRegistry
 from .context import Failure, LocalTaskContext, Update, failure_of
+from .process import run_in_child
 
 __all__ = ["JobRunner", "retry_delay"]
 
@@ -50,9 +47,6 @@ _WATCH_INTERVAL = 2.0
 
 #: Delay before a job this worker cannot run is offered again (s).
 _HAND_BACK_DELAY = 1.0
-
-#: How long the runner retries Redis operations during an outage (s).
-_REDIS_PATIENCE = 60.0
 
 _T = TypeVar("_T")
 
@@ -124,7 +118,7 @@ class JobRunner:
         # these (arq runs each job in a task of its own, with its own
         # context).
         structlog.contextvars.bind_contextvars(job_id=job_id, attempt=attempt)
-        record = await _patiently(lambda: self._store.get(job_id))
+        record = await patiently(lambda: self._store.get(job_id))
         if record is None:
             _logger.info("Job is gone, skipping")
             return
@@ -137,7 +131,7 @@ class JobRunner:
         except UnknownTaskError:
             # Not ours to fail: another worker (of a newer deploy, or
             # another pool) may know the task.
-            handed = await _patiently(
+            handed = await patiently(
                 lambda: self._lifecycle.hand_back(
                     queued, attempt=attempt, defer=_HAND_BACK_DELAY
                 )
@@ -159,7 +153,7 @@ class JobRunner:
         async with self._hub.subscribe(job_id) as events:
             # If Redis ran the claim but the answer was lost, the retry sees
             # EXECUTING and gives up; recovery re-queues the silent job.
-            claimed = await _patiently(
+            claimed = await patiently(
                 lambda: self._lifecycle.claim(
                     queued,
                     attempt=attempt,
@@ -194,7 +188,7 @@ class JobRunner:
                 raise
         # Recording the outcome outlasts a short Redis outage, so a job that
         # ran is not run again by recovery just because Redis blinked.
-        await _patiently(
+        await patiently(
             lambda: self._finish(job, attempt, claim, task, outcome)
         )
         await self._prune(job)
@@ -224,7 +218,16 @@ class JobRunner:
         if task.is_async:
             work = self._run_async(task, job, ctx)
         else:
-            work = self._run_process(task, job, attempt, scratch, updates)
+            work = run_in_child(
+                task,
+                job,
+                attempt,
+                scratch,
+                updates,
+                results=self._results,
+                ping_interval=self._heartbeat_interval,
+                parent_timeout=self._child_timeout,
+            )
         execution = asyncio.create_task(work)
         watcher = asyncio.create_task(self._watch(job, claim, events))
         beating = asyncio.create_task(self._heartbeat(job, claim))
@@ -267,68 +270,6 @@ class JobRunner:
             return failure_of(exc)
         return None
 
-    async def _run_process(
-        self,
-        task: Task,
-        job: Job,
-        attempt: int,
-        scratch: Path,
-        updates: asyncio.Queue[Update | None],
-    ) -> Failure | None:
-        """Run a ``def`` task in a child process that can be killed."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "phaser.worker.child",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert process.stdin is not None
-        assert process.stdout is not None
-        request = {
-            "task": task.name,
-            "module": task.function.__module__,
-            "job_id": job.id,
-            "attempt": attempt,
-            "parameters": job.parameters,
-            "results": self._results.describe(),
-            "scratch_dir": str(scratch),
-            "parent_pid": os.getpid(),
-            "parent_timeout": self._child_timeout,
-        }
-        pinging: asyncio.Task[None] | None = None
-        try:
-            process.stdin.write(json.dumps(request).encode() + b"\n")
-            await process.stdin.drain()
-            pinging = asyncio.create_task(self._ping(process.stdin))
-            failure: Failure | None = None
-            finished = False
-            async for line in process.stdout:
-                message = json.loads(line)
-                match message["type"]:
-                    case "progress" | "result":
-                        updates.put_nowait(Update.from_message(message))
-                    case "error":
-                        failure = Failure(
-                            message["message"], message["transient"]
-                        )
-                        finished = True
-                    case "done":
-                        finished = True
-            code = await process.wait()
-            if not finished:
-                return Failure(f"task process exited with code {code}", False)
-            return failure
-        finally:
-            if pinging is not None:
-                pinging.cancel()
-            if process.returncode is None:
-                # Cancelled (abort or deadline): kill the whole group.
-                with contextlib.suppress(ProcessLookupError):
-                    _kill_group(process.pid)
-                await process.wait()
-
     async def _prune(self, job: Job) -> None:
         """Delete result files the record does not point to (written by an
         earlier attempt that ran on after losing its claim), once the job
@@ -345,16 +286,6 @@ class JobRunner:
         pruned = await asyncio.to_thread(self._results.prune, job.id, keys)
         if pruned:
             _logger.warning("Stray result files deleted", count=pruned)
-
-    async def _ping(self, stdin: asyncio.StreamWriter) -> None:
-        """Tell a task's child process that its worker is alive (see
-        `phaser.worker.child`): a frozen worker stops pinging, and its
-        child kills itself before recovery runs the job elsewhere."""
-        with contextlib.suppress(OSError, RuntimeError):
-            while True:
-                await asyncio.sleep(self._heartbeat_interval)
-                stdin.write(b"\n")
-                await stdin.drain()
 
     async def _watch(
         self, job: Job, claim: str, events: asyncio.Queue[JobEvent]
@@ -458,28 +389,6 @@ class JobRunner:
                 _logger.info("Job failed", error=outcome.message)
             case _:
                 assert_never(outcome)
-
-
-async def _patiently(operation: Callable[[], Awaitable[_T]]) -> _T:
-    """Run a Redis operation, retrying through an outage of up to a minute.
-
-    Only for operations that are safe to repeat (reads, and writes guarded
-    by a compare-and-set).
-    """
-    backoff = Backoff()
-    deadline = asyncio.get_running_loop().time() + _REDIS_PATIENCE
-    while True:
-        try:
-            return await operation()
-        except (RedisError, OSError) as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            _logger.warning("Redis unavailable, retrying", error=str(exc))
-            await backoff.wait()
-
-
-def _kill_group(pid: int) -> None:
-    os.killpg(pid, signal.SIGKILL)
 
 
 def _remove_tree(path: Path) -> None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from ...dependencies.context import Service, Waiter
 from ...models.errors import NotFoundError
 from ...models.job import Job
-from ...models.phase import FINAL_PHASES
+from ...models.phase import FINAL_PHASES, RUNNING
 from ...services.jobs import JobService, JobUpdate
 from ...ui.preview import preview
 from ...ui.render import digest, sse_event
@@ -45,7 +45,7 @@ def _job_context(
     if not history:  # a record of an older version: what its times say
         history = [("created", job.created_at)]
         if job.started_at:
-            history.append(("EXECUTING", job.started_at))
+            history.append((RUNNING.value, job.started_at))
         if job.ended_at:
             history.append((job.phase.value, job.ended_at))
     return {

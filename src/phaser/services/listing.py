@@ -1,0 +1,86 @@
+"""Job lists: one page of an owner's jobs, newest first, filtered by task,
+phase, run id and creation time, read from the store's indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..clock import to_ms
+from ..models.caller import Caller
+from ..models.errors import PhaserError
+from ..models.job import Job
+from ..models.phase import LISTED_PHASES, ExecutionPhase
+from ..storage.job_store import JobStore
+from .checks import utc
+from .ids import after_bound, is_job_id
+
+__all__ = ["JobPage", "list_jobs"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a job list and the cursor of the next, if any."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+async def list_jobs(
+    store: JobStore,
+    caller: Caller,
+    *,
+    owner: str | None = None,
+    task: str | None = None,
+    phases: Sequence[ExecutionPhase] | None = None,
+    run_id: str | None = None,
+    after: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> JobPage:
+    """The caller's jobs (an admin's: ``owner``'s), newest first, one
+    page at a time.
+
+    Without ``phases``, every phase but ARCHIVED (`listed_phases`), in
+    both dialects: archived jobs are listed only when asked for.
+
+    Task and phase filters read dedicated indexes, and so does
+    ``run_id``; with ``run_id`` and a task or phase filter, the run
+    id's jobs are read and filtered, so the cost grows with the jobs
+    of that run id that the other filters skip.
+    """
+    phases = phases or list(LISTED_PHASES)
+    whose = owner if (caller.admin and owner is not None) else caller.name
+    if cursor is not None and not is_job_id(cursor):
+        raise PhaserError(f"Invalid cursor {cursor!r}")
+    if after is not None:
+        after = utc("after", after)
+    newer_than = after_bound(to_ms(after)) if after else None
+    wanted = set(phases) if phases else None
+    filtered = run_id is not None and (task or wanted)
+    collected: list[Job] = []
+    position = cursor
+    batch = max(limit * 2, 100) if filtered else limit + 1
+    while True:
+        ids = await store.list_ids(
+            owner=whose,
+            tasks=[task] if task else None,
+            phases=list(dict.fromkeys(phases)) if phases else None,
+            newer_than=newer_than,
+            older_than=position,
+            limit=batch,
+            run_id=run_id,
+        )
+        for job in await store.get_many(ids):
+            if not filtered or (
+                (task is None or job.task == task)
+                and (wanted is None or job.phase in wanted)
+            ):
+                collected.append(job)
+            if len(collected) > limit:
+                page = collected[:limit]
+                return JobPage(jobs=page, next_cursor=page[-1].id)
+        if len(ids) < batch:
+            return JobPage(jobs=collected, next_cursor=None)
+        position = ids[-1]

@@ -1,0 +1,82 @@
+"""What a transition may require besides the phase (guards), and how it
+ends (outcomes): the types `phaser.storage.transitions` takes and answers
+with, matched exhaustively by its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..models.job import Job
+from ..models.phase import ExecutionPhase
+
+__all__ = [
+    "Attempt",
+    "Beat",
+    "Changed",
+    "Claim",
+    "Guard",
+    "Missing",
+    "Stale",
+    "TransitionOutcome",
+    "WrongPhase",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Guard: the worker's claim on a running job still holds."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Guard: the job is still at this attempt (a queue entry's)."""
+
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """Guard: the job's last heartbeat is still the one seen (no worker
+    has spoken for it since)."""
+
+    at: datetime | None
+
+
+#: What a transition may require besides the phase.
+Guard = Claim | Attempt | Beat
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The transition was applied: the job as it is now, and the phase it
+    was in before."""
+
+    job: Job
+    was: ExecutionPhase
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """There is no such job."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrongPhase:
+    """The job is in a phase the action cannot start from."""
+
+    phase: ExecutionPhase
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """The job is in an allowed phase but the guard no longer holds
+    (another worker's claim, a newer attempt, a fresh heartbeat)."""
+
+    phase: ExecutionPhase
+
+
+#: How a transition ended.
+TransitionOutcome = Changed | Missing | WrongPhase | Stale

@@ -1,0 +1,152 @@
+"""Timings and sizes of workers, maintenance and HTTP connections: the
+settings an operator tunes rather than configures (part of
+`phaser.config.Settings`, read from the same ``PHASER_*`` variables)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings
+
+__all__ = ["Tuning"]
+
+
+class Tuning(BaseSettings):
+    """Worker, maintenance and HTTP timings (see `Settings`)."""
+
+    worker_concurrency: PositiveInt = Field(
+        10,
+        title="Worker concurrency",
+        description="Jobs one worker process runs at once.",
+    )
+    worker_poll_delay: PositiveFloat = Field(
+        0.1,
+        title="Worker idle poll interval (s)",
+        description=(
+            "Longest a worker waits between polls of the queue when no"
+            " wake-up arrives (new entries wake workers at once; this"
+            " bounds the delay of deferred retries and of entries whose"
+            " wake-up was lost)."
+        ),
+        le=5,
+    )
+    worker_grace_period: NonNegativeInt = Field(
+        20,
+        title="Worker grace period (s)",
+        description=(
+            "After SIGTERM a worker takes no new jobs and lets running jobs"
+            " finish for this long; the rest go back to the queue."
+        ),
+    )
+    heartbeat_interval: PositiveFloat = Field(
+        1.0,
+        title="Heartbeat interval (s)",
+        description="How often a worker says that a running job is alive.",
+    )
+    stall_timeout: PositiveFloat = Field(
+        10.0,
+        title="Stall timeout (s)",
+        description=(
+            "A running job whose worker has been silent this long is"
+            " re-queued (or fails with 'worker lost')."
+        ),
+    )
+    maintenance_interval: PositiveFloat = Field(
+        1.0,
+        title="Maintenance interval (s)",
+        description=(
+            "How often one worker (at a time) destroys expired jobs,"
+            " enforces missed deadlines and recovers stalled jobs."
+        ),
+    )
+    queue_check_after: PositiveFloat = Field(
+        30.0,
+        title="Queue check (s)",
+        description=(
+            "A job QUEUED this long is sent to the queue again, in case its"
+            " queue entry was lost (arq ignores a duplicate)."
+        ),
+    )
+    destruction_mode: Literal["delete", "archive"] = Field(
+        "delete",
+        title="Destruction mode",
+        description=(
+            "At destruction time, ``delete`` forgets the job; ``archive``"
+            " keeps its metadata in phase ARCHIVED (results deleted)."
+        ),
+    )
+    http_keep_alive: PositiveInt = Field(
+        75,
+        title="HTTP keep-alive (s)",
+        description=(
+            "How long an idle client connection stays open. Longer than the"
+            " idle timeout of proxies and clients in front (nginx, load"
+            " balancers: 60 s), so the server never closes a connection a"
+            " request is being sent on."
+        ),
+    )
+    http_header_timeout: PositiveFloat = Field(
+        10.0,
+        title="HTTP header timeout (s)",
+        description=(
+            "A request's line and headers must arrive within this, from"
+            " the connection's start or the first byte of the request;"
+            " otherwise the connection is closed."
+        ),
+    )
+    http_body_timeout: PositiveFloat = Field(
+        60.0,
+        title="HTTP body timeout (s)",
+        description=(
+            "A request's body must arrive within this once its headers"
+            " have; otherwise the connection is closed."
+        ),
+    )
+    http_max_connections: PositiveInt = Field(
+        10_000,
+        title="Most open HTTP connections",
+        description=(
+            "Connections past this are closed at once. The open-file limit"
+            " is raised to fit them where the system allows."
+        ),
+    )
+    max_request_bytes: PositiveInt = Field(
+        1024 * 1024,
+        title="Largest request body (bytes)",
+        description="Larger bodies are refused with 413.",
+    )
+    max_parameters: PositiveInt = Field(
+        100,
+        title="Most parameters",
+        description="Most parameters one job may have.",
+    )
+    max_parameters_bytes: PositiveInt = Field(
+        64 * 1024,
+        title="Largest parameters (bytes)",
+        description="Largest size of a job's parameters as JSON.",
+    )
+    embedded_worker: bool = Field(
+        True,
+        title="Start a worker with the embedded Redis",
+        description="Whether ``phaser serve`` in embedded mode also runs a "
+        "worker process.",
+    )
+    log_level: str = Field(
+        "INFO",
+        title="Log level",
+        description="Python log level name.",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+    )
+    log_profile: str = Field(
+        "development",
+        title="Log profile",
+        description="``production`` logs JSON; ``development`` readable text.",
+        pattern=r"^(production|development)$",
+    )
+    max_wait: PositiveInt = Field(
+        60,
+        title="Maximum wait (s)",
+        description="Cap on WAIT and ``?wait=`` long polls.",
+        le=550,
+    )
