@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 
 from ..clock import format_time
 from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
+from ..dependencies.uws import Form, UWSForm, UWSJob
 from ..models.caller import Caller
 from ..models.errors import ResultNotFoundError
 from ..models.job import Job
@@ -34,9 +35,6 @@ from .uws_params import (
     PAGE_DOC,
     TEXT_DOC,
     XML_DOC,
-    Form,
-    UWSForm,
-    UWSJob,
     UWSRoute,
     bad_value,
     document,

@@ -1,6 +1,6 @@
-"""UWS request plumbing: case-insensitive parameters, the job a route is
-about, answers (documents, redirects, links) and errors in the UWS
-dialect.
+"""UWS request plumbing: case-insensitive parameters, answers (documents,
+redirects, links) and errors in the UWS dialect (the job a route is about
+and a POST's parameters are `phaser.dependencies.uws`).
 
 UWS parameter names are case-insensitive. `CaseInsensitiveQuery` folds
 query parameter names to lower case on UWS routes (as Safir's middleware
@@ -13,21 +13,19 @@ names folded, repeated names kept in order.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse
-from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..clock import parse_time
-from ..dependencies.context import CurrentCaller, Service
+from ..dependencies.uws import Form
 from ..models.api import MAX_REQUEST_SECONDS, problem_responses
-from ..models.errors import JobNotFoundError, PhaserError
-from ..models.job import Job
+from ..models.errors import PhaserError
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
 from ..services.jobs import JobUpdate
@@ -41,9 +39,6 @@ __all__ = [
     "XML",
     "XML_DOC",
     "CaseInsensitiveQuery",
-    "Form",
-    "UWSForm",
-    "UWSJob",
     "UWSRoute",
     "bad_value",
     "document",
@@ -60,9 +55,6 @@ __all__ = [
     "update_of",
     "xml_answer",
 ]
-
-#: Parameter names with a meaning of their own (lower case).
-CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
 
 XML = "application/xml"
 
@@ -123,86 +115,6 @@ class CaseInsensitiveQuery:
             folded = urlencode([(k.lower(), v) for k, v in pairs])
             scope = {**scope, "query_string": folded.encode("latin-1")}
         await self._app(scope, receive, send)
-
-
-class Form:
-    """The UWS parameters of a POST (query and body), names folded to lower
-    case, repeated names kept in order."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self.pairs = [(name.lower(), value) for name, value in pairs]
-
-    def get(self, name: str) -> str | None:
-        """The last value of a parameter."""
-        values = [value for key, value in self.pairs if key == name]
-        return values[-1] if values else None
-
-    def only(self, name: str) -> Form:
-        """This form with one parameter alone (``POST …/phase``).
-
-        Raises
-        ------
-        PhaserError
-            The parameter is missing.
-        """
-        value = self.get(name)
-        if value is None:
-            raise PhaserError(f"Missing {name.upper()} parameter")
-        return Form([(name, value)])
-
-    def task_parameters(self) -> dict[str, str | list[str]]:
-        """The task's parameters: a name given once has its value, a name
-        repeated (``POS=…&POS=…``) the list of its values, in order."""
-        grouped: dict[str, list[str]] = {}
-        for name, value in self.pairs:
-            if name not in CONTROL:
-                grouped.setdefault(name, []).append(value)
-        return {
-            name: values[0] if len(values) == 1 else values
-            for name, values in grouped.items()
-        }
-
-
-async def _form(request: Request) -> Form:
-    pairs = list(request.query_params.multi_items())
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        try:
-            form = await request.form()
-        except Exception as exc:  # the parser's errors have no common base
-            raise PhaserError(f"Unreadable form body: {exc}") from exc
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                try:
-                    text = data.decode()
-                except UnicodeDecodeError:
-                    raise PhaserError(
-                        f"Parameter {name} is not UTF-8 text"
-                    ) from None
-                pairs.append((name, text))
-            else:
-                pairs.append((name, value))
-    return Form(pairs)
-
-
-async def _job(
-    task: str, job_id: str, service: Service, caller: CurrentCaller
-) -> Job:
-    """The job, if the caller may see it and it is in this task's list."""
-    job = await service.get(caller, job_id)
-    if job.task != task:
-        raise JobNotFoundError(job_id)
-    return job
-
-
-#: The POST's parameters.
-UWSForm = Annotated[Form, Depends(_form)]
-
-#: The job a ``/{task}/jobs/{job_id}…`` route is about.
-UWSJob = Annotated[Job, Depends(_job)]
 
 
 def bad_value(name: str, value: str, why: str) -> PhaserError:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, Response
+from vo_models.vosi.availability.models import Availability
 
 from ..dependencies.context import BaseUrl, Ops, Service
+from ..models.text import clean_text
 
 __all__ = ["router"]
 
@@ -28,16 +30,13 @@ async def availability(operations: Ops) -> Response:
     problem = await operations.unavailable()
     gap = await operations.worker_gap() if problem is None else None
     if problem is not None:
-        available, note = "false", f"job store unreachable: {problem}"
+        available, note = False, f"job store unreachable: {problem}"
     elif gap is not None:
-        available, note = "false", f"accepting jobs, but {gap}"
+        available, note = False, f"accepting jobs, but {gap}"
     else:
-        available, note = "true", "service is accepting jobs"
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<availability xmlns="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-        f"<available>{available}</available><note>{escape(note)}</note>"
-        "</availability>"
+        available, note = True, "service is accepting jobs"
+    body = Availability(available=available, note=[clean_text(note)]).to_xml(
+        encoding="UTF-8", xml_declaration=True
     )
     return Response(body, media_type="application/xml")
 

@@ -42,31 +42,36 @@ async def list_jobs(
     """The caller's jobs (an admin's: ``owner``'s), newest first, one
     page at a time.
 
-    Without ``phases``, every phase but ARCHIVED (`listed_phases`), in
+    Without ``phases``, every phase but ARCHIVED (`LISTED_PHASES`), in
     both dialects: archived jobs are listed only when asked for.
 
     Task and phase filters read dedicated indexes, and so does
     ``run_id``; with ``run_id`` and a task or phase filter, the run
     id's jobs are read and filtered, so the cost grows with the jobs
-    of that run id that the other filters skip.
+    of that run id that the other filters skip. With no filter, the
+    owner's index is read (one index, not one per task and phase) and
+    archived jobs are skipped, so the cost grows with the archived jobs
+    among those read, which are the oldest.
     """
-    phases = phases or list(LISTED_PHASES)
+    default = not phases
+    phases = list(dict.fromkeys(phases or LISTED_PHASES))
+    wanted = set(phases)
     whose = owner if (caller.admin and owner is not None) else caller.name
     if cursor is not None and not is_job_id(cursor):
         raise PhaserError(f"Invalid cursor {cursor!r}")
     if after is not None:
         after = utc("after", after)
     newer_than = after_bound(to_ms(after)) if after else None
-    wanted = set(phases) if phases else None
-    filtered = run_id is not None and (task or wanted)
+    owner_index = default and task is None and run_id is None
+    filtered = owner_index or run_id is not None
     collected: list[Job] = []
     position = cursor
-    batch = max(limit * 2, 100) if filtered else limit + 1
+    batch = max(limit * 2, 100) if run_id is not None else limit + 1
     while True:
         ids = await store.list_ids(
             owner=whose,
-            tasks=[task] if task else None,
-            phases=list(dict.fromkeys(phases)) if phases else None,
+            tasks=[task] if task and not owner_index else None,
+            phases=None if owner_index else phases,
             newer_than=newer_than,
             older_than=position,
             limit=batch,
@@ -74,8 +79,7 @@ async def list_jobs(
         )
         for job in await store.get_many(ids):
             if not filtered or (
-                (task is None or job.task == task)
-                and (wanted is None or job.phase in wanted)
+                (task is None or job.task == task) and job.phase in wanted
             ):
                 collected.append(job)
             if len(collected) > limit:
