@@ -41,7 +41,6 @@ from .uws_params import (
     error_votable,
     job_url,
     list_url,
-    phase_action,
     phase_value,
     seconds,
     see_other,
@@ -120,16 +119,15 @@ async def create_job(
     base_url: BaseUrl,
 ) -> Response:
     service.task(task)
+    asked = update_of(form, creating=True)
     job = await service.create(
         caller=caller,
         task=task,
-        parameters=form.task_parameters(),
-        run_id=form.get("runid"),
-        start=phase_action(form.get("phase"), creating=True) is not None,
-        execution_duration=seconds(
-            "executionduration", form.get("executionduration"), 0
-        ),
-        destruction_time=time_value("destruction", form.get("destruction")),
+        parameters=asked.parameters or {},
+        run_id=asked.run_id,
+        start=asked.action is not None,
+        execution_duration=asked.execution_duration,
+        destruction_time=asked.destruction_time,
     )
     return see_other(job_url(base_url, task, job.id))
 

@@ -233,9 +233,10 @@ def job_url(base_url: str, task: str, job_id: str) -> str:
     return f"{base_url}/{task}/jobs/{job_id}"
 
 
-def update_of(form: Form) -> JobUpdate:
+def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
     """The one all-or-nothing change a POST asks for: PHASE, DESTRUCTION,
-    EXECUTIONDURATION, RUNID and parameters."""
+    EXECUTIONDURATION, RUNID and parameters (``creating``: what a new
+    job is created with, where PHASE may only be RUN)."""
     return JobUpdate(
         parameters=form.task_parameters() or None,
         execution_duration=seconds(
@@ -243,7 +244,7 @@ def update_of(form: Form) -> JobUpdate:
         ),
         destruction_time=time_value("destruction", form.get("destruction")),
         run_id=form.get("runid"),
-        action=phase_action(form.get("phase")),
+        action=phase_action(form.get("phase"), creating=creating),
     )
 
 
