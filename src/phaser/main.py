@@ -25,7 +25,6 @@ from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.openapi import install_openapi
 from .handlers.problems import install_problem_handlers
-from .handlers.uws_params import CaseInsensitiveQuery
 from .logs import configure
 from .services.auth import Authenticator, UserDirectory
 
@@ -80,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         ),
     )
-    app.add_middleware(CaseInsensitiveQuery)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)

@@ -45,12 +45,17 @@ class DialectRoute(APIRoute):
         """The answer to an error raised while handling ``request``."""
         raise NotImplementedError
 
+    def prepare(self, request: Request) -> None:
+        """Adjust a request before its parameters are read (nothing by
+        default)."""
+
     def get_route_handler(
         self,
     ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            self.prepare(request)
             try:
                 return await handler(request)
             except (PhaserError, RequestValidationError, RedisError) as exc:

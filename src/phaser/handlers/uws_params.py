@@ -2,9 +2,9 @@
 redirects, links) and errors in the UWS dialect (the job a route is about
 and a POST's parameters are `phaser.dependencies.uws`).
 
-UWS parameter names are case-insensitive. `CaseInsensitiveQuery` folds
-query parameter names to lower case on UWS routes (as Safir's middleware
-does), so routes declare their query parameters (``phase``, ``wait``…)
+UWS parameter names are case-insensitive. `UWSRoute` folds query
+parameter names to lower case (as Safir's middleware does), so routes
+declare their query parameters (``phase``, ``wait``…)
 and OpenAPI documents them. POST bodies carry the task's own parameters,
 whose names only the task knows: `UWSForm` reads query and body once,
 names folded, repeated names kept in order.
@@ -20,7 +20,6 @@ from xml.sax.saxutils import escape
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..clock import parse_time
 from ..dependencies.uws import Form
@@ -38,7 +37,6 @@ __all__ = [
     "TEXT_DOC",
     "XML",
     "XML_DOC",
-    "CaseInsensitiveQuery",
     "UWSRoute",
     "bad_value",
     "document",
@@ -58,13 +56,19 @@ __all__ = [
 
 XML = "application/xml"
 
-#: First path segments that are not task names (not UWS job lists).
-_NOT_TASKS = {"api", "ui", "static", "docs", "redoc"}
-
 
 class UWSRoute(DialectRoute):
-    """Routes whose errors answer ``text/plain`` with the UWS status (a
-    Redis outage too: 503 with ``Retry-After``)."""
+    """Routes whose query parameter names are case-insensitive (folded to
+    lower case before FastAPI reads them, as Safir's middleware does, but
+    only on these routes), and whose errors answer ``text/plain`` with the
+    UWS status (a Redis outage too: 503 with ``Retry-After``)."""
+
+    def prepare(self, request: Request) -> None:
+        raw: bytes = request.scope.get("query_string", b"")
+        if raw:
+            pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+            folded = urlencode([(k.lower(), v) for k, v in pairs])
+            request.scope["query_string"] = folded.encode("latin-1")
 
     def answer(self, request: Request, exc: Exception) -> Response:
         match exc:
@@ -82,39 +86,6 @@ class UWSRoute(DialectRoute):
                 return PlainTextResponse(
                     REDIS_DOWN, status_code=503, headers={"Retry-After": "5"}
                 )
-
-
-def is_uws_path(path: str) -> bool:
-    """Whether a path is in a task's UWS job list (``/{task}/jobs…``)."""
-    parts = path.split("/", 3)
-    return (
-        len(parts) >= 3 and parts[2] == "jobs" and parts[1] not in _NOT_TASKS
-    )
-
-
-class CaseInsensitiveQuery:
-    """ASGI middleware: query parameter names folded to lower case on UWS
-    routes, so ``PHASE``, ``Phase`` and ``phase`` are one declared
-    parameter."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        if (
-            scope["type"] == "http"
-            and scope.get("query_string")
-            and is_uws_path(scope["path"])
-        ):
-            pairs = parse_qsl(
-                scope["query_string"].decode("latin-1"),
-                keep_blank_values=True,
-            )
-            folded = urlencode([(k.lower(), v) for k, v in pairs])
-            scope = {**scope, "query_string": folded.encode("latin-1")}
-        await self._app(scope, receive, send)
 
 
 def bad_value(name: str, value: str, why: str) -> PhaserError:
