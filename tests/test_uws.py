@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -777,3 +779,71 @@ def test_json_and_uws_lists_agree_on_archived_jobs(
     assert job_id not in json_ids("")
     assert job_id in uws_ids("?PHASE=ARCHIVED")
     assert job_id in json_ids("&phase=ARCHIVED")
+
+
+@given(
+    phase=st.sampled_from([None, "RUN", "ABORT"]),
+    destruction=st.booleans(),
+    duration=st.none() | st.integers(min_value=1, max_value=100),
+    parameter=st.none() | st.text("abc", min_size=1, max_size=5),
+    run_id=st.none() | st.text("xyz", min_size=1, max_size=5),
+    ended=st.booleans(),
+)
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_a_post_applies_every_change_or_none(
+    uws: httpx.Client,
+    phase: str | None,
+    destruction: bool,
+    duration: int | None,
+    parameter: str | None,
+    run_id: str | None,
+    ended: bool,
+) -> None:
+    location = _create(uws, "echo", **({"PHASE": "RUN"} if ended else {}))
+    if ended:
+        _wait_phase(uws, location, {"COMPLETED"})
+    job_url = "/api/v1/jobs/" + location.rsplit("/", 1)[1]
+    before = uws.get(job_url).json()
+    soon = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+    data = {
+        name: value
+        for name, value in {
+            "PHASE": phase,
+            "DESTRUCTION": soon.isoformat() if destruction else None,
+            "EXECUTIONDURATION": None if duration is None else str(duration),
+            "x": parameter,
+            "RUNID": run_id,
+        }.items()
+        if value is not None
+    }
+    answer = uws.post(location, data=data)
+    after = uws.get(job_url).json()
+    # Only what may change after the job has started is allowed on an
+    # ended job; then all of it applies, or (403) none of it.
+    refused = ended and (
+        phase == "RUN" or duration is not None or parameter is not None
+    )
+    if refused:
+        assert answer.status_code == 403, answer.text
+        assert after == before
+        return
+    assert answer.status_code == 303, answer.text
+    if destruction:
+        assert datetime.fromisoformat(after["destruction_time"]) == soon
+    if run_id is not None:
+        assert after["run_id"] == run_id
+    if duration is not None:
+        assert after["execution_duration"] == duration
+    if parameter is not None:
+        assert after["parameters"]["x"] == parameter
+    if phase == "RUN":
+        assert after["phase"] != "PENDING"
+    elif phase == "ABORT" and not ended:
+        assert after["phase"] == "ABORTED"
+    else:
+        assert after["phase"] == before["phase"]
