@@ -847,3 +847,51 @@ def test_a_post_applies_every_change_or_none(
         assert after["phase"] == "ABORTED"
     else:
         assert after["phase"] == before["phase"]
+
+
+def test_wait_on_the_phase_resource_blocks_like_on_the_job(
+    uws: httpx.Client,
+) -> None:
+    # cadctap polls /phase with WAIT: each answer should be a change,
+    # not a busy loop (it made 1,841 requests against a 3 s job).
+    location = _create(uws, "sleep", seconds="1.5", PHASE="RUN")
+    requests = 0
+    seen = []
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        requests += 1
+        phase = uws.get(f"{location}/phase", params={"WAIT": "10"}).text
+        seen.append(phase)
+        if phase in {"COMPLETED", "ERROR", "ABORTED"}:
+            break
+    assert seen[-1] == "COMPLETED"
+    assert requests <= 4, seen  # QUEUED/EXECUTING, then COMPLETED
+    # The PHASE guard works there too, and an ended job answers at once.
+    started = time.monotonic()
+    answer = uws.get(
+        f"{location}/phase", params={"wait": "10", "phase": "EXECUTING"}
+    )
+    assert answer.text == "COMPLETED"
+    assert time.monotonic() - started < 5
+    assert uws.get(f"{location}/phase?WAIT=soon").status_code == 400
+
+
+def test_the_error_document_follows_accept(uws: httpx.Client) -> None:
+    failed = _create(uws, "fail", message="no stars <here>", PHASE="RUN")
+    _wait_phase(uws, failed, {"ERROR"})
+    default = uws.get(f"{failed}/error")
+    assert default.headers["content-type"] == "application/x-votable+xml"
+    info = etree.fromstring(default.content).find(
+        ".//{http://www.ivoa.net/xml/VOTable/v1.3}INFO"
+    )
+    assert info is not None
+    assert info.get("value") == "ERROR"
+    assert info.text == "no stars <here>"
+    for accept in ("application/x-votable+xml", "text/xml, text/plain"):
+        answer = uws.get(f"{failed}/error", headers={"Accept": accept})
+        assert answer.headers["content-type"].startswith(
+            "application/x-votable+xml"
+        )
+    text = uws.get(f"{failed}/error", headers={"Accept": "text/plain"})
+    assert text.headers["content-type"].startswith("text/plain")
+    assert text.text == "no stars <here>"

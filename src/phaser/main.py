@@ -19,6 +19,7 @@ from .handlers import (
     metrics,
     ui,
     uws,
+    uws_values,
     vosi,
 )
 from .handlers.limits import BodyLimitMiddleware
@@ -91,5 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     # Last: /{task}/jobs must not shadow the routes above.
     app.include_router(uws.router, tags=["uws"])
+    app.include_router(uws_values.router, tags=["uws"])
     install_openapi(app)
     return app

@@ -9,36 +9,27 @@ absolute ``Location``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse
 
-from ..clock import format_time
 from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
-from ..dependencies.uws import Form, UWSForm, UWSJob
-from ..models.caller import Caller
-from ..models.errors import ResultNotFoundError
-from ..models.job import Job
+from ..dependencies.uws import UWSForm, UWSJob
 from ..models.uws import (
     render_job,
     render_job_list,
     render_parameters,
     render_results,
 )
-from ..services.jobs import JobService, JobUpdate
 from .results import add_head_route, result_response
 from .uws_params import (
     ERRORS,
     PAGE_DOC,
-    TEXT_DOC,
     XML_DOC,
     UWSRoute,
     bad_value,
     document,
-    error_votable,
     job_url,
     list_url,
     phase_value,
@@ -49,6 +40,7 @@ from .uws_params import (
     update_of,
     xml_answer,
 )
+from .uws_values import post_changes, waited
 
 __all__ = ["router"]
 
@@ -158,13 +150,7 @@ async def get_job(
     ] = None,
 ) -> Response:
     if wait is not None:
-        limit = seconds("wait", wait, -1)
-        job = await waiter.wait(
-            caller,
-            job.id,
-            waiter.max_wait if limit == -1 else float(limit or 0),
-            phase=phase_value(phase) if phase is not None else None,
-        )
+        job = await waited(waiter, caller, job, wait, phase)
     return document(
         request,
         render_job(
@@ -198,7 +184,7 @@ async def post_job(
             raise bad_value("action", action, "expected DELETE")
         await service.delete(caller, job.id)
         return see_other(list_url(base_url, task))
-    return await _post_changes(task, job, form, service, caller, base_url)
+    return await post_changes(task, job, form, service, caller, base_url)
 
 
 @router.delete(
@@ -217,85 +203,6 @@ async def delete_job(
 ) -> Response:
     await service.delete(caller, job.id)
     return see_other(list_url(base_url, task))
-
-
-def _single(
-    name: str, render: Callable[[Job], str]
-) -> Callable[..., Coroutine[Any, Any, Response]]:
-    async def read(job: UWSJob) -> Response:
-        return PlainTextResponse(render(job))
-
-    read.__name__ = f"get_{name}"
-    return read
-
-
-def _optional_time(value: datetime | None) -> str:
-    return format_time(value) if value else ""
-
-
-for _name, _render, _summary in [
-    ("phase", lambda job: job.phase.value, "phase"),
-    (
-        "executionduration",
-        lambda job: str(job.execution_duration),
-        "execution duration (s, 0 = unlimited)",
-    ),
-    (
-        "destruction",
-        lambda job: _optional_time(job.destruction_time),
-        "destruction time (empty if none)",
-    ),
-    (
-        "quote",
-        lambda job: _optional_time(job.quote),
-        "quote (empty if unknown)",
-    ),
-    ("owner", lambda job: job.owner or "", "owner (empty if anonymous)"),
-]:
-    router.add_api_route(
-        f"/{{task}}/jobs/{{job_id}}/{_name}",
-        _single(_name, _render),
-        methods=["GET"],
-        summary=f"UWS job {_summary}",
-        description=f"The job's {_summary}, as ``text/plain``.",
-        response_class=Response,
-        responses=TEXT_DOC,
-    )
-
-
-def _change(
-    name: str,
-) -> Callable[..., Coroutine[Any, Any, Response]]:
-    async def change(
-        task: str,
-        job: UWSJob,
-        form: UWSForm,
-        service: Service,
-        caller: CurrentCaller,
-        base_url: BaseUrl,
-    ) -> Response:
-        return await _post_changes(
-            task, job, form.only(name), service, caller, base_url
-        )
-
-    change.__name__ = f"post_{name}"
-    return change
-
-
-for _name in ("phase", "executionduration", "destruction"):
-    router.add_api_route(
-        f"/{{task}}/jobs/{{job_id}}/{_name}",
-        _change(_name),
-        methods=["POST"],
-        status_code=303,
-        summary=f"UWS change job {_name}",
-        description=(
-            f"Sets the job's {_name.upper()} (posted as a form or query"
-            " parameter) and answers 303 to the job; 403 where the job's"
-            " phase does not allow it."
-        ),
-        response_class=Response,
-    )
 
 
 @router.get(
@@ -324,23 +231,7 @@ async def post_parameters(
     caller: CurrentCaller,
     base_url: BaseUrl,
 ) -> Response:
-    return await _post_changes(task, job, form, service, caller, base_url)
-
-
-async def _post_changes(
-    task: str,
-    job: Job,
-    form: Form,
-    service: JobService,
-    caller: Caller,
-    base_url: str,
-) -> Response:
-    """Apply the changes a POST carries, in one service call (all or
-    nothing); 303 to the job."""
-    update = update_of(form)
-    if update != JobUpdate():
-        await service.update(caller, job.id, update)
-    return see_other(job_url(base_url, task, job.id))
+    return await post_changes(task, job, form, service, caller, base_url)
 
 
 @router.get(
@@ -368,20 +259,3 @@ async def get_result(
 
 
 add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
-
-
-@router.get(
-    "/{task}/jobs/{job_id}/error",
-    summary="UWS job error",
-    description="A VOTable error document for a job in ERROR (or ABORTED"
-    " by a limit); 404 if the job has no error.",
-    response_class=Response,
-)
-async def get_error(job: UWSJob) -> Response:
-    error = job.shown_error
-    if error is None:
-        raise ResultNotFoundError(f"Job {job.id} has no error")
-    return Response(
-        error_votable(error.message),
-        media_type="application/x-votable+xml",
-    )

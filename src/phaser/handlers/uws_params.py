@@ -51,6 +51,7 @@ __all__ = [
     "text_errors",
     "time_value",
     "update_of",
+    "wants_text",
     "xml_answer",
 ]
 
@@ -216,6 +217,15 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
         destruction_time=time_value("destruction", form.get("destruction")),
         run_id=form.get("runid"),
         action=phase_action(form.get("phase"), creating=creating),
+    )
+
+
+def wants_text(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for plain text rather than XML:
+    ``text/plain`` named, and neither an XML type nor ``*/*``."""
+    accept = accept.lower()
+    return "text/plain" in accept and not any(
+        kind in accept for kind in ("xml", "*/*")
     )
 
 
