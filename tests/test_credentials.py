@@ -136,6 +136,10 @@ def test_open_routes_are_the_documented_ones_and_metrics_a_setting(
         ):
             assert anonymous.get(path).status_code == 200, path
             assert f"`{path}`" in security, path
+        for path in ("/{task}/availability", "/{task}/capabilities"):
+            answer = anonymous.get(path.replace("{task}", "echo"))
+            assert answer.status_code == 200, path
+            assert f"`{path}`" in security, path
         assert anonymous.get("/metrics").status_code == 401
     # PHASER_PUBLIC_METRICS=false: admins only.
     assert _status(stack, tokens["root"], "/metrics") == 200

@@ -21,6 +21,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from vo_models.uws import Jobs, ShortJobDescription
 from vo_models.uws.types import ExecutionPhase as UwsPhase
+from vo_models.vosi.availability.models import Availability
+from vo_models.vosi.capabilities.models import VOSICapabilities
 
 from conftest import (
     Stack,
@@ -895,3 +897,76 @@ def test_the_error_document_follows_accept(uws: httpx.Client) -> None:
     text = uws.get(f"{failed}/error", headers={"Accept": "text/plain"})
     assert text.headers["content-type"].startswith("text/plain")
     assert text.text == "no stars <here>"
+
+
+def test_each_task_is_a_dali_service_with_async_vosi(
+    uws: httpx.Client,
+) -> None:
+    # /T/async is /T/jobs under its DALI name; links stay under /async.
+    answer = uws.post("/echo/async", data={"PHASE": "RUN", "x": "1"})
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert "/echo/async/" in location
+    assert _wait_phase(uws, location, {"COMPLETED"}) == "COMPLETED"
+    job_id = location.rsplit("/", 1)[1]
+    listed = etree.fromstring(uws.get("/echo/async?LAST=5").content)
+    hrefs = {
+        ref.get("{http://www.w3.org/1999/xlink}href")
+        for ref in listed.iter(f"{UWS}jobref")
+    }
+    assert location in hrefs
+    results = etree.fromstring(uws.get(f"{location}/results").content)
+    [result] = results.iter(f"{UWS}result")
+    href = result.get("{http://www.w3.org/1999/xlink}href")
+    assert href == f"{location}/results/result"
+    assert uws.get(href).status_code == 200
+    # The same job, through either name.
+    assert uws.get(f"/echo/jobs/{job_id}/phase").text == "COMPLETED"
+    assert uws.get(f"/echo/async/{job_id}/phase").text == "COMPLETED"
+    assert uws.get("/nosuchtask/async").status_code == 404
+    # Per-task VOSI: parsed by vo-models.
+    capabilities = VOSICapabilities.from_xml(
+        uws.get("/echo/capabilities").content
+    )
+    urls = {
+        str(c.standard_id): str(c.interface[0].access_url[0].value)
+        for c in capabilities.capability
+        if c.interface
+    }
+    assert urls["ivo://ivoa.net/std/UWS"].endswith("/echo/async")
+    assert urls["ivo://ivoa.net/std/VOSI#availability"].endswith(
+        "/echo/availability"
+    )
+    available = Availability.from_xml(uws.get("/echo/availability").content)
+    assert isinstance(available.available, bool)
+    assert uws.get("/nosuchtask/capabilities").status_code == 404
+    # The root document still lists every task's job list.
+    assert "/echo/jobs" in uws.get("/capabilities").text
+
+
+def test_pyvo_drives_a_job_through_the_dali_async_endpoint(
+    uws: httpx.Client, stack: Stack
+) -> None:
+    pytest.importorskip("astropy", reason="astro extra not installed")
+    from pyvo.dal.tap import AsyncTAPJob
+
+    # pyvo posts to {base}/async, as to a TAP service; the cone task
+    # ignores (and lists) QUERY, LANG and REQUEST and takes MAXREC.
+    job = AsyncTAPJob.create(
+        f"{stack.url}/cone",
+        "SELECT * FROM cone",
+        maxrec=5,
+        ra="10",
+        dec="20",
+        radius="0.5",
+    )
+    assert "/cone/async/" in job.url
+    assert job.phase == "PENDING"
+    job.run()
+    job.wait()
+    assert job.phase == "COMPLETED"
+    assert job.result_uri.startswith(f"{job.url}/results/")
+    assert len(job.fetch_result().to_table()) == 5
+    url = job.url
+    job.delete()
+    assert uws.get(url).status_code == 404

@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(vosi.DaliPaths)
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
@@ -93,5 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last: /{task}/jobs must not shadow the routes above.
     app.include_router(uws.router, tags=["uws"])
     app.include_router(uws_values.router, tags=["uws"])
+    app.include_router(vosi.task_router, tags=["vosi"])
     install_openapi(app)
     return app

@@ -5,6 +5,7 @@ repeated names kept in order."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,9 +13,21 @@ from starlette.datastructures import UploadFile
 
 from ..models.errors import JobNotFoundError, PhaserError
 from ..models.job import Job
-from .context import CurrentCaller, Service
+from .context import CurrentCaller, Service, public_base_url
 
-__all__ = ["CONTROL", "Form", "UWSForm", "UWSJob"]
+__all__ = [
+    "CONTROL",
+    "LIST_NAME",
+    "Form",
+    "Links",
+    "UWSForm",
+    "UWSJob",
+    "UWSLinks",
+]
+
+#: Where `phaser.handlers.dali.DaliPaths` notes the name a request used
+#: for a task's job list (``jobs`` or DALI's ``async``).
+LIST_NAME = "phaser.uws_list"
 
 #: Parameter names with a meaning of their own (lower case).
 CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
@@ -98,3 +111,32 @@ UWSForm = Annotated[Form, Depends(_form)]
 
 #: The job a ``/{task}/jobs/{job_id}…`` route is about.
 UWSJob = Annotated[Job, Depends(_job)]
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Absolute URLs of a UWS answer: the service's base, and this task's
+    job list under the name the client used (``/T/jobs`` or ``/T/async``,
+    so a DALI client keeps following ``/async`` links)."""
+
+    root: str
+    jobs: str
+
+    def job(self, job_id: str) -> str:
+        """A job's URL."""
+        return f"{self.jobs}/{job_id}"
+
+    @property
+    def stylesheet(self) -> str:
+        """The XSLT that renders UWS documents in a browser."""
+        return f"{self.root}/static/uws.xsl"
+
+
+async def _links(request: Request, task: str) -> Links:
+    root = await public_base_url(request)
+    name = request.scope.get(LIST_NAME, "jobs")
+    return Links(root, f"{root}/{task}/{name}")
+
+
+#: The links of a UWS answer (replaces the base URL in UWS routes).
+UWSLinks = Annotated[Links, Depends(_links)]

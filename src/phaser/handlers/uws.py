@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
-from ..dependencies.uws import UWSForm, UWSJob
+from ..dependencies.context import CurrentCaller, Service, Waiter
+from ..dependencies.uws import UWSForm, UWSJob, UWSLinks
 from ..models.uws import (
     render_job,
     render_job_list,
@@ -30,12 +30,9 @@ from .uws_params import (
     UWSRoute,
     bad_value,
     document,
-    job_url,
-    list_url,
     phase_value,
     seconds,
     see_other,
-    stylesheet,
     time_value,
     update_of,
     xml_answer,
@@ -64,7 +61,7 @@ async def list_jobs(
     request: Request,
     service: Service,
     caller: CurrentCaller,
-    base_url: BaseUrl,
+    links: UWSLinks,
     phase: Annotated[
         list[str] | None,
         Query(description="Only jobs in these phases (repeatable)."),
@@ -88,8 +85,8 @@ async def list_jobs(
         request,
         render_job_list(
             page.jobs,
-            list_url(base_url, task),
-            stylesheet=stylesheet(base_url),
+            links.jobs,
+            stylesheet=links.stylesheet,
         ),
     )
 
@@ -108,7 +105,7 @@ async def create_job(
     form: UWSForm,
     service: Service,
     caller: CurrentCaller,
-    base_url: BaseUrl,
+    links: UWSLinks,
 ) -> Response:
     service.task(task)
     asked = update_of(form, creating=True)
@@ -121,7 +118,7 @@ async def create_job(
         execution_duration=asked.execution_duration,
         destruction_time=asked.destruction_time,
     )
-    return see_other(job_url(base_url, task, job.id))
+    return see_other(links.job(job.id))
 
 
 @router.get(
@@ -134,12 +131,11 @@ async def create_job(
     responses=PAGE_DOC,
 )
 async def get_job(
-    task: str,
     job: UWSJob,
     request: Request,
     waiter: Waiter,
     caller: CurrentCaller,
-    base_url: BaseUrl,
+    links: UWSLinks,
     wait: Annotated[
         str | None,
         Query(description="Seconds to wait for a change (-1: the most)."),
@@ -155,8 +151,8 @@ async def get_job(
         request,
         render_job(
             job,
-            job_url(base_url, task, job.id),
-            stylesheet=stylesheet(base_url),
+            links.job(job.id),
+            stylesheet=links.stylesheet,
         ),
     )
 
@@ -171,20 +167,19 @@ async def get_job(
     response_class=Response,
 )
 async def post_job(
-    task: str,
     job: UWSJob,
     form: UWSForm,
     service: Service,
     caller: CurrentCaller,
-    base_url: BaseUrl,
+    links: UWSLinks,
 ) -> Response:
     action = form.get("action")
     if action is not None:
         if action.upper() != "DELETE":
             raise bad_value("action", action, "expected DELETE")
         await service.delete(caller, job.id)
-        return see_other(list_url(base_url, task))
-    return await post_changes(task, job, form, service, caller, base_url)
+        return see_other(links.jobs)
+    return await post_changes(job, form, service, caller, links)
 
 
 @router.delete(
@@ -195,14 +190,13 @@ async def post_job(
     response_class=Response,
 )
 async def delete_job(
-    task: str,
     job: UWSJob,
     service: Service,
     caller: CurrentCaller,
-    base_url: BaseUrl,
+    links: UWSLinks,
 ) -> Response:
     await service.delete(caller, job.id)
-    return see_other(list_url(base_url, task))
+    return see_other(links.jobs)
 
 
 @router.get(
@@ -224,14 +218,13 @@ async def get_parameters(job: UWSJob) -> Response:
     response_class=Response,
 )
 async def post_parameters(
-    task: str,
     job: UWSJob,
     form: UWSForm,
     service: Service,
     caller: CurrentCaller,
-    base_url: BaseUrl,
+    links: UWSLinks,
 ) -> Response:
-    return await post_changes(task, job, form, service, caller, base_url)
+    return await post_changes(job, form, service, caller, links)
 
 
 @router.get(
@@ -241,8 +234,8 @@ async def post_parameters(
     response_class=Response,
     responses=XML_DOC,
 )
-async def get_results(task: str, job: UWSJob, base_url: BaseUrl) -> Response:
-    return xml_answer(render_results(job, job_url(base_url, task, job.id)))
+async def get_results(job: UWSJob, links: UWSLinks) -> Response:
+    return xml_answer(render_results(job, links.job(job.id)))
 
 
 @router.get(

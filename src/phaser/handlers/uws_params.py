@@ -41,13 +41,10 @@ __all__ = [
     "bad_value",
     "document",
     "error_votable",
-    "job_url",
-    "list_url",
     "phase_action",
     "phase_value",
     "seconds",
     "see_other",
-    "stylesheet",
     "text_errors",
     "time_value",
     "update_of",
@@ -190,19 +187,6 @@ def document(request: Request, content: bytes) -> Response:
     if wants_page(request.headers.get("accept", "")):
         return uws_page(content)
     return xml_answer(content)
-
-
-def stylesheet(base_url: str) -> str:
-    """The XSLT that renders UWS documents in a browser."""
-    return f"{base_url}/static/uws.xsl"
-
-
-def list_url(base_url: str, task: str) -> str:
-    return f"{base_url}/{task}/jobs"
-
-
-def job_url(base_url: str, task: str, job_id: str) -> str:
-    return f"{base_url}/{task}/jobs/{job_id}"
 
 
 def update_of(form: Form, *, creating: bool = False) -> JobUpdate:

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ..clock import format_time
-from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
-from ..dependencies.uws import Form, UWSForm, UWSJob
+from ..dependencies.context import CurrentCaller, Service, Waiter
+from ..dependencies.uws import Form, Links, UWSForm, UWSJob, UWSLinks
 from ..models.caller import Caller
 from ..models.errors import ResultNotFoundError
 from ..models.job import Job
@@ -25,7 +25,6 @@ from .uws_params import (
     TEXT_DOC,
     UWSRoute,
     error_votable,
-    job_url,
     phase_value,
     seconds,
     see_other,
@@ -135,11 +134,9 @@ def _change(
         form: UWSForm,
         service: Service,
         caller: CurrentCaller,
-        base_url: BaseUrl,
+        links: UWSLinks,
     ) -> Response:
-        return await post_changes(
-            task, job, form.only(name), service, caller, base_url
-        )
+        return await post_changes(job, form.only(name), service, caller, links)
 
     change.__name__ = f"post_{name}"
     return change
@@ -162,19 +159,18 @@ for _name in ("phase", "executionduration", "destruction"):
 
 
 async def post_changes(
-    task: str,
     job: Job,
     form: Form,
     service: JobService,
     caller: Caller,
-    base_url: str,
+    links: Links,
 ) -> Response:
     """Apply the changes a POST carries, in one service call (all or
     nothing); 303 to the job."""
     update = update_of(form)
     if update != JobUpdate():
         await service.update(caller, job.id, update)
-    return see_other(job_url(base_url, task, job.id))
+    return see_other(links.job(job.id))
 
 
 @router.get(
