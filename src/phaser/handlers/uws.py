@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from ..dependencies.context import CurrentCaller, Service, Waiter
+from ..dependencies.context import CurrentCaller, Service
 from ..dependencies.uws import UWSForm, UWSJob, UWSLinks
 from ..models.uws import (
     render_job,
@@ -37,7 +37,7 @@ from .uws_params import (
     update_of,
     xml_answer,
 )
-from .uws_values import post_changes, waited
+from .uws_values import WaitedJob, post_changes
 
 __all__ = ["router"]
 
@@ -131,22 +131,8 @@ async def create_job(
     responses=PAGE_DOC,
 )
 async def get_job(
-    job: UWSJob,
-    request: Request,
-    waiter: Waiter,
-    caller: CurrentCaller,
-    links: UWSLinks,
-    wait: Annotated[
-        str | None,
-        Query(description="Seconds to wait for a change (-1: the most)."),
-    ] = None,
-    phase: Annotated[
-        str | None,
-        Query(description="With WAIT: wait only while in this phase."),
-    ] = None,
+    job: WaitedJob, request: Request, links: UWSLinks
 ) -> Response:
-    if wait is not None:
-        job = await waited(waiter, caller, job, wait, phase)
     return document(
         request,
         render_job(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ..clock import format_time
@@ -19,7 +19,6 @@ from ..models.caller import Caller
 from ..models.errors import ResultNotFoundError
 from ..models.job import Job
 from ..services.jobs import JobService, JobUpdate
-from ..services.waiting import JobWaiter
 from .uws_params import (
     ERRORS,
     TEXT_DOC,
@@ -32,39 +31,12 @@ from .uws_params import (
     wants_text,
 )
 
-__all__ = ["post_changes", "router", "waited"]
+__all__ = ["WaitedJob", "post_changes", "router"]
 
 router = APIRouter(route_class=UWSRoute, responses=ERRORS)
 
 
-async def waited(
-    waiter: JobWaiter,
-    caller: Caller,
-    job: Job,
-    wait: str,
-    phase: str | None,
-) -> Job:
-    """The job after a UWS ``WAIT`` (-1: the server's longest), blocking
-    only while it is active (and, with ``PHASE``, in that phase)."""
-    limit = seconds("wait", wait, -1)
-    return await waiter.wait(
-        caller,
-        job.id,
-        waiter.max_wait if limit == -1 else float(limit or 0),
-        phase=phase_value(phase) if phase is not None else None,
-    )
-
-
-@router.get(
-    "/{task}/jobs/{job_id}/phase",
-    summary="UWS job phase",
-    description="The job's phase, as ``text/plain``. ``WAIT`` (and"
-    " ``PHASE``) block as on the job itself: clients that poll the phase"
-    " (CADC's cadctap) get one answer per change instead of a busy loop.",
-    response_class=Response,
-    responses=TEXT_DOC,
-)
-async def get_phase(
+async def _waited(
     job: UWSJob,
     waiter: Waiter,
     caller: CurrentCaller,
@@ -76,9 +48,35 @@ async def get_phase(
         str | None,
         Query(description="With WAIT: wait only while in this phase."),
     ] = None,
-) -> Response:
-    if wait is not None:
-        job = await waited(waiter, caller, job, wait, phase)
+) -> Job:
+    """The job, after a UWS ``WAIT`` if one was asked for (-1: the
+    server's longest), blocking only while it is active (and, with
+    ``PHASE``, in that phase)."""
+    if wait is None:
+        return job
+    limit = seconds("wait", wait, -1)
+    return await waiter.wait(
+        caller,
+        job.id,
+        waiter.max_wait if limit == -1 else float(limit or 0),
+        phase=phase_value(phase) if phase is not None else None,
+    )
+
+
+#: The job a route is about, after the ``WAIT`` the request asks for.
+WaitedJob = Annotated[Job, Depends(_waited)]
+
+
+@router.get(
+    "/{task}/jobs/{job_id}/phase",
+    summary="UWS job phase",
+    description="The job's phase, as ``text/plain``. ``WAIT`` (and"
+    " ``PHASE``) block as on the job itself: clients that poll the phase"
+    " (CADC's cadctap) get one answer per change instead of a busy loop.",
+    response_class=Response,
+    responses=TEXT_DOC,
+)
+async def get_phase(job: WaitedJob) -> Response:
     return PlainTextResponse(job.phase.value)
 
 
