@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,11 +36,22 @@ class MarkParameters(BaseModel):
 async def count(params: CountParameters, ctx: TaskContext) -> str:
     """Append the job id to an executions file when it starts, and to a
     finished file when it returns: once per execution each."""
-    _append(Path(params.directory) / "executions", ctx.job_id)
+    _append(_evidence(params.directory) / "executions", ctx.job_id)
     if params.delay:
         await asyncio.sleep(params.delay)
-    _append(Path(params.directory) / "finished", ctx.job_id)
+    _append(_evidence(params.directory) / "finished", ctx.job_id)
     return f"{ctx.job_id} attempt {ctx.attempt}"
+
+
+def _evidence(directory: str) -> Path:
+    """The directory a job leaves its evidence in: only under the system's
+    temporary directory (the tests' ``tmp_path``), so that a fuzzer's
+    ``"."`` or ``"/"`` cannot make the test servers write into the
+    checkout or anywhere else."""
+    path = Path(directory).resolve()
+    if not path.is_relative_to(Path(tempfile.gettempdir()).resolve()):
+        raise TaskError(f"evidence directory {directory!r} is not temporary")
+    return path
 
 
 def _append(path: Path, line: str) -> None:
@@ -53,7 +65,7 @@ def _append(path: Path, line: str) -> None:
 @task("burn", parameters=BurnParameters)
 def burn(params: BurnParameters, ctx: TaskContext) -> str:
     """Spin the CPU in a child process, recording its pid first."""
-    pidfile = Path(params.directory) / f"{ctx.job_id}.pid"
+    pidfile = _evidence(params.directory) / f"{ctx.job_id}.pid"
     pidfile.write_text(str(os.getpid()))
     ctx.progress(0, "burning")
     end = time.monotonic() + params.seconds
@@ -67,12 +79,12 @@ def burn(params: BurnParameters, ctx: TaskContext) -> str:
 async def mark(params: MarkParameters, ctx: TaskContext) -> str:
     """Sleep; leave a file saying it was cancelled if it was."""
     ctx.add_result("partial", result_id="partial")
-    started = Path(params.directory) / f"{ctx.job_id}.started"
+    started = _evidence(params.directory) / f"{ctx.job_id}.started"
     started.write_text("started")
     try:
         await asyncio.sleep(params.seconds)
     except asyncio.CancelledError:
-        (Path(params.directory) / f"{ctx.job_id}.cancelled").write_text(
+        (_evidence(params.directory) / f"{ctx.job_id}.cancelled").write_text(
             "aborted" if ctx.aborted else "cancelled"
         )
         raise
@@ -88,10 +100,9 @@ class TickParameters(BaseModel):
 def tick(params: TickParameters, ctx: TaskContext) -> str:
     """Busy in a child process, appending ``attempt time`` to a file every
     20 ms: the lines of one attempt span the time it ran."""
-    path = Path(params.directory) / f"{ctx.job_id}.ticks"
-    (Path(params.directory) / f"{ctx.job_id}.{ctx.attempt}.pid").write_text(
-        str(os.getpid())
-    )
+    evidence = _evidence(params.directory)
+    path = evidence / f"{ctx.job_id}.ticks"
+    (evidence / f"{ctx.job_id}.{ctx.attempt}.pid").write_text(str(os.getpid()))
     end = time.monotonic() + params.seconds
     while time.monotonic() < end:
         _append(path, f"{ctx.attempt} {time.time():.6f}")

@@ -556,7 +556,11 @@ def _form_pairs() -> st.SearchStrategy[list[tuple[str, str]]]:
         ),
         st.one_of(_TEXT, _DATES, st.sampled_from(["RUN", "ABORT", "5"])),
     )
-    return st.lists(st.one_of(st.tuples(_TEXT, _TEXT), control), max_size=6)
+    # A name that repeats (in any case) makes a list of values.
+    repeated = st.tuples(st.sampled_from(["pos", "POS", "Pos"]), _TEXT)
+    return st.lists(
+        st.one_of(st.tuples(_TEXT, _TEXT), control, repeated), max_size=6
+    )
 
 
 _HYPOTHESIS = settings(

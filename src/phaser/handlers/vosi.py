@@ -15,6 +15,7 @@ from ..dependencies.context import BaseUrl, Ops, Service
 from ..dependencies.uws import LIST_NAME
 from ..models.text import clean_text
 from ..services.operations import Operations
+from ..tasks.registry import RESERVED_NAMES
 from .uws_params import ERRORS, UWSRoute
 
 __all__ = ["DaliPaths", "router", "task_router"]
@@ -23,9 +24,6 @@ __all__ = ["DaliPaths", "router", "task_router"]
 _CAPABILITIES = "ivo://ivoa.net/std/VOSI#capabilities"
 _AVAILABILITY = "ivo://ivoa.net/std/VOSI#availability"
 _UWS = "ivo://ivoa.net/std/UWS"
-
-#: First path segments that are the server's own, never a task's.
-_OWN = frozenset({"api", "ui", "static", "docs", "redoc"})
 
 _XML_DOC: dict[int | str, dict[str, object]] = {
     200: {"content": {"application/xml": {}}}
@@ -56,7 +54,7 @@ class DaliPaths:
                 len(parts) >= 3
                 and parts[2] == "async"
                 and parts[1]
-                and parts[1] not in _OWN
+                and parts[1] not in RESERVED_NAMES
             ):
                 rest = f"/{parts[3]}" if len(parts) == 4 else ""
                 path = f"/{parts[1]}/jobs{rest}"

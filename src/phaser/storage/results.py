@@ -102,11 +102,6 @@ class LocalResultStore:
     def __init__(self, root: Path) -> None:
         self._root = root.resolve()
 
-    @property
-    def root(self) -> Path:
-        """Directory holding one sub-directory per job."""
-        return self._root
-
     def describe(self) -> dict[str, str]:
         """How another process opens this store."""
         return {"kind": "local", "root": str(self._root)}
