@@ -48,6 +48,15 @@ class JobUpdate:
     #: Refuse parameter names the task does not have (JSON API).
     strict: bool = False
 
+    @property
+    def edit_action(self) -> Literal[Action.EDIT, Action.RELABEL]:
+        """The action whose phases the field changes need: `Action.EDIT`
+        when they touch what the job runs with (parameters, execution
+        duration), else `Action.RELABEL` (destruction time, run id)."""
+        if self.parameters is not None or self.execution_duration is not None:
+            return Action.EDIT
+        return Action.RELABEL
+
 
 class JobChecks:
     """The checks that depend on the configured limits.

@@ -292,12 +292,13 @@ class JobService:
         """
         job = await self.get(caller, job_id)
         changes = self._checks.changes(job, update, self._registry)
+        need = update.edit_action
         match update.action:
             case Action.START:
-                outcome = await self._lifecycle.start(job, changes)
+                outcome = await self._lifecycle.start(job, changes, need)
                 return _changed(job, outcome, "start")
             case Action.ABORT:
-                outcome = await self._lifecycle.abort(job, changes)
+                outcome = await self._lifecycle.abort(job, changes, need)
                 if update.strict or not isinstance(outcome, WrongPhase):
                     return _changed(job, outcome, "abort")
                 if outcome.phase not in FINAL_PHASES:
@@ -310,7 +311,7 @@ class JobService:
         if not changes:
             return await self.get(caller, job_id)
         return _changed(
-            job, await self._lifecycle.edit(job, changes), "change"
+            job, await self._lifecycle.edit(job, changes, need), "change"
         )
 
     async def delete(self, caller: Caller, job_id: str) -> None:

@@ -89,13 +89,18 @@ class JobLifecycle:
         return self._results
 
     async def start(
-        self, job: AnyJob, changes: Mapping[str, Any] | None = None
+        self,
+        job: AnyJob,
+        changes: Mapping[str, Any] | None = None,
+        changes_need: Action = Action.RELABEL,
     ) -> TransitionOutcome:
         """Queue a pending job as attempt 1 (with ``changes`` to its
         fields, in the same step). The record says QUEUED before the queue
         hears of the job, so a worker that picks it up at once finds it
         claimable."""
-        outcome = await self._change.start(job, changes)
+        outcome = await self._change.start(
+            job, changes, changes_need=changes_need
+        )
         if isinstance(outcome, Changed):
             await self.send(outcome.job, 1)
         return outcome
@@ -223,22 +228,27 @@ class JobLifecycle:
         return await self.hand_back(job, attempt=job.attempts)
 
     async def abort(
-        self, job: AnyJob, changes: Mapping[str, Any] | None = None
+        self,
+        job: AnyJob,
+        changes: Mapping[str, Any] | None = None,
+        changes_need: Action = Action.RELABEL,
     ) -> TransitionOutcome:
         """Abort an active job (with ``changes`` to its fields, in the
         same step); a worker running it hears the event and stops the
         task."""
-        outcome = await self._change.abort(job, at=now(), changes=changes)
+        outcome = await self._change.abort(
+            job, at=now(), changes=changes, changes_need=changes_need
+        )
         if isinstance(outcome, Changed):
             await self._count_end(job, Action.ABORT)
         return outcome
 
     async def edit(
-        self, job: Job, changes: Mapping[str, Any]
+        self, job: Job, changes: Mapping[str, Any], action: Action
     ) -> TransitionOutcome:
         """Change a job's fields in one step (see
         `JobTransitions.edit`)."""
-        return await self._change.edit(job, changes)
+        return await self._change.edit(job, changes, action=action)
 
     async def destroy(self, job: AnyJob) -> bool:
         """Abort the job if it is active, then delete it and its results.

@@ -87,20 +87,6 @@ class Transition:
         return target_phase(self.action)
 
 
-#: Fields that only change while the job has not started.
-_RUN_WITH = frozenset({"parameters", "execution_duration", "ignored"})
-
-
-def _edit_phases(
-    changes: Mapping[str, Any] | None,
-) -> frozenset[ExecutionPhase] | None:
-    """The phases an edit of ``changes`` may happen in, `None` if it only
-    relabels (destruction time, run id: any phase)."""
-    if changes and _RUN_WITH.intersection(changes):
-        return allowed_from(Action.EDIT)
-    return None
-
-
 def _guard_arg(guard: Guard | None) -> tuple[str, str]:
     match guard:
         case None:
@@ -134,17 +120,21 @@ class JobTransitions:
         self.scripts = [self._script, self._record_result]
 
     async def start(
-        self, job: AnyJob, changes: Mapping[str, Any] | None = None
+        self,
+        job: AnyJob,
+        changes: Mapping[str, Any] | None = None,
+        *,
+        changes_need: Action = Action.RELABEL,
     ) -> TransitionOutcome:
         """A client runs a pending job: it is queued as attempt 1, with
         ``changes`` (an edit asked for in the same request) applied in the
-        same step."""
+        same step, where both the start and ``changes_need`` allow."""
         return await self.apply(
             job,
             Transition(
                 Action.START,
                 fields={**(changes or {}), "attempts": 1},
-                only_from=_edit_phases(changes),
+                only_from=allowed_from(changes_need),
             ),
         )
 
@@ -283,16 +273,17 @@ class JobTransitions:
         *,
         at: datetime,
         changes: Mapping[str, Any] | None = None,
+        changes_need: Action = Action.RELABEL,
     ) -> TransitionOutcome:
         """A client or destruction stops an active job, with ``changes``
         (an edit asked for in the same request) applied in the same
-        step."""
+        step, where both the abort and ``changes_need`` allow."""
         return await self.apply(
             job,
             Transition(
                 Action.ABORT,
                 fields={**(changes or {}), "ended_at": at},
-                only_from=_edit_phases(changes),
+                only_from=allowed_from(changes_need),
             ),
         )
 
@@ -305,13 +296,11 @@ class JobTransitions:
         )
 
     async def edit(
-        self, job: Job, changes: Mapping[str, Any]
+        self, job: Job, changes: Mapping[str, Any], *, action: Action
     ) -> TransitionOutcome:
-        """Change a job's fields in one step (all or nothing): what it
-        runs with (parameters, duration) in `Action.EDIT`'s phases, its
-        destruction time and run id alone in any phase
-        (`Action.RELABEL`)."""
-        action = Action.EDIT if _edit_phases(changes) else Action.RELABEL
+        """Change a job's fields in one step (all or nothing), in the
+        phases ``action`` allows: `Action.EDIT` for what the job runs with,
+        `Action.RELABEL` for what may change in any phase."""
         return await self.apply(
             job, Transition(action, fields=changes, event="update")
         )
