@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from harness import stop_processes, wait_until_ready
 from redis import Redis
+from soak_tasks import finished_runs
 
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
 
@@ -172,10 +173,21 @@ def run(jobs: int, work: Path) -> dict[str, Any]:
                         params={"wait": 30, "until": "final"},
                     ).json()
                 phases[job["phase"]] += 1
-        finished = Counter((evidence / "finished").read_text().split())
+        runs = finished_runs(evidence)
     finally:
         stop_processes([*frontends, *workers])
         server.stop()
+    # A job finished more than once is a duplicate unless every run but
+    # one was on the killed worker: SIGKILL can land after a task's work
+    # and before its end is recorded, and then the job runs again (phaser
+    # runs a job at least once; tasks with side effects are idempotent).
+    on: dict[str, list[int]] = {}
+    for job_id, pid in runs:
+        on.setdefault(job_id, []).append(pid)
+    survivors = {
+        job_id: [pid for pid in pids if pid != victim.pid]
+        for job_id, pids in on.items()
+    }
     return {
         "jobs": len(accepted),
         "frontends": len(frontends),
@@ -185,8 +197,14 @@ def run(jobs: int, work: Path) -> dict[str, Any]:
         "recovery_s": round(recovery, 2),
         "phases": dict(phases),
         "completed": phases["COMPLETED"],
-        "duplicates": sum(1 for n in finished.values() if n > 1),
-        "missing": sum(1 for job_id in accepted if not finished[job_id]),
+        "duplicates": sum(1 for pids in survivors.values() if len(pids) > 1)
+        + sum(1 for pids in on.values() if pids.count(victim.pid) > 1),
+        "rerun_after_kill": sum(
+            1
+            for job_id, pids in on.items()
+            if victim.pid in pids and survivors[job_id]
+        ),
+        "missing": sum(1 for job_id in accepted if job_id not in on),
         "elapsed_s": round(time.monotonic() - started, 2),
     }
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 from redis import Redis
+from soak_tasks import finished_runs
 
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
 
@@ -160,9 +161,8 @@ def main() -> int:
                 if time.monotonic() > drain:
                     stuck.append(job_id)
                     break
-        finished = (evidence / "finished").read_text().split()
         counts: dict[str, int] = {}
-        for job_id in finished:
+        for job_id, _ in finished_runs(evidence):
             counts[job_id] = counts.get(job_id, 0) + 1
         duplicated = [j for j, n in counts.items() if n > 1]
         print(

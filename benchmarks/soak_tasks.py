@@ -1,4 +1,5 @@
-"""Tasks for the soak run: they count their executions on disk."""
+"""Tasks for the soak and scale-out runs: they count their executions on
+disk, one line per finished run: the job id and the worker's process id."""
 
 from __future__ import annotations
 
@@ -28,7 +29,16 @@ async def soak(params: SoakParameters, ctx: TaskContext) -> str:
         os.O_WRONLY | os.O_APPEND | os.O_CREAT,
     )
     try:
-        os.write(fd, f"{ctx.job_id}\n".encode())
+        os.write(fd, f"{ctx.job_id} {os.getpid()}\n".encode())
     finally:
         os.close(fd)
     return "ok"
+
+
+def finished_runs(directory: Path) -> list[tuple[str, int]]:
+    """Every finished run on record: (job id, worker process id)."""
+    runs = []
+    for line in (directory / "finished").read_text().splitlines():
+        job_id, pid = line.split()
+        runs.append((job_id, int(pid)))
+    return runs

@@ -122,3 +122,9 @@ async def nasty(params: dict[str, object], ctx: TaskContext) -> None:
     ctx.progress(50, NASTY_TEXT)
     await asyncio.sleep(0.05)
     raise TaskError(NASTY_TEXT)
+
+
+@task("crash", parameters=None)
+async def crash(params: dict[str, object], ctx: TaskContext) -> None:
+    """Break: an exception that is not a `TaskError`."""
+    raise RuntimeError("the task broke")

@@ -1,5 +1,7 @@
 """Scale-out: 2 frontends and 3 workers on one Redis, one worker killed
-midway under a mixed load; every job finishes exactly once."""
+midway under a mixed load; every job completes, and none runs twice except
+one whose worker was killed after its work and before its end was recorded
+(phaser runs a job at least once)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,9 @@ def test_two_frontends_three_workers_one_killed_every_job_once() -> None:
     assert report["killed_worker_was_running"] >= 1
     assert report["recovery_s"] < 30
     # Every job completed, and the tasks' own record shows each finished
-    # exactly once.
+    # once on the workers that lived (a run on the killed worker may have
+    # finished its work unrecorded: that job ran again, counted apart).
     assert report["phases"] == {"COMPLETED": 240}
     assert report["duplicates"] == 0
+    assert report["rerun_after_kill"] <= report["killed_worker_was_running"]
     assert report["missing"] == 0

@@ -14,6 +14,7 @@ from .factory import Factory
 from .handlers import (
     api,
     api_info,
+    dali,
     dashboard,
     health,
     metrics,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last: /{task}/jobs must not shadow the routes above.
     app.include_router(uws.router, tags=["uws"])
     app.include_router(uws_values.router, tags=["uws"])
+    app.include_router(dali.router, tags=["dali"])
     app.include_router(vosi.task_router, tags=["vosi"])
     install_openapi(app)
     return app

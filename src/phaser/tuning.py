@@ -150,3 +150,13 @@ class Tuning(BaseSettings):
         description="Cap on WAIT and ``?wait=`` long polls.",
         le=550,
     )
+    sync_timeout: PositiveInt = Field(
+        60,
+        title="Sync timeout (s)",
+        description=(
+            "How long a synchronous request (DALI ``/{task}/sync``,"
+            " ``POST /api/v1/jobs?sync=true``) waits for its job; then the"
+            " job is aborted and the client told to use the async endpoint."
+        ),
+        le=3600,
+    )

@@ -24,6 +24,14 @@ __all__ = ["DaliPaths", "router", "task_router"]
 _CAPABILITIES = "ivo://ivoa.net/std/VOSI#capabilities"
 _AVAILABILITY = "ivo://ivoa.net/std/VOSI#availability"
 _UWS = "ivo://ivoa.net/std/UWS"
+#: DALI defines sync but no standard id for it (each DAL protocol names
+#: its own, e.g. SODA's ``#sync-1.0``); a task is no particular protocol,
+#: so its sync capability has phaser's id, described.
+_SYNC = "urn:x-phaser:std:dali-sync-1.1"
+_DESCRIPTIONS = {
+    _SYNC: "DALI sync: the task's parameters in, its first result out"
+    " (errors as DALI VOTable error documents)",
+}
 
 _XML_DOC: dict[int | str, dict[str, object]] = {
     200: {"content": {"application/xml": {}}}
@@ -83,18 +91,24 @@ async def _availability(operations: Operations) -> Response:
 
 
 def _capabilities(entries: list[tuple[str, str]]) -> Response:
-    """A VOSI capabilities document of (standard id, access URL) pairs.
+    """A VOSI capabilities document of (standard id, access URL) pairs
+    (phaser's own ids are described: `_DESCRIPTIONS`).
 
     Written by hand: vo-models' `VOSICapabilities` writes an empty
     ``xsi:type`` on each capability, which is not a valid QName.
     """
-    parts = [
-        f"<capability standardID={quoteattr(standard)}>"
-        '<interface xsi:type="vs:ParamHTTP" role="std">'
-        f'<accessURL use="base">{escape(url)}</accessURL>'
-        "</interface></capability>"
-        for standard, url in entries
-    ]
+    parts = []
+    for standard, url in entries:
+        parts.append(f"<capability standardID={quoteattr(standard)}>")
+        if standard in _DESCRIPTIONS:
+            parts.append(
+                f"<description>{escape(_DESCRIPTIONS[standard])}</description>"
+            )
+        parts.append(
+            '<interface xsi:type="vs:ParamHTTP" role="std">'
+            f'<accessURL use="base">{escape(url)}</accessURL></interface>'
+            "</capability>"
+        )
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         "<vosi:capabilities"
@@ -158,8 +172,8 @@ async def task_availability(
 @task_router.get(
     "/{task}/capabilities",
     summary="VOSI capabilities of a task's DALI service",
-    description="The task's UWS job list (DALI ``/async``) and its VOSI"
-    " endpoints.",
+    description="The task's UWS job list (DALI ``/async``), its DALI"
+    " ``/sync`` and its VOSI endpoints.",
     response_class=Response,
     responses=_XML_DOC,
 )
@@ -173,5 +187,6 @@ async def task_capabilities(
             (_CAPABILITIES, f"{base}/capabilities"),
             (_AVAILABILITY, f"{base}/availability"),
             (_UWS, f"{base}/async"),
+            (_SYNC, f"{base}/sync"),
         ]
     )

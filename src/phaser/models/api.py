@@ -176,6 +176,14 @@ class JobModel(BaseModel):
             " API refuses them instead)."
         ),
     )
+    sync: bool = Field(
+        False,
+        title="Synchronous",
+        description=(
+            "Created by a synchronous request (DALI ``/sync`` or"
+            " ``?sync=true``), whose client waited for its end."
+        ),
+    )
     history: list[PhaseChangeModel] = Field(
         default_factory=list,
         title="History",
@@ -228,6 +236,7 @@ class JobModel(BaseModel):
             ],
             attempts=job.attempts,
             ignored_parameters=job.ignored,
+            sync=job.sync,
             history=[
                 PhaseChangeModel(phase=change.phase, at=change.at)
                 for change in job.history

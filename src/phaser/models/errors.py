@@ -19,6 +19,7 @@ __all__ = [
     "PhaserError",
     "QuotaExceededError",
     "ResultNotFoundError",
+    "SyncTimeoutError",
     "UnknownTaskError",
 ]
 
@@ -152,3 +153,14 @@ class QuotaExceededError(PhaserError):
     uws_status_code = 403
     slug = "quota-exceeded"
     title = "Quota exceeded"
+
+
+class SyncTimeoutError(PhaserError):
+    """A synchronous request's job did not end within the sync timeout (it
+    was aborted). 504: the frontend waited for a worker that did not
+    answer in time; the request itself was fine."""
+
+    status_code = 504
+    uws_status_code = 504
+    slug = "sync-timeout"
+    title = "Sync timeout"

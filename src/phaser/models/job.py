@@ -27,6 +27,18 @@ class ErrorType(StrEnum):
     TRANSIENT = "transient"
 
 
+class ErrorCode(StrEnum):
+    """What ended a job in error (a `JobError`'s ``code``): the task
+    refused (it raised `TaskError`: a client's request it cannot serve),
+    the task broke (any other exception, or its process died), its
+    execution duration ran out, or its worker was lost too often."""
+
+    TASK_ERROR = "task_error"
+    TASK_FAILED = "task_failed"
+    DURATION_EXCEEDED = "duration_exceeded"
+    WORKER_LOST = "worker_lost"
+
+
 @dataclass(frozen=True, slots=True)
 class JobResult:
     """One result of a job, as recorded (the bytes live in a result store)."""
@@ -90,7 +102,9 @@ class Job:
     the worker attempt that moved the job to EXECUTING, and when that worker
     last said it was alive. Worker-side writes (progress, results, the final
     phase) only land while the record still carries the token, so a worker
-    that lost its claim cannot overwrite the job.
+    that lost its claim cannot overwrite the job. ``sync`` marks a job
+    created by a synchronous request (DALI ``/sync``, ``?sync=true``): an
+    ordinary job whose creator waits for its end on the same connection.
     """
 
     id: str
@@ -113,6 +127,7 @@ class Job:
     queue: str | None = None
     claim: str | None = None
     heartbeat_at: datetime | None = None
+    sync: bool = False
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)

@@ -44,6 +44,7 @@ _STATUS_TEXT = {
     422: "Invalid field values",
     429: "Quota exceeded",
     503: "Redis unreachable; try again (Retry-After)",
+    504: "Sync: the job did not end within the sync timeout (aborted)",
 }
 
 

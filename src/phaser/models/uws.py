@@ -79,11 +79,15 @@ class IgnoredParameter(
 
 
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
-    """``uws:jobInfo`` with phaser's progress and the parameters that were
-    ignored."""
+    """``uws:jobInfo`` with phaser's progress, the parameters that were
+    ignored, and ``<phaser:sync>true</…>`` for a job created by a
+    synchronous request."""
 
     progress: ProgressInfo | None = element(default=None)
     ignored: list[IgnoredParameter] = element(default_factory=list)
+    sync: bool | None = element(
+        default=None, ns="phaser", nsmap={"phaser": PHASER_NAMESPACE}
+    )
 
 
 class PhaserJob(JobSummary[PhaserParameters], tag="job"):
@@ -179,7 +183,7 @@ def render_job(
             has_detail=True,
         )
     info = None
-    if job.progress is not None or job.ignored:
+    if job.progress is not None or job.ignored or job.sync:
         progress = job.progress
         info = JobInfo(
             progress=ProgressInfo(
@@ -188,6 +192,7 @@ def render_job(
             if progress is not None
             else None,
             ignored=[IgnoredParameter(name=name) for name in job.ignored],
+            sync=True if job.sync else None,
         )
     document = PhaserJob(
         job_id=job.id,

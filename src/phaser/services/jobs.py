@@ -121,11 +121,14 @@ class JobService:
         execution_duration: int | None = None,
         destruction_time: datetime | None = None,
         strict: bool = False,
+        sync: bool = False,
     ) -> Job:
         """Create a job, and queue it if ``start``.
 
         With ``strict`` (the JSON API), parameter names the task does not
         have are refused; otherwise (UWS, as IVOA services do) ignored.
+        ``sync`` marks the job of a synchronous request (its client waits
+        for it: `JobWaiter.finish_sync`).
 
         Raises
         ------
@@ -159,6 +162,7 @@ class JobService:
             # (recovery on a worker of another pool) sends it here too.
             queue=self._settings.queue_of(task),
             ignored=definition.unknown(parameters, ignore_case=True),
+            sync=sync,
         )
         job.history = [PhaseChange(job.phase, created)]
         outcome = await self._store.create(job, self._quota)

@@ -21,7 +21,14 @@ from ..clock import now
 from ..config import Settings
 from ..metrics import JOBS_FINISHED, JOBS_STARTED
 from ..models.errors import PhaserError
-from ..models.job import ErrorType, Job, JobError, JobResult, Progress
+from ..models.job import (
+    ErrorCode,
+    ErrorType,
+    Job,
+    JobError,
+    JobResult,
+    Progress,
+)
 from ..models.phase import FINAL_PHASES, Action, target_phase
 from ..queue import JobQueue
 from ..storage.codec import AnyJob
@@ -47,6 +54,7 @@ def duration_exceeded(job: Job) -> JobError:
     return JobError(
         ErrorType.FATAL,
         f"Execution duration of {job.execution_duration} s exceeded",
+        code=ErrorCode.DURATION_EXCEEDED,
     )
 
 

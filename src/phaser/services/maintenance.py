@@ -16,7 +16,7 @@ import structlog
 
 from ..clock import now
 from ..config import Settings
-from ..models.job import ErrorType, JobError
+from ..models.job import ErrorCode, ErrorType, JobError
 from ..models.phase import RUNNING, WAITING, Action
 from ..storage.job_store import JobStore
 from ..storage.transitions import Beat, Claim
@@ -158,13 +158,21 @@ class Maintenance:
                     job,
                     attempt=job.attempts,
                     guard=guard,
-                    error=JobError(ErrorType.TRANSIENT, WORKER_LOST),
+                    error=JobError(
+                        ErrorType.TRANSIENT,
+                        WORKER_LOST,
+                        code=ErrorCode.WORKER_LOST,
+                    ),
                 )
             else:
                 failed += await self._lifecycle.finish(
                     job,
                     Action.FAIL,
                     guard=guard,
-                    error=JobError(ErrorType.FATAL, WORKER_LOST),
+                    error=JobError(
+                        ErrorType.FATAL,
+                        WORKER_LOST,
+                        code=ErrorCode.WORKER_LOST,
+                    ),
                 )
         return recovered, failed

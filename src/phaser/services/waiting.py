@@ -10,17 +10,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
+import structlog
+from redis.exceptions import RedisError
+
 from ..config import Settings
 from ..metrics import OPEN_WAITS
 from ..models.caller import Caller
-from ..models.errors import JobNotFoundError
+from ..models.errors import JobNotFoundError, SyncTimeoutError
 from ..models.job import Job
-from ..models.phase import FINAL_PHASES, ExecutionPhase
+from ..models.phase import FINAL_PHASES, SUCCEEDED, ExecutionPhase
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore
 from .jobs import JobService
 
 __all__ = ["JobWaiter"]
+
+_logger = structlog.get_logger("phaser.sync")
 
 #: Keep-alive interval of event streams, so proxies keep them open.
 _KEEPALIVE = 15.0
@@ -113,6 +118,59 @@ class JobWaiter:
                 if event.kind == "closing":
                     break
             return job
+
+    async def finish_sync(self, caller: Caller, job: Job, instead: str) -> Job:
+        """A synchronous request's job once it has ended.
+
+        Waits up to the sync timeout (``PHASER_SYNC_TIMEOUT``), then aborts
+        the job. If the waiting is cancelled (the client went away), the
+        job is aborted too: nobody is left to receive its result.
+
+        Parameters
+        ----------
+        instead
+            What the client should use for jobs this long (named in the
+            timeout's message).
+
+        Raises
+        ------
+        SyncTimeoutError
+            The job did not end in time, and was aborted.
+        JobNotFoundError
+            The job was deleted meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self._settings.sync_timeout
+        deadline = loop.time() + timeout
+        try:
+            while job.is_active:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    job = await self._jobs.abort(caller, job.id, strict=False)
+                    if job.phase is SUCCEEDED:  # it ended just in time
+                        return job
+                    raise SyncTimeoutError(
+                        f"Job {job.id} did not finish within the sync"
+                        f" timeout of {timeout} s and was aborted; for"
+                        f" longer jobs use the asynchronous endpoint"
+                        f" {instead}"
+                    )
+                job = await self.wait(caller, job.id, remaining, final=True)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._abandon(caller, job.id))
+            raise
+        return job
+
+    async def _abandon(self, caller: Caller, job_id: str) -> None:
+        """Abort a job whose synchronous client went away."""
+        try:
+            await self._jobs.abort(caller, job_id, strict=False)
+        except (JobNotFoundError, RedisError) as exc:
+            _logger.warning(
+                "Abandoned sync job not aborted", job_id=job_id, error=str(exc)
+            )
+        else:
+            _logger.info("Sync client went away: job aborted", job_id=job_id)
 
     async def _reread(self, job: Job) -> Job:
         """A waiter's job read again after an event, batched with the other

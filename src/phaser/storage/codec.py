@@ -83,6 +83,7 @@ FIELD = {
     "queue": "queue",
     "claim": "claim",
     "heartbeat_at": "beat",
+    "sync": "sync",
 }
 
 
@@ -122,6 +123,8 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
             return json.dumps(
                 {"percent": value.percent, "message": value.message}
             )
+        case "sync":
+            return "1"
         case _ if isinstance(value, datetime):
             return str(to_ms(value))
         case _:
@@ -144,6 +147,8 @@ def encode(job: Job) -> dict[str, str]:
         del values["errors"]
     if not job.ignored:
         del values["ignored"]
+    if not job.sync:
+        del values["sync"]
     encoded = encode_fields(job.id, values)
     if job.history:
         encoded["history"] = _history_text(job)
@@ -270,6 +275,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
+        sync="sync" in data,
         history=_history(data.get("history", ""), created),
     )
 
@@ -327,6 +333,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=time("beat"),
+        sync="sync" in data,
         history=_field(
             lambda: _history(
                 data.get("history", ""), time("created") or from_ms(0)

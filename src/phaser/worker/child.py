@@ -8,7 +8,8 @@ to stderr):
 
 - ``{"type": "progress", "percent": ..., "message": ...}``
 - ``{"type": "result", "id", "size", "mime_type", "key"}``
-- ``{"type": "done"}`` or ``{"type": "error", "message", "transient"}``
+- ``{"type": "done"}`` or
+  ``{"type": "error", "message", "transient", "by_task"}``
 
 No Python objects are serialized: the task is found by name in the
 registry, the parameters are JSON.
@@ -141,6 +142,7 @@ def main() -> None:
                 "type": "error",
                 "message": failure.message,
                 "transient": failure.transient,
+                "by_task": failure.by_task,
             }
         )
     else:

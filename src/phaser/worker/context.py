@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..models.job import JobResult, Progress
+from ..models.job import ErrorCode, JobResult, Progress
 from ..storage.results import RESULT_ID_PATTERN, ResultStore
 from ..tasks.context import ResultData, TaskError, TransientError
 
@@ -34,10 +34,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why an attempt failed, and whether another attempt may help."""
+    """Why an attempt failed, whether another attempt may help, and
+    whether the task said so itself (a `TaskError`: the task refused what
+    it was asked) or broke (any other exception)."""
 
     message: str
     transient: bool
+    by_task: bool = True
+
+    @property
+    def code(self) -> ErrorCode:
+        """The job error's code for this failure."""
+        return ErrorCode.TASK_ERROR if self.by_task else ErrorCode.TASK_FAILED
 
 
 def failure_of(exc: Exception) -> Failure:
@@ -46,7 +54,7 @@ def failure_of(exc: Exception) -> Failure:
     retry); anything else is a fatal failure named by its type."""
     if isinstance(exc, TaskError):
         return Failure(str(exc), isinstance(exc, TransientError))
-    return Failure(f"{type(exc).__name__}: {exc}", False)
+    return Failure(f"{type(exc).__name__}: {exc}", False, by_task=False)
 
 
 @dataclass(frozen=True, slots=True)

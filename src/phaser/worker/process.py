@@ -69,13 +69,19 @@ async def run_in_child(
                 case "progress" | "result":
                     updates.put_nowait(Update.from_message(message))
                 case "error":
-                    failure = Failure(message["message"], message["transient"])
+                    failure = Failure(
+                        message["message"],
+                        message["transient"],
+                        message.get("by_task", False),
+                    )
                     finished = True
                 case "done":
                     finished = True
         code = await process.wait()
         if not finished:
-            return Failure(f"task process exited with code {code}", False)
+            return Failure(
+                f"task process exited with code {code}", False, by_task=False
+            )
         return failure
     finally:
         if pinging is not None:

@@ -370,7 +370,11 @@ class JobRunner:
                     job,
                     attempt=attempt,
                     guard=guard,
-                    error=JobError(ErrorType.TRANSIENT, outcome.message),
+                    error=JobError(
+                        ErrorType.TRANSIENT,
+                        outcome.message,
+                        code=outcome.code,
+                    ),
                     defer=retry_delay(attempt),
                 )
                 _logger.info("Job will be retried", error=outcome.message)
@@ -384,7 +388,11 @@ class JobRunner:
                     job,
                     Action.FAIL,
                     guard=guard,
-                    error=JobError(error_type, outcome.message),
+                    error=JobError(
+                        error_type,
+                        outcome.message,
+                        code=outcome.code,
+                    ),
                 )
                 _logger.info("Job failed", error=outcome.message)
             case _:

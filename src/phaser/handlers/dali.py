@@ -1,0 +1,173 @@
+"""DALI synchronous requests: ``/{task}/sync``, and what the JSON API's
+``?sync=true`` shares with it (`until_disconnected`).
+
+A sync request is an ordinary job (marked ``sync``), created, started and
+awaited on the client's connection up to ``PHASER_SYNC_TIMEOUT``; the
+answer is its main result (the first), streamed with its MIME type. Every
+error is a DALI error document: a VOTable whose ``QUERY_STATUS`` INFO is
+``ERROR`` and holds the message, with a 4xx status when the request or
+the task refused it and 5xx when the service failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from contextlib import suppress
+from typing import TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from ..dependencies.context import CurrentCaller, Service, Waiter
+from ..dependencies.uws import UWSForm, UWSLinks
+from ..models.errors import PhaserError
+from ..models.job import ErrorCode, Job
+from ..models.phase import FAILED, SUCCEEDED
+from ..models.text import clean_text
+from .results import result_response
+from .routes import REDIS_DOWN, validation_text
+from .uws_params import UWSRoute, error_votable, update_of
+
+__all__ = ["router", "until_disconnected"]
+
+VOTABLE = "application/x-votable+xml"
+
+_T = TypeVar("_T")
+
+
+class DaliRoute(UWSRoute):
+    """UWS parameter handling; errors as DALI error documents."""
+
+    def answer(self, request: Request, exc: Exception) -> Response:
+        match exc:
+            case PhaserError():
+                return dali_error(
+                    exc.message, exc.uws_status_code, exc.headers
+                )
+            case RequestValidationError():
+                return dali_error(validation_text(exc), 400)
+            case _:
+                return dali_error(REDIS_DOWN, 503, {"Retry-After": "5"})
+
+
+def dali_error(
+    message: str, status: int, headers: dict[str, str] | None = None
+) -> Response:
+    """A DALI error document."""
+    return Response(
+        error_votable(clean_text(message)),
+        status_code=status,
+        media_type=VOTABLE,
+        headers=headers,
+    )
+
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"description": text, "content": {VOTABLE: {}}}
+    for status, text in {
+        400: "Invalid request, or the task refused it",
+        401: "Not authenticated",
+        403: "A quota is reached",
+        404: "No such task",
+        500: "The task failed, or the job was aborted",
+        503: "The job store cannot be reached",
+        504: "The job did not end within the sync timeout (aborted)",
+    }.items()
+}
+
+router = APIRouter(route_class=DaliRoute, responses=_ERRORS)
+
+
+async def _disconnect(request: Request) -> None:
+    """Return once the client has closed its connection (the request's
+    body, if any, has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnected(
+    request: Request, work: Awaitable[_T]
+) -> _T | None:
+    """``work``'s value, or `None` if the client went away first (then
+    ``work`` is cancelled: `JobWaiter.finish_sync` aborts its job)."""
+    doing = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({doing, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not doing.done():
+            doing.cancel()
+            with suppress(asyncio.CancelledError):
+                await doing
+    return doing.result() if not doing.cancelled() else None
+
+
+def _answer(job: Job, service: Service) -> Response:
+    """A sync job's end as DALI answers it."""
+    if job.phase is SUCCEEDED:
+        if not job.results:
+            return Response(status_code=204)
+        result, path = service.located_result(job, job.results[0].id)
+        return result_response(job.id, result, path)
+    error = job.shown_error
+    message = error.message if error else f"Job {job.id} was aborted"
+    refused = error is not None and error.code == ErrorCode.TASK_ERROR
+    status = 400 if job.phase is FAILED and refused else 500
+    return dali_error(f"Job {job.id}: {message}", status)
+
+
+_DESCRIPTION = (
+    "DALI sync: creates a job of the task from the parameters (as"
+    " ``/{task}/async`` takes them), runs it and answers its first result"
+    " (its bytes and MIME type; 204 if it has none) once it has ended. A"
+    " job that does not end within ``PHASER_SYNC_TIMEOUT`` is aborted"
+    " (504). Errors are VOTable error documents: 400 when the request is"
+    " invalid or the task refused it (``TaskError``), 500 when the task"
+    " failed or the job was aborted. Closing the connection aborts the"
+    " job. The job is an ordinary one, marked ``sync``."
+)
+
+
+async def _sync(
+    task: str,
+    request: Request,
+    form: UWSForm,
+    service: Service,
+    waiter: Waiter,
+    caller: CurrentCaller,
+    links: UWSLinks,
+) -> Response:
+    service.task(task)
+    asked = update_of(form, creating=True)
+    job = await service.create(
+        caller=caller,
+        task=task,
+        parameters=asked.parameters or {},
+        run_id=asked.run_id,
+        start=True,
+        execution_duration=asked.execution_duration,
+        destruction_time=asked.destruction_time,
+        sync=True,
+    )
+    instead = f"{links.root}/{task}/async"
+    ended = await until_disconnected(
+        request, waiter.finish_sync(caller, job, instead)
+    )
+    if ended is None:  # nobody is listening
+        return Response(status_code=499)
+    return _answer(ended, service)
+
+
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/{task}/sync",
+        _sync,
+        methods=[_method],
+        summary=f"DALI sync ({_method})",
+        description=_DESCRIPTION,
+        response_class=Response,
+        responses={200: {"description": "The job's first result"}},
+        operation_id=f"dali_sync_{_method.lower()}",
+    )
