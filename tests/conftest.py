@@ -239,6 +239,8 @@ def stack(
         max_wait=5,
         max_execution_duration=120,
         default_execution_duration=60,
+        # Generated sync requests for long jobs end soon (test_fuzz).
+        sync_timeout=4,
     )
     yield running
     running.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from phaser.tasks import TaskContext, TaskError, task
+from phaser.tasks import TaskContext, TaskError, Upload, task
 
 
 class CountParameters(BaseModel):
@@ -128,3 +128,34 @@ async def nasty(params: dict[str, object], ctx: TaskContext) -> None:
 async def crash(params: dict[str, object], ctx: TaskContext) -> None:
     """Break: an exception that is not a `TaskError`."""
     raise RuntimeError("the task broke")
+
+
+class RowsParameters(BaseModel):
+    table: Upload
+
+
+@task("rows", parameters=RowsParameters)
+async def rows(params: RowsParameters, ctx: TaskContext) -> None:
+    """Count the rows of an uploaded VOTable; the count as a VOTable."""
+    from io import BytesIO
+
+    from astropy.io.votable import parse_single_table
+    from astropy.table import Table
+
+    table = parse_single_table(str(params.table)).to_table()
+    out = BytesIO()
+    Table({"n_rows": [len(table)]}).write(out, format="votable")
+    ctx.add_result(out.getvalue(), mime_type="application/x-votable+xml")
+
+
+class LinesParameters(BaseModel):
+    text: Upload
+    label: str = "lines"
+
+
+@task("lines", parameters=LinesParameters)
+def lines(params: LinesParameters, ctx: TaskContext) -> str:
+    """Count the lines of an uploaded file, in a child process; the names
+    of every upload it sees in ``ctx.uploads`` too."""
+    count = len(params.text.read_bytes().splitlines())
+    return f"{params.label} {count} {sorted(ctx.uploads)}"

@@ -4,6 +4,7 @@ pyvo and plain HTTP against real servers."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from vo_models.vosi.capabilities.models import VOSICapabilities
 
 from conftest import Stack, make_stack, wait_for_file, wait_until
 from phaser.embedded import EmbeddedRedis
+from vosi_schema import load_vosi_schemas
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 PHASER = "{urn:x-phaser:uws-extension:v1}"
@@ -90,6 +92,13 @@ def test_sync_answer_is_the_first_result_and_the_job_is_ordinary(
     info = etree.fromstring(http.get(href).content).find(f"{UWS}jobInfo")
     assert info is not None
     assert info.findtext(f"{PHASER}sync") == "true"
+    # The dashboard says so too, on the job's page and in the list.
+    page = http.get(f"/ui/jobs/{job['id']}").text
+    assert "synchronous (its client waited for the end)" in page
+    assert (
+        'title="Created by a synchronous request">sync<'
+        in http.get("/ui/jobs", params={"task": "echo"}).text
+    )
     # An asynchronous job is not marked.
     created = http.post("/echo/jobs", data={"x": "1"})
     assert created.status_code == 303
@@ -175,6 +184,13 @@ def test_closing_the_connection_aborts_the_sync_job(
     wait_until(
         lambda: http.get(f"/api/v1/jobs/{job_id}").json()["phase"] == "ABORTED"
     )
+    # Aborted when the client left (1.5 s), well before the sync timeout
+    # (4 s) would have.
+    job = http.get(f"/api/v1/jobs/{job_id}").json()
+    lived = datetime.fromisoformat(job["ended_at"]) - datetime.fromisoformat(
+        job["created_at"]
+    )
+    assert lived.total_seconds() < 3.5, lived
 
 
 def test_json_sync_answers_the_finished_job(http: httpx.Client) -> None:
@@ -213,3 +229,38 @@ def test_task_capabilities_list_sync_and_async(http: httpx.Client) -> None:
     ]
     assert any(url.endswith("/cone/sync") for url in urls)
     assert any(url.endswith("/cone/async") for url in urls)
+
+
+def test_vosi_documents_are_valid_against_the_ivoa_schemas(
+    http: httpx.Client,
+) -> None:
+    schemas = load_vosi_schemas()
+    documents = ["/capabilities"] + [
+        f"/{task}/capabilities" for task in ("echo", "cone", "sleep")
+    ]
+    for path in documents:
+        document = etree.fromstring(http.get(path).content)
+        assert schemas.capabilities.validate(document), (
+            path,
+            schemas.capabilities.error_log,
+        )
+    for path in ("/availability", "/cone/availability"):
+        document = etree.fromstring(http.get(path).content)
+        assert schemas.availability.validate(document), (
+            path,
+            schemas.availability.error_log,
+        )
+    # The schemas do check: an interface without its access URL is not
+    # a capability, and availability needs its one boolean.
+    broken = etree.fromstring(
+        http.get("/echo/capabilities")
+        .content.replace(b"<accessURL", b"<accessUrl")
+        .replace(b"</accessURL>", b"</accessUrl>")
+    )
+    assert not schemas.capabilities.validate(broken)
+    assert not schemas.availability.validate(
+        etree.fromstring(
+            b'<a:availability xmlns:a="http://www.ivoa.net/xml/'
+            b'VOSIAvailability/v1.0"><a:note>x</a:note></a:availability>'
+        )
+    )

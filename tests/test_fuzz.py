@@ -13,8 +13,11 @@ operations are driven with hypothesis directly.)
 
 from __future__ import annotations
 
+from typing import Any
+
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conftest import Stack
 
@@ -44,8 +47,19 @@ def test_api_answers_no_5xx_and_matches_its_schema(stack: Stack) -> None:
             # No checks named: every check schemathesis has (no 5xx,
             # status codes, content types, headers and bodies as
             # documented, schema-valid data accepted and invalid data
-            # refused, Allow headers, unsupported methods, …).
-            case.call_and_validate(base_url=stack.url, timeout=30)
+            # refused, Allow headers, unsupported methods, …). One
+            # exception: the multipart creation's ``job`` part is JSON
+            # text, whose schema a string cannot carry for the generator,
+            # so "schema-valid" random text is not a valid job there (its
+            # inputs are generated properly in test_hostile's uploads).
+            excluded: list[Any] = (
+                [positive_data_acceptance]
+                if case.operation.path == "/api/v1/jobs/multipart"
+                else []
+            )
+            case.call_and_validate(
+                base_url=stack.url, timeout=30, excluded_checks=excluded
+            )
 
         check()
     # Every operation was really exercised, several times.

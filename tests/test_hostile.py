@@ -119,6 +119,11 @@ class Owner:
             if result["mime_type"] == "application/json":
                 # Strict JSON: no NaN or Infinity literals.
                 json.loads(answer.content, parse_constant=_no_constant)
+        for upload in job["uploads"]:
+            if not upload["by_reference"]:
+                answer = self.send("GET", upload["href"])
+                assert answer.status_code == 200, answer.text
+                assert len(answer.content) == upload["size"]
         self.read_events(job_id)
         # The dashboard's page of the job.
         answer = self.send("GET", f"/ui/jobs/{job_id}")
@@ -182,6 +187,42 @@ def _form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return {
         "content": body.encode(),
         "headers": {"content-type": "application/x-www-form-urlencoded"},
+    }
+
+
+def _multipart(
+    pairs: list[tuple[str, str]], files: list[tuple[str, str, str, bytes]]
+) -> dict[str, Any]:
+    """Request arguments posting ``multipart/form-data``: fields, and files
+    as (part name, file name, content type, bytes); names escaped as
+    browsers do, lone surrogates as the bytes UTF-8 would give them."""
+
+    def text(value: str) -> bytes:
+        return value.encode("utf-8", errors="surrogatepass")
+
+    def name(value: str) -> bytes:
+        escaped = value.replace('"', "%22").replace("\r", "%0D")
+        return text(escaped.replace("\n", "%0A"))
+
+    boundary = b"hostile-7f3a9c"
+    body = bytearray()
+    for key, value in pairs:
+        body += b"--" + boundary + b"\r\n"
+        body += b'Content-Disposition: form-data; name="' + name(key)
+        body += b'"\r\n\r\n' + text(value) + b"\r\n"
+    for key, filename, content_type, data in files:
+        body += b"--" + boundary + b"\r\n"
+        body += b'Content-Disposition: form-data; name="' + name(key)
+        body += b'"; filename="' + name(filename) + b'"\r\n'
+        body += b"Content-Type: " + text(content_type) + b"\r\n\r\n"
+        body += data + b"\r\n"
+    body += b"--" + boundary + b"--\r\n"
+    return {
+        "content": bytes(body),
+        "headers": {
+            "content-type": "multipart/form-data; boundary="
+            + boundary.decode()
+        },
     }
 
 
@@ -766,3 +807,64 @@ def test_cursor_of_any_length_the_schema_allows_is_accepted(
     assert "pattern" in str(cursor["schema"])
     answer = owner.send("GET", "/api/v1/jobs", params={"cursor": "a" * 64})
     assert answer.status_code == 422
+
+
+def _files() -> st.SearchStrategy[list[tuple[str, str, str, bytes]]]:
+    names = st.sampled_from(["table", "t1", "Table", "x", "f_2"])
+    part = st.one_of(names, names, _TEXT)
+    content_type = st.one_of(
+        _HEADER_TEXT,
+        st.sampled_from(
+            ["application/x-votable+xml", "text/plain; charset=utf-8", ""]
+        ),
+    )
+    return st.lists(
+        st.tuples(part, _TEXT, content_type, st.binary(max_size=64)),
+        max_size=3,
+    )
+
+
+def test_generated_hostile_uploads_are_refused_or_readable_everywhere(
+    hostile: Stack, schema: etree.XMLSchema
+) -> None:
+    client = Owner(hostile, schema)
+    outcomes = {"accepted": 0, "refused": 0}
+    upload = st.one_of(
+        _TEXT,
+        st.sampled_from(["table,param:t1", "t,param:x;u,param:table", ","]),
+        st.builds("{},{}".format, _TEXT, _TEXT),
+    )
+
+    @_HYPOTHESIS
+    @given(
+        files=_files(),
+        uploads=st.lists(st.tuples(st.just("UPLOAD"), upload), max_size=2),
+        pairs=_form_pairs(),
+        job=st.one_of(
+            _json_body().map(json.dumps),
+            st.just('{"task": "echo", "start": true}'),
+            _TEXT,
+        ),
+    )
+    def check(
+        files: list[tuple[str, str, str, bytes]],
+        uploads: list[tuple[str, str]],
+        pairs: list[tuple[str, str]],
+        job: str,
+    ) -> None:
+        for url, fields, created in [
+            ("/echo/jobs", uploads + pairs, 303),
+            ("/api/v1/jobs/multipart", [("job", job)], 201),
+        ]:
+            before = client.job_ids()
+            answer = client.send("POST", url, **_multipart(fields, files))
+            if answer.status_code == created:
+                outcomes["accepted"] += 1
+                location = answer.headers["location"]
+                client.read_job(location.rsplit("/", 1)[1])
+            else:
+                outcomes["refused"] += 1
+                assert client.job_ids() == before
+        _readback_everything(client, client.job_ids()[:3])
+
+    _run(check, client, outcomes)

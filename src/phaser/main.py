@@ -13,6 +13,7 @@ from .config import Settings, load_settings
 from .factory import Factory
 from .handlers import (
     api,
+    api_create,
     api_info,
     dali,
     dashboard,
@@ -81,10 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         ),
     )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_request_bytes,
+        upload_limit=settings.max_upload_request_bytes,
+    )
     app.add_middleware(vosi.DaliPaths)
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)
+    app.include_router(api_create.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(api_info.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(health.router, tags=["health"])

@@ -4,10 +4,16 @@ settings an operator tunes rather than configures (part of
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
-from pydantic_settings import BaseSettings
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode
 
 __all__ = ["Tuning"]
 
@@ -116,6 +122,42 @@ class Tuning(BaseSettings):
         title="Largest request body (bytes)",
         description="Larger bodies are refused with 413.",
     )
+    max_upload_bytes: PositiveInt = Field(
+        64 * 1024 * 1024,
+        title="Largest upload (bytes)",
+        description=(
+            "Largest file a job may be given (uploaded, or fetched by"
+            " reference); larger ones are refused with 413."
+        ),
+    )
+    max_upload_request_bytes: PositiveInt = Field(
+        256 * 1024 * 1024,
+        title="Largest upload request (bytes)",
+        description=(
+            "Largest ``multipart/form-data`` request body (files and"
+            " fields); other bodies are capped by ``max_request_bytes``."
+        ),
+    )
+    max_uploads: PositiveInt = Field(
+        10, title="Most uploads", description="Most files one job may have."
+    )
+    upload_fetch_timeout: PositiveInt = Field(
+        60,
+        title="Upload fetch timeout (s)",
+        description="Longest a worker takes to fetch an upload by reference.",
+        le=3600,
+    )
+    upload_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        title="Upload hosts",
+        description=(
+            "Comma-separated hosts (``host`` or ``host:port``) whose"
+            " ``https://`` (or ``http://``) URLs a job may be given as an"
+            " upload by reference (``UPLOAD=name,URL``); the worker fetches"
+            " them. Empty (the default): uploads by reference are refused,"
+            " so the server is no open proxy."
+        ),
+    )
     max_parameters: PositiveInt = Field(
         100,
         title="Most parameters",
@@ -160,3 +202,10 @@ class Tuning(BaseSettings):
         ),
         le=3600,
     )
+
+    @field_validator("upload_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value

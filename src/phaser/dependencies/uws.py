@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.datastructures import UploadFile
 
 from ..models.errors import JobNotFoundError, PhaserError
 from ..models.job import Job
+from ..services.uploads import FileUpload
 from .context import CurrentCaller, Service, public_base_url
+from .uploads import RequestBody
 
 __all__ = [
     "CONTROL",
@@ -30,15 +31,28 @@ __all__ = [
 LIST_NAME = "phaser.uws_list"
 
 #: Parameter names with a meaning of their own (lower case).
-CONTROL = {"phase", "runid", "executionduration", "destruction", "action"}
+CONTROL = {
+    "phase",
+    "runid",
+    "executionduration",
+    "destruction",
+    "action",
+    "upload",
+}
 
 
 class Form:
     """The UWS parameters of a POST (query and body), names folded to lower
-    case, repeated names kept in order."""
+    case, repeated names kept in order; and the files of its file parts,
+    by part name (as sent)."""
 
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        pairs: list[tuple[str, str]],
+        files: dict[str, FileUpload] | None = None,
+    ) -> None:
         self.pairs = [(name.lower(), value) for name, value in pairs]
+        self.files = files or {}
 
     def get(self, name: str) -> str | None:
         """The last value of a parameter."""
@@ -71,29 +85,8 @@ class Form:
         }
 
 
-async def _form(request: Request) -> Form:
-    pairs = list(request.query_params.multi_items())
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        try:
-            form = await request.form()
-        except Exception as exc:  # the parser's errors have no common base
-            raise PhaserError(f"Unreadable form body: {exc}") from exc
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                try:
-                    text = data.decode()
-                except UnicodeDecodeError:
-                    raise PhaserError(
-                        f"Parameter {name} is not UTF-8 text"
-                    ) from None
-                pairs.append((name, text))
-            else:
-                pairs.append((name, value))
-    return Form(pairs)
+async def _form(body: RequestBody) -> Form:
+    return Form(body.pairs, body.files)
 
 
 async def _job(

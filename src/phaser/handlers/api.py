@@ -17,7 +17,6 @@ from ..dependencies.context import (
     Waiter,
 )
 from ..models.api import (
-    JobCreate,
     JobListModel,
     JobModel,
     JobPatch,
@@ -27,7 +26,6 @@ from ..models.job import Job
 from ..models.phase import ExecutionPhase
 from ..services.ids import JOB_ID_PATTERN
 from ..services.jobs import JobUpdate
-from .dali import until_disconnected
 from .results import add_head_route, result_response
 
 __all__ = ["router"]
@@ -39,21 +37,6 @@ _LINE_BREAKS = str.maketrans(
 
 router = APIRouter(responses=problem_responses(400, 401, 413, 422, 503))
 
-_CREATE_EXAMPLES: dict[str, Any] = {
-    "start": {
-        "summary": "Create and start a job",
-        "value": {
-            "task": "sleep",
-            "parameters": {"seconds": 2},
-            "start": True,
-            "run_id": "nightly-42",
-        },
-    },
-    "pending": {
-        "summary": "Create a job that waits to be started",
-        "value": {"task": "echo", "parameters": {"greeting": "hello"}},
-    },
-}
 _PATCH_EXAMPLES: dict[str, Any] = {
     "destruction": {
         "summary": "Keep a job longer",
@@ -64,58 +47,6 @@ _PATCH_EXAMPLES: dict[str, Any] = {
 
 _NOT_FOUND = problem_responses(404)
 _CONFLICT = problem_responses(404, 409)
-
-
-@router.post(
-    "/jobs",
-    status_code=201,
-    summary="Create a job",
-    description=(
-        "Creates a job of a task. With ``start: true`` the job is queued at"
-        " once; otherwise it stays PENDING until started. Answers 201 with"
-        " the job and its URL in ``Location``. With ``?sync=true`` the job"
-        " is started and the answer waits for its end (up to"
-        " ``PHASER_SYNC_TIMEOUT``: then the job is aborted and the answer is"
-        " 504); closing the connection aborts the job."
-    ),
-    responses=problem_responses(429, 504),
-    response_model=JobModel,
-)
-async def create_job(
-    body: Annotated[JobCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
-    request: Request,
-    response: Response,
-    service: Service,
-    waiter: Waiter,
-    caller: CurrentCaller,
-    base_url: BaseUrl,
-    sync: Annotated[
-        bool,
-        Query(description="Start the job and answer once it has ended."),
-    ] = False,
-) -> JobModel | Response:
-    job = await service.create(
-        caller=caller,
-        task=body.task,
-        parameters=body.parameters,
-        run_id=body.run_id,
-        start=body.start or sync,
-        execution_duration=body.execution_duration,
-        destruction_time=body.destruction_time,
-        strict=True,
-        sync=sync,
-    )
-    if sync:
-        instead = f"{base_url}/api/v1/jobs (with start: true, then wait)"
-        ended = await until_disconnected(
-            request, waiter.finish_sync(caller, job, instead)
-        )
-        if ended is None:  # nobody is listening
-            return Response(status_code=499)
-        job = ended
-    model = JobModel.from_job(job, base_url)
-    response.headers["Location"] = model.href
-    return model
 
 
 @router.get(

@@ -8,13 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ..dependencies.context import CurrentCaller, Ops, Service
-from ..models.api import (
-    StatsModel,
-    TaskModel,
-    ThroughputModel,
-    WorkerModel,
-    problem_responses,
-)
+from ..models.api import TaskModel, problem_responses
+from ..models.stats import StatsModel, ThroughputModel, WorkerModel
 
 __all__ = ["router"]
 

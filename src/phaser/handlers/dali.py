@@ -27,7 +27,7 @@ from ..models.phase import FAILED, SUCCEEDED
 from ..models.text import clean_text
 from .results import result_response
 from .routes import REDIS_DOWN, validation_text
-from .uws_params import UWSRoute, error_votable, update_of
+from .uws_params import UWSRoute, error_votable, update_of, uploads_of
 
 __all__ = ["router", "until_disconnected"]
 
@@ -150,6 +150,7 @@ async def _sync(
         execution_duration=asked.execution_duration,
         destruction_time=asked.destruction_time,
         sync=True,
+        uploads=uploads_of(form),
     )
     instead = f"{links.root}/{task}/async"
     ended = await until_disconnected(

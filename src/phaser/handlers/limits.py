@@ -1,24 +1,36 @@
-"""Request size limit, enforced before any route reads a body."""
+"""Request size limits, enforced before any route reads a body."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BodyLimitMiddleware"]
 
 
+#: Bytes of a chunked body kept in memory; the rest goes to a file.
+_IN_MEMORY = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes with 413.
+    """Refuse request bodies over ``limit`` bytes with 413
+    (``multipart/form-data`` bodies, which carry uploads: over
+    ``upload_limit``).
 
     A declared ``Content-Length`` is checked at once; a chunked body is read
-    (up to the limit) before the route sees it, then replayed.
+    (up to the limit; past 1 MiB into a temporary file, not memory) before
+    the route sees it, then replayed.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int, upload_limit: int | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit or limit
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send
@@ -27,6 +39,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        multipart = headers.get(b"content-type", b"").startswith(
+            b"multipart/form-data"
+        )
+        limit = self.upload_limit if multipart else self.limit
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
@@ -34,39 +50,48 @@ class BodyLimitMiddleware:
             except ValueError:
                 await self._refuse(send, 400, "Invalid Content-Length")
                 return
-            if size > self.limit:
-                await self._too_large(send)
+            if size > limit:
+                await self._too_large(send, limit)
                 return
             await self.app(scope, receive, send)
             return
         if b"chunked" not in headers.get(b"transfer-encoding", b""):
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                await self._too_large(send)
-                return
-            if not message.get("more_body"):
-                break
-        replayed = False
+        with tempfile.SpooledTemporaryFile(_IN_MEMORY) as body:
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await self._too_large(send, limit)
+                    return
+                body.write(chunk)
+                if not message.get("more_body"):
+                    break
+            body.seek(0)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": bytes(body)}
+            async def replay() -> Message:
+                if body.closed:
+                    return await receive()
+                chunk = body.read(_CHUNK)
+                more = body.tell() < size
+                if not more:
+                    body.close()
+                return {
+                    "type": "http.request",
+                    "body": chunk,
+                    "more_body": more,
+                }
 
-        await self.app(scope, replay, send)
+            await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, limit: int) -> None:
         await self._refuse(
-            send, 413, f"Request body larger than {self.limit} bytes"
+            send, 413, f"Request body larger than {limit} bytes"
         )
 
     @staticmethod

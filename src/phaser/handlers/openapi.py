@@ -13,6 +13,7 @@ server checks.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from ..config import Settings
 from ..services.jobs import JobService
 from ..tasks.registry import Task
+from ..tasks.uploads import UPLOAD_NAME
 
 __all__ = ["OPEN_PATHS", "install_openapi"]
 
@@ -90,7 +92,11 @@ def _refine(document: dict[str, Any], service: JobService) -> None:
     schemas["JsonValue"] = _JSON_VALUE
     create = schemas["JobCreate"]
     variants = []
+    hosts = service.settings.upload_hosts
     for task in service.tasks():
+        if task.required_uploads and not hosts:
+            # Only POST /api/v1/jobs/multipart can give this task its files.
+            continue
         variant = copy.deepcopy(create)
         variant["title"] = f"JobCreate ({task.name})"
         variant["properties"]["task"] = {
@@ -104,6 +110,9 @@ def _refine(document: dict[str, Any], service: JobService) -> None:
         variant["required"] = (
             ["task", "parameters"] if parameters.get("required") else ["task"]
         )
+        variant["properties"]["uploads"] = _references(task, service)
+        if task.required_uploads:
+            variant["required"].append("uploads")
         variants.append(variant)
     schemas["JobCreate"] = {
         "title": "JobCreate",
@@ -162,7 +171,7 @@ def _security(document: dict[str, Any], settings: Settings) -> None:
 def _free_parameters(service: JobService) -> dict[str, Any]:
     return {
         "type": "object",
-        "maxProperties": service.max_parameters,
+        "maxProperties": service.settings.max_parameters,
         "propertyNames": {"pattern": TEXT_PATTERN},
         "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
     }
@@ -175,13 +184,37 @@ def _parameters(
     components."""
     if task.parameters is None:
         return _free_parameters(service)
-    schema: dict[str, Any] = task.parameters.model_json_schema(
+    schema = task.parameters_schema(
         ref_template="#/components/schemas/{model}"
     )
     for name, definition in schema.pop("$defs", {}).items():
         schemas.setdefault(name, definition)
     # The JSON API refuses names the task does not have.
     schema["additionalProperties"] = False
+    return schema
+
+
+def _references(task: Task, service: JobService) -> dict[str, Any]:
+    """The uploads by reference a task's job may be given: URLs of the
+    allowed hosts (none when no host is allowed), under the names of the
+    files it takes (any name for a task without a parameter model)."""
+    hosts = service.settings.upload_hosts
+    if not hosts:
+        return {"type": "object", "maxProperties": 0}
+    names = "|".join(
+        re.escape(host) + ("" if ":" in host else "(:[0-9]{1,5})?")
+        for host in hosts
+    )
+    url = {"type": "string", "pattern": f"^https?://({names})(/[!-~]*)?$"}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "maxProperties": service.settings.max_uploads,
+        "properties": dict.fromkeys(sorted(task.uploads), url),
+        "required": sorted(task.required_uploads),
+        "additionalProperties": url if task.parameters is None else False,
+    }
+    if task.parameters is None:
+        schema["propertyNames"] = {"pattern": UPLOAD_NAME}
     return schema
 
 

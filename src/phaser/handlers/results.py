@@ -10,26 +10,56 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from ..models.job import JobResult
+from ..models.errors import NotFoundError
+from ..models.job import Job, JobResult
+from ..services.jobs import JobService
 
-__all__ = ["add_head_route", "result_response"]
+__all__ = [
+    "add_head_route",
+    "file_response",
+    "result_response",
+    "upload_response",
+]
 
 
 def result_response(
     job_id: str, result: JobResult, path: Path
 ) -> FileResponse:
-    """The result's bytes with its MIME type; never sniffed by browsers.
+    """The result's bytes with its MIME type (`file_response`)."""
+    return file_response(job_id, result.id, result.mime_type, path)
+
+
+def upload_response(service: JobService, job: Job, name: str) -> FileResponse:
+    """The bytes of a file the job was given with its request.
+
+    Raises
+    ------
+    NotFoundError
+        No such upload, or one given by reference (its URL is elsewhere),
+        or its file is gone.
+    """
+    upload = job.upload(name)
+    path = service.stored_path(upload.key) if upload and upload.key else None
+    if upload is None or path is None:
+        raise NotFoundError(f"Job {job.id} has no uploaded file {name}")
+    return file_response(job.id, upload.name, upload.mime_type, path)
+
+
+def file_response(
+    job_id: str, file_id: str, mime_type: str, path: Path
+) -> FileResponse:
+    """A job's file with its MIME type; never sniffed by browsers.
 
     The file name offered is built only from the (pattern-checked) job and
-    result ids and an extension for the MIME type, so it is always safe.
+    file ids and an extension for the MIME type, so it is always safe.
     `FileResponse` also answers byte ranges.
     """
-    mime = result.mime_type.split(";")[0].strip()
+    mime = mime_type.split(";")[0].strip()
     extension = _EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ""
-    name = f"{job_id}-{result.id}{extension}"
+    name = f"{job_id}-{file_id}{extension}"
     return FileResponse(
         path,
-        media_type=result.mime_type,
+        media_type=mime_type,
         headers={
             "X-Content-Type-Options": "nosniff",
             "Content-Disposition": f'attachment; filename="{name}"',

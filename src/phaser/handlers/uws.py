@@ -22,7 +22,7 @@ from ..models.uws import (
     render_parameters,
     render_results,
 )
-from .results import add_head_route, result_response
+from .results import add_head_route, result_response, upload_response
 from .uws_params import (
     ERRORS,
     PAGE_DOC,
@@ -35,6 +35,7 @@ from .uws_params import (
     see_other,
     time_value,
     update_of,
+    uploads_of,
     xml_answer,
 )
 from .uws_values import WaitedJob, post_changes
@@ -117,6 +118,7 @@ async def create_job(
         start=asked.action is not None,
         execution_duration=asked.execution_duration,
         destruction_time=asked.destruction_time,
+        uploads=uploads_of(form),
     )
     return see_other(links.job(job.id))
 
@@ -192,8 +194,8 @@ async def delete_job(
     response_class=Response,
     responses=XML_DOC,
 )
-async def get_parameters(job: UWSJob) -> Response:
-    return xml_answer(render_parameters(job))
+async def get_parameters(job: UWSJob, links: UWSLinks) -> Response:
+    return xml_answer(render_parameters(job, links.job(job.id)))
 
 
 @router.post(
@@ -238,3 +240,14 @@ async def get_result(
 
 
 add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
+
+
+@router.get(
+    "/{task}/jobs/{job_id}/uploads/{name}",
+    summary="UWS job upload",
+    description="A file the job was given with its request (its"
+    " ``uws:parameter`` with ``byReference``), for its owner.",
+    response_class=FileResponse,
+)
+async def get_upload(job: UWSJob, name: str, service: Service) -> FileResponse:
+    return upload_response(service, job, name)

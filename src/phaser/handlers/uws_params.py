@@ -12,6 +12,7 @@ names folded, repeated names kept in order.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -28,6 +29,7 @@ from ..models.errors import PhaserError
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
 from ..services.jobs import JobUpdate
+from ..services.uploads import LinkUpload, NewUpload
 from .routes import REDIS_DOWN, DialectRoute, validation_text
 from .ui import uws_page, wants_page
 
@@ -48,6 +50,7 @@ __all__ = [
     "text_errors",
     "time_value",
     "update_of",
+    "uploads_of",
     "wants_text",
     "xml_answer",
 ]
@@ -193,6 +196,8 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
     """The one all-or-nothing change a POST asks for: PHASE, DESTRUCTION,
     EXECUTIONDURATION, RUNID and parameters (``creating``: what a new
     job is created with, where PHASE may only be RUN)."""
+    if not creating and (form.files or form.get("upload") is not None):
+        raise PhaserError("Files are given when a job is created, not later")
     return JobUpdate(
         parameters=form.task_parameters() or None,
         execution_duration=seconds(
@@ -202,6 +207,37 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
         run_id=form.get("runid"),
         action=phase_action(form.get("phase"), creating=creating),
     )
+
+
+def uploads_of(form: Form) -> list[NewUpload]:
+    """The files a creation gives its job: DALI's ``UPLOAD=name,param:part``
+    (the file part ``part``, as ``name``) and ``UPLOAD=name,URL`` (by
+    reference), repeated or ``;``-separated; and every file part no
+    ``UPLOAD`` names, under its own name."""
+    uploads: list[NewUpload] = []
+    parts = {part.lower(): part for part in form.files}
+    used: set[str] = set()
+    for value in (v for name, v in form.pairs if name == "upload"):
+        for item in filter(str.strip, value.split(";")):
+            name, _, source = (s.strip() for s in item.partition(","))
+            if not name or not source:
+                raise bad_value(
+                    "upload", item, "expected name,param:part or name,URL"
+                )
+            if not source.lower().startswith("param:"):
+                uploads.append(LinkUpload(name, source))
+                continue
+            part = parts.get(source[len("param:") :].lower())
+            if part is None or part in used:
+                raise bad_value(
+                    "upload",
+                    item,
+                    "names no file part of the request (or one named before)",
+                )
+            used.add(part)
+            uploads.append(replace(form.files[part], name=name))
+    uploads += [f for part, f in form.files.items() if part not in used]
+    return uploads
 
 
 def wants_text(accept: str) -> bool:

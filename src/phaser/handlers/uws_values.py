@@ -16,7 +16,7 @@ from ..clock import format_time
 from ..dependencies.context import CurrentCaller, Service, Waiter
 from ..dependencies.uws import Form, Links, UWSForm, UWSJob, UWSLinks
 from ..models.caller import Caller
-from ..models.errors import ResultNotFoundError
+from ..models.errors import PhaserError, ResultNotFoundError
 from ..models.job import Job
 from ..services.jobs import JobService, JobUpdate
 from .uws_params import (
@@ -40,6 +40,7 @@ async def _waited(
     job: UWSJob,
     waiter: Waiter,
     caller: CurrentCaller,
+    request: Request,
     wait: Annotated[
         str | None,
         Query(description="Seconds to wait for a change (-1: the most)."),
@@ -51,7 +52,15 @@ async def _waited(
 ) -> Job:
     """The job, after a UWS ``WAIT`` if one was asked for (-1: the
     server's longest), blocking only while it is active (and, with
-    ``PHASE``, in that phase)."""
+    ``PHASE``, in that phase).
+
+    ``WAIT`` and ``PHASE`` may also come in a form body of the GET:
+    cadctap sends them so (``requests.get(url, data=…)``), and polled in
+    a busy loop while they were ignored.
+    """
+    if wait is None and phase is None and _form_body(request):
+        form = await _get_form(request)
+        wait, phase = form.get("wait"), form.get("phase")
     if wait is None:
         return job
     limit = seconds("wait", wait, -1)
@@ -61,6 +70,21 @@ async def _waited(
         waiter.max_wait if limit == -1 else float(limit or 0),
         phase=phase_value(phase) if phase is not None else None,
     )
+
+
+def _form_body(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    )
+
+
+async def _get_form(request: Request) -> Form:
+    """The urlencoded body of a GET, names folded."""
+    try:
+        items = (await request.form()).multi_items()
+    except Exception as exc:  # the parser's errors have no common base
+        raise PhaserError(f"Unreadable form body: {exc}") from exc
+    return Form([(k, v) for k, v in items if isinstance(v, str)])
 
 
 #: The job a route is about, after the ``WAIT`` the request asks for.

@@ -33,9 +33,8 @@ __all__ = [
     "ProblemModel",
     "ProgressModel",
     "ResultModel",
-    "StatsModel",
     "TaskModel",
-    "ThroughputModel",
+    "UploadModel",
     "problem_responses",
 ]
 
@@ -63,6 +62,27 @@ class ResultModel(BaseModel):
     href: str = Field(..., title="URL", description="Where to download it.")
     size: int = Field(..., title="Size", description="Size in bytes.")
     mime_type: str = Field(..., title="MIME type", description="Its type.")
+
+
+class UploadModel(BaseModel):
+    """A file the job was given."""
+
+    name: str = Field(..., title="Name", description="Its parameter name.")
+    href: str = Field(
+        ...,
+        title="URL",
+        description=(
+            "Where its owner can download it; for an upload by reference,"
+            " the URL it was given (and fetched from)."
+        ),
+    )
+    by_reference: bool = Field(
+        ..., title="By reference", description="Given as a URL."
+    )
+    size: int | None = Field(
+        None, title="Size", description="Bytes (unknown for a reference)."
+    )
+    mime_type: str = Field(..., title="MIME type")
 
 
 class JobErrorModel(BaseModel):
@@ -164,6 +184,11 @@ class JobModel(BaseModel):
     )
     progress: ProgressModel = Field(..., title="Progress")
     results: list[ResultModel] = Field(..., title="Results")
+    uploads: list[UploadModel] = Field(
+        default_factory=list,
+        title="Uploads",
+        description="Files it was given.",
+    )
     errors: list[JobErrorModel] = Field(..., title="Errors")
     attempts: int = Field(
         ..., title="Attempts", description="Attempt number; 0 before start."
@@ -224,6 +249,16 @@ class JobModel(BaseModel):
                     mime_type=r.mime_type,
                 )
                 for r in job.results
+            ],
+            uploads=[
+                UploadModel(
+                    name=u.name,
+                    href=u.url or f"{href}/uploads/{u.name}",
+                    by_reference=u.url is not None,
+                    size=u.size if u.size >= 0 else None,
+                    mime_type=u.mime_type,
+                )
+                for u in job.uploads
             ],
             errors=[
                 JobErrorModel(
@@ -293,6 +328,15 @@ class JobCreate(BaseModel):
         title="Destruction time",
         description="RFC 3339 with a zone; clamped to the maximum lifetime.",
     )
+    uploads: dict[str, str] = Field(
+        default_factory=dict,
+        title="Uploads by reference",
+        description=(
+            "Files the task takes, as ``name: URL``, fetched by the worker"
+            " (hosts in ``PHASER_UPLOAD_HOSTS`` only). Files themselves go"
+            " with ``POST /api/v1/jobs/multipart``."
+        ),
+    )
 
 
 class JobPatch(BaseModel):
@@ -337,72 +381,4 @@ class TaskModel(BaseModel):
             "Plain ``def`` tasks run in a child process of the worker"
             " (killed on abort); ``async def`` tasks on its event loop."
         ),
-    )
-
-
-class ThroughputModel(BaseModel):
-    """Jobs in the last minute, five minutes and hour (all owners)."""
-
-    last_1m: int = Field(..., title="Last minute")
-    last_5m: int = Field(..., title="Last 5 minutes")
-    last_60m: int = Field(..., title="Last hour")
-
-
-class WorkerModel(BaseModel):
-    """A worker process seen recently."""
-
-    id: str = Field(..., title="Worker", description="Host and process id.")
-    silence: float = Field(
-        ..., title="Silence", description="Seconds since it was last seen."
-    )
-    running: list[str] = Field(
-        ...,
-        title="Running",
-        description="Ids of the counted jobs it is running.",
-    )
-
-
-class StatsModel(BaseModel):
-    """Counts and rates for a dashboard or a script."""
-
-    owner: str | None = Field(None, title="Owner", description="Whose jobs.")
-    counts: dict[str, dict[ExecutionPhase, int]] = Field(
-        ...,
-        title="Counts",
-        description="Jobs by task, then phase (phases with none left out).",
-    )
-    totals: dict[ExecutionPhase, int] = Field(
-        ..., title="Totals", description="Jobs by phase, all tasks."
-    )
-    queues: dict[str, int] = Field(
-        ...,
-        title="Queue depths",
-        description="Entries waiting or running, by queue (all owners).",
-    )
-    oldest_queued_age: float | None = Field(
-        None,
-        title="Oldest queued job",
-        description="Seconds since the owner's oldest QUEUED job was made.",
-    )
-    started: ThroughputModel = Field(..., title="Jobs started")
-    finished: ThroughputModel = Field(..., title="Jobs finished")
-    worker_silence: float | None = Field(
-        None,
-        title="Worker silence",
-        description="Seconds since a worker was last seen (null: never).",
-    )
-    started_per_minute: list[int] = Field(
-        ...,
-        title="Jobs started per minute",
-        description="The last 60 minutes, oldest first (all owners).",
-    )
-    finished_per_minute: list[int] = Field(
-        ...,
-        title="Jobs finished per minute",
-        description="The last 60 minutes, oldest first (all owners).",
-    )
-    workers: list[WorkerModel] = Field(
-        ...,
-        title="Workers",
-        description="Workers seen in the last hour, most recent first.",
     )

@@ -20,6 +20,7 @@ __all__ = [
     "QuotaExceededError",
     "ResultNotFoundError",
     "SyncTimeoutError",
+    "TooLargeError",
     "UnknownTaskError",
 ]
 
@@ -164,3 +165,12 @@ class SyncTimeoutError(PhaserError):
     uws_status_code = 504
     slug = "sync-timeout"
     title = "Sync timeout"
+
+
+class TooLargeError(PhaserError):
+    """An upload (or a request) is larger than a configured limit."""
+
+    status_code = 413
+    uws_status_code = 413
+    slug = "request-too-large"
+    title = "Too large"

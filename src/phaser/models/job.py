@@ -30,11 +30,13 @@ class ErrorType(StrEnum):
 class ErrorCode(StrEnum):
     """What ended a job in error (a `JobError`'s ``code``): the task
     refused (it raised `TaskError`: a client's request it cannot serve),
-    the task broke (any other exception, or its process died), its
-    execution duration ran out, or its worker was lost too often."""
+    the task broke (any other exception, or its process died), an upload
+    given by reference could not be fetched, its execution duration ran
+    out, or its worker was lost too often."""
 
     TASK_ERROR = "task_error"
     TASK_FAILED = "task_failed"
+    UPLOAD_FAILED = "upload_failed"
     DURATION_EXCEEDED = "duration_exceeded"
     WORKER_LOST = "worker_lost"
 
@@ -47,6 +49,19 @@ class JobResult:
     size: int
     mime_type: str
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpload:
+    """A file a job was given: uploaded with the request (stored under
+    ``key``, ``size`` bytes) or by reference (``url``, fetched by the
+    worker before the task runs; size unknown until then, ``-1``)."""
+
+    name: str
+    size: int
+    mime_type: str
+    key: str | None = None
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +143,7 @@ class Job:
     claim: str | None = None
     heartbeat_at: datetime | None = None
     sync: bool = False
+    uploads: list[JobUpload] = field(default_factory=list)
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)
@@ -143,6 +159,13 @@ class Job:
         failed (a retried attempt's error is not the job's)."""
         if self.errors and self.phase in FAILED_PHASES:
             return self.errors[0]
+        return None
+
+    def upload(self, name: str) -> JobUpload | None:
+        """The upload of that name, if any."""
+        for upload in self.uploads:
+            if upload.name == name:
+                return upload
         return None
 
     def result(self, result_id: str) -> JobResult | None:

@@ -123,12 +123,22 @@ def _values(value: Any) -> list[Any]:
     return [value]
 
 
-def _parameters(job: Job) -> PhaserParameters:
+def _parameters(job: Job, job_url: str) -> PhaserParameters:
+    """The parameters, then the uploads: by reference, their URL (the
+    owner's download URL for a file uploaded with the request)."""
     return PhaserParameters(
         parameter=[
             Parameter(id=name, value=_value(one))
             for name, value in job.parameters.items()
             for one in _values(value)
+        ]
+        + [
+            Parameter(
+                id=upload.name,
+                value=upload.url or f"{job_url}/uploads/{upload.name}",
+                by_reference=True,
+            )
+            for upload in job.uploads
         ]
     )
 
@@ -205,7 +215,7 @@ def render_job(
         end_time=job.ended_at,
         execution_duration=job.execution_duration,
         destruction=job.destruction_time,
-        parameters=_parameters(job),
+        parameters=_parameters(job, job_url),
         results=_results(job, job_url),
         error_summary=error,
         job_info=info,
@@ -271,6 +281,6 @@ def render_results(job: Job, job_url: str) -> bytes:
     return _xml(_results(job, job_url))
 
 
-def render_parameters(job: Job) -> bytes:
+def render_parameters(job: Job, job_url: str) -> bytes:
     """The ``uws:parameters`` document of a job."""
-    return _xml(_parameters(job))
+    return _xml(_parameters(job, job_url))

@@ -16,10 +16,15 @@ from typing import Any, Literal
 
 from ..clock import now, to_utc
 from ..config import Settings, cap_duration
-from ..models.errors import InvalidParametersError, InvalidRequestError
+from ..models.errors import (
+    InvalidParametersError,
+    InvalidRequestError,
+    QuotaExceededError,
+)
 from ..models.job import Job
-from ..models.phase import Action
+from ..models.phase import OPEN_PHASES, Action
 from ..models.text import check_text, check_value
+from ..storage.job_store import OverQuota, Quota
 from ..tasks.registry import Task, TaskRegistry
 
 __all__ = [
@@ -77,13 +82,14 @@ class JobChecks:
         *,
         strict: bool,
         from_form: bool | None = None,
+        uploads: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """Check parameters; their stored form.
 
         With ``strict`` (the JSON API), names the task does not have are
         refused; otherwise (UWS, as IVOA services do) they are ignored.
         ``from_form`` (default: not ``strict``) reads them as UWS sends
-        them (see `Task.validate`).
+        them (see `Task.validate`); ``uploads`` names the job's files.
 
         Raises
         ------
@@ -97,6 +103,7 @@ class JobChecks:
         stored = task.validate(
             parameters,
             from_form=not strict if from_form is None else from_form,
+            uploads=uploads,
         )
         # The task's model may turn text into values JSON cannot carry
         # (``"nan"`` into a float).
@@ -114,7 +121,11 @@ class JobChecks:
             if update.strict:
                 refuse_unknown(definition, update.parameters)
             fields["parameters"] = self.parameters(
-                definition, merged, strict=False, from_form=not update.strict
+                definition,
+                merged,
+                strict=False,
+                from_form=not update.strict,
+                uploads=frozenset(u.name for u in job.uploads),
             )
             ignored = definition.unknown(update.parameters, ignore_case=True)
             if ignored:
@@ -133,6 +144,30 @@ class JobChecks:
             check_run_id(update.run_id)
             fields["run_id"] = update.run_id
         return fields
+
+    @property
+    def quota(self) -> Quota:
+        """Per-owner limits, checked by the store in the same atomic step
+        as the creation, so concurrent requests cannot overshoot them."""
+        return Quota(
+            max_stored=self._settings.stored_jobs_limit,
+            max_active=self._settings.active_jobs_limit,
+            active_phases=sorted(OPEN_PHASES),
+        )
+
+    def over_quota(self, outcome: OverQuota) -> QuotaExceededError:
+        """The 4xx that says which limit a creation ran into."""
+        if outcome.limit == "stored":
+            return QuotaExceededError(
+                f"Stored jobs limit reached: {outcome.count} jobs kept"
+                f" (limit {self._settings.stored_jobs_limit},"
+                " PHASER_MAX_STORED_JOBS); delete some first"
+            )
+        return QuotaExceededError(
+            f"Active jobs limit reached: {outcome.count} jobs pending,"
+            f" queued or executing (limit {self._settings.active_jobs_limit},"
+            " PHASER_MAX_ACTIVE_JOBS); wait for one to finish or abort one"
+        )
 
     def _check_size(self, parameters: Mapping[str, Any]) -> None:
         """Refuse too many or too large parameters."""

@@ -8,6 +8,7 @@ changes themselves go through `phaser.services.lifecycle`, waiting through
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -20,19 +21,17 @@ from ..models.caller import Caller
 from ..models.errors import (
     JobNotFoundError,
     PhaseConflictError,
-    QuotaExceededError,
     ResultNotFoundError,
 )
 from ..models.job import Job, JobResult, PhaseChange
 from ..models.phase import (
     FINAL_PHASES,
-    OPEN_PHASES,
     Action,
     ExecutionPhase,
     created_phase,
 )
 from ..storage.events import EventHub
-from ..storage.job_store import Created, JobStore, OverQuota, Quota
+from ..storage.job_store import Created, JobStore, OverQuota
 from ..storage.transitions import (
     Changed,
     Missing,
@@ -45,6 +44,7 @@ from .checks import JobChecks, JobUpdate, check_run_id
 from .ids import is_job_id, new_job_id
 from .lifecycle import JobLifecycle
 from .listing import JobPage, list_jobs
+from .uploads import NewUpload, UploadChecks
 
 __all__ = ["JobPage", "JobService", "JobUpdate"]
 
@@ -81,6 +81,7 @@ class JobService:
         self._hub = hub
         self._registry = registry
         self._checks = JobChecks(settings)
+        self._uploads = UploadChecks(settings)
 
     def tasks(self) -> list[Task]:
         """The registered tasks, by name."""
@@ -97,18 +98,19 @@ class JobService:
         return self._registry.get(name)
 
     @property
-    def max_parameters(self) -> int:
-        """Most parameters a job may have."""
-        return self._settings.max_parameters
+    def settings(self) -> Settings:
+        """The limits clients meet (the OpenAPI document states them)."""
+        return self._settings
 
     @property
     def hub(self) -> EventHub:
         """This process's event hub (live views subscribe to it)."""
         return self._hub
 
-    def result_path(self, result: JobResult) -> Path | None:
-        """Where a result's bytes are, if they are still there."""
-        return self._lifecycle.results.path(result.key)
+    def stored_path(self, key: str) -> Path | None:
+        """Where a stored file's bytes are (a result's, an upload's), if
+        they are still there."""
+        return self._lifecycle.results.path(key)
 
     async def create(
         self,
@@ -122,23 +124,36 @@ class JobService:
         destruction_time: datetime | None = None,
         strict: bool = False,
         sync: bool = False,
+        uploads: Sequence[NewUpload] = (),
     ) -> Job:
         """Create a job, and queue it if ``start``.
 
         With ``strict`` (the JSON API), parameter names the task does not
         have are refused; otherwise (UWS, as IVOA services do) ignored.
         ``sync`` marks the job of a synchronous request (its client waits
-        for it: `JobWaiter.finish_sync`).
+        for it: `JobWaiter.finish_sync`). ``uploads`` are the files it is
+        given (`phaser.services.uploads`): checked with the parameters,
+        stored with the job, deleted again if the job cannot be created.
 
         Raises
         ------
         UnknownTaskError
             No such task.
         InvalidParametersError
-            The parameters do not fit the task.
+            The parameters (or uploads) do not fit the task.
+        TooLargeError
+            Too many uploads, or one too large.
+        QuotaExceededError
+            A limit of the owner's is reached.
         """
         definition = self._registry.get(task)
-        stored = self._checks.parameters(definition, parameters, strict=strict)
+        kept, ignored = self._uploads.check(definition, uploads, strict=strict)
+        stored = self._checks.parameters(
+            definition,
+            parameters,
+            strict=strict,
+            uploads=frozenset(upload.name for upload in kept),
+        )
         check_run_id(run_id)
         destruction = self._checks.destruction(destruction_time)
         created = now()
@@ -161,29 +176,26 @@ class JobService:
             # Decided here, once: whoever sends the job again later
             # (recovery on a worker of another pool) sends it here too.
             queue=self._settings.queue_of(task),
-            ignored=definition.unknown(parameters, ignore_case=True),
+            ignored=[
+                *definition.unknown(parameters, ignore_case=True),
+                *ignored,
+            ],
             sync=sync,
         )
         job.history = [PhaseChange(job.phase, created)]
-        outcome = await self._store.create(job, self._quota)
+        results = self._lifecycle.results
+        job.uploads = await self._uploads.store(results, job.id, kept)
+        outcome = None
+        try:
+            outcome = await self._store.create(job, self._checks.quota)
+        finally:
+            if job.uploads and not isinstance(outcome, Created):
+                await asyncio.to_thread(results.delete_job, job.id)
         match outcome:
             case Created():
                 pass
-            case OverQuota("stored", count):
-                raise QuotaExceededError(
-                    f"Stored jobs limit reached: {count} jobs kept"
-                    f" (limit {self._settings.stored_jobs_limit},"
-                    " PHASER_MAX_STORED_JOBS); delete some"
-                    " first"
-                )
-            case OverQuota(_, count):
-                raise QuotaExceededError(
-                    f"Active jobs limit reached: {count} jobs pending,"
-                    f" queued or executing (limit"
-                    f" {self._settings.active_jobs_limit},"
-                    " PHASER_MAX_ACTIVE_JOBS); wait for one to"
-                    " finish or abort one"
-                )
+            case OverQuota():
+                raise self._checks.over_quota(outcome)
             case _:
                 assert_never(outcome)
         JOBS_CREATED.labels(task).inc()
@@ -349,22 +361,19 @@ class JobService:
     ) -> tuple[JobResult, Path]:
         """`result` of a job already read (and checked to be visible)."""
         result = job.result(result_id)
-        path = self.result_path(result) if result else None
+        path = self.stored_path(result.key) if result else None
         if result is None or path is None:
+            # astroquery fetches results before it looks at the phase.
+            error = job.shown_error
             raise ResultNotFoundError(
                 f"Job {job.id} has no result {result_id}"
+                + (
+                    f" (it ended in {job.phase.value}: {error.message})"
+                    if error
+                    else ""
+                )
             )
         return result, path
-
-    @property
-    def _quota(self) -> Quota:
-        """Per-owner limits, checked by the store in the same atomic step
-        as the creation, so concurrent requests cannot overshoot them."""
-        return Quota(
-            max_stored=self._settings.stored_jobs_limit,
-            max_active=self._settings.active_jobs_limit,
-            active_phases=sorted(OPEN_PHASES),
-        )
 
 
 def _changed(job: Job, outcome: TransitionOutcome, verb: str) -> Job:

@@ -34,7 +34,7 @@ class WorkerSeen:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """What `Operations.stats` reports (see `phaser.models.api.StatsModel`
+    """What `Operations.stats` reports (see `phaser.models.stats.StatsModel`
     for the meaning of each field)."""
 
     owner: str | None

@@ -23,6 +23,7 @@ from ..models.job import (
     Job,
     JobError,
     JobResult,
+    JobUpload,
     PhaseChange,
     Progress,
 )
@@ -84,6 +85,7 @@ FIELD = {
     "claim": "claim",
     "heartbeat_at": "beat",
     "sync": "sync",
+    "uploads": "uploads",
 }
 
 
@@ -125,6 +127,14 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
             )
         case "sync":
             return "1"
+        case "uploads":
+            return json.dumps(
+                [
+                    [u.name, u.size, u.mime_type, u.key or "", u.url or ""]
+                    for u in value
+                ],
+                separators=(",", ":"),
+            )
         case _ if isinstance(value, datetime):
             return str(to_ms(value))
         case _:
@@ -149,6 +159,8 @@ def encode(job: Job) -> dict[str, str]:
         del values["ignored"]
     if not job.sync:
         del values["sync"]
+    if not job.uploads:
+        del values["uploads"]
     encoded = encode_fields(job.id, values)
     if job.history:
         encoded["history"] = _history_text(job)
@@ -231,6 +243,19 @@ def _parameters(raw: str) -> dict[str, Any]:
     return value
 
 
+def _uploads(raw: str | None) -> list[JobUpload]:
+    return [
+        JobUpload(
+            name=row[0],
+            size=int(row[1]),
+            mime_type=row[2],
+            key=row[3] or None,
+            url=row[4] or None,
+        )
+        for row in json.loads(raw or "[]")
+    ]
+
+
 def _run_id(value: str | None) -> str | None:
     return clean_text(value) if value is not None else None
 
@@ -276,6 +301,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
         sync="sync" in data,
+        uploads=_uploads(data.get("uploads")),
         history=_history(data.get("history", ""), created),
     )
 
@@ -334,6 +360,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         claim=data.get("claim"),
         heartbeat_at=time("beat"),
         sync="sync" in data,
+        uploads=_field(lambda: _uploads(data.get("uploads")), []),
         history=_field(
             lambda: _history(
                 data.get("history", ""), time("created") or from_ms(0)

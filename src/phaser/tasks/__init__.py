@@ -15,6 +15,7 @@ A service author registers a task like this::
 
 from .context import TaskContext, TaskError, TransientError
 from .registry import Task, TaskRegistry, default_registry, task
+from .uploads import Upload
 
 __all__ = [
     "Task",
@@ -22,6 +23,7 @@ __all__ = [
     "TaskError",
     "TaskRegistry",
     "TransientError",
+    "Upload",
     "default_registry",
     "task",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
@@ -48,6 +49,12 @@ class TaskContext(Protocol):
     @property
     def scratch_dir(self) -> Path:
         """A private directory for temporary files, removed afterwards."""
+        ...
+
+    @property
+    def uploads(self) -> Mapping[str, Path]:
+        """The files the job was given (uploaded, or fetched by reference
+        before the task started), by name: local paths to read."""
         ...
 
     @property

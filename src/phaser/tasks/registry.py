@@ -14,6 +14,7 @@ from typing import Any, get_origin
 from pydantic import BaseModel, ValidationError
 
 from ..models.errors import InvalidParametersError, UnknownTaskError
+from .uploads import placeholders, upload_fields
 
 __all__ = [
     "RESERVED_NAMES",
@@ -106,24 +107,57 @@ class Task:
         return seconds
 
     @property
+    def uploads(self) -> frozenset[str]:
+        """Names of the files the task's parameters take (`Upload`
+        fields); a task without a parameter model takes any upload."""
+        return upload_fields(self.parameters)
+
+    def takes_upload(self, name: str) -> bool:
+        """Whether the task takes an upload of that name (exactly)."""
+        return self.parameters is None or name in self.uploads
+
+    @property
     def is_async(self) -> bool:
         """Whether the task runs on the event loop (else in a process)."""
         return inspect.iscoroutinefunction(self.function)
 
-    def parameters_schema(self) -> dict[str, Any]:
-        """JSON Schema of the parameters."""
+    @property
+    def required_uploads(self) -> frozenset[str]:
+        """The `Upload` fields a job of the task cannot do without."""
+        if self.parameters is None:
+            return frozenset()
+        fields = self.parameters.model_fields
+        return frozenset(n for n in self.uploads if fields[n].is_required())
+
+    def parameters_schema(
+        self, ref_template: str = "#/$defs/{model}"
+    ) -> dict[str, Any]:
+        """JSON Schema of the parameters (files, `Upload` fields, are no
+        parameters: they are left out)."""
         if self.parameters is None:
             return {"type": "object", "additionalProperties": True}
-        return self.parameters.model_json_schema()
+        schema = self.parameters.model_json_schema(ref_template=ref_template)
+        for name in self.uploads:
+            schema.get("properties", {}).pop(name, None)
+            if name in schema.get("required", []):
+                schema["required"].remove(name)
+        if not schema.get("required", True):
+            del schema["required"]
+        return schema
 
     def validate(
-        self, raw: Mapping[str, Any], *, from_form: bool = False
+        self,
+        raw: Mapping[str, Any],
+        *,
+        from_form: bool = False,
+        uploads: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """Check parameters, returning them in their stored JSON form.
 
         With ``from_form`` (UWS: every value is text, a repeated name gives
         a list), a single value for a field that takes a list becomes a
-        list of one.
+        list of one. ``uploads`` names the files the job is given: an
+        `Upload` field must be one of them, and never a parameter value.
 
         Raises
         ------
@@ -138,6 +172,17 @@ class Task:
         named = {
             names.get(key.lower(), key): value for key, value in raw.items()
         }
+        files = self.uploads
+        if clash := sorted(files & named.keys()):
+            raise InvalidParametersError(
+                f"Invalid parameters for task {self.name}: {clash[0]} is a"
+                " file; upload it (or give it by reference) instead of a"
+                " value",
+                fields=[
+                    {"field": f"parameters.{clash[0]}", "message": "file"}
+                ],
+            )
+        named.update(placeholders(files & uploads))
         if from_form:
             model_fields = self.parameters.model_fields
             for name, value in named.items():
@@ -163,7 +208,7 @@ class Task:
                 f"Invalid parameters for task {self.name}: {text}",
                 fields=fields,
             ) from exc
-        return model.model_dump(mode="json")
+        return model.model_dump(mode="json", exclude=set(files))
 
     def unknown(
         self, raw: Mapping[str, Any], *, ignore_case: bool = False
@@ -178,11 +223,17 @@ class Task:
         known = {fold(name) for name in self.parameters.model_fields}
         return [name for name in raw if fold(name) not in known]
 
-    def bind(self, stored: Mapping[str, Any]) -> Any:
-        """The argument the function receives for stored parameters."""
+    def bind(
+        self,
+        stored: Mapping[str, Any],
+        uploads: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The argument the function receives for stored parameters and
+        the local paths of the job's uploads."""
         if self.parameters is None:
             return dict(stored)
-        return self.parameters.model_validate(dict(stored))
+        files = {n: p for n, p in (uploads or {}).items() if n in self.uploads}
+        return self.parameters.model_validate({**stored, **files})
 
 
 class TaskRegistry:

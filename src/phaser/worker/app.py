@@ -159,8 +159,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
         store=factory.job_store,
         hub=factory.hub,
         registry=factory.registry,
-        heartbeat_interval=factory.settings.heartbeat_interval,
-        stall_timeout=factory.settings.stall_timeout,
+        settings=factory.settings,
         worker_id=factory.worker_id,
     )
     ctx["maintenance"] = asyncio.create_task(

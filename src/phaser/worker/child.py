@@ -9,7 +9,7 @@ to stderr):
 - ``{"type": "progress", "percent": ..., "message": ...}``
 - ``{"type": "result", "id", "size", "mime_type", "key"}``
 - ``{"type": "done"}`` or
-  ``{"type": "error", "message", "transient", "by_task"}``
+  ``{"type": "error", "message", "transient", "code"}``
 
 No Python objects are serialized: the task is found by name in the
 registry, the parameters are JSON.
@@ -58,12 +58,14 @@ class ChildTaskContext(BaseTaskContext):
         store: ResultStore,
         scratch_dir: Path,
         channel: IO[str],
+        uploads: dict[str, Path],
     ) -> None:
         super().__init__(
             job_id=job_id,
             attempt=attempt,
             store=store,
             scratch_dir=scratch_dir,
+            uploads=uploads,
         )
         self._channel = channel
 
@@ -130,9 +132,12 @@ def main() -> None:
         store=open_result_store(request["results"]),
         scratch_dir=Path(request["scratch_dir"]),
         channel=channel,
+        uploads={n: Path(p) for n, p in request["uploads"].items()},
     )
     try:
-        value = task.function(task.bind(request["parameters"]), ctx)
+        value = task.function(
+            task.bind(request["parameters"], ctx.uploads), ctx
+        )
         if value is not None:
             ctx.add_result(value)
     except Exception as exc:
@@ -142,7 +147,7 @@ def main() -> None:
                 "type": "error",
                 "message": failure.message,
                 "transient": failure.transient,
-                "by_task": failure.by_task,
+                "code": failure.code.value,
             }
         )
     else:

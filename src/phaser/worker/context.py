@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..models.job import ErrorCode, JobResult, Progress
+from ..models.job import ErrorCode, ErrorType, JobError, JobResult, Progress
 from ..storage.results import RESULT_ID_PATTERN, ResultStore
 from ..tasks.context import ResultData, TaskError, TransientError
 
@@ -34,18 +34,19 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why an attempt failed, whether another attempt may help, and
-    whether the task said so itself (a `TaskError`: the task refused what
-    it was asked) or broke (any other exception)."""
+    """Why an attempt failed, whether another attempt may help, and what
+    failed (`ErrorCode`: the task refused what it was asked with a
+    `TaskError`, broke, or an upload could not be fetched)."""
 
     message: str
     transient: bool
-    by_task: bool = True
+    code: ErrorCode = ErrorCode.TASK_ERROR
 
     @property
-    def code(self) -> ErrorCode:
-        """The job error's code for this failure."""
-        return ErrorCode.TASK_ERROR if self.by_task else ErrorCode.TASK_FAILED
+    def error(self) -> JobError:
+        """The job's error for this failure."""
+        kind = ErrorType.TRANSIENT if self.transient else ErrorType.FATAL
+        return JobError(kind, self.message, code=self.code)
 
 
 def failure_of(exc: Exception) -> Failure:
@@ -54,7 +55,9 @@ def failure_of(exc: Exception) -> Failure:
     retry); anything else is a fatal failure named by its type."""
     if isinstance(exc, TaskError):
         return Failure(str(exc), isinstance(exc, TransientError))
-    return Failure(f"{type(exc).__name__}: {exc}", False, by_task=False)
+    return Failure(
+        f"{type(exc).__name__}: {exc}", False, code=ErrorCode.TASK_FAILED
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,8 @@ class BaseTaskContext:
         Result store the results go to.
     scratch_dir
         Private temporary directory.
+    uploads
+        The local files of the job's uploads, by name.
     """
 
     def __init__(
@@ -178,11 +183,13 @@ class BaseTaskContext:
         attempt: int,
         store: ResultStore,
         scratch_dir: Path,
+        uploads: dict[str, Path] | None = None,
     ) -> None:
         self._job_id = job_id
         self._attempt = attempt
         self._store = store
         self._scratch_dir = scratch_dir
+        self.uploads: dict[str, Path] = uploads or {}
 
     @property
     def job_id(self) -> str:
@@ -202,6 +209,11 @@ class BaseTaskContext:
         if not self._scratch_dir.is_dir():
             self._scratch_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self._scratch_dir, 0o700)
+        return self._scratch_dir
+
+    @property
+    def scratch_path(self) -> Path:
+        """Where the scratch directory is (made or not)."""
         return self._scratch_dir
 
     @property
@@ -260,7 +272,7 @@ class LocalTaskContext(BaseTaskContext):
             store=store,
             scratch_dir=scratch_dir,
         )
-        self._updates = updates
+        self.updates = updates
         self.aborting = False
 
     @property
@@ -270,4 +282,4 @@ class LocalTaskContext(BaseTaskContext):
 
     def emit(self, update: Update) -> None:
         """Queue the update for the runner."""
-        self._updates.put_nowait(update)
+        self.updates.put_nowait(update)

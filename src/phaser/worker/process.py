@@ -9,12 +9,11 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
-from ..models.job import Job
+from ..models.job import ErrorCode, Job
 from ..storage.results import ResultStore
 from ..tasks.registry import Task
-from .context import Failure, Update
+from .context import Failure, LocalTaskContext, Update
 
 __all__ = ["run_in_child"]
 
@@ -22,9 +21,7 @@ __all__ = ["run_in_child"]
 async def run_in_child(
     task: Task,
     job: Job,
-    attempt: int,
-    scratch: Path,
-    updates: asyncio.Queue[Update | None],
+    ctx: LocalTaskContext,
     *,
     results: ResultStore,
     ping_interval: float,
@@ -32,7 +29,8 @@ async def run_in_child(
 ) -> Failure | None:
     """Run a ``def`` task in a child process that can be killed (cancel
     the call: the whole process group is killed). The child reports
-    progress and results as lines on its stdout, which go to ``updates``;
+    progress and results as lines on its stdout, which go to the updates
+    of ``ctx`` (the context the child's stands in for);
     it hears from its worker every ``ping_interval`` and kills itself
     after ``parent_timeout`` of silence (see `phaser.worker.child`)."""
     process = await asyncio.create_subprocess_exec(
@@ -49,10 +47,11 @@ async def run_in_child(
         "task": task.name,
         "module": task.function.__module__,
         "job_id": job.id,
-        "attempt": attempt,
+        "attempt": ctx.attempt,
         "parameters": job.parameters,
+        "uploads": {name: str(path) for name, path in ctx.uploads.items()},
         "results": results.describe(),
-        "scratch_dir": str(scratch),
+        "scratch_dir": str(ctx.scratch_path),
         "parent_pid": os.getpid(),
         "parent_timeout": parent_timeout,
     }
@@ -67,12 +66,12 @@ async def run_in_child(
             message = json.loads(line)
             match message["type"]:
                 case "progress" | "result":
-                    updates.put_nowait(Update.from_message(message))
+                    ctx.updates.put_nowait(Update.from_message(message))
                 case "error":
                     failure = Failure(
                         message["message"],
                         message["transient"],
-                        message.get("by_task", False),
+                        ErrorCode(message["code"]),
                     )
                     finished = True
                 case "done":
@@ -80,7 +79,9 @@ async def run_in_child(
         code = await process.wait()
         if not finished:
             return Failure(
-                f"task process exited with code {code}", False, by_task=False
+                f"task process exited with code {code}",
+                False,
+                ErrorCode.TASK_FAILED,
             )
         return failure
     finally:

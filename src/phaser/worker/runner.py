@@ -13,20 +13,20 @@ import asyncio
 import contextlib
 import secrets
 import shutil
-from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, assert_never
+from typing import TypeVar, assert_never
 
 import structlog
 from redis.exceptions import RedisError
 
 from ..backoff import patiently
 from ..clock import now
+from ..config import Settings
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
 from ..models.errors import UnknownTaskError
-from ..models.job import ErrorType, Job, JobError
+from ..models.job import Job
 from ..models.phase import FINAL_PHASES, RUNNING, Action
 from ..services.lifecycle import JobLifecycle, duration_exceeded
 from ..storage.events import EventHub, JobEvent, next_event
@@ -37,6 +37,7 @@ from ..tasks.context import TaskError
 from ..tasks.registry import Task, TaskRegistry
 from .context import Failure, LocalTaskContext, Update, failure_of
 from .process import run_in_child
+from .uploads import local_uploads
 
 __all__ = ["JobRunner", "retry_delay"]
 
@@ -76,12 +77,11 @@ class JobRunner:
         Event hub of this process, to notice aborts at once.
     registry
         Tasks.
-    heartbeat_interval
-        Seconds between heartbeats of a running job.
-    stall_timeout
-        Seconds of silence after which recovery re-queues a running job;
-        a task's child process whose worker is silent for half of it
-        kills itself first.
+    settings
+        ``heartbeat_interval`` (seconds between heartbeats of a running
+        job), ``stall_timeout`` (seconds of silence after which recovery
+        re-queues a running job; a task's child process whose worker is
+        silent for half of it kills itself first), upload limits.
     worker_id
         Name of this worker process, part of every claim.
     """
@@ -93,8 +93,7 @@ class JobRunner:
         store: JobStore,
         hub: EventHub,
         registry: TaskRegistry,
-        heartbeat_interval: float,
-        stall_timeout: float,
+        settings: Settings,
         worker_id: str,
     ) -> None:
         self._lifecycle = lifecycle
@@ -102,8 +101,9 @@ class JobRunner:
         self._results: ResultStore = lifecycle.results
         self._hub = hub
         self._registry = registry
-        self._heartbeat_interval = heartbeat_interval
-        self._child_timeout = max(2 * heartbeat_interval, stall_timeout / 2)
+        self._settings = settings
+        beat = self._heartbeat_interval = settings.heartbeat_interval
+        self._child_timeout = max(2 * beat, settings.stall_timeout / 2)
         self._worker_id = worker_id
 
     async def run(
@@ -214,21 +214,7 @@ class JobRunner:
             scratch_dir=scratch,
             updates=updates,
         )
-        work: Coroutine[Any, Any, Failure | None]
-        if task.is_async:
-            work = self._run_async(task, job, ctx)
-        else:
-            work = run_in_child(
-                task,
-                job,
-                attempt,
-                scratch,
-                updates,
-                results=self._results,
-                ping_interval=self._heartbeat_interval,
-                parent_timeout=self._child_timeout,
-            )
-        execution = asyncio.create_task(work)
+        execution = asyncio.create_task(self._execute(task, job, ctx))
         watcher = asyncio.create_task(self._watch(job, claim, events))
         beating = asyncio.create_task(self._heartbeat(job, claim))
         timeout = job.execution_duration or None
@@ -257,11 +243,32 @@ class JobRunner:
                     await asyncio.to_thread(_remove_tree, scratch)
         return outcome
 
+    async def _execute(
+        self, task: Task, job: Job, ctx: LocalTaskContext
+    ) -> Failure | None:
+        """Fetch the job's uploads, then run its task, on the event loop
+        or in a child process."""
+        uploads = await local_uploads(job, self._results, self._settings)
+        if isinstance(uploads, Failure):
+            return uploads
+        ctx.uploads = uploads
+        if task.is_async:
+            return await self._run_async(task, job, ctx)
+        return await run_in_child(
+            task,
+            job,
+            ctx,
+            results=self._results,
+            ping_interval=self._heartbeat_interval,
+            parent_timeout=self._child_timeout,
+        )
+
     async def _run_async(
         self, task: Task, job: Job, ctx: LocalTaskContext
     ) -> Failure | None:
         try:
-            value = await task.function(task.bind(job.parameters), ctx)
+            bound = task.bind(job.parameters, ctx.uploads)
+            value = await task.function(bound, ctx)
             if value is not None:
                 ctx.add_result(value)
         except Exception as exc:
@@ -283,6 +290,7 @@ class JobRunner:
         if current is None or current.phase not in FINAL_PHASES:
             return
         keys = [result.key for result in current.results]
+        keys += [upload.key for upload in current.uploads if upload.key]
         pruned = await asyncio.to_thread(self._results.prune, job.id, keys)
         if pruned:
             _logger.warning("Stray result files deleted", count=pruned)
@@ -370,29 +378,13 @@ class JobRunner:
                     job,
                     attempt=attempt,
                     guard=guard,
-                    error=JobError(
-                        ErrorType.TRANSIENT,
-                        outcome.message,
-                        code=outcome.code,
-                    ),
+                    error=outcome.error,
                     defer=retry_delay(attempt),
                 )
                 _logger.info("Job will be retried", error=outcome.message)
             case Failure():
-                error_type = (
-                    ErrorType.TRANSIENT
-                    if outcome.transient
-                    else ErrorType.FATAL
-                )
                 await self._lifecycle.finish(
-                    job,
-                    Action.FAIL,
-                    guard=guard,
-                    error=JobError(
-                        error_type,
-                        outcome.message,
-                        code=outcome.code,
-                    ),
+                    job, Action.FAIL, guard=guard, error=outcome.error
                 )
                 _logger.info("Job failed", error=outcome.message)
             case _:

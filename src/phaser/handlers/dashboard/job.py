@@ -38,7 +38,7 @@ def _job_context(
 ) -> dict[str, Any]:
     previews = {}
     for result in job.results:
-        path = service.result_path(result)
+        path = service.stored_path(result.key)
         if path is not None:
             previews[result.id] = preview(path, result.mime_type)
     history = [(change.phase.value, change.at) for change in job.history]

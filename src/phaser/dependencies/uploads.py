@@ -1,0 +1,132 @@
+"""Request bodies with files: a form's fields and its file parts, each
+file spooled to a temporary file on disk (never held in memory) and
+refused with 413 once it passes ``PHASER_MAX_UPLOAD_BYTES``, before any
+job exists. The temporary files a request leaves behind (not moved into
+a job's files) are deleted when it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.datastructures import UploadFile
+
+from ..config import Settings
+from ..models.errors import PhaserError, TooLargeError
+from ..services.uploads import FileUpload
+
+__all__ = ["Body", "RequestBody", "read_body"]
+
+#: A MIME type phaser records as given (parameters dropped).
+_MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
+
+_CHUNK = 64 * 1024
+
+#: Types of the astronomers' files the standard library does not know.
+_VO_TYPES = {
+    ".vot": "application/x-votable+xml",
+    ".votable": "application/x-votable+xml",
+    ".fits": "application/fits",
+}
+
+
+@dataclass(slots=True)
+class Body:
+    """A request's fields (query string first, names as sent) and the
+    files of its file parts, by part name."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, FileUpload] = field(default_factory=dict)
+
+
+def _mime_type(upload: UploadFile) -> str:
+    given = (upload.content_type or "").split(";")[0].strip().lower()
+    if given and given != "application/octet-stream" and _MIME.match(given):
+        return given
+    filename = upload.filename or ""
+    guessed = _VO_TYPES.get(Path(filename).suffix.lower())
+    guessed = guessed or mimetypes.guess_type(filename)[0]
+    return guessed or "application/octet-stream"
+
+
+async def _spool(name: str, upload: UploadFile, limit: int) -> FileUpload:
+    fd, path = tempfile.mkstemp(prefix="phaser-upload-")
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+        while chunk := await upload.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                break
+            out.write(chunk)
+    if size > limit:
+        os.unlink(path)
+        raise TooLargeError(
+            f"Upload {name[:64]} is larger than {limit} bytes"
+            " (PHASER_MAX_UPLOAD_BYTES)"
+        )
+    return FileUpload(name, Path(path), size, _mime_type(upload))
+
+
+async def read_body(request: Request) -> Body:
+    """The query string's and a form body's fields, and its files.
+
+    Raises
+    ------
+    PhaserError
+        An unreadable form, or a field that is not UTF-8 text.
+    TooLargeError
+        A file over the per-file limit.
+    """
+    body = Body(list(request.query_params.multi_items()))
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        return body
+    settings: Settings = request.app.state.settings
+    try:
+        form = await request.form(max_files=settings.max_uploads + 1)
+    except Exception as exc:  # the parser's errors have no common base
+        raise PhaserError(f"Unreadable form body: {exc}") from exc
+    try:
+        for name, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                body.pairs.append((name, value))
+            elif name in body.files:
+                raise PhaserError(f"File part {name[:64]} given twice")
+            else:
+                body.files[name] = await _spool(
+                    name, value, settings.max_upload_bytes
+                )
+    except BaseException:
+        _discard(body)
+        raise
+    finally:
+        await form.close()
+    return body
+
+
+def _discard(body: Body) -> None:
+    for upload in body.files.values():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(upload.path)
+
+
+async def _request_body(request: Request) -> AsyncIterator[Body]:
+    body = await read_body(request)
+    try:
+        yield body
+    finally:
+        _discard(body)
+
+
+#: A request's fields and files, its leftover files deleted afterwards.
+RequestBody = Annotated[Body, Depends(_request_body)]

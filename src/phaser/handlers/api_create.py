@@ -1,0 +1,195 @@
+"""Creating jobs through the JSON API: ``POST /api/v1/jobs`` (JSON) and
+``POST /api/v1/jobs/multipart`` (the same JSON as a ``job`` part, and the
+files the job is given as file parts); either may wait for the job's end
+(``?sync=true``). And the download of a job's uploaded files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+
+from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
+from ..dependencies.uploads import RequestBody
+from ..models.api import JobCreate, JobModel, problem_responses
+from ..models.errors import InvalidRequestError
+from ..services.uploads import LinkUpload, NewUpload
+from .dali import until_disconnected
+from .results import upload_response
+
+__all__ = ["router"]
+
+router = APIRouter(responses=problem_responses(400, 401, 413, 422, 503))
+
+_CREATE_EXAMPLES: dict[str, Any] = {
+    "start": {
+        "summary": "Create and start a job",
+        "value": {
+            "task": "sleep",
+            "parameters": {"seconds": 2},
+            "start": True,
+            "run_id": "nightly-42",
+        },
+    },
+    "pending": {
+        "summary": "Create a job that waits to be started",
+        "value": {"task": "echo", "parameters": {"greeting": "hello"}},
+    },
+}
+
+_SYNC_TEXT = (
+    " With ``?sync=true`` the job is started and the answer waits for its"
+    " end (up to ``PHASER_SYNC_TIMEOUT``: then the job is aborted and the"
+    " answer is 504); closing the connection aborts the job."
+)
+
+Sync = Annotated[
+    bool, Query(description="Start the job and answer once it has ended.")
+]
+
+
+async def _create(
+    body: JobCreate,
+    files: list[NewUpload],
+    request: Request,
+    response: Response,
+    service: Service,
+    waiter: Waiter,
+    caller: CurrentCaller,
+    base_url: str,
+    sync: bool,
+) -> JobModel | Response:
+    references: list[NewUpload] = [
+        LinkUpload(name, url) for name, url in body.uploads.items()
+    ]
+    job = await service.create(
+        caller=caller,
+        task=body.task,
+        parameters=body.parameters,
+        run_id=body.run_id,
+        start=body.start or sync,
+        execution_duration=body.execution_duration,
+        destruction_time=body.destruction_time,
+        strict=True,
+        sync=sync,
+        uploads=[*files, *references],
+    )
+    if sync:
+        instead = f"{base_url}/api/v1/jobs (with start: true, then wait)"
+        ended = await until_disconnected(
+            request, waiter.finish_sync(caller, job, instead)
+        )
+        if ended is None:  # nobody is listening
+            return Response(status_code=499)
+        job = ended
+    model = JobModel.from_job(job, base_url)
+    response.headers["Location"] = model.href
+    return model
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    summary="Create a job",
+    description=(
+        "Creates a job of a task. With ``start: true`` the job is queued at"
+        " once; otherwise it stays PENDING until started. Answers 201 with"
+        " the job and its URL in ``Location``." + _SYNC_TEXT
+    ),
+    responses=problem_responses(429, 504),
+    response_model=JobModel,
+)
+async def create_job(
+    body: Annotated[JobCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
+    request: Request,
+    response: Response,
+    service: Service,
+    waiter: Waiter,
+    caller: CurrentCaller,
+    base_url: BaseUrl,
+    sync: Sync = False,
+) -> JobModel | Response:
+    return await _create(
+        body, [], request, response, service, waiter, caller, base_url, sync
+    )
+
+
+@router.post(
+    "/jobs/multipart",
+    status_code=201,
+    summary="Create a job with files",
+    description=(
+        "As ``POST /api/v1/jobs``, from a ``multipart/form-data`` body: a"
+        " ``job`` part holding the same JSON, and one file part per file"
+        " the task takes, named as its parameter. Files are checked against"
+        " ``PHASER_MAX_UPLOAD_BYTES`` (413) before the job exists."
+        + _SYNC_TEXT
+    ),
+    responses=problem_responses(429, 504),
+    response_model=JobModel,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["job"],
+                        "properties": {
+                            "job": {
+                                "type": "string",
+                                "description": "The job, as JSON"
+                                " (``POST /api/v1/jobs``' body).",
+                            }
+                        },
+                        "additionalProperties": {
+                            "type": "string",
+                            "format": "binary",
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def create_job_with_files(
+    form: RequestBody,
+    request: Request,
+    response: Response,
+    service: Service,
+    waiter: Waiter,
+    caller: CurrentCaller,
+    base_url: BaseUrl,
+    sync: Sync = False,
+) -> JobModel | Response:
+    text = [value for name, value in form.pairs if name == "job"]
+    if len(text) != 1:
+        raise InvalidRequestError(
+            "Expected a multipart/form-data body with one job part (JSON)"
+        )
+    try:
+        body = JobCreate.model_validate_json(text[0])
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", "job", *e["loc"])} for e in exc.errors()]
+        ) from None
+    files: list[NewUpload] = list(form.files.values())
+    return await _create(
+        body, files, request, response, service, waiter, caller, base_url, sync
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/uploads/{name}",
+    summary="Download an uploaded file",
+    description="A file the job was given with its request, for its owner.",
+    response_class=FileResponse,
+    responses=problem_responses(404),
+)
+async def get_upload(
+    job_id: str, name: str, service: Service, caller: CurrentCaller
+) -> FileResponse:
+    return upload_response(service, await service.get(caller, job_id), name)
