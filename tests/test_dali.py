@@ -22,9 +22,9 @@ VOTABLE = "application/x-votable+xml"
 
 
 @pytest.fixture
-def http(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        yield client
+def http(client: httpx.Client) -> httpx.Client:
+    """The shared stack's client (conftest's ``client``)."""
+    return client
 
 
 @pytest.fixture(scope="module")

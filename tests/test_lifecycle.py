@@ -308,7 +308,12 @@ def test_fatal_failure_ends_in_error_with_message(
     done = wait_for(client, job["id"], TERMINAL)
     assert done["phase"] == "ERROR"
     assert done["errors"] == [
-        {"type": "fatal", "code": None, "message": "bad star", "detail": None}
+        {
+            "type": "fatal",
+            "code": "task_error",
+            "message": "bad star",
+            "detail": None,
+        }
     ]
     assert done["attempts"] == 1
 

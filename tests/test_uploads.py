@@ -99,9 +99,9 @@ def fetching(
 
 
 @pytest.fixture
-def http(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
-        yield client
+def http(client: httpx.Client) -> httpx.Client:
+    """The shared stack's client (conftest's ``client``)."""
+    return client
 
 
 def _job_of(http: httpx.Client, location: str) -> dict[str, Any]:

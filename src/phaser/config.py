@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .tuning import Tuning
+from .tuning import Tuning, comma_separated
 
 __all__ = ["ConfigurationError", "Settings", "cap_duration", "load_settings"]
 
@@ -223,9 +223,7 @@ class Settings(Tuning, BaseSettings):
     @field_validator("task_modules", "admin_users", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [m.strip() for m in value.split(",") if m.strip()]
-        return value
+        return comma_separated(value)
 
     @field_validator("task_queues", mode="before")
     @classmethod

@@ -15,7 +15,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode
 
-__all__ = ["Tuning"]
+__all__ = ["Tuning", "comma_separated"]
+
+
+def comma_separated(value: object) -> object:
+    """A setting's comma-separated text as a list (empty items dropped);
+    anything else as it is."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class Tuning(BaseSettings):
@@ -206,6 +214,7 @@ class Tuning(BaseSettings):
     @field_validator("upload_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        value = comma_separated(value)
+        if isinstance(value, list):
+            return [str(host).lower() for host in value]
         return value

@@ -5,9 +5,10 @@ files the job is given as file parts); either may wait for the job's end
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
@@ -15,8 +16,11 @@ from pydantic import ValidationError
 from ..dependencies.context import BaseUrl, CurrentCaller, Service, Waiter
 from ..dependencies.uploads import RequestBody
 from ..models.api import JobCreate, JobModel, problem_responses
+from ..models.caller import Caller
 from ..models.errors import InvalidRequestError
+from ..services.jobs import JobService
 from ..services.uploads import LinkUpload, NewUpload
+from ..services.waiting import JobWaiter
 from .dali import until_disconnected
 from .results import upload_response
 
@@ -46,47 +50,68 @@ _SYNC_TEXT = (
     " answer is 504); closing the connection aborts the job."
 )
 
-Sync = Annotated[
-    bool, Query(description="Start the job and answer once it has ended.")
-]
+
+@dataclass(frozen=True, slots=True)
+class _Creating:
+    """What both creation routes answer with."""
+
+    request: Request
+    response: Response
+    service: JobService
+    waiter: JobWaiter
+    caller: Caller
+    base_url: str
+    sync: bool
 
 
-async def _create(
-    body: JobCreate,
-    files: list[NewUpload],
+async def _creating(
     request: Request,
     response: Response,
     service: Service,
     waiter: Waiter,
     caller: CurrentCaller,
-    base_url: str,
-    sync: bool,
+    base_url: BaseUrl,
+    sync: Annotated[
+        bool,
+        Query(description="Start the job and answer once it has ended."),
+    ] = False,
+) -> _Creating:
+    return _Creating(
+        request, response, service, waiter, caller, base_url, sync
+    )
+
+
+Creating = Annotated[_Creating, Depends(_creating)]
+
+
+async def _create(
+    body: JobCreate, files: list[NewUpload], at: _Creating
 ) -> JobModel | Response:
     references: list[NewUpload] = [
         LinkUpload(name, url) for name, url in body.uploads.items()
     ]
-    job = await service.create(
-        caller=caller,
+    job = await at.service.create(
+        caller=at.caller,
         task=body.task,
         parameters=body.parameters,
         run_id=body.run_id,
-        start=body.start or sync,
+        start=body.start or at.sync,
         execution_duration=body.execution_duration,
         destruction_time=body.destruction_time,
         strict=True,
-        sync=sync,
+        sync=at.sync,
         uploads=[*files, *references],
     )
-    if sync:
-        instead = f"{base_url}/api/v1/jobs (with start: true, then wait)"
+    if at.sync:
+        instead = f"{at.base_url}/api/v1/jobs (with start: true, then wait)"
         ended = await until_disconnected(
-            request, waiter.finish_sync(caller, job, instead)
+            at.request, at.waiter.finish_sync(at.caller, job, instead)
         )
         if ended is None:  # nobody is listening
             return Response(status_code=499)
         job = ended
-    model = JobModel.from_job(job, base_url)
-    response.headers["Location"] = model.href
+    model = JobModel.from_job(job, at.base_url)
+    at.response.headers["Location"] = model.href
     return model
 
 
@@ -104,17 +129,9 @@ async def _create(
 )
 async def create_job(
     body: Annotated[JobCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
-    request: Request,
-    response: Response,
-    service: Service,
-    waiter: Waiter,
-    caller: CurrentCaller,
-    base_url: BaseUrl,
-    sync: Sync = False,
+    at: Creating,
 ) -> JobModel | Response:
-    return await _create(
-        body, [], request, response, service, waiter, caller, base_url, sync
-    )
+    return await _create(body, [], at)
 
 
 @router.post(
@@ -156,14 +173,7 @@ async def create_job(
     },
 )
 async def create_job_with_files(
-    form: RequestBody,
-    request: Request,
-    response: Response,
-    service: Service,
-    waiter: Waiter,
-    caller: CurrentCaller,
-    base_url: BaseUrl,
-    sync: Sync = False,
+    form: RequestBody, at: Creating
 ) -> JobModel | Response:
     text = [value for name, value in form.pairs if name == "job"]
     if len(text) != 1:
@@ -176,10 +186,7 @@ async def create_job_with_files(
         raise RequestValidationError(
             [{**e, "loc": ("body", "job", *e["loc"])} for e in exc.errors()]
         ) from None
-    files: list[NewUpload] = list(form.files.values())
-    return await _create(
-        body, files, request, response, service, waiter, caller, base_url, sync
-    )
+    return await _create(body, list(form.files.values()), at)
 
 
 @router.get(

@@ -27,7 +27,7 @@ from ..models.phase import FAILED, SUCCEEDED
 from ..models.text import clean_text
 from .results import result_response
 from .routes import REDIS_DOWN, validation_text
-from .uws_params import UWSRoute, error_votable, update_of, uploads_of
+from .uws_params import UWSRoute, create_from, error_votable
 
 __all__ = ["router", "until_disconnected"]
 
@@ -104,6 +104,9 @@ async def until_disconnected(
     return doing.result() if not doing.cancelled() else None
 
 
+_CLIENTS_TO_FIX = {ErrorCode.TASK_ERROR, ErrorCode.UPLOAD_FAILED}
+
+
 def _answer(job: Job, service: Service) -> Response:
     """A sync job's end as DALI answers it."""
     if job.phase is SUCCEEDED:
@@ -113,7 +116,9 @@ def _answer(job: Job, service: Service) -> Response:
         return result_response(job.id, result, path)
     error = job.shown_error
     message = error.message if error else f"Job {job.id} was aborted"
-    refused = error is not None and error.code == ErrorCode.TASK_ERROR
+    # The task refused the request, or the file it referred to could not
+    # be fetched: the client's to fix (400); anything else is ours (500).
+    refused = error is not None and error.code in _CLIENTS_TO_FIX
     status = 400 if job.phase is FAILED and refused else 500
     return dali_error(f"Job {job.id}: {message}", status)
 
@@ -124,8 +129,9 @@ _DESCRIPTION = (
     " (its bytes and MIME type; 204 if it has none) once it has ended. A"
     " job that does not end within ``PHASER_SYNC_TIMEOUT`` is aborted"
     " (504). Errors are VOTable error documents: 400 when the request is"
-    " invalid or the task refused it (``TaskError``), 500 when the task"
-    " failed or the job was aborted. Closing the connection aborts the"
+    " invalid, the task refused it (``TaskError``) or an upload by"
+    " reference could not be fetched, 500 when the task failed or the job"
+    " was aborted. Closing the connection aborts the"
     " job. The job is an ordinary one, marked ``sync``."
 )
 
@@ -139,19 +145,7 @@ async def _sync(
     caller: CurrentCaller,
     links: UWSLinks,
 ) -> Response:
-    service.task(task)
-    asked = update_of(form, creating=True)
-    job = await service.create(
-        caller=caller,
-        task=task,
-        parameters=asked.parameters or {},
-        run_id=asked.run_id,
-        start=True,
-        execution_duration=asked.execution_duration,
-        destruction_time=asked.destruction_time,
-        sync=True,
-        uploads=uploads_of(form),
-    )
+    job = await create_from(form, task, service, caller, sync=True)
     instead = f"{links.root}/{task}/async"
     ended = await until_disconnected(
         request, waiter.finish_sync(caller, job, instead)

@@ -29,13 +29,12 @@ from .uws_params import (
     XML_DOC,
     UWSRoute,
     bad_value,
+    create_from,
     document,
     phase_value,
     seconds,
     see_other,
     time_value,
-    update_of,
-    uploads_of,
     xml_answer,
 )
 from .uws_values import WaitedJob, post_changes
@@ -108,18 +107,7 @@ async def create_job(
     caller: CurrentCaller,
     links: UWSLinks,
 ) -> Response:
-    service.task(task)
-    asked = update_of(form, creating=True)
-    job = await service.create(
-        caller=caller,
-        task=task,
-        parameters=asked.parameters or {},
-        run_id=asked.run_id,
-        start=asked.action is not None,
-        execution_duration=asked.execution_duration,
-        destruction_time=asked.destruction_time,
-        uploads=uploads_of(form),
-    )
+    job = await create_from(form, task, service, caller)
     return see_other(links.job(job.id))
 
 

@@ -25,10 +25,12 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from ..clock import parse_time
 from ..dependencies.uws import Form
 from ..models.api import MAX_REQUEST_SECONDS, problem_responses
+from ..models.caller import Caller
 from ..models.errors import PhaserError
+from ..models.job import Job
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
-from ..services.jobs import JobUpdate
+from ..services.jobs import JobService, JobUpdate
 from ..services.uploads import LinkUpload, NewUpload
 from .routes import REDIS_DOWN, DialectRoute, validation_text
 from .ui import uws_page, wants_page
@@ -41,6 +43,7 @@ __all__ = [
     "XML_DOC",
     "UWSRoute",
     "bad_value",
+    "create_from",
     "document",
     "error_votable",
     "phase_action",
@@ -238,6 +241,31 @@ def uploads_of(form: Form) -> list[NewUpload]:
             uploads.append(replace(form.files[part], name=name))
     uploads += [f for part, f in form.files.items() if part not in used]
     return uploads
+
+
+async def create_from(
+    form: Form,
+    task: str,
+    service: JobService,
+    caller: Caller,
+    *,
+    sync: bool = False,
+) -> Job:
+    """Create a job of ``task`` from a UWS (or DALI) POST: its parameters,
+    control parameters and files; started if ``PHASE=RUN`` or ``sync``."""
+    service.task(task)
+    asked = update_of(form, creating=True)
+    return await service.create(
+        caller=caller,
+        task=task,
+        parameters=asked.parameters or {},
+        run_id=asked.run_id,
+        start=sync or asked.action is not None,
+        execution_duration=asked.execution_duration,
+        destruction_time=asked.destruction_time,
+        sync=sync,
+        uploads=uploads_of(form),
+    )
 
 
 def wants_text(accept: str) -> bool:
