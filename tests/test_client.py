@@ -250,3 +250,37 @@ def test_cli_json_output_parses_and_errors_are_one_line(
         assert "Traceback" not in failed.stderr
     deleted = _phaser(stack, "jobs", "delete", job["id"])
     assert deleted.returncode == 0
+
+
+def test_client_and_cli_send_files_and_wait_synchronously(
+    api: Client, stack: Stack, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"a\nb\nc\nd\n")
+    # A file by path, run synchronously: the answer is the finished job.
+    job = api.submit(
+        "lines", {"label": "got"}, files={"text": text}, sync=True
+    )
+    assert (job.phase.value, job.sync) == ("COMPLETED", True)
+    assert job.result() == b"got 4 ['text']"
+    assert [u.name for u in job.uploads] == ["text"]
+
+    async def scenario() -> None:
+        async with AsyncClient(stack.url) as aio:
+            sent = await aio.submit("lines", {}, files={"text": b"x\ny\n"})
+            done = await sent.wait(timeout=30)
+            assert await done.result() == b"lines 2 ['text']"
+
+    asyncio.run(scenario())
+    # A reference to a host the server does not allow: refused, by name.
+    with pytest.raises(APIError, match="PHASER_UPLOAD_HOSTS"):
+        api.submit("lines", {}, uploads={"text": "https://example.org/a"})
+    # The command line.
+    done = _phaser(
+        stack, "jobs", "submit", "lines", f"--file=text={text}", "--wait"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "COMPLETED" in done.stdout
+    bad = _phaser(stack, "jobs", "submit", "lines", "--file", "text")
+    assert bad.returncode != 0
+    assert "--file: expected NAME=VALUE" in bad.stderr

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Column, Table
 
+from .cli_values import coerce, pairs
 from .client import (
     APIError,
     Client,
@@ -87,6 +88,20 @@ def add_commands(commands: Any) -> None:
         "--wait", action="store_true", help="wait for the end (exit code)"
     )
     submit.add_argument("--timeout", type=float, help="with --wait (s)")
+    submit.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a file the task takes (repeatable)",
+    )
+    submit.add_argument(
+        "--upload",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="a file by reference, fetched by the worker (repeatable)",
+    )
     listing = verbs.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--task")
     listing.add_argument(
@@ -180,52 +195,6 @@ def _signature(task: TaskModel) -> str:
     return ", ".join(parts)
 
 
-def coerce(pairs: list[str], schema: dict[str, Any]) -> dict[str, Any]:
-    """``key=value`` (coerced by the schema's type for ``key``) and
-    ``key:=json`` arguments as parameters.
-
-    Raises
-    ------
-    ClientError
-        An argument is not of either form, or its value does not fit.
-    """
-    properties: dict[str, Any] = schema.get("properties", {})
-    parameters: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name.rstrip(":"):
-            raise ClientError(f"expected key=value or key:=json, got {pair!r}")
-        if name.endswith(":"):
-            name = name[:-1]
-            try:
-                parameters[name] = json.loads(text)
-            except ValueError:
-                raise ClientError(f"{name}: not JSON: {text!r}") from None
-            continue
-        kind = properties.get(name, {}).get("type")
-        parameters[name] = _typed(name, text, kind)
-    return parameters
-
-
-def _typed(name: str, text: str, kind: str | None) -> Any:
-    try:
-        match kind:
-            case "integer":
-                return int(text)
-            case "number":
-                return float(text)
-            case "boolean":
-                if text.lower() not in {"true", "false", "1", "0"}:
-                    raise ValueError(text)
-                return text.lower() in {"true", "1"}
-            case "array" | "object":
-                return json.loads(text)
-            case _:
-                return text
-    except ValueError:
-        raise ClientError(f"{name}: expected {kind}, got {text!r}") from None
-
-
 def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
     schema = next(
         (t.parameters_schema for t in client.tasks() if t.name == args.task),
@@ -237,6 +206,8 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
         start=not args.no_start,
         run_id=args.run_id,
         execution_duration=args.duration,
+        files={n: Path(v) for n, v in pairs(args.file, "--file")},
+        uploads=dict(pairs(args.upload, "--upload")),
     )
     if args.wait:
         done = client.wait(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypedDict
@@ -28,9 +28,7 @@ __all__ = [
     "WaitTimeout",
     "auth_headers",
     "check",
-    "create_body",
     "is_final",
-    "patch_body",
 ]
 
 #: Where the client finds a server and a token when not told.
@@ -247,45 +245,6 @@ def check(response: httpx.Response) -> httpx.Response:
 
 def _time(value: datetime | None) -> str | None:
     return format_time(value) if value is not None else None
-
-
-def create_body(
-    task: str,
-    parameters: Mapping[str, Any] | None,
-    *,
-    start: bool,
-    run_id: str | None,
-    execution_duration: int | None,
-    destruction_time: datetime | None,
-) -> dict[str, Any]:
-    """The JSON body of a job creation."""
-    return {
-        "task": task,
-        "start": start,
-        **patch_body(
-            parameters=dict(parameters or {}),
-            run_id=run_id,
-            execution_duration=execution_duration,
-            destruction_time=destruction_time,
-        ),
-    }
-
-
-def patch_body(
-    *,
-    parameters: Mapping[str, Any] | None,
-    run_id: str | None,
-    execution_duration: int | None,
-    destruction_time: datetime | None,
-) -> dict[str, Any]:
-    """The JSON body of a job change (only what is given)."""
-    fields = {
-        "parameters": dict(parameters) if parameters is not None else None,
-        "run_id": run_id,
-        "execution_duration": execution_duration,
-        "destruction_time": _time(destruction_time),
-    }
-    return {name: value for name, value in fields.items() if value is not None}
 
 
 def list_params(

@@ -23,13 +23,12 @@ from ._core import (
     JobEvent,
     WaitTimeout,
     check,
-    create_body,
     is_final,
     list_params,
     outcome,
-    patch_body,
     should_retry,
 )
+from .bodies import create_body, create_request, patch_body
 from .progress import ProgressDisplay
 
 __all__ = ["Client", "Job"]
@@ -145,17 +144,30 @@ class Client(ClientBase):
         run_id: str | None = None,
         execution_duration: int | None = None,
         destruction_time: datetime | None = None,
+        files: Mapping[str, Path | bytes] | None = None,
+        uploads: Mapping[str, str] | None = None,
+        sync: bool = False,
     ) -> Job:
-        """Create a job and (unless ``start=False``) queue it."""
+        """Create a job and (unless ``start=False``) queue it.
+
+        ``files`` are the files the task takes, by name (a path, read
+        whole, or the bytes); ``uploads`` files by reference (name: URL,
+        fetched by the worker). With ``sync`` the job is started and the
+        answer comes once it has ended (the server aborts it after its
+        sync timeout: `APIError` 504).
+        """
         body = create_body(
             task,
             parameters,
-            start=start,
+            start=start or sync,
             run_id=run_id,
             execution_duration=execution_duration,
             destruction_time=destruction_time,
         )
-        return self._job(self._request("POST", "/api/v1/jobs", json=body))
+        path, arguments = create_request(
+            body, files=files, uploads=uploads, sync=sync
+        )
+        return self._job(self._request("POST", path, **arguments))
 
     def get(self, job_id: str) -> Job:
         """A job."""

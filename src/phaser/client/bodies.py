@@ -1,0 +1,87 @@
+"""The bodies of the client's requests that create and change jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..clock import format_time
+
+__all__ = ["create_body", "create_request", "patch_body"]
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def create_body(
+    task: str,
+    parameters: Mapping[str, Any] | None,
+    *,
+    start: bool,
+    run_id: str | None,
+    execution_duration: int | None,
+    destruction_time: datetime | None,
+) -> dict[str, Any]:
+    """The JSON body of a job creation."""
+    return {
+        "task": task,
+        "start": start,
+        **patch_body(
+            parameters=dict(parameters or {}),
+            run_id=run_id,
+            execution_duration=execution_duration,
+            destruction_time=destruction_time,
+        ),
+    }
+
+
+def create_request(
+    body: dict[str, Any],
+    *,
+    files: Mapping[str, Path | bytes] | None,
+    uploads: Mapping[str, str] | None,
+    sync: bool,
+) -> tuple[str, dict[str, Any]]:
+    """The path and request arguments of a job creation: JSON, or with
+    ``files`` (by name: a path, or the bytes) a multipart body whose
+    ``job`` part is that JSON; ``uploads`` are files by reference (name:
+    URL); ``sync`` waits for the job's end (no read timeout: the server
+    ends the wait at its sync timeout)."""
+    if uploads:
+        body = {**body, "uploads": dict(uploads)}
+    arguments: dict[str, Any] = {}
+    if sync:
+        arguments.update(params={"sync": "true"}, timeout=None)
+    if not files:
+        return "/api/v1/jobs", {**arguments, "json": body}
+    parts = {
+        name: (
+            (data.name, data.read_bytes())
+            if isinstance(data, Path)
+            else (name, bytes(data))
+        )
+        for name, data in files.items()
+    }
+    arguments.update(data={"job": json.dumps(body)}, files=parts)
+    return "/api/v1/jobs/multipart", arguments
+
+
+def patch_body(
+    *,
+    parameters: Mapping[str, Any] | None,
+    run_id: str | None,
+    execution_duration: int | None,
+    destruction_time: datetime | None,
+) -> dict[str, Any]:
+    """The JSON body of a job change (only what is given)."""
+    fields = {
+        "parameters": dict(parameters) if parameters is not None else None,
+        "run_id": run_id,
+        "execution_duration": execution_duration,
+        "destruction_time": _time(destruction_time),
+    }
+    return {name: value for name, value in fields.items() if value is not None}
