@@ -728,3 +728,27 @@ def test_bad_requests_to_the_dashboard_get_4xx_pages_and_change_nothing(
         assert 400 <= answer.status_code < 500
     assert api.get("/api/v1/stats").json()["counts"] == before
     assert api.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == "PENDING"
+
+
+def test_submit_form_sends_the_files_a_task_takes(
+    browser: webdriver.Chrome, ui: Stack, api: httpx.Client, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("one\ntwo\nthree\n")
+    browser.get(f"{ui.url}/ui/tasks/lines")
+    # The task's Upload field is a file input, required; not a parameter.
+    chooser = browser.find_element(By.ID, "f-text")
+    assert chooser.get_attribute("type") == "file"
+    assert chooser.get_attribute("required") is not None
+    assert not browser.find_elements(By.ID, "p-text")
+    chooser.send_keys(str(notes))
+    browser.find_element(By.ID, "p-label").send_keys("-seen")
+    browser.find_element(By.ID, "submit").click()
+    until(browser, lambda b: "/ui/jobs/" in b.current_url)
+    job_id = browser.current_url.rsplit("/", 1)[1]
+    until(browser, lambda b: text(b, "#phase") == "COMPLETED")
+    job = api.get(f"/api/v1/jobs/{job_id}").json()
+    assert [u["name"] for u in job["uploads"]] == ["text"]
+    assert api.get(job["uploads"][0]["href"]).text == notes.read_text()
+    result = api.get(job["results"][0]["href"]).text
+    assert result == "lines-seen 3 ['text']"

@@ -100,6 +100,8 @@ async def read_body(request: Request) -> Body:
         for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
                 body.pairs.append((name, value))
+            elif not value.filename and not value.size:
+                continue  # a browser's file input left empty
             elif name in body.files:
                 raise PhaserError(f"File part {name[:64]} given twice")
             else:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request, Response
 
 from ...dependencies.context import Service
+from ...dependencies.uploads import RequestBody
 from ...models.api import MAX_REQUEST_SECONDS
 from ...models.errors import (
     InvalidRequestError,
@@ -40,6 +43,7 @@ async def submit_page(
         "submit.html",
         request,
         max_seconds=MAX_REQUEST_SECONDS,
+        max_upload_bytes=service.settings.max_upload_bytes,
         task=definition,
         fields=form_fields(definition.parameters_schema()),
         values={},
@@ -54,9 +58,15 @@ async def submit(
     task: str,
     service: Service,
     caller: FormCaller,
+    body: RequestBody,
 ) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values = dict(body.pairs)
+    # File inputs are named ``f.<upload>`` (the task's Upload fields).
+    files = [
+        replace(upload, name=part.removeprefix("f."))
+        for part, upload in body.files.items()
+        if part.startswith("f.")
+    ]
     try:
         definition = service.task(task)
     except UnknownTaskError as exc:
@@ -84,6 +94,7 @@ async def submit(
                 start=values.get("start") == "true",
                 execution_duration=int(duration) if duration else None,
                 strict=True,
+                uploads=files,
             )
         except InvalidRequestError as exc:
             message = exc.message
@@ -98,6 +109,7 @@ async def submit(
         "submit.html",
         request,
         max_seconds=MAX_REQUEST_SECONDS,
+        max_upload_bytes=service.settings.max_upload_bytes,
         status=422,
         task=definition,
         fields=fields,
