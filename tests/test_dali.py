@@ -3,6 +3,7 @@ pyvo and plain HTTP against real servers."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -39,10 +40,22 @@ def hasty(
     running.stop()
 
 
+@functools.cache
+def _votable_schema() -> etree.XMLSchema:
+    """VOTable 1.4, as astropy ships it."""
+    pytest.importorskip("astropy", reason="astro extra not installed")
+    import astropy.io.votable
+
+    data = Path(astropy.io.votable.__file__).parent / "data"
+    return etree.XMLSchema(etree.parse(str(data / "VOTable.v1.4.xsd")))
+
+
 def _error_message(answer: httpx.Response) -> str:
-    """The message of a DALI error document."""
+    """The message of a DALI error document (a valid VOTable)."""
     assert answer.headers["content-type"].startswith(VOTABLE), answer.text
     document = etree.fromstring(answer.content)
+    schema = _votable_schema()
+    assert schema.validate(document), schema.error_log
     [info] = document.iter("{*}INFO")
     assert (info.get("name"), info.get("value")) == ("QUERY_STATUS", "ERROR")
     return str(info.text)

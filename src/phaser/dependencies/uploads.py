@@ -2,7 +2,9 @@
 file spooled to a temporary file on disk (never held in memory) and
 refused with 413 once it passes ``PHASER_MAX_UPLOAD_BYTES``, before any
 job exists. The temporary files a request leaves behind (not moved into
-a job's files) are deleted when it ends."""
+a job's files) are deleted when it ends (`SPOOLED`, by
+`phaser.handlers.limits.BodyLimitMiddleware`: a cleanup dependency would
+cost every request)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,10 @@ from ..config import Settings
 from ..models.errors import PhaserError, TooLargeError
 from ..services.uploads import FileUpload
 
-__all__ = ["Body", "RequestBody", "read_body"]
+__all__ = ["SPOOLED", "Body", "RequestBody", "discard_spooled", "read_body"]
+
+#: Where a request's scope lists the temporary files it spooled.
+SPOOLED = "phaser.spooled"
 
 #: A MIME type phaser records as given (parameters dropped).
 _MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
@@ -57,8 +61,11 @@ def _mime_type(upload: UploadFile) -> str:
     return guessed or "application/octet-stream"
 
 
-async def _spool(name: str, upload: UploadFile, limit: int) -> FileUpload:
+async def _spool(
+    request: Request, name: str, upload: UploadFile, limit: int
+) -> FileUpload:
     fd, path = tempfile.mkstemp(prefix="phaser-upload-")
+    request.scope.setdefault(SPOOLED, []).append(path)
     size = 0
     with os.fdopen(fd, "wb") as out:
         while chunk := await upload.read(_CHUNK):
@@ -67,7 +74,6 @@ async def _spool(name: str, upload: UploadFile, limit: int) -> FileUpload:
                 break
             out.write(chunk)
     if size > limit:
-        os.unlink(path)
         raise TooLargeError(
             f"Upload {name[:64]} is larger than {limit} bytes"
             " (PHASER_MAX_UPLOAD_BYTES)"
@@ -106,29 +112,19 @@ async def read_body(request: Request) -> Body:
                 raise PhaserError(f"File part {name[:64]} given twice")
             else:
                 body.files[name] = await _spool(
-                    name, value, settings.max_upload_bytes
+                    request, name, value, settings.max_upload_bytes
                 )
-    except BaseException:
-        _discard(body)
-        raise
     finally:
         await form.close()
     return body
 
 
-def _discard(body: Body) -> None:
-    for upload in body.files.values():
+def discard_spooled(paths: list[str]) -> None:
+    """Delete the temporary files a request left behind."""
+    for path in paths:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(upload.path)
+            os.unlink(path)
 
 
-async def _request_body(request: Request) -> AsyncIterator[Body]:
-    body = await read_body(request)
-    try:
-        yield body
-    finally:
-        _discard(body)
-
-
-#: A request's fields and files, its leftover files deleted afterwards.
-RequestBody = Annotated[Body, Depends(_request_body)]
+#: A request's fields and files (leftover files deleted afterwards).
+RequestBody = Annotated[Body, Depends(read_body)]

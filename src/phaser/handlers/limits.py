@@ -7,6 +7,8 @@ import tempfile
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..dependencies.uploads import SPOOLED, discard_spooled
+
 __all__ = ["BodyLimitMiddleware"]
 
 
@@ -42,7 +44,26 @@ class BodyLimitMiddleware:
         multipart = headers.get(b"content-type", b"").startswith(
             b"multipart/form-data"
         )
-        limit = self.upload_limit if multipart else self.limit
+        if not multipart:
+            await self._limited(scope, receive, send, headers, self.limit)
+            return
+        # Files a multipart request spooled and no job took are deleted
+        # when it ends, however it ends.
+        try:
+            await self._limited(
+                scope, receive, send, headers, self.upload_limit
+            )
+        finally:
+            discard_spooled(scope.pop(SPOOLED, []))
+
+    async def _limited(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        limit: int,
+    ) -> None:
         declared = headers.get(b"content-length")
         if declared is not None:
             try:

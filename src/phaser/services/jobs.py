@@ -147,7 +147,11 @@ class JobService:
             A limit of the owner's is reached.
         """
         definition = self._registry.get(task)
-        kept, ignored = self._uploads.check(definition, uploads, strict=strict)
+        kept, ignored = (
+            self._uploads.check(definition, uploads, strict=strict)
+            if uploads
+            else ([], [])
+        )
         stored = self._checks.parameters(
             definition,
             parameters,
@@ -176,10 +180,7 @@ class JobService:
             # Decided here, once: whoever sends the job again later
             # (recovery on a worker of another pool) sends it here too.
             queue=self._settings.queue_of(task),
-            ignored=[
-                *definition.unknown(parameters, ignore_case=True),
-                *ignored,
-            ],
+            ignored=definition.unknown(parameters, ignore_case=True) + ignored,
             sync=sync,
         )
         job.history = [PhaseChange(job.phase, created)]

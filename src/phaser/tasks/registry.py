@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -86,6 +86,11 @@ class Task:
     execution_duration: int | None = None
     max_execution_duration: int | None = None
     expected_duration: float | Callable[[Any], float] | None = None
+    #: The `Upload` fields of the parameter model (worked out once).
+    uploads: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uploads", upload_fields(self.parameters))
 
     def expected_seconds(self, parameters: dict[str, Any]) -> float | None:
         """How long a job with these parameters is expected to run (s), if
@@ -105,12 +110,6 @@ class Task:
         if not 0 <= seconds < 10 * 365 * 86400:  # also rules out NaN
             return None
         return seconds
-
-    @property
-    def uploads(self) -> frozenset[str]:
-        """Names of the files the task's parameters take (`Upload`
-        fields); a task without a parameter model takes any upload."""
-        return upload_fields(self.parameters)
 
     def takes_upload(self, name: str) -> bool:
         """Whether the task takes an upload of that name (exactly)."""
