@@ -641,12 +641,24 @@ def test_generated_hostile_creations_are_refused_or_readable_everywhere(
         body=_json_body(),
         pairs=_form_pairs(),
         task=st.sampled_from(["echo", "sleep"]),
+        # Reused keys meet other bodies: 409, nothing made.
+        key=st.one_of(
+            st.none(),
+            st.sampled_from(["k1", "k2", '"k1"']),
+            _HEADER_TEXT.map(str.strip),
+        ),
     )
     def check(
-        body: dict[str, Any], pairs: list[tuple[str, str]], task: str
+        body: dict[str, Any],
+        pairs: list[tuple[str, str]],
+        task: str,
+        key: str | None,
     ) -> None:
         before = client.job_ids()
-        answer = client.send("POST", "/api/v1/jobs", **_json(body))
+        request = _json(body)
+        if key is not None:
+            request["headers"]["Idempotency-Key"] = key
+        answer = client.send("POST", "/api/v1/jobs", **request)
         if answer.status_code == 201:
             outcomes["accepted"] += 1
             client.read_job(answer.json()["id"])

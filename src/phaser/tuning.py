@@ -149,6 +149,15 @@ class Tuning(BaseSettings):
     max_uploads: PositiveInt = Field(
         10, title="Most uploads", description="Most files one job may have."
     )
+    idempotency_window: PositiveInt = Field(
+        86400,
+        title="Idempotency window (s)",
+        description=(
+            "How long an idempotency key names the job it made: the same"
+            " key within it gets that job back."
+        ),
+        le=30 * 86400,
+    )
     upload_fetch_timeout: PositiveInt = Field(
         60,
         title="Upload fetch timeout (s)",

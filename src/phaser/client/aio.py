@@ -150,6 +150,7 @@ class AsyncClient(ClientBase):
         files: Mapping[str, Path | bytes] | None = None,
         uploads: Mapping[str, str] | None = None,
         sync: bool = False,
+        idempotency_key: str | None = None,
     ) -> AsyncJob:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -157,7 +158,10 @@ class AsyncClient(ClientBase):
         whole, or the bytes); ``uploads`` files by reference (name: URL,
         fetched by the worker). With ``sync`` the job is started and the
         answer comes once it has ended (the server aborts it after its
-        sync timeout: `APIError` 504).
+        sync timeout: `APIError` 504). Each call sends an idempotency
+        key (``idempotency_key``, or a new one), so retries after a lost
+        answer get the same job; the same key in another call within the
+        server's window answers the job that key made.
         """
         body = create_body(
             task,
@@ -168,7 +172,11 @@ class AsyncClient(ClientBase):
             destruction_time=destruction_time,
         )
         path, arguments = create_request(
-            body, files=files, uploads=uploads, sync=sync
+            body,
+            files=files,
+            uploads=uploads,
+            sync=sync,
+            idempotency_key=idempotency_key,
         )
         return self._job(await self._request("POST", path, **arguments))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -45,15 +46,19 @@ def create_request(
     files: Mapping[str, Path | bytes] | None,
     uploads: Mapping[str, str] | None,
     sync: bool,
+    idempotency_key: str | None,
 ) -> tuple[str, dict[str, Any]]:
     """The path and request arguments of a job creation: JSON, or with
     ``files`` (by name: a path, or the bytes) a multipart body whose
     ``job`` part is that JSON; ``uploads`` are files by reference (name:
     URL); ``sync`` waits for the job's end (no read timeout: the server
-    ends the wait at its sync timeout)."""
+    ends the wait at its sync timeout). Every creation carries an
+    ``Idempotency-Key`` (a new one unless given), so the client's retries
+    of it can never make a second job."""
     if uploads:
         body = {**body, "uploads": dict(uploads)}
-    arguments: dict[str, Any] = {}
+    key = idempotency_key or uuid.uuid4().hex
+    arguments: dict[str, Any] = {"headers": {"Idempotency-Key": key}}
     if sync:
         arguments.update(params={"sync": "true"}, timeout=None)
     if not files:

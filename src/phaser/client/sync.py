@@ -147,6 +147,7 @@ class Client(ClientBase):
         files: Mapping[str, Path | bytes] | None = None,
         uploads: Mapping[str, str] | None = None,
         sync: bool = False,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -154,7 +155,10 @@ class Client(ClientBase):
         whole, or the bytes); ``uploads`` files by reference (name: URL,
         fetched by the worker). With ``sync`` the job is started and the
         answer comes once it has ended (the server aborts it after its
-        sync timeout: `APIError` 504).
+        sync timeout: `APIError` 504). Each call sends an idempotency
+        key (``idempotency_key``, or a new one), so retries after a lost
+        answer get the same job; the same key in another call within the
+        server's window answers the job that key made.
         """
         body = create_body(
             task,
@@ -165,7 +169,11 @@ class Client(ClientBase):
             destruction_time=destruction_time,
         )
         path, arguments = create_request(
-            body, files=files, uploads=uploads, sync=sync
+            body,
+            files=files,
+            uploads=uploads,
+            sync=sync,
+            idempotency_key=idempotency_key,
         )
         return self._job(self._request("POST", path, **arguments))
 

@@ -9,6 +9,7 @@ cost every request)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mimetypes
 import os
 import re
@@ -67,18 +68,22 @@ async def _spool(
     fd, path = tempfile.mkstemp(prefix="phaser-upload-")
     request.scope.setdefault(SPOOLED, []).append(path)
     size = 0
+    digest = hashlib.sha256()
     with os.fdopen(fd, "wb") as out:
         while chunk := await upload.read(_CHUNK):
             size += len(chunk)
             if size > limit:
                 break
             out.write(chunk)
+            digest.update(chunk)
     if size > limit:
         raise TooLargeError(
             f"Upload {name[:64]} is larger than {limit} bytes"
             " (PHASER_MAX_UPLOAD_BYTES)"
         )
-    return FileUpload(name, Path(path), size, _mime_type(upload))
+    return FileUpload(
+        name, Path(path), size, _mime_type(upload), digest.hexdigest()
+    )
 
 
 async def read_body(request: Request) -> Body:

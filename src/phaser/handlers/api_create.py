@@ -8,17 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
 from ..dependencies.context import BaseUrl, CurrentCaller, Service
 from ..dependencies.uploads import RequestBody
-from ..models.api import JobCreate, JobModel, problem_responses
+from ..models.api import KEY_PATTERN, JobCreate, JobModel, problem_responses
 from ..models.caller import Caller
 from ..models.errors import InvalidRequestError
-from ..services.jobs import JobService
+from ..services.creation import check_idempotency_key
+from ..services.jobs import JobService, NewJob
 from ..services.uploads import LinkUpload, NewUpload
 from ..services.waiting import JobWaiter
 from .dali import until_disconnected
@@ -63,6 +64,8 @@ class _Creating:
     caller: Caller
     base_url: str
     sync: bool
+    #: The ``Idempotency-Key`` header.
+    key: str | None
 
     @property
     def waiter(self) -> JobWaiter:
@@ -74,6 +77,24 @@ class _Creating:
 Sync = Annotated[
     bool, Query(description="Start the job and answer once it has ended.")
 ]
+Key = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=KEY_PATTERN,
+        description="Makes the creation safe to repeat (as"
+        " ``idempotency_key``).",
+    ),
+]
+
+#: The answer to a repeated creation.
+_REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": JobModel,
+        "description": "The job an earlier request with the same"
+        " idempotency key made (header ``Idempotent-Replayed: true``).",
+    }
+}
 
 
 async def _create(
@@ -82,18 +103,27 @@ async def _create(
     references: list[NewUpload] = [
         LinkUpload(name, url) for name, url in body.uploads.items()
     ]
-    job = await at.service.create(
-        caller=at.caller,
-        task=body.task,
-        parameters=body.parameters,
-        run_id=body.run_id,
-        start=body.start or at.sync,
-        execution_duration=body.execution_duration,
-        destruction_time=body.destruction_time,
-        strict=True,
-        sync=at.sync,
-        uploads=[*files, *references],
+    # The header wins over the body field when both are given.
+    key = check_idempotency_key(at.key or body.idempotency_key)
+    made = await at.service.create(
+        at.caller,
+        NewJob(
+            task=body.task,
+            parameters=body.parameters,
+            run_id=body.run_id,
+            start=body.start or at.sync,
+            execution_duration=body.execution_duration,
+            destruction_time=body.destruction_time,
+            strict=True,
+            sync=at.sync,
+            uploads=[*files, *references],
+            idempotency_key=key,
+        ),
     )
+    job = made.job
+    if made.replayed:
+        at.response.status_code = 200
+        at.response.headers["Idempotent-Replayed"] = "true"
     if at.sync:
         instead = f"{at.base_url}/api/v1/jobs (with start: true, then wait)"
         ended = await until_disconnected(
@@ -116,7 +146,7 @@ async def _create(
         " once; otherwise it stays PENDING until started. Answers 201 with"
         " the job and its URL in ``Location``." + _SYNC_TEXT
     ),
-    responses=problem_responses(429, 504),
+    responses=problem_responses(409, 429, 504) | _REPLAYED,
     response_model=JobModel,
 )
 async def create_job(
@@ -127,8 +157,9 @@ async def create_job(
     caller: CurrentCaller,
     base_url: BaseUrl,
     sync: Sync = False,
+    key: Key = None,
 ) -> JobModel | Response:
-    at = _Creating(request, response, service, caller, base_url, sync)
+    at = _Creating(request, response, service, caller, base_url, sync, key)
     return await _create(body, [], at)
 
 
@@ -143,7 +174,7 @@ async def create_job(
         " ``PHASER_MAX_UPLOAD_BYTES`` (413) before the job exists."
         + _SYNC_TEXT
     ),
-    responses=problem_responses(429, 504),
+    responses=problem_responses(409, 429, 504) | _REPLAYED,
     response_model=JobModel,
     openapi_extra={
         "requestBody": {
@@ -178,8 +209,9 @@ async def create_job_with_files(
     caller: CurrentCaller,
     base_url: BaseUrl,
     sync: Sync = False,
+    key: Key = None,
 ) -> JobModel | Response:
-    at = _Creating(request, response, service, caller, base_url, sync)
+    at = _Creating(request, response, service, caller, base_url, sync, key)
     text = [value for name, value in form.pairs if name == "job"]
     if len(text) != 1:
         raise InvalidRequestError(

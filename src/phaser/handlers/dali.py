@@ -145,7 +145,7 @@ async def _sync(
     caller: CurrentCaller,
     links: UWSLinks,
 ) -> Response:
-    job = await create_from(form, task, service, caller, sync=True)
+    job = await create_from(form, task, service, caller, request, sync=True)
     instead = f"{links.root}/{task}/async"
     ended = await until_disconnected(
         request, waiter.finish_sync(caller, job, instead)

@@ -97,17 +97,21 @@ async def list_jobs(
     summary="UWS create job",
     description="Creates a job from the posted parameters (``PHASE=RUN``"
     " starts it, ``RUNID``, ``EXECUTIONDURATION``, ``DESTRUCTION``;"
-    " a repeated parameter keeps every value); answers 303 to the job.",
+    " a repeated parameter keeps every value); answers 303 to the job."
+    " With an ``Idempotency-Key`` header, a repeat of the request within"
+    " ``PHASER_IDEMPOTENCY_WINDOW`` answers 303 to the job the first one"
+    " made (the same key with another request: 400).",
     response_class=Response,
 )
 async def create_job(
     task: str,
+    request: Request,
     form: UWSForm,
     service: Service,
     caller: CurrentCaller,
     links: UWSLinks,
 ) -> Response:
-    job = await create_from(form, task, service, caller)
+    job = await create_from(form, task, service, caller, request)
     return see_other(links.job(job.id))
 
 

@@ -30,7 +30,8 @@ from ..models.errors import PhaserError
 from ..models.job import Job
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
-from ..services.jobs import JobService, JobUpdate
+from ..services.creation import check_idempotency_key
+from ..services.jobs import JobService, JobUpdate, NewJob
 from ..services.uploads import LinkUpload, NewUpload
 from .routes import REDIS_DOWN, DialectRoute, validation_text
 from .ui import uws_page, wants_page
@@ -248,15 +249,18 @@ async def create_from(
     task: str,
     service: JobService,
     caller: Caller,
+    request: Request,
     *,
     sync: bool = False,
 ) -> Job:
     """Create a job of ``task`` from a UWS (or DALI) POST: its parameters,
-    control parameters and files; started if ``PHASE=RUN`` or ``sync``."""
+    control parameters and files; started if ``PHASE=RUN`` or ``sync``.
+    An ``Idempotency-Key`` header makes a repeated POST answer the job
+    the first one made."""
     service.task(task)
     asked = update_of(form, creating=True)
-    return await service.create(
-        caller=caller,
+    key = check_idempotency_key(request.headers.get("idempotency-key"))
+    new = NewJob(
         task=task,
         parameters=asked.parameters or {},
         run_id=asked.run_id,
@@ -265,7 +269,9 @@ async def create_from(
         destruction_time=asked.destruction_time,
         sync=sync,
         uploads=uploads_of(form),
+        idempotency_key=key,
     )
+    return (await service.create(caller, new)).job
 
 
 def wants_text(accept: str) -> bool:

@@ -23,6 +23,7 @@ from .problems import (
 )
 
 __all__ = [
+    "KEY_PATTERN",
     "MAX_REQUEST_SECONDS",
     "PROBLEM_RESPONSES",
     "JobCreate",
@@ -37,6 +38,10 @@ __all__ = [
     "UploadModel",
     "problem_responses",
 ]
+
+#: What an idempotency key may look like (the server also accepts it
+#: quoted, as an RFC 8941 string): visible ASCII, spaces inside only.
+KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 
 #: A UTC time rendered as RFC 3339 with milliseconds and ``Z``.
 UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
@@ -327,6 +332,17 @@ class JobCreate(BaseModel):
         None,
         title="Destruction time",
         description="RFC 3339 with a zone; clamped to the maximum lifetime.",
+    )
+    idempotency_key: str | None = Field(
+        None,
+        title="Idempotency key",
+        description=(
+            "Makes the creation safe to repeat (as the ``Idempotency-Key``"
+            " header, which wins if both are given): the same key within"
+            " ``PHASER_IDEMPOTENCY_WINDOW`` answers 200 with the job the"
+            " first request made; with a different request, 409."
+        ),
+        pattern=KEY_PATTERN,
     )
     uploads: dict[str, str] = Field(
         default_factory=dict,

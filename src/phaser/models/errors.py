@@ -11,6 +11,7 @@ from typing import ClassVar
 __all__ = [
     "AuthenticationError",
     "ForbiddenError",
+    "IdempotencyConflictError",
     "InvalidParametersError",
     "InvalidRequestError",
     "JobNotFoundError",
@@ -174,3 +175,14 @@ class TooLargeError(PhaserError):
     uws_status_code = 413
     slug = "request-too-large"
     title = "Too large"
+
+
+class IdempotencyConflictError(PhaserError):
+    """An idempotency key is bound to a different request: a conflict
+    with what the server holds (409; the issue allows 409 or 422, and a
+    409 says "the state is in the way", which it is)."""
+
+    status_code = 409
+    uws_status_code = 400
+    slug = "idempotency-key-reused"
+    title = "Idempotency key reused"

@@ -39,7 +39,10 @@ _STATUS_TEXT = {
     401: "Not authenticated",
     403: "Forbidden",
     404: "No such job, result or task",
-    409: "Not allowed in the job's phase",
+    409: (
+        "Not allowed in the job's phase (on creation: the idempotency key"
+        " is bound to another request)"
+    ),
     413: "Request body too large",
     422: "Invalid field values",
     429: "Quota exceeded",

@@ -8,30 +8,26 @@ changes themselves go through `phaser.services.lifecycle`, waiting through
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, assert_never
+from typing import assert_never
 
-from ..clock import now, to_ms
 from ..config import Settings
-from ..metrics import JOBS_CREATED
 from ..models.caller import Caller
 from ..models.errors import (
     JobNotFoundError,
     PhaseConflictError,
     ResultNotFoundError,
 )
-from ..models.job import Job, JobResult, PhaseChange
+from ..models.job import Job, JobResult
 from ..models.phase import (
     FINAL_PHASES,
     Action,
     ExecutionPhase,
-    created_phase,
 )
 from ..storage.events import EventHub
-from ..storage.job_store import Created, JobStore, OverQuota
+from ..storage.job_store import JobStore
 from ..storage.transitions import (
     Changed,
     Missing,
@@ -40,13 +36,13 @@ from ..storage.transitions import (
     WrongPhase,
 )
 from ..tasks.registry import Task, TaskRegistry
-from .checks import JobChecks, JobUpdate, check_run_id
-from .ids import is_job_id, new_job_id
+from .checks import JobChecks, JobUpdate
+from .creation import CreatedJob, JobCreator, NewJob
+from .ids import is_job_id
 from .lifecycle import JobLifecycle
 from .listing import JobPage, list_jobs
-from .uploads import NewUpload, UploadChecks
 
-__all__ = ["JobPage", "JobService", "JobUpdate"]
+__all__ = ["CreatedJob", "JobPage", "JobService", "JobUpdate", "NewJob"]
 
 
 class JobService:
@@ -81,7 +77,13 @@ class JobService:
         self._hub = hub
         self._registry = registry
         self._checks = JobChecks(settings)
-        self._uploads = UploadChecks(settings)
+        self._creator = JobCreator(
+            settings=settings,
+            store=store,
+            lifecycle=lifecycle,
+            registry=registry,
+            checks=self._checks,
+        )
 
     def tasks(self) -> list[Task]:
         """The registered tasks, by name."""
@@ -112,97 +114,9 @@ class JobService:
         they are still there."""
         return self._lifecycle.results.path(key)
 
-    async def create(
-        self,
-        *,
-        caller: Caller,
-        task: str,
-        parameters: Mapping[str, Any],
-        run_id: str | None = None,
-        start: bool = False,
-        execution_duration: int | None = None,
-        destruction_time: datetime | None = None,
-        strict: bool = False,
-        sync: bool = False,
-        uploads: Sequence[NewUpload] = (),
-    ) -> Job:
-        """Create a job, and queue it if ``start``.
-
-        With ``strict`` (the JSON API), parameter names the task does not
-        have are refused; otherwise (UWS, as IVOA services do) ignored.
-        ``sync`` marks the job of a synchronous request (its client waits
-        for it: `JobWaiter.finish_sync`). ``uploads`` are the files it is
-        given (`phaser.services.uploads`): checked with the parameters,
-        stored with the job, deleted again if the job cannot be created.
-
-        Raises
-        ------
-        UnknownTaskError
-            No such task.
-        InvalidParametersError
-            The parameters (or uploads) do not fit the task.
-        TooLargeError
-            Too many uploads, or one too large.
-        QuotaExceededError
-            A limit of the owner's is reached.
-        """
-        definition = self._registry.get(task)
-        kept, ignored = (
-            self._uploads.check(definition, uploads, strict=strict)
-            if uploads
-            else ([], [])
-        )
-        stored = self._checks.parameters(
-            definition,
-            parameters,
-            strict=strict,
-            uploads=frozenset(upload.name for upload in kept),
-        )
-        check_run_id(run_id)
-        destruction = self._checks.destruction(destruction_time)
-        created = now()
-        job = Job(
-            id=new_job_id(to_ms(created)),
-            task=task,
-            owner=caller.name,
-            # A job started at once is stored QUEUED: one write, and the
-            # record says QUEUED before the queue hears of it, so a worker
-            # that picks it up at once finds it claimable.
-            phase=created_phase(start=start),
-            parameters=stored,
-            created_at=created,
-            execution_duration=self._checks.execution_duration(
-                definition, execution_duration
-            ),
-            destruction_time=destruction,
-            run_id=run_id,
-            attempts=1 if start else 0,
-            # Decided here, once: whoever sends the job again later
-            # (recovery on a worker of another pool) sends it here too.
-            queue=self._settings.queue_of(task),
-            ignored=definition.unknown(parameters, ignore_case=True) + ignored,
-            sync=sync,
-        )
-        job.history = [PhaseChange(job.phase, created)]
-        results = self._lifecycle.results
-        job.uploads = await self._uploads.store(results, job.id, kept)
-        outcome = None
-        try:
-            outcome = await self._store.create(job, self._checks.quota)
-        finally:
-            if job.uploads and not isinstance(outcome, Created):
-                await asyncio.to_thread(results.delete_job, job.id)
-        match outcome:
-            case Created():
-                pass
-            case OverQuota():
-                raise self._checks.over_quota(outcome)
-            case _:
-                assert_never(outcome)
-        JOBS_CREATED.labels(task).inc()
-        if start:
-            await self._lifecycle.send(job, 1)
-        return job
+    async def create(self, caller: Caller, new: NewJob) -> CreatedJob:
+        """Create a job (`phaser.services.creation.JobCreator.create`)."""
+        return await self._creator.create(caller, new)
 
     async def get(self, caller: Caller, job_id: str) -> Job:
         """The job, if it exists and the caller may see it (its owner, or an

@@ -45,6 +45,8 @@ class FileUpload:
     path: Path
     size: int
     mime_type: str
+    #: SHA-256 of the bytes (what makes two requests' files the same).
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,7 @@ class UploadChecks:
         recorded = []
         for upload in uploads:
             match upload:
-                case FileUpload(name, path, _, mime_type):
+                case FileUpload(name, path, _, mime_type, _):
                     stored = store.put_file(
                         job_id, upload_key_name(name), path, move=True
                     )

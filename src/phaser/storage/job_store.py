@@ -37,6 +37,7 @@ __all__ = [
     "AnyJob",
     "CreateOutcome",
     "Created",
+    "Existing",
     "JobRef",
     "JobStore",
     "OverQuota",
@@ -70,8 +71,21 @@ class OverQuota:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The job was not stored: its idempotency key already names a job,
+    made by the same request (``same``) or a different one."""
+
+    job_id: str
+    same: bool
+
+
 #: How a creation ended.
-CreateOutcome = Created | OverQuota
+CreateOutcome = Created | OverQuota | Existing
+
+#: An idempotency key, the fingerprint of its request, and how long (ms)
+#: the key is kept.
+Once = tuple[str, str, int]
 
 
 def _limit(value: int | None) -> str:
@@ -117,11 +131,13 @@ class JobStore:
         )
 
     async def create(
-        self, job: Job, quota: Quota | None = None
+        self, job: Job, quota: Quota | None = None, once: Once | None = None
     ) -> CreateOutcome:
         """Store a new job (PENDING, or QUEUED if started at once) with its
-        index and schedule entries, if the owner's quota allows it."""
+        index and schedule entries, if the owner's quota allows it and
+        (with ``once``) its idempotency key names no other job yet."""
         keys = self._keys.job(job.id, job.owner, job.task)
+        key, fingerprint, window = once or ("", "", 0)
         active = list(quota.active_phases) if quota else []
         args = [
             job.id,
@@ -134,6 +150,9 @@ class JobStore:
             *active,
             job.run_id or "",
             job.owner or "",
+            fingerprint,
+            window,
+            self._keys.record(""),
             created_channel(self._keys.events),
             json.dumps(
                 {
@@ -157,12 +176,15 @@ class JobStore:
                 keys.queued,
                 keys.by_run_prefix,
                 self._keys.owners,
+                self._keys.idempotency(job.owner, key) if once else "",
             ],
             args=args,
         )
         match reply[0]:
             case "ok":
                 return Created(job)
+            case "exists":
+                return Existing(reply[1], reply[2] == fingerprint)
             case "stored":
                 return OverQuota("stored", int(reply[1]))
             case _:

@@ -21,6 +21,7 @@ single Redis (or a cluster-free setup): not every key is declared up front.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -125,6 +126,12 @@ class KeyLayout:
     def by_run(self, owner: str | None, run_id: str) -> str:
         """An owner's jobs with one run id."""
         return self.by_run_prefix(owner) + run_id
+
+    def idempotency(self, owner: str | None, key: str) -> str:
+        """The job an owner's idempotency key made, and its request's
+        fingerprint (the key is hashed: any text, bounded length)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+        return f"{self.prefix}:owner:{_part(owner)}:idem:{digest}"
 
     def by_run_prefix(self, owner: str | None) -> str:
         """Prefix of `by_run`; the scripts append the run id (raw: it is

@@ -14,6 +14,7 @@ from ...models.errors import (
     NotFoundError,
     UnknownTaskError,
 )
+from ...services.jobs import NewJob
 from ...ui.forms import FormField, form_fields, read_form
 from .common import (
     FormCaller,
@@ -86,8 +87,7 @@ async def submit(
         )
     elif not problems:
         try:
-            job = await service.create(
-                caller=caller,
+            new = NewJob(
                 task=definition.name,
                 parameters=parameters,
                 run_id=values.get("run_id", "").strip() or None,
@@ -96,6 +96,7 @@ async def submit(
                 strict=True,
                 uploads=files,
             )
+            job = (await service.create(caller, new)).job
         except InvalidRequestError as exc:
             message = exc.message
             for problem in exc.fields or []:

@@ -11,6 +11,8 @@
 -- KEYS[7] queued schedule
 -- KEYS[8] owner run-id index prefix (the run id is appended)
 -- KEYS[9] set of every owner (names; the anonymous owner is not in it)
+-- KEYS[10] the owner's idempotency key ("job id fingerprint"), or "" for
+--          a creation without one
 -- ARGV[1] job id
 -- ARGV[2] task
 -- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
@@ -21,15 +23,28 @@
 -- ARGV[8 .. 7+A] the active phases
 -- ARGV[8+A] run id, or "" for none
 -- ARGV[9+A] owner name, or "" for the anonymous owner
--- ARGV[10+A] channel of "created" events (read only by processes with live
+-- ARGV[10+A] the request's fingerprint (with KEYS[10])
+-- ARGV[11+A] how long the idempotency key is kept (ms)
+-- ARGV[12+A] job record key prefix (the job id is appended)
+-- ARGV[13+A] channel of "created" events (read only by processes with live
 --           views open: see events.created_channel)
--- ARGV[11+A] the "created" event (JSON), published once stored
--- ARGV[12+A ..] record fields and values
+-- ARGV[14+A] the "created" event (JSON), published once stored
+-- ARGV[15+A ..] record fields and values
 --
--- Returns {"ok"}, {"stored", count} or {"active", count}; on anything but
--- "ok" nothing was written.
+-- Returns {"ok"}, {"exists", job id, fingerprint} (the idempotency key
+-- names a job that is still stored), {"stored", count} or
+-- {"active", count}; on anything but "ok" nothing was written.
 local id = ARGV[1]
 local nactive = tonumber(ARGV[7])
+if KEYS[10] ~= "" then
+  local earlier = redis.call("GET", KEYS[10])
+  if earlier then
+    local job, fingerprint = string.match(earlier, "^(%S+) (%S+)$")
+    if job and redis.call("EXISTS", ARGV[12 + nactive] .. job) == 1 then
+      return {"exists", job, fingerprint}
+    end
+  end
+end
 if ARGV[5] ~= "" then
   local stored = redis.call("ZCARD", KEYS[2])
   if stored >= tonumber(ARGV[5]) then
@@ -47,7 +62,7 @@ if ARGV[6] ~= "" then
 end
 
 local phase = ARGV[3]
-for i = 12 + nactive, #ARGV, 2 do
+for i = 15 + nactive, #ARGV, 2 do
   redis.call("HSET", KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local run = ARGV[8 + nactive]
@@ -69,5 +84,11 @@ end
 if ARGV[9 + nactive] ~= "" then
   redis.call("SADD", KEYS[9], ARGV[9 + nactive])
 end
-redis.call("PUBLISH", ARGV[10 + nactive], ARGV[11 + nactive])
+if KEYS[10] ~= "" then
+  redis.call(
+    "SET", KEYS[10], id .. " " .. ARGV[10 + nactive],
+    "PX", tonumber(ARGV[11 + nactive])
+  )
+end
+redis.call("PUBLISH", ARGV[13 + nactive], ARGV[14 + nactive])
 return {"ok"}

@@ -1,0 +1,259 @@
+"""Creating jobs, for both dialects: checks, uploads, the one atomic
+write, and idempotency.
+
+An idempotency key (the IETF draft's ``Idempotency-Key`` header, or the
+JSON API's ``idempotency_key``) makes a creation safe to repeat: the same
+owner sending the same key within ``PHASER_IDEMPOTENCY_WINDOW`` gets the
+job the first request made (also when the requests race: the key is
+claimed by the same script that stores the job), and the same key with
+a different request is refused. What counts as the same request is a
+fingerprint of what the client asked for (`NewJob.fingerprint`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, assert_never
+
+from ..clock import now, to_ms
+from ..config import Settings
+from ..metrics import JOBS_CREATED
+from ..models.caller import Caller
+from ..models.errors import (
+    IdempotencyConflictError,
+    InvalidRequestError,
+    JobNotFoundError,
+)
+from ..models.job import Job, PhaseChange
+from ..models.phase import created_phase
+from ..storage.job_store import Created, Existing, JobStore, OverQuota
+from ..tasks.registry import TaskRegistry
+from .checks import JobChecks, check_run_id
+from .ids import new_job_id
+from .lifecycle import JobLifecycle
+from .uploads import FileUpload, LinkUpload, NewUpload, UploadChecks
+
+__all__ = ["CreatedJob", "JobCreator", "NewJob", "check_idempotency_key"]
+
+#: Longest idempotency key.
+_MAX_KEY = 255
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    """An idempotency key as sent (an RFC 8941 string, quoted or not),
+    checked: 1 to 255 visible ASCII characters.
+
+    Raises
+    ------
+    InvalidRequestError
+        Empty, too long, or with other characters.
+    """
+    if value is None:
+        return None
+    key = value.strip()
+    if len(key) > 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if (
+        not key
+        or len(key) > _MAX_KEY
+        or not all("\x20" <= c <= "\x7e" for c in key)
+    ):
+        raise InvalidRequestError(
+            "Invalid idempotency key: 1 to 255 visible ASCII characters",
+            fields=[{"field": "idempotency_key", "message": "invalid"}],
+        )
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a client asks to create.
+
+    With ``strict`` (the JSON API), parameter names the task does not
+    have are refused; otherwise (UWS, as IVOA services do) ignored.
+    ``sync`` marks the job of a synchronous request. ``uploads`` are the
+    files it is given (`phaser.services.uploads`).
+    """
+
+    task: str
+    parameters: Mapping[str, Any]
+    run_id: str | None = None
+    start: bool = False
+    execution_duration: int | None = None
+    destruction_time: datetime | None = None
+    strict: bool = False
+    sync: bool = False
+    uploads: Sequence[NewUpload] = ()
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """What makes two creations the same request: everything the
+        client asked for, files by their digest."""
+        files = []
+        for upload in self.uploads:
+            match upload:
+                case FileUpload(name, _, size, mime_type, digest):
+                    files.append([name, size, mime_type, digest])
+                case LinkUpload(name, url):
+                    files.append([name, url])
+        asked = [
+            self.task,
+            self.parameters,
+            self.run_id,
+            self.start,
+            self.execution_duration,
+            self.destruction_time.isoformat()
+            if self.destruction_time
+            else None,
+            self.sync,
+            sorted(files),
+        ]
+        text = json.dumps(asked, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedJob:
+    """A creation's job; ``replayed`` if an earlier request with the same
+    idempotency key made it."""
+
+    job: Job
+    replayed: bool = False
+
+
+class JobCreator:
+    """Creates jobs (see the module doc).
+
+    Parameters
+    ----------
+    settings
+        Limits, defaults and the idempotency window.
+    store
+        Job store.
+    lifecycle
+        Queue sends and the result store.
+    registry
+        Tasks.
+    checks
+        Checks of values and quotas.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: JobStore,
+        lifecycle: JobLifecycle,
+        registry: TaskRegistry,
+        checks: JobChecks,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._lifecycle = lifecycle
+        self._registry = registry
+        self._checks = checks
+        self._uploads = UploadChecks(settings)
+
+    async def create(self, caller: Caller, new: NewJob) -> CreatedJob:
+        """Create a job, and queue it if ``new.start``; with an
+        idempotency key, the job an earlier request with it made.
+
+        Raises
+        ------
+        UnknownTaskError
+            No such task.
+        InvalidParametersError
+            The parameters (or uploads) do not fit the task.
+        TooLargeError
+            Too many uploads, or one too large.
+        QuotaExceededError
+            A limit of the owner's is reached.
+        IdempotencyConflictError
+            The key was used for a different request.
+        """
+        definition = self._registry.get(new.task)
+        kept, ignored = (
+            self._uploads.check(definition, new.uploads, strict=new.strict)
+            if new.uploads
+            else ([], [])
+        )
+        stored = self._checks.parameters(
+            definition,
+            new.parameters,
+            strict=new.strict,
+            uploads=frozenset(upload.name for upload in kept),
+        )
+        check_run_id(new.run_id)
+        created = now()
+        job = Job(
+            id=new_job_id(to_ms(created)),
+            task=new.task,
+            owner=caller.name,
+            # A job started at once is stored QUEUED: one write, and the
+            # record says QUEUED before the queue hears of it, so a worker
+            # that picks it up at once finds it claimable.
+            phase=created_phase(start=new.start),
+            parameters=stored,
+            created_at=created,
+            execution_duration=self._checks.execution_duration(
+                definition, new.execution_duration
+            ),
+            destruction_time=self._checks.destruction(new.destruction_time),
+            run_id=new.run_id,
+            attempts=1 if new.start else 0,
+            # Decided here, once: whoever sends the job again later
+            # (recovery on a worker of another pool) sends it here too.
+            queue=self._settings.queue_of(new.task),
+            ignored=definition.unknown(new.parameters, ignore_case=True)
+            + ignored,
+            sync=new.sync,
+            history=[PhaseChange(created_phase(start=new.start), created)],
+        )
+        return await self._store_job(job, new, kept)
+
+    async def _store_job(
+        self, job: Job, new: NewJob, kept: list[NewUpload]
+    ) -> CreatedJob:
+        results = self._lifecycle.results
+        job.uploads = await self._uploads.store(results, job.id, kept)
+        once = None
+        if new.idempotency_key is not None:
+            once = (
+                new.idempotency_key,
+                new.fingerprint(),
+                self._settings.idempotency_window * 1000,
+            )
+        outcome = None
+        try:
+            outcome = await self._store.create(job, self._checks.quota, once)
+        finally:
+            if job.uploads and not isinstance(outcome, Created):
+                await asyncio.to_thread(results.delete_job, job.id)
+        match outcome:
+            case Created():
+                pass
+            case Existing(job_id, same) if same:
+                earlier = await self._store.get(job_id)
+                if earlier is None:  # deleted since the script looked
+                    raise JobNotFoundError(job_id)
+                return CreatedJob(earlier, replayed=True)
+            case Existing(job_id, _):
+                raise IdempotencyConflictError(
+                    f"Idempotency key {new.idempotency_key!r} was used"
+                    f" for a different request (job {job_id}) within the"
+                    f" last {self._settings.idempotency_window} s"
+                    " (PHASER_IDEMPOTENCY_WINDOW); use a new key"
+                )
+            case OverQuota():
+                raise self._checks.over_quota(outcome)
+            case _:
+                assert_never(outcome)
+        JOBS_CREATED.labels(job.task).inc()
+        if new.start:
+            await self._lifecycle.send(job, 1)
+        return CreatedJob(job)
