@@ -277,3 +277,32 @@ def test_vosi_documents_are_valid_against_the_ivoa_schemas(
             b'VOSIAvailability/v1.0"><a:note>x</a:note></a:availability>'
         )
     )
+
+
+def test_only_sync_jobs_carry_the_marker_in_job_info() -> None:
+    from phaser.models.job import Job, Progress
+    from phaser.models.phase import ExecutionPhase
+    from phaser.models.uws import render_job
+
+    job = Job(
+        id="01m8mhde5z46j7aq4kw6veb1yt",
+        task="sleep",
+        owner=None,
+        phase=ExecutionPhase.EXECUTING,
+        parameters={},
+        created_at=datetime.now().astimezone(),
+        execution_duration=0,
+        destruction_time=None,
+        progress=Progress(50, "half"),
+    )
+    info = etree.fromstring(render_job(job, "http://x/j")).find(
+        f"{UWS}jobInfo"
+    )
+    assert info is not None
+    assert info.find(f"{PHASER}sync") is None
+    job.sync = True
+    info = etree.fromstring(render_job(job, "http://x/j")).find(
+        f"{UWS}jobInfo"
+    )
+    assert info is not None
+    assert info.findtext(f"{PHASER}sync") == "true"

@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -752,3 +753,30 @@ def test_submit_form_sends_the_files_a_task_takes(
     assert api.get(job["uploads"][0]["href"]).text == notes.read_text()
     result = api.get(job["results"][0]["href"]).text
     assert result == "lines-seen 3 ['text']"
+
+
+def test_hold_and_start_again_from_the_job_page(
+    browser: webdriver.Chrome, ui: Stack, api: httpx.Client
+) -> None:
+    job = api.post(
+        "/api/v1/jobs",
+        json={
+            "task": "echo",
+            "parameters": {},
+            "run_after": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        },
+    ).json()
+    browser.get(f"{ui.url}/ui/jobs/{job['id']}")
+    assert "held until then" in text(browser, "#live")
+    # HELD: Start (release) is offered, Hold is not.
+    assert browser.find_element(By.ID, "start").is_displayed()
+    assert not browser.find_element(By.ID, "hold").is_displayed()
+    browser.find_element(By.ID, "start").click()
+    until(browser, lambda b: text(b, "#phase") == "COMPLETED")
+    pending = api.post(
+        "/api/v1/jobs", json={"task": "echo", "parameters": {}}
+    ).json()
+    browser.get(f"{ui.url}/ui/jobs/{pending['id']}")
+    browser.find_element(By.ID, "hold").click()
+    until(browser, lambda b: text(b, "#phase") == "HELD")
+    assert api.get(f"/api/v1/jobs/{pending['id']}").json()["phase"] == "HELD"

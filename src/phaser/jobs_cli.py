@@ -118,18 +118,21 @@ def add_commands(commands: Any) -> None:
     wait.add_argument("--timeout", type=float, help="seconds")
     watch = verbs.add_parser("watch", help="follow a job's events")
     abort = verbs.add_parser("abort", help="abort a job")
+    hold = verbs.add_parser("hold", help="hold a pending or queued job")
+    release = verbs.add_parser("release", help="queue a held job")
     delete = verbs.add_parser("delete", help="delete a job")
     results = verbs.add_parser("results", help="download a result")
     results.add_argument("result_id", nargs="?", default="result")
     results.add_argument(
         "-o", "--output", type=Path, help="file (default: standard output)"
     )
-    for parser in (show, wait, watch, abort, delete):
+    for parser in (show, wait, watch, abort, hold, release, delete):
         parser.add_argument("id", help="job id")
     results.add_argument("id", help="job id")
-    for parser in (submit, listing, show, wait, watch, abort, delete):
+    every = (submit, listing, show, wait, watch, abort, hold, release, delete)
+    for parser in every:
         _json_flag(parser)
-    for parser in (submit, listing, show, wait, watch, abort, delete, results):
+    for parser in (*every, results):
         _connection(parser)
 
 
@@ -327,6 +330,16 @@ def _abort(client: Client, args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _hold(client: Client, args: argparse.Namespace, out: Console) -> int:
+    _show(client.hold(args.id), args, out)
+    return 0
+
+
+def _release(client: Client, args: argparse.Namespace, out: Console) -> int:
+    _show(client.release(args.id), args, out)
+    return 0
+
+
 def _delete(client: Client, args: argparse.Namespace, out: Console) -> int:
     client.delete(args.id)
     if args.json:
@@ -352,6 +365,8 @@ _JOBS: dict[str, Callable[[Client, argparse.Namespace, Console], int]] = {
     "wait": _wait,
     "watch": _watch,
     "abort": _abort,
+    "hold": _hold,
+    "release": _release,
     "delete": _delete,
     "results": _results,
 }

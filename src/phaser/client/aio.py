@@ -151,6 +151,7 @@ class AsyncClient(ClientBase):
         uploads: Mapping[str, str] | None = None,
         sync: bool = False,
         idempotency_key: str | None = None,
+        run_after: datetime | None = None,
     ) -> AsyncJob:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -171,6 +172,8 @@ class AsyncClient(ClientBase):
             execution_duration=execution_duration,
             destruction_time=destruction_time,
         )
+        if run_after is not None:
+            body["run_after"] = run_after.isoformat()
         path, arguments = create_request(
             body,
             files=files,
@@ -188,6 +191,16 @@ class AsyncClient(ClientBase):
     async def start(self, job_id: str) -> AsyncJob:
         """Queue a PENDING job."""
         path = f"/api/v1/jobs/{job_id}/start"
+        return self._job(await self._request("POST", path))
+
+    async def hold(self, job_id: str) -> AsyncJob:
+        """Hold a PENDING or QUEUED job (HELD) until released."""
+        path = f"/api/v1/jobs/{job_id}/hold"
+        return self._job(await self._request("POST", path))
+
+    async def release(self, job_id: str) -> AsyncJob:
+        """Queue a HELD job (also before its ``run_after`` time)."""
+        path = f"/api/v1/jobs/{job_id}/release"
         return self._job(await self._request("POST", path))
 
     async def abort(self, job_id: str) -> AsyncJob:

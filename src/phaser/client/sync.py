@@ -148,6 +148,7 @@ class Client(ClientBase):
         uploads: Mapping[str, str] | None = None,
         sync: bool = False,
         idempotency_key: str | None = None,
+        run_after: datetime | None = None,
     ) -> Job:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -168,6 +169,8 @@ class Client(ClientBase):
             execution_duration=execution_duration,
             destruction_time=destruction_time,
         )
+        if run_after is not None:
+            body["run_after"] = run_after.isoformat()
         path, arguments = create_request(
             body,
             files=files,
@@ -184,6 +187,16 @@ class Client(ClientBase):
     def start(self, job_id: str) -> Job:
         """Queue a PENDING job."""
         path = f"/api/v1/jobs/{job_id}/start"
+        return self._job(self._request("POST", path))
+
+    def hold(self, job_id: str) -> Job:
+        """Hold a PENDING or QUEUED job (HELD) until released."""
+        path = f"/api/v1/jobs/{job_id}/hold"
+        return self._job(self._request("POST", path))
+
+    def release(self, job_id: str) -> Job:
+        """Queue a HELD job (also before its ``run_after`` time)."""
+        path = f"/api/v1/jobs/{job_id}/release"
         return self._job(self._request("POST", path))
 
     def abort(self, job_id: str) -> Job:

@@ -38,6 +38,7 @@ CONTROL = {
     "destruction",
     "action",
     "upload",
+    "runafter",
 }
 
 

@@ -19,11 +19,11 @@ from ..dependencies.context import (
 from ..models.api import (
     JobListModel,
     JobModel,
-    JobPatch,
     problem_responses,
 )
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
+from ..models.requests import JobPatch
 from ..services.ids import JOB_ID_PATTERN
 from ..services.jobs import JobUpdate
 from .results import add_head_route, result_response
@@ -162,6 +162,37 @@ async def start_job(
     job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
 ) -> JobModel:
     return JobModel.from_job(await service.start(caller, job_id), base_url)
+
+
+@router.post(
+    "/jobs/{job_id}/hold",
+    summary="Hold a job",
+    description=(
+        "Holds a PENDING or QUEUED job back from the queue: it waits in"
+        " phase HELD, run by no worker, until released. 409 in another"
+        " phase."
+    ),
+    responses=_CONFLICT,
+)
+async def hold_job(
+    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
+) -> JobModel:
+    return JobModel.from_job(await service.hold(caller, job_id), base_url)
+
+
+@router.post(
+    "/jobs/{job_id}/release",
+    summary="Release a held job",
+    description=(
+        "Queues a HELD job (also before its ``run_after`` time). 409 in"
+        " another phase."
+    ),
+    responses=_CONFLICT,
+)
+async def release_job(
+    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
+) -> JobModel:
+    return JobModel.from_job(await service.release(caller, job_id), base_url)
 
 
 @router.post(

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from ..dependencies.context import BaseUrl, CurrentCaller, Service
 from ..dependencies.uploads import RequestBody
-from ..models.api import KEY_PATTERN, JobCreate, JobModel, problem_responses
+from ..models.api import JobModel, problem_responses
 from ..models.caller import Caller
 from ..models.errors import InvalidRequestError
+from ..models.requests import KEY_PATTERN, JobCreate
 from ..services.creation import check_idempotency_key
 from ..services.jobs import JobService, NewJob
 from ..services.uploads import LinkUpload, NewUpload
@@ -118,6 +119,7 @@ async def _create(
             sync=at.sync,
             uploads=[*files, *references],
             idempotency_key=key,
+            run_after=body.run_after,
         ),
     )
     job = made.job

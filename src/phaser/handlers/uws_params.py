@@ -127,9 +127,9 @@ def seconds(name: str, value: str | None, minimum: int) -> int | None:
 
 def phase_action(
     value: str | None, *, creating: bool = False
-) -> Literal[Action.START, Action.ABORT] | None:
-    """The action a ``PHASE`` value asks for: RUN starts, ABORT aborts (not
-    on creation)."""
+) -> Literal[Action.START, Action.ABORT, Action.HOLD] | None:
+    """The action a ``PHASE`` value asks for: RUN starts (a HELD job too),
+    ABORT aborts, HOLD holds a pending or queued job (not on creation)."""
     match value:
         case None:
             return None
@@ -137,10 +137,12 @@ def phase_action(
             return Action.START
         case "ABORT" if not creating:
             return Action.ABORT
+        case "HOLD" if not creating:
+            return Action.HOLD
         case _ if creating:
             raise bad_value("phase", value, "only RUN is allowed on creation")
         case _:
-            raise bad_value("phase", value, "expected RUN or ABORT")
+            raise bad_value("phase", value, "expected RUN, ABORT or HOLD")
 
 
 def text_errors(
@@ -270,6 +272,7 @@ async def create_from(
         sync=sync,
         uploads=uploads_of(form),
         idempotency_key=key,
+        run_after=time_value("runafter", form.get("runafter")),
     )
     return (await service.create(caller, new)).job
 

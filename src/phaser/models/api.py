@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,14 +22,11 @@ from .problems import (
 )
 
 __all__ = [
-    "KEY_PATTERN",
     "MAX_REQUEST_SECONDS",
     "PROBLEM_RESPONSES",
-    "JobCreate",
     "JobErrorModel",
     "JobListModel",
     "JobModel",
-    "JobPatch",
     "ProblemModel",
     "ProgressModel",
     "ResultModel",
@@ -39,9 +35,6 @@ __all__ = [
     "problem_responses",
 ]
 
-#: What an idempotency key may look like (the server also accepts it
-#: quoted, as an RFC 8941 string): visible ASCII, spaces inside only.
-KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 
 #: A UTC time rendered as RFC 3339 with milliseconds and ``Z``.
 UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
@@ -206,6 +199,11 @@ class JobModel(BaseModel):
             " API refuses them instead)."
         ),
     )
+    run_after: UtcTime | None = Field(
+        None,
+        title="Run after",
+        description="When a HELD job is queued by itself, if it has a time.",
+    )
     sync: bool = Field(
         False,
         title="Synchronous",
@@ -277,6 +275,7 @@ class JobModel(BaseModel):
             attempts=job.attempts,
             ignored_parameters=job.ignored,
             sync=job.sync,
+            run_after=job.run_after,
             history=[
                 PhaseChangeModel(phase=change.phase, at=change.at)
                 for change in job.history
@@ -300,86 +299,6 @@ class JobListModel(BaseModel):
 #: execution duration): larger values are refused (both dialects and the
 #: dashboard), smaller ones clamped to the server's maximum.
 MAX_REQUEST_SECONDS = 10**9
-
-
-class JobCreate(BaseModel):
-    """A new job."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = Field(..., title="Task", description="Name of the task.")
-    parameters: dict[str, Any] = Field(
-        default_factory=dict,
-        title="Parameters",
-        description="Task parameters (see ``GET /api/v1/tasks``).",
-    )
-    run_id: str | None = Field(
-        None, title="Run id", description="Your label.", max_length=256
-    )
-    start: bool = Field(
-        False,
-        title="Start",
-        description="Queue the job at once instead of leaving it PENDING.",
-    )
-    execution_duration: int | None = Field(
-        None,
-        ge=0,
-        le=MAX_REQUEST_SECONDS,
-        title="Execution duration",
-        description="Seconds; 0 for the maximum; clamped to the maximum.",
-    )
-    destruction_time: AwareDatetime | None = Field(
-        None,
-        title="Destruction time",
-        description="RFC 3339 with a zone; clamped to the maximum lifetime.",
-    )
-    idempotency_key: str | None = Field(
-        None,
-        title="Idempotency key",
-        description=(
-            "Makes the creation safe to repeat (as the ``Idempotency-Key``"
-            " header, which wins if both are given): the same key within"
-            " ``PHASER_IDEMPOTENCY_WINDOW`` answers 200 with the job the"
-            " first request made; with a different request, 409."
-        ),
-        pattern=KEY_PATTERN,
-    )
-    uploads: dict[str, str] = Field(
-        default_factory=dict,
-        title="Uploads by reference",
-        description=(
-            "Files the task takes, as ``name: URL``, fetched by the worker"
-            " (hosts in ``PHASER_UPLOAD_HOSTS`` only). Files themselves go"
-            " with ``POST /api/v1/jobs/multipart``."
-        ),
-    )
-
-
-class JobPatch(BaseModel):
-    """Changes to a job."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    parameters: dict[str, Any] | None = Field(
-        None,
-        title="Parameters",
-        description="Parameters to change (merged); only while PENDING.",
-    )
-    execution_duration: int | None = Field(
-        None,
-        ge=0,
-        le=MAX_REQUEST_SECONDS,
-        title="Execution duration",
-        description="Seconds; only while PENDING; clamped to the maximum.",
-    )
-    destruction_time: AwareDatetime | None = Field(
-        None,
-        title="Destruction time",
-        description="New destruction time; clamped to the maximum lifetime.",
-    )
-    run_id: str | None = Field(
-        None, title="Run id", description="New label.", max_length=256
-    )
 
 
 class TaskModel(BaseModel):

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidParametersError",
     "InvalidRequestError",
     "JobNotFoundError",
+    "LifetimeConflictError",
     "NotFoundError",
     "PhaseConflictError",
     "PhaserError",
@@ -186,3 +187,14 @@ class IdempotencyConflictError(PhaserError):
     uws_status_code = 400
     slug = "idempotency-key-reused"
     title = "Idempotency key reused"
+
+
+class LifetimeConflictError(PhaserError):
+    """A job would be destroyed before it could run (a start time at or
+    after its destruction time): the request conflicts with the
+    lifetime limits as they stand now, so 409 (UWS 400)."""
+
+    status_code = 409
+    uws_status_code = 400
+    slug = "lifetime-conflict"
+    title = "Lifetime conflict"

@@ -144,6 +144,8 @@ class Job:
     heartbeat_at: datetime | None = None
     sync: bool = False
     uploads: list[JobUpload] = field(default_factory=list)
+    #: When a HELD job is queued by itself (``run_after``).
+    run_after: datetime | None = None
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)

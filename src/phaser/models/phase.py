@@ -18,6 +18,7 @@ __all__ = [
     "FAILED",
     "FAILED_PHASES",
     "FINAL_PHASES",
+    "HELD",
     "HISTORY_LETTER",
     "LISTED_PHASES",
     "OPEN_PHASES",
@@ -89,6 +90,10 @@ FAILED = P.ERROR
 #: The phase of a job stopped by a client or a limit.
 STOPPED = P.ABORTED
 
+#: The phase of a job held back from the queue (by a client, or until
+#: its start time).
+HELD = P.HELD
+
 #: One letter per phase in a job's stored history (``transition.lua``
 #: holds the same table).
 HISTORY_LETTER = {
@@ -145,6 +150,7 @@ class Action(StrEnum):
     RETRY = "retry"  # a transient failure sends the job back to the queue
     RESEND = "resend"  # a queued job's entry is sent again (next attempt)
     ABORT = "abort"  # a client, a limit, or destruction stops the job
+    HOLD = "hold"  # a client holds a job back from the queue
     ARCHIVE = "archive"  # destruction in archive mode
     EDIT = "edit"  # parameters and duration change; the phase does not
     RELABEL = "relabel"  # destruction time and run id change, in any phase
@@ -166,6 +172,7 @@ _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
         frozenset({P.PENDING, P.QUEUED, P.EXECUTING, P.HELD, P.SUSPENDED}),
         P.ABORTED,
     ),
+    Action.HOLD: (frozenset({P.PENDING, P.QUEUED}), P.HELD),
     Action.ARCHIVE: (
         frozenset({P.COMPLETED, P.ERROR, P.ABORTED}),
         P.ARCHIVED,

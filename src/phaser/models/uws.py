@@ -78,6 +78,32 @@ class IgnoredParameter(
     name: str
 
 
+class SyncMarker(
+    BaseXmlModel,
+    tag="sync",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """``<phaser:sync>true</…>``: the job of a synchronous request (a
+    model, not a bare value, so that a job without it has no element)."""
+
+    value: str = "true"
+
+
+class RunAfter(
+    BaseXmlModel,
+    tag="runAfter",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """When a HELD job is queued by itself: ``<phaser:runAfter
+    note="…">time</…>`` (UWS 1.1's HELD "will not automatically be
+    executed"; this one will, at its time)."""
+
+    note: str = attr()
+    time: str
+
+
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
     """``uws:jobInfo`` with phaser's progress, the parameters that were
     ignored, and ``<phaser:sync>true</…>`` for a job created by a
@@ -85,9 +111,8 @@ class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
 
     progress: ProgressInfo | None = element(default=None)
     ignored: list[IgnoredParameter] = element(default_factory=list)
-    sync: bool | None = element(
-        default=None, ns="phaser", nsmap={"phaser": PHASER_NAMESPACE}
-    )
+    sync: SyncMarker | None = element(default=None)
+    run_after: RunAfter | None = element(default=None)
 
 
 class PhaserJob(JobSummary[PhaserParameters], tag="job"):
@@ -193,7 +218,7 @@ def render_job(
             has_detail=True,
         )
     info = None
-    if job.progress is not None or job.ignored or job.sync:
+    if job.progress is not None or job.ignored or job.sync or job.run_after:
         progress = job.progress
         info = JobInfo(
             progress=ProgressInfo(
@@ -202,7 +227,13 @@ def render_job(
             if progress is not None
             else None,
             ignored=[IgnoredParameter(name=name) for name in job.ignored],
-            sync=True if job.sync else None,
+            sync=SyncMarker() if job.sync else None,
+            run_after=RunAfter(
+                note="queued by the server at this time",
+                time=format_time(job.run_after),
+            )
+            if job.run_after
+            else None,
         )
     document = PhaserJob(
         job_id=job.id,

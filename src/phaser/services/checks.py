@@ -19,6 +19,7 @@ from ..config import Settings, cap_duration
 from ..models.errors import (
     InvalidParametersError,
     InvalidRequestError,
+    LifetimeConflictError,
     QuotaExceededError,
 )
 from ..models.job import Job
@@ -32,6 +33,7 @@ __all__ = [
     "JobUpdate",
     "check_run_id",
     "refuse_unknown",
+    "start_time",
     "utc",
 ]
 
@@ -49,7 +51,7 @@ class JobUpdate:
     destruction_time: datetime | None = None
     run_id: str | None = None
     #: Also start or abort the job, in the same step (UWS ``PHASE``).
-    action: Literal[Action.START, Action.ABORT] | None = None
+    action: Literal[Action.START, Action.ABORT, Action.HOLD] | None = None
     #: Refuse parameter names the task does not have (JSON API).
     strict: bool = False
 
@@ -191,13 +193,42 @@ class JobChecks:
         duration = self._settings.clamp_execution_duration(requested)
         return cap_duration(duration, task.max_execution_duration)
 
-    def destruction(self, requested: datetime | None) -> datetime:
-        """The destruction time a job gets: the default lifetime, or the
-        requested time capped by the longest lifetime."""
-        if requested is None:
-            return now() + self._settings.default_lifetime
+    def destruction(
+        self, requested: datetime | None, *, start: datetime | None = None
+    ) -> datetime:
+        """The destruction time a job gets: the default lifetime (from its
+        scheduled ``start``, if later than now), or the requested time;
+        either capped by the longest lifetime."""
         latest = now() + self._settings.max_lifetime
+        if requested is None:
+            begins = max(now(), start) if start else now()
+            return min(begins + self._settings.default_lifetime, latest)
         return min(utc("destruction_time", requested), latest)
+
+
+def start_time(
+    run_after: datetime | None, destruction: datetime
+) -> datetime | None:
+    """When a job asked to start at ``run_after`` is queued: `None` for
+    at once (no time, or one that has passed).
+
+    Raises
+    ------
+    InvalidRequestError
+        A time that cannot be stored.
+    LifetimeConflictError
+        A time at or after the job's destruction (it would never run).
+    """
+    if run_after is None:
+        return None
+    moment = utc("run_after", run_after)
+    if moment >= destruction:
+        raise LifetimeConflictError(
+            "run_after is at or after the job's destruction time"
+            f" ({destruction.isoformat()}, PHASER_MAX_LIFETIME at most);"
+            " it would never run"
+        )
+    return moment if moment > now() else None
 
 
 def utc(field: str, moment: datetime) -> datetime:

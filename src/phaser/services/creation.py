@@ -30,10 +30,10 @@ from ..models.errors import (
     JobNotFoundError,
 )
 from ..models.job import Job, PhaseChange
-from ..models.phase import created_phase
+from ..models.phase import HELD, WAITING, created_phase
 from ..storage.job_store import Created, Existing, JobStore, OverQuota
 from ..tasks.registry import TaskRegistry
-from .checks import JobChecks, check_run_id
+from .checks import JobChecks, check_run_id, start_time, utc
 from .ids import new_job_id
 from .lifecycle import JobLifecycle
 from .uploads import FileUpload, LinkUpload, NewUpload, UploadChecks
@@ -90,6 +90,8 @@ class NewJob:
     sync: bool = False
     uploads: Sequence[NewUpload] = ()
     idempotency_key: str | None = None
+    #: Start at this time (the job waits HELD until then).
+    run_after: datetime | None = None
 
     def fingerprint(self) -> str:
         """What makes two creations the same request: everything the
@@ -112,6 +114,7 @@ class NewJob:
             else None,
             self.sync,
             sorted(files),
+            self.run_after.isoformat() if self.run_after else None,
         ]
         text = json.dumps(asked, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -189,6 +192,15 @@ class JobCreator:
             uploads=frozenset(upload.name for upload in kept),
         )
         check_run_id(new.run_id)
+        asked = utc("run_after", new.run_after) if new.run_after else None
+        destruction = self._checks.destruction(
+            new.destruction_time, start=asked
+        )
+        run_after = start_time(asked, destruction)
+        # A start time makes the job wait HELD until then, started or not;
+        # one that has passed starts it now.
+        start = new.start or new.run_after is not None
+        phase = HELD if run_after else created_phase(start=start)
         created = now()
         job = Job(
             id=new_job_id(to_ms(created)),
@@ -197,22 +209,23 @@ class JobCreator:
             # A job started at once is stored QUEUED: one write, and the
             # record says QUEUED before the queue hears of it, so a worker
             # that picks it up at once finds it claimable.
-            phase=created_phase(start=new.start),
+            phase=phase,
             parameters=stored,
             created_at=created,
             execution_duration=self._checks.execution_duration(
                 definition, new.execution_duration
             ),
-            destruction_time=self._checks.destruction(new.destruction_time),
+            destruction_time=destruction,
             run_id=new.run_id,
-            attempts=1 if new.start else 0,
+            attempts=1 if phase is WAITING else 0,
             # Decided here, once: whoever sends the job again later
             # (recovery on a worker of another pool) sends it here too.
             queue=self._settings.queue_of(new.task),
             ignored=definition.unknown(new.parameters, ignore_case=True)
             + ignored,
             sync=new.sync,
-            history=[PhaseChange(created_phase(start=new.start), created)],
+            history=[PhaseChange(phase, created)],
+            run_after=run_after,
         )
         return await self._store_job(job, new, kept)
 
@@ -254,6 +267,6 @@ class JobCreator:
             case _:
                 assert_never(outcome)
         JOBS_CREATED.labels(job.task).inc()
-        if new.start:
+        if job.phase is WAITING:
             await self._lifecycle.send(job, 1)
         return CreatedJob(job)

@@ -21,11 +21,7 @@ from ..models.errors import (
     ResultNotFoundError,
 )
 from ..models.job import Job, JobResult
-from ..models.phase import (
-    FINAL_PHASES,
-    Action,
-    ExecutionPhase,
-)
+from ..models.phase import FINAL_PHASES, HELD, Action, ExecutionPhase
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
 from ..storage.transitions import (
@@ -178,6 +174,36 @@ class JobService:
         job = await self.get(caller, job_id)
         return _changed(job, await self._lifecycle.start(job), "start")
 
+    async def hold(self, caller: Caller, job_id: str) -> Job:
+        """Hold a pending or queued job back from the queue (HELD) until
+        it is started again.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job is not PENDING or QUEUED.
+        """
+        return await self.update(caller, job_id, JobUpdate(action=Action.HOLD))
+
+    async def release(self, caller: Caller, job_id: str) -> Job:
+        """Queue a held job (before its start time, if it has one).
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job is not HELD.
+        """
+        job = await self.get(caller, job_id)
+        if job.phase is not HELD:
+            raise PhaseConflictError(
+                f"Cannot release job {job.id} in phase {job.phase.value}"
+            )
+        return _changed(job, await self._lifecycle.start(job), "release")
+
     async def abort(
         self, caller: Caller, job_id: str, *, strict: bool = True
     ) -> Job:
@@ -228,6 +254,9 @@ class JobService:
             case Action.START:
                 outcome = await self._lifecycle.start(job, changes, need)
                 return _changed(job, outcome, "start")
+            case Action.HOLD:
+                outcome = await self._lifecycle.hold(job, changes, need)
+                return _changed(job, outcome, "hold")
             case Action.ABORT:
                 outcome = await self._lifecycle.abort(job, changes, need)
                 if update.strict or not isinstance(outcome, WrongPhase):

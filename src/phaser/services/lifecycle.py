@@ -98,20 +98,30 @@ class JobLifecycle:
 
     async def start(
         self,
-        job: AnyJob,
+        job: Job,
         changes: Mapping[str, Any] | None = None,
         changes_need: Action = Action.RELABEL,
     ) -> TransitionOutcome:
-        """Queue a pending job as attempt 1 (with ``changes`` to its
-        fields, in the same step). The record says QUEUED before the queue
-        hears of the job, so a worker that picks it up at once finds it
-        claimable."""
+        """Queue a pending or held job as its next attempt (with
+        ``changes`` to its fields, in the same step). The record says
+        QUEUED before the queue hears of the job, so a worker that picks
+        it up at once finds it claimable."""
         outcome = await self._change.start(
             job, changes, changes_need=changes_need
         )
         if isinstance(outcome, Changed):
-            await self.send(outcome.job, 1)
+            await self.send(outcome.job, outcome.job.attempts)
         return outcome
+
+    async def hold(
+        self,
+        job: AnyJob,
+        changes: Mapping[str, Any] | None = None,
+        changes_need: Action = Action.RELABEL,
+    ) -> TransitionOutcome:
+        """Hold a pending or queued job (a queued one's queue entry stays:
+        a worker that takes it finds the job not claimable)."""
+        return await self._change.hold(job, changes, changes_need=changes_need)
 
     async def send(
         self, job: Job, attempt: int, *, defer: float | None = None

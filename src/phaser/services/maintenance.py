@@ -17,9 +17,9 @@ import structlog
 from ..clock import now
 from ..config import Settings
 from ..models.job import ErrorCode, ErrorType, JobError
-from ..models.phase import RUNNING, WAITING, Action
+from ..models.phase import HELD, RUNNING, WAITING, Action
 from ..storage.job_store import JobStore
-from ..storage.transitions import Beat, Claim
+from ..storage.transitions import Beat, Changed, Claim
 from .lifecycle import JobLifecycle, duration_exceeded
 
 __all__ = ["Maintenance", "MaintenanceReport"]
@@ -42,6 +42,7 @@ class MaintenanceReport:
     recovered: int
     failed: int
     requeued: int
+    started: int = 0
 
     @property
     def more(self) -> bool:
@@ -75,10 +76,11 @@ class Maintenance:
         deadlines = await self.enforce_deadlines()
         recovered, failed = await self.recover_stalled()
         requeued = await self.requeue_lost()
+        started = await self.start_scheduled()
         report = MaintenanceReport(
-            destroyed, deadlines, recovered, failed, requeued
+            destroyed, deadlines, recovered, failed, requeued, started
         )
-        if destroyed or deadlines or recovered or failed or requeued:
+        if any((destroyed, deadlines, recovered, failed, requeued, started)):
             _logger.info(
                 "Maintenance pass",
                 destroyed=destroyed,
@@ -86,6 +88,7 @@ class Maintenance:
                 recovered=recovered,
                 failed=failed,
                 requeued=requeued,
+                started=started,
             )
         return report
 
@@ -94,18 +97,45 @@ class Maintenance:
         longer waiting in the queue (see `JobLifecycle.resend`)."""
         checked = now()
         until = checked - timedelta(seconds=self._settings.queue_check_after)
-        ids = await self._store.due("queued", until=until, limit=_BATCH)
+        ids = await self._store.schedules.due(
+            "queued", until=until, limit=_BATCH
+        )
         count = 0
         for job in await self._store.get_many(ids):
             if job.phase is not WAITING:
                 continue
             count += await self._lifecycle.resend(job)
-            await self._store.touch_queued(job.id, checked)
+            await self._store.schedules.touch_queued(job.id, checked)
         return count
+
+    async def start_scheduled(self) -> int:
+        """Queue HELD jobs whose start time (``run_after``) has come. The
+        start is the same compare-and-set as a client's, so a job is
+        queued once, whoever else releases or aborts it meanwhile."""
+        ids = await self._store.schedules.due(
+            "scheduled", until=now(), limit=_BATCH
+        )
+        count = 0
+        stale = set(ids)
+        for job in await self._store.get_many(ids):
+            if job.phase is HELD and job.run_after is not None:
+                stale.discard(job.id)
+                outcome = await self._lifecycle.start(job)
+                count += isinstance(outcome, Changed)
+        # Entries of jobs that are gone or left HELD some other way.
+        await self._store.schedules.unschedule("scheduled", sorted(stale))
+        return count
+
+    async def next_start(self) -> float | None:
+        """Seconds until the next scheduled start, if there is one (a
+        pass sleeps no longer than that: starts come on time)."""
+        return await self._store.schedules.next_due("scheduled")
 
     async def destroy_expired(self) -> int:
         """Delete (or archive) jobs whose destruction time has passed."""
-        ids = await self._store.due("destruction", until=now(), limit=_BATCH)
+        ids = await self._store.schedules.due(
+            "destruction", until=now(), limit=_BATCH
+        )
         jobs = await self._store.refs(ids)
         if self._settings.destruction_mode == "archive":
             archived = await asyncio.gather(
@@ -121,7 +151,7 @@ class Maintenance:
         backstop for a worker that is gone or stuck, after a short grace.
         """
         grace = timedelta(seconds=2 * self._settings.heartbeat_interval)
-        ids = await self._store.due(
+        ids = await self._store.schedules.due(
             "deadline", until=now() - grace, limit=_BATCH
         )
         count = 0
@@ -143,7 +173,7 @@ class Maintenance:
         Returns (re-queued, failed).
         """
         silent = timedelta(seconds=self._settings.stall_timeout)
-        ids = await self._store.due(
+        ids = await self._store.schedules.due(
             "heartbeat", until=now() - silent, limit=_BATCH
         )
         recovered = failed = 0

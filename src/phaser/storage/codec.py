@@ -86,6 +86,7 @@ FIELD = {
     "heartbeat_at": "beat",
     "sync": "sync",
     "uploads": "uploads",
+    "run_after": "runat",
 }
 
 
@@ -302,6 +303,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         heartbeat_at=_ms_or_none(data.get("beat")),
         sync="sync" in data,
         uploads=_uploads(data.get("uploads")),
+        run_after=_ms_or_none(data.get("runat")),
         history=_history(data.get("history", ""), created),
     )
 
@@ -361,6 +363,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         heartbeat_at=time("beat"),
         sync="sync" in data,
         uploads=_field(lambda: _uploads(data.get("uploads")), []),
+        run_after=time("runat"),
         history=_field(
             lambda: _history(
                 data.get("history", ""), time("created") or from_ms(0)

@@ -18,7 +18,6 @@ import heapq
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -31,6 +30,7 @@ from .codec import AnyJob, JobRef, decode, encode
 from .events import created_channel
 from .keys import KeyLayout
 from .lua import load_scripts, script_text
+from .schedules import Schedules
 from .transitions import JobTransitions
 
 __all__ = [
@@ -108,6 +108,8 @@ class JobStore:
         self._keys = keys
         self._batch: dict[str, list[asyncio.Future[Job | None]]] = {}
         self._batch_tasks: set[asyncio.Task[None]] = set()
+        #: The schedules maintenance reads.
+        self.schedules = Schedules(redis, keys)
         self._create = redis.register_script(script_text("create.lua"))
         self._delete = redis.register_script(script_text("delete.lua"))
         #: The verbs that change stored jobs.
@@ -177,6 +179,7 @@ class JobStore:
                 keys.by_run_prefix,
                 self._keys.owners,
                 self._keys.idempotency(job.owner, key) if once else "",
+                self._keys.scheduled,
             ],
             args=args,
         )
@@ -288,6 +291,7 @@ class JobStore:
             self._keys.deadline,
             self._keys.heartbeat,
             self._keys.queued,
+            self._keys.scheduled,
         ]
         layout = self._keys
         for job in jobs:
@@ -302,24 +306,6 @@ class JobStore:
             keys=keys, args=[self._keys.events, *(job.id for job in jobs)]
         )
         return [ExecutionPhase(phase) if phase else None for phase in reply]
-
-    async def due(
-        self,
-        schedule: Literal["destruction", "deadline", "heartbeat", "queued"],
-        *,
-        until: datetime,
-        limit: int,
-    ) -> list[str]:
-        """Ids of jobs whose time in a schedule is at or before ``until``."""
-        key = getattr(self._keys, schedule)
-        ids: list[str] = await self._redis.zrangebyscore(
-            key, "-inf", to_ms(until), start=0, num=limit
-        )
-        return ids
-
-    async def touch_queued(self, job_id: str, at: datetime) -> None:
-        """Move a queued job's time in the queued schedule (if it is there)."""
-        await self._redis.zadd(self._keys.queued, {job_id: to_ms(at)}, xx=True)
 
     async def list_ids(
         self,

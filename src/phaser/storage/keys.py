@@ -47,6 +47,7 @@ class JobKeys:
     deadline: str
     heartbeat: str
     queued: str
+    scheduled: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,12 @@ class KeyLayout:
     def queued(self) -> str:
         """When queued jobs entered the queue (ms since the epoch)."""
         return f"{self.prefix}:schedule:queued"
+
+    @property
+    def scheduled(self) -> str:
+        """Sorted set of HELD jobs with a start time (``run_after``),
+        scored by it."""
+        return f"{self.prefix}:scheduled"
 
     @property
     def workers(self) -> str:
@@ -151,4 +158,5 @@ class KeyLayout:
             deadline=self.deadline,
             heartbeat=self.heartbeat,
             queued=self.queued,
+            scheduled=self.scheduled,
         )

@@ -121,19 +121,41 @@ class JobTransitions:
 
     async def start(
         self,
+        job: Job,
+        changes: Mapping[str, Any] | None = None,
+        *,
+        changes_need: Action = Action.RELABEL,
+    ) -> TransitionOutcome:
+        """A client runs a pending or held job (or its start time came): it
+        is queued as its next attempt (1, unless it was queued before it
+        was held: then a new attempt, which arq's leftovers of the old one
+        can neither block nor run), with ``changes`` (an edit asked for in
+        the same request) applied in the same step, where both the start
+        and ``changes_need`` allow."""
+        return await self.apply(
+            job,
+            Transition(
+                Action.START,
+                fields={**(changes or {}), "attempts": job.attempts + 1},
+                only_from=allowed_from(changes_need),
+            ),
+        )
+
+    async def hold(
+        self,
         job: AnyJob,
         changes: Mapping[str, Any] | None = None,
         *,
         changes_need: Action = Action.RELABEL,
     ) -> TransitionOutcome:
-        """A client runs a pending job: it is queued as attempt 1, with
-        ``changes`` (an edit asked for in the same request) applied in the
-        same step, where both the start and ``changes_need`` allow."""
+        """A client holds a pending or queued job: it waits in HELD, not
+        run by any worker, until released (or its start time comes, when
+        it has one), with ``changes`` applied in the same step."""
         return await self.apply(
             job,
             Transition(
-                Action.START,
-                fields={**(changes or {}), "attempts": 1},
+                Action.HOLD,
+                fields=dict(changes or {}),
                 only_from=allowed_from(changes_need),
             ),
         )
@@ -338,6 +360,7 @@ class JobTransitions:
                 keys.heartbeat,
                 keys.queued,
                 keys.by_run_prefix,
+                keys.scheduled,
             ],
             args=args,
         )

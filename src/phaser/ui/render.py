@@ -99,6 +99,7 @@ def environment() -> jinja2.Environment:
         phases=list(ExecutionPhase),
         phase_class=PHASE_CLASSES,
         start_phases=_phases(Action.START),
+        hold_phases=_phases(Action.HOLD),
         abort_phases=_phases(Action.ABORT),
     )
     return environment

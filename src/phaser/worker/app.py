@@ -122,15 +122,20 @@ async def _maintain(factory: Factory) -> None:
         try:
             # The lease outlives a pass, so a second worker only takes over
             # once this one has stopped renewing it.
+            pause = interval
             if await factory.job_store.activity.hold_lease(
                 "maintenance", holder, ttl=3 * interval
             ):
                 report = await maintenance.run()
                 if report.more:
                     continue  # a backlog: the next pass at once
+                # Scheduled starts come on time, not at the next pass.
+                start = await maintenance.next_start()
+                if start is not None:
+                    pause = max(0.01, min(interval, start))
         except (RedisError, OSError) as exc:
             _logger.warning("Maintenance pass failed", error=str(exc))
-        await asyncio.sleep(interval)
+        await asyncio.sleep(pause)
 
 
 async def _announce(factory: Factory) -> None:

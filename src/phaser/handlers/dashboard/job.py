@@ -210,11 +210,13 @@ async def act(
     service: Service,
     caller: FormCaller,
 ) -> Response:
-    """Start, abort or delete a job (the forms of its page and of the
-    confirmation pages)."""
+    """Start (or release), hold, abort or delete a job (the forms of its
+    page and of the confirmation pages)."""
     match action:
         case "start":
             await service.start(caller, job_id)
+        case "hold":
+            await service.hold(caller, job_id)
         case "abort":
             await service.abort(caller, job_id)
         case "delete":

@@ -13,6 +13,7 @@
 -- KEYS[9] set of every owner (names; the anonymous owner is not in it)
 -- KEYS[10] the owner's idempotency key ("job id fingerprint"), or "" for
 --          a creation without one
+-- KEYS[11] start schedule (a HELD job with a "runat" field goes in it)
 -- ARGV[1] job id
 -- ARGV[2] task
 -- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
@@ -75,6 +76,12 @@ redis.call("HINCRBY", KEYS[4], phase, 1)
 redis.call("SADD", KEYS[5], ARGV[2])
 if ARGV[4] ~= "" then
   redis.call("ZADD", KEYS[6], tonumber(ARGV[4]), id)
+end
+if phase == "HELD" then
+  local runat = redis.call("HGET", KEYS[1], "runat")
+  if runat then
+    redis.call("ZADD", KEYS[11], tonumber(runat), id)
+  end
 end
 if phase == "QUEUED" then
   local time = redis.call("TIME")

@@ -5,12 +5,13 @@
 -- KEYS[2] deadline schedule
 -- KEYS[3] heartbeat schedule
 -- KEYS[4] queued schedule
+-- KEYS[5] start schedule (HELD jobs with a run_after time)
 -- then five keys per job:
--- KEYS[5i] job record (hash)
--- KEYS[5i+1] owner index
--- KEYS[5i+2] owner task-phase index prefix (the phase name is appended)
--- KEYS[5i+3] owner phase counts (hash)
--- KEYS[5i+4] owner run-id index prefix (the run id is appended)
+-- KEYS[5i+1] job record (hash)
+-- KEYS[5i+2] owner index
+-- KEYS[5i+3] owner task-phase index prefix (the phase name is appended)
+-- KEYS[5i+4] owner phase counts (hash)
+-- KEYS[5i+5] owner run-id index prefix (the run id is appended)
 -- ARGV[1] event channel
 -- ARGV[1+i] id of the i-th job
 --
@@ -20,7 +21,7 @@ local out = {}
 local deleted = {}
 for i = 1, #ARGV - 1 do
   local id = ARGV[1 + i]
-  local base = 5 * i - 1
+  local base = 5 * i
   local state = redis.call("HMGET", KEYS[base + 1], "phase", "run_id")
   local phase = state[1]
   if phase then
@@ -31,7 +32,7 @@ for i = 1, #ARGV - 1 do
     if state[2] then
       redis.call("ZREM", KEYS[base + 5] .. state[2], id)
     end
-    for s = 1, 4 do
+    for s = 1, 5 do
       redis.call("ZREM", KEYS[s], id)
     end
     table.insert(deleted, id)

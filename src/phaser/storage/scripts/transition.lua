@@ -12,6 +12,7 @@
 -- KEYS[6] heartbeat schedule
 -- KEYS[7] queued schedule
 -- KEYS[8] owner run-id index prefix (the run id is appended)
+-- KEYS[9] start schedule (HELD jobs with a run_after time)
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -30,7 +31,8 @@
 -- 0, unlimited) and writing "beat" while EXECUTING in the heartbeat
 -- schedule; leaving EXECUTING drops both. Entering QUEUED records the
 -- time in the queued schedule, leaving it drops it, so maintenance can
--- find queued jobs whose queue entry was lost.
+-- find queued jobs whose queue entry was lost. A HELD job is in the start
+-- schedule at its "runat" field while it has one; leaving HELD drops it.
 --
 -- A change of phase is appended to the record's history: the phase's
 -- letter and the milliseconds since creation in base 36 (see
@@ -142,6 +144,16 @@ if new == "EXECUTING" then
 elseif current == "EXECUTING" then
   redis.call("ZREM", KEYS[5], id)
   redis.call("ZREM", KEYS[6], id)
+end
+if new == "HELD" then
+  local runat = redis.call("HGET", key, "runat")
+  if runat then
+    redis.call("ZADD", KEYS[9], tonumber(runat), id)
+  else
+    redis.call("ZREM", KEYS[9], id)
+  end
+elseif current == "HELD" then
+  redis.call("ZREM", KEYS[9], id)
 end
 if new == "QUEUED" and current ~= "QUEUED" then
   local time = redis.call("TIME")

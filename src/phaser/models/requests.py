@@ -1,0 +1,106 @@
+"""Wire models of the JSON API's requests: creating and changing jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from .api import MAX_REQUEST_SECONDS
+
+__all__ = ["KEY_PATTERN", "JobCreate", "JobPatch"]
+
+#: What an idempotency key may look like (the server also accepts it
+#: quoted, as an RFC 8941 string): visible ASCII, spaces inside only.
+KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
+
+
+class JobCreate(BaseModel):
+    """A new job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(..., title="Task", description="Name of the task.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        title="Parameters",
+        description="Task parameters (see ``GET /api/v1/tasks``).",
+    )
+    run_id: str | None = Field(
+        None, title="Run id", description="Your label.", max_length=256
+    )
+    start: bool = Field(
+        False,
+        title="Start",
+        description="Queue the job at once instead of leaving it PENDING.",
+    )
+    execution_duration: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_REQUEST_SECONDS,
+        title="Execution duration",
+        description="Seconds; 0 for the maximum; clamped to the maximum.",
+    )
+    destruction_time: AwareDatetime | None = Field(
+        None,
+        title="Destruction time",
+        description="RFC 3339 with a zone; clamped to the maximum lifetime.",
+    )
+    run_after: AwareDatetime | None = Field(
+        None,
+        title="Run after",
+        description=(
+            "Start the job at this time (RFC 3339 with a zone): it waits in"
+            " phase HELD until then and is queued by the server within a"
+            " second of it (``start`` is implied). A time that has passed"
+            " starts it at once; one at or after the destruction time is"
+            " refused."
+        ),
+    )
+    idempotency_key: str | None = Field(
+        None,
+        title="Idempotency key",
+        description=(
+            "Makes the creation safe to repeat (as the ``Idempotency-Key``"
+            " header, which wins if both are given): the same key within"
+            " ``PHASER_IDEMPOTENCY_WINDOW`` answers 200 with the job the"
+            " first request made; with a different request, 409."
+        ),
+        pattern=KEY_PATTERN,
+    )
+    uploads: dict[str, str] = Field(
+        default_factory=dict,
+        title="Uploads by reference",
+        description=(
+            "Files the task takes, as ``name: URL``, fetched by the worker"
+            " (hosts in ``PHASER_UPLOAD_HOSTS`` only). Files themselves go"
+            " with ``POST /api/v1/jobs/multipart``."
+        ),
+    )
+
+
+class JobPatch(BaseModel):
+    """Changes to a job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] | None = Field(
+        None,
+        title="Parameters",
+        description="Parameters to change (merged); only while PENDING.",
+    )
+    execution_duration: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_REQUEST_SECONDS,
+        title="Execution duration",
+        description="Seconds; only while PENDING; clamped to the maximum.",
+    )
+    destruction_time: AwareDatetime | None = Field(
+        None,
+        title="Destruction time",
+        description="New destruction time; clamped to the maximum lifetime.",
+    )
+    run_id: str | None = Field(
+        None, title="Run id", description="New label.", max_length=256
+    )

@@ -1,0 +1,197 @@
+"""Held and scheduled jobs (issue 16, parts 3 and 6 in part): ``run_after``
+keeps a job HELD until its time, when maintenance queues it; clients hold
+and release jobs in both dialects. Real server, worker and Redis."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from lxml import etree
+
+from conftest import Stack, valid_uws, wait_for
+
+UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
+PHASER = "{urn:x-phaser:uws-extension:v1}"
+
+
+def _at(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_a_scheduled_job_waits_held_and_starts_on_time_once(
+    client: httpx.Client, schema: etree.XMLSchema, evidence: Path
+) -> None:
+    created = client.post(
+        "/api/v1/jobs",
+        json={
+            "task": "count",
+            "parameters": {"directory": str(evidence)},
+            "run_after": _at(2),
+        },
+    )
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["phase"] == "HELD"
+    assert job["run_after"] is not None
+    # UWS shows it HELD, says when it will run, and is schema-valid.
+    document = valid_uws(
+        schema, client.get(f"/count/jobs/{job['id']}").content
+    )
+    assert document.findtext(f"{UWS}phase") == "HELD"
+    run_after = document.find(f".//{PHASER}runAfter")
+    assert run_after is not None
+    assert "queued by the server" in str(run_after.get("note"))
+    done = wait_for(client, job["id"], {"COMPLETED"}, timeout=30)
+    late = _time(done["started_at"]) - _time(job["run_after"])
+    assert timedelta(0) <= late < timedelta(seconds=1), late
+    assert [c["phase"] for c in done["history"]] == [
+        "HELD",
+        "QUEUED",
+        "EXECUTING",
+        "COMPLETED",
+    ]
+    assert (evidence / "executions").read_text().split() == [job["id"]]
+    # A time that has passed starts the job at once; one after the
+    # destruction time is refused.
+    now = client.post(
+        "/api/v1/jobs",
+        json={"task": "echo", "parameters": {}, "run_after": _at(-60)},
+    ).json()
+    assert now["phase"] in {"QUEUED", "EXECUTING", "COMPLETED"}
+    refused = client.post(
+        "/api/v1/jobs",
+        json={
+            "task": "echo",
+            "run_after": _at(7200),
+            "destruction_time": _at(3600),
+        },
+    )
+    assert refused.status_code == 409
+    assert "run_after" in refused.text
+    # Without a destruction time, a job scheduled past the default
+    # lifetime lives its default lifetime from its start.
+    far = client.post(
+        "/api/v1/jobs",
+        json={"task": "echo", "run_after": _at(8 * 86400)},
+    ).json()
+    assert _time(far["destruction_time"]) > _time(far["run_after"])
+
+
+def test_hold_and_release_in_both_dialects(
+    client: httpx.Client, stack: Stack
+) -> None:
+    job = client.post(
+        "/api/v1/jobs",
+        json={"task": "echo", "parameters": {}, "run_after": _at(3600)},
+    ).json()
+    # Released before its time: queued now, run once.
+    released = client.post(f"/api/v1/jobs/{job['id']}/release")
+    assert released.status_code == 200, released.text
+    assert wait_for(client, job["id"], {"COMPLETED"})["attempts"] == 1
+    assert client.post(f"/api/v1/jobs/{job['id']}/release").status_code == 409
+    # A pending job held, then started.
+    pending = client.post(
+        "/api/v1/jobs", json={"task": "echo", "parameters": {}}
+    ).json()
+    held = client.post(f"/api/v1/jobs/{pending['id']}/hold").json()
+    assert (held["phase"], held["run_after"]) == ("HELD", None)
+    assert client.post(f"/api/v1/jobs/{pending['id']}/hold").status_code == (
+        409
+    )
+    client.post(f"/api/v1/jobs/{pending['id']}/release")
+    assert wait_for(client, pending["id"], {"COMPLETED"})["phase"] == (
+        "COMPLETED"
+    )
+    # UWS: PHASE=HOLD holds, PHASE=RUN releases.
+    location = client.post("/sleep/jobs", data={"seconds": "0.1"}).headers[
+        "location"
+    ]
+    assert (
+        client.post(f"{location}/phase", data={"PHASE": "HOLD"}).status_code
+        == 303
+    )
+    assert client.get(f"{location}/phase").text == "HELD"
+    assert (
+        client.post(f"{location}/phase", data={"PHASE": "RUN"}).status_code
+        == 303
+    )
+    job_id = location.rsplit("/", 1)[1]
+    assert wait_for(client, job_id, {"COMPLETED"})["phase"] == "COMPLETED"
+    bad = client.post(f"{location}/phase", data={"PHASE": "HOLD"})
+    assert bad.status_code == 403
+
+
+def test_a_queued_job_held_is_not_run_until_released(
+    client: httpx.Client, stack: Stack, evidence: Path
+) -> None:
+    # Occupy the worker so the next job stays QUEUED, then hold it.
+    blockers = [
+        client.post(
+            "/api/v1/jobs",
+            json={
+                "task": "sleep",
+                "parameters": {"seconds": 2},
+                "start": True,
+            },
+        ).json()
+        for _ in range(10)
+    ]
+    job = client.post(
+        "/api/v1/jobs",
+        json={
+            "task": "count",
+            "parameters": {"directory": str(evidence)},
+            "start": True,
+        },
+    ).json()
+    held = client.post(f"/api/v1/jobs/{job['id']}/hold")
+    if held.status_code == 409:  # the worker was quicker: nothing to show
+        raise AssertionError(f"job was not QUEUED: {held.text}")
+    assert held.json()["phase"] == "HELD"
+    for blocker in blockers:
+        wait_for(client, blocker["id"], {"COMPLETED"})
+    # Its queue entry was taken and found not claimable: still HELD.
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == "HELD"
+    assert not (evidence / "executions").exists()
+    client.post(f"/api/v1/jobs/{job['id']}/release")
+    done = wait_for(client, job["id"], {"COMPLETED"})
+    # Sent again as a new attempt: the old entry's leftovers cannot block it.
+    assert done["attempts"] == 2
+    assert (evidence / "executions").read_text().split() == [job["id"]]
+
+
+def test_client_and_cli_hold_release_and_schedule(stack: Stack) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from phaser.client import Client
+
+    with Client(stack.url) as api:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        job = api.submit("echo", {"a": 1}, run_after=later)
+        assert job.phase.value == "HELD"
+        assert job.run_after is not None
+        assert abs(job.run_after - later) < timedelta(milliseconds=2)
+        assert api.release(job.id).phase.value == "QUEUED"
+        pending = api.submit("echo", {}, start=False)
+        assert api.hold(pending.id).phase.value == "HELD"
+    env = {**os.environ, "PHASER_URL": stack.url}
+    command = [sys.executable, "-m", "phaser", "jobs"]
+    released = subprocess.run(
+        [*command, "release", pending.id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert released.returncode == 0, released.stderr
+    assert json.loads(released.stdout)["phase"] == "QUEUED"
