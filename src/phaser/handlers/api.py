@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -152,62 +152,56 @@ async def get_job(
     return JobModel.from_job(job, base_url)
 
 
-@router.post(
-    "/jobs/{job_id}/start",
-    summary="Start a job",
-    description="Queues a PENDING job. 409 if it is in another phase.",
-    responses=_CONFLICT,
-)
-async def start_job(
-    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
-) -> JobModel:
-    return JobModel.from_job(await service.start(caller, job_id), base_url)
-
-
-@router.post(
-    "/jobs/{job_id}/hold",
-    summary="Hold a job",
-    description=(
+#: The verbs a client applies to a job by POSTing to ``/jobs/{id}/{verb}``:
+#: summary and description of each; the service method has the verb's name.
+_VERBS = {
+    "start": (
+        "Start a job",
+        "Queues a PENDING (or HELD) job. 409 if it is in another phase.",
+    ),
+    "hold": (
+        "Hold a job",
         "Holds a PENDING or QUEUED job back from the queue: it waits in"
         " phase HELD, run by no worker, until released. 409 in another"
-        " phase."
+        " phase.",
     ),
-    responses=_CONFLICT,
-)
-async def hold_job(
-    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
-) -> JobModel:
-    return JobModel.from_job(await service.hold(caller, job_id), base_url)
-
-
-@router.post(
-    "/jobs/{job_id}/release",
-    summary="Release a held job",
-    description=(
+    "release": (
+        "Release a held job",
         "Queues a HELD job (also before its ``run_after`` time). 409 in"
-        " another phase."
+        " another phase.",
     ),
-    responses=_CONFLICT,
-)
-async def release_job(
-    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
-) -> JobModel:
-    return JobModel.from_job(await service.release(caller, job_id), base_url)
-
-
-@router.post(
-    "/jobs/{job_id}/abort",
-    summary="Abort a job",
-    description=(
+    "abort": (
+        "Abort a job",
         "Aborts a pending, queued or running job; a running task is"
-        " stopped. 409 if the job has already ended."
+        " stopped. 409 if the job has already ended.",
     ),
-    responses=_CONFLICT,
-)
-async def abort_job(
-    job_id: str, service: Service, caller: CurrentCaller, base_url: BaseUrl
-) -> JobModel:
-    return JobModel.from_job(await service.abort(caller, job_id), base_url)
+}
+
+
+def _verb_route(verb: str) -> Callable[..., Awaitable[JobModel]]:
+    async def route(
+        job_id: str,
+        service: Service,
+        caller: CurrentCaller,
+        base_url: BaseUrl,
+    ) -> JobModel:
+        job = await getattr(service, verb)(caller, job_id)
+        return JobModel.from_job(job, base_url)
+
+    route.__name__ = f"{verb}_job"
+    return route
+
+
+for _verb, (_summary, _description) in _VERBS.items():
+    router.add_api_route(
+        f"/jobs/{{job_id}}/{_verb}",
+        _verb_route(_verb),
+        methods=["POST"],
+        summary=_summary,
+        description=_description,
+        responses=_CONFLICT,
+        response_model=JobModel,
+    )
 
 
 @router.patch(
