@@ -5,13 +5,16 @@ and release jobs in both dialects. Real server, worker and Redis."""
 from __future__ import annotations
 
 import json
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from lxml import etree
 
-from conftest import Stack, valid_uws, wait_for
+from conftest import Stack, make_stack, valid_uws, wait_for
+from phaser.embedded import EmbeddedRedis
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 PHASER = "{urn:x-phaser:uws-extension:v1}"
@@ -195,3 +198,38 @@ def test_client_and_cli_hold_release_and_schedule(stack: Stack) -> None:
     )
     assert released.returncode == 0, released.stderr
     assert json.loads(released.stdout)["phase"] == "QUEUED"
+
+
+def test_scheduled_starts_survive_a_killed_worker(
+    redis_server: EmbeddedRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+    evidence: Path,
+) -> None:
+    """Three workers, one SIGKILLed before the start time (the maintenance
+    lease holder, if it was that one): the job still starts within 1 s of
+    its time, once."""
+    stack = make_stack(redis_server, tmp_path_factory.mktemp("three"), 3)
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            jobs = [
+                http.post(
+                    "/api/v1/jobs",
+                    json={
+                        "task": "count",
+                        "parameters": {"directory": str(evidence)},
+                        "run_after": _at(2 + n * 0.3),
+                    },
+                ).json()
+                for n in range(3)
+            ]
+            victim = stack.workers[0]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            for job in jobs:
+                done = wait_for(http, job["id"], {"COMPLETED"}, timeout=30)
+                late = _time(done["started_at"]) - _time(job["run_after"])
+                assert timedelta(0) <= late < timedelta(seconds=1), late
+        executions = (evidence / "executions").read_text().split()
+        assert sorted(executions) == sorted(job["id"] for job in jobs)
+    finally:
+        stack.stop()

@@ -42,7 +42,6 @@ class MaintenanceReport:
     recovered: int
     failed: int
     requeued: int
-    started: int = 0
 
     @property
     def more(self) -> bool:
@@ -76,11 +75,10 @@ class Maintenance:
         deadlines = await self.enforce_deadlines()
         recovered, failed = await self.recover_stalled()
         requeued = await self.requeue_lost()
-        started = await self.start_scheduled()
         report = MaintenanceReport(
-            destroyed, deadlines, recovered, failed, requeued, started
+            destroyed, deadlines, recovered, failed, requeued
         )
-        if any((destroyed, deadlines, recovered, failed, requeued, started)):
+        if any((destroyed, deadlines, recovered, failed, requeued)):
             _logger.info(
                 "Maintenance pass",
                 destroyed=destroyed,
@@ -88,7 +86,6 @@ class Maintenance:
                 recovered=recovered,
                 failed=failed,
                 requeued=requeued,
-                started=started,
             )
         return report
 
@@ -111,7 +108,9 @@ class Maintenance:
     async def start_scheduled(self) -> int:
         """Queue HELD jobs whose start time (``run_after``) has come. The
         start is the same compare-and-set as a client's, so a job is
-        queued once, whoever else releases or aborts it meanwhile."""
+        queued once, whoever else (another worker running this, a client
+        releasing or aborting it) acts meanwhile; every worker runs this,
+        outside the maintenance lease."""
         ids = await self._store.schedules.due(
             "scheduled", until=now(), limit=_BATCH
         )

@@ -122,19 +122,34 @@ async def _maintain(factory: Factory) -> None:
         try:
             # The lease outlives a pass, so a second worker only takes over
             # once this one has stopped renewing it.
-            pause = interval
             if await factory.job_store.activity.hold_lease(
                 "maintenance", holder, ttl=3 * interval
             ):
                 report = await maintenance.run()
                 if report.more:
                     continue  # a backlog: the next pass at once
-                # Scheduled starts come on time, not at the next pass.
-                start = await maintenance.next_start()
-                if start is not None:
-                    pause = max(0.01, min(interval, start))
         except (RedisError, OSError) as exc:
             _logger.warning("Maintenance pass failed", error=str(exc))
+        await asyncio.sleep(interval)
+
+
+async def _start_scheduled(factory: Factory) -> None:
+    """Queue HELD jobs whose start time has come, on every worker and
+    without the maintenance lease: a start is a compare-and-set, so a job
+    is queued once however many workers try, and a worker that dies
+    (the lease holder too) delays no start. Sleeps until the next start
+    when that is sooner than the maintenance interval."""
+    maintenance = factory.maintenance()
+    interval = factory.settings.maintenance_interval
+    while True:
+        pause = interval
+        try:
+            await maintenance.start_scheduled()
+            start = await maintenance.next_start()
+            if start is not None:
+                pause = max(0.01, min(interval, start))
+        except (RedisError, OSError) as exc:
+            _logger.warning("Scheduled starts failed", error=str(exc))
         await asyncio.sleep(pause)
 
 
@@ -171,6 +186,9 @@ async def _startup(ctx: dict[str, Any]) -> None:
         _maintain(factory), name="maintenance"
     )
     ctx["announce"] = asyncio.create_task(_announce(factory), name="announce")
+    ctx["scheduled"] = asyncio.create_task(
+        _start_scheduled(factory), name="scheduled starts"
+    )
     port = factory.settings.metrics_port
     if port:
         ctx["metrics"] = await serve_worker_metrics(port)
@@ -180,7 +198,7 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     metrics: asyncio.Server | None = ctx.get("metrics")
     if metrics is not None:
         metrics.close()
-    for name in ("maintenance", "announce"):
+    for name in ("maintenance", "announce", "scheduled"):
         task: asyncio.Task[None] | None = ctx.get(name)
         if task is not None:
             task.cancel()
