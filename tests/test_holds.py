@@ -129,6 +129,18 @@ def test_hold_and_release_in_both_dialects(
     assert wait_for(client, job_id, {"COMPLETED"})["phase"] == "COMPLETED"
     bad = client.post(f"{location}/phase", data={"PHASE": "HOLD"})
     assert bad.status_code == 403
+    # UWS creation with a start time: HELD until then.
+    scheduled = client.post(
+        "/echo/jobs", data={"RUNAFTER": _at(3600), "x": "1"}
+    ).headers["location"]
+    assert client.get(f"{scheduled}/phase").text == "HELD"
+    scheduled_id = scheduled.rsplit("/", 1)[1]
+    assert client.get(f"/api/v1/jobs/{scheduled_id}").json()["parameters"] == {
+        "x": "1"
+    }
+    later = client.post(location, data={"RUNAFTER": _at(60)})
+    assert later.status_code == 400
+    assert "RUNAFTER is given when a job is created" in later.text
 
 
 def test_a_queued_job_held_is_not_run_until_released(

@@ -204,6 +204,11 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
     job is created with, where PHASE may only be RUN)."""
     if not creating and (form.files or form.get("upload") is not None):
         raise PhaserError("Files are given when a job is created, not later")
+    if not creating and form.get("runafter") is not None:
+        raise PhaserError(
+            "RUNAFTER is given when a job is created; hold a job with"
+            " PHASE=HOLD"
+        )
     return JobUpdate(
         parameters=form.task_parameters() or None,
         execution_duration=seconds(
