@@ -8,6 +8,7 @@ import json
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -245,3 +246,74 @@ def test_scheduled_starts_survive_a_killed_worker(
         assert sorted(executions) == sorted(job["id"] for job in jobs)
     finally:
         stack.stop()
+
+
+def _first_event(http: httpx.Client, job_id: str) -> dict[str, Any]:
+    """The job as the event stream's first event carries it."""
+    with http.stream("GET", f"/api/v1/jobs/{job_id}/events") as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                event: dict[str, Any] = json.loads(line[6:])
+                return event
+    raise AssertionError("no event")
+
+
+def test_new_fields_read_back_alike_in_every_representation(
+    client: httpx.Client, schema: etree.XMLSchema
+) -> None:
+    """What issues 15 and 16 let a client send (files, a start time, a
+    sync request) reads back the same through the JSON job, the JSON
+    list, the event stream and UWS."""
+    run_after = _at(3600)
+    made = client.post(
+        "/api/v1/jobs/multipart",
+        data={
+            "job": json.dumps(
+                {
+                    "task": "lines",
+                    "run_id": "readback-new-fields",
+                    "run_after": run_after,
+                }
+            )
+        },
+        files={"text": ("t.txt", b"a\nb\n", "text/plain")},
+    ).json()
+    synced = client.post(
+        "/api/v1/jobs?sync=true",
+        json={"task": "echo", "run_id": "readback-new-fields"},
+    ).json()
+    listed = {
+        job["id"]: job
+        for job in client.get(
+            "/api/v1/jobs", params={"run_id": "readback-new-fields"}
+        ).json()["jobs"]
+    }
+    for job in (made, synced):
+        current = client.get(f"/api/v1/jobs/{job['id']}").json()
+        event = _first_event(client, job["id"])
+        for field in ("uploads", "run_after", "sync"):
+            assert (
+                listed[job["id"]][field] == current[field] == event[field]
+            ), field
+    assert made["uploads"][0]["name"] == "text"
+    stored = _time(made["run_after"]) - _time(run_after)
+    assert abs(stored) < timedelta(milliseconds=1)  # kept to the ms
+    assert synced["sync"] is True
+    # UWS: the upload as a by-reference parameter, the start time and the
+    # sync marker in jobInfo.
+    document = valid_uws(
+        schema, client.get(f"/lines/jobs/{made['id']}").content
+    )
+    [parameter] = [
+        p for p in document.iter(f"{UWS}parameter") if p.get("id") == "text"
+    ]
+    assert parameter.get("byReference") == "true"
+    # Each dialect links its own route; both serve the same bytes.
+    assert parameter.text is not None
+    assert client.get(parameter.text).content == b"a\nb\n"
+    assert client.get(made["uploads"][0]["href"]).content == b"a\nb\n"
+    assert document.findtext(f".//{PHASER}runAfter") == made["run_after"]
+    document = valid_uws(
+        schema, client.get(f"/echo/jobs/{synced['id']}").content
+    )
+    assert document.findtext(f".//{PHASER}sync") == "true"

@@ -586,6 +586,7 @@ def _json_body() -> st.SearchStrategy[dict[str, Any]]:
             "start": st.booleans(),
             "execution_duration": _DURATIONS,
             "destruction_time": _DATES,
+            "run_after": _DATES,
         },
     )
 

@@ -24,14 +24,11 @@ from ..dependencies.uws import UWSForm, UWSLinks
 from ..models.errors import PhaserError
 from ..models.job import ErrorCode, Job
 from ..models.phase import FAILED, SUCCEEDED
-from ..models.text import clean_text
 from .results import result_response
 from .routes import REDIS_DOWN, validation_text
-from .uws_params import UWSRoute, create_from, error_votable
+from .uws_params import VOTABLE, UWSRoute, create_from, error_votable
 
 __all__ = ["router", "until_disconnected"]
-
-VOTABLE = "application/x-votable+xml"
 
 _T = TypeVar("_T")
 
@@ -42,25 +39,13 @@ class DaliRoute(UWSRoute):
     def answer(self, request: Request, exc: Exception) -> Response:
         match exc:
             case PhaserError():
-                return dali_error(
+                return error_votable(
                     exc.message, exc.uws_status_code, exc.headers
                 )
             case RequestValidationError():
-                return dali_error(validation_text(exc), 400)
+                return error_votable(validation_text(exc), 400)
             case _:
-                return dali_error(REDIS_DOWN, 503, {"Retry-After": "5"})
-
-
-def dali_error(
-    message: str, status: int, headers: dict[str, str] | None = None
-) -> Response:
-    """A DALI error document."""
-    return Response(
-        error_votable(clean_text(message)),
-        status_code=status,
-        media_type=VOTABLE,
-        headers=headers,
-    )
+                return error_votable(REDIS_DOWN, 503, {"Retry-After": "5"})
 
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -96,11 +81,11 @@ async def until_disconnected(
     try:
         await asyncio.wait({doing, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        gone.cancel()
-        if not doing.done():
-            doing.cancel()
-            with suppress(asyncio.CancelledError):
-                await doing
+        for task in (gone, doing):
+            if not task.done():
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
     return doing.result() if not doing.cancelled() else None
 
 
@@ -120,7 +105,7 @@ def _answer(job: Job, service: Service) -> Response:
     # be fetched: the client's to fix (400); anything else is ours (500).
     refused = error is not None and error.code in _CLIENTS_TO_FIX
     status = 400 if job.phase is FAILED and refused else 500
-    return dali_error(f"Job {job.id}: {message}", status)
+    return error_votable(f"Job {job.id}: {message}", status)
 
 
 _DESCRIPTION = (

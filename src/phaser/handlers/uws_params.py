@@ -40,6 +40,7 @@ __all__ = [
     "ERRORS",
     "PAGE_DOC",
     "TEXT_DOC",
+    "VOTABLE",
     "XML",
     "XML_DOC",
     "UWSRoute",
@@ -291,13 +292,26 @@ def wants_text(accept: str) -> bool:
     )
 
 
-def error_votable(message: str) -> bytes:
-    """A VOTable carrying an error message (the IVOA habit)."""
-    message = clean_text(message)
-    return (
+#: MIME type of VOTables (error documents included).
+VOTABLE = "application/x-votable+xml"
+
+
+def error_votable(
+    message: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A VOTable carrying an error message (the IVOA habit: UWS
+    ``/error``, DALI error documents)."""
+    document = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
         '<RESOURCE type="results">'
-        f'<INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>'
+        '<INFO name="QUERY_STATUS" value="ERROR">'
+        f"{escape(clean_text(message))}</INFO>"
         "</RESOURCE></VOTABLE>"
-    ).encode()
+    )
+    return Response(
+        document.encode(),
+        status_code=status,
+        media_type=VOTABLE,
+        headers=headers,
+    )

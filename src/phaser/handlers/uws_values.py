@@ -14,14 +14,16 @@ from fastapi.responses import PlainTextResponse
 
 from ..clock import format_time
 from ..dependencies.context import CurrentCaller, Service, Waiter
+from ..dependencies.uploads import read_body
 from ..dependencies.uws import Form, Links, UWSForm, UWSJob, UWSLinks
 from ..models.caller import Caller
-from ..models.errors import PhaserError, ResultNotFoundError
+from ..models.errors import ResultNotFoundError
 from ..models.job import Job
 from ..services.jobs import JobService, JobUpdate
 from .uws_params import (
     ERRORS,
     TEXT_DOC,
+    VOTABLE,
     UWSRoute,
     error_votable,
     phase_value,
@@ -58,8 +60,8 @@ async def _waited(
     cadctap sends them so (``requests.get(url, data=…)``), and polled in
     a busy loop while they were ignored.
     """
-    if wait is None and phase is None and _form_body(request):
-        form = await _get_form(request)
+    if wait is None and phase is None:
+        form = Form((await read_body(request)).pairs)
         wait, phase = form.get("wait"), form.get("phase")
     if wait is None:
         return job
@@ -70,21 +72,6 @@ async def _waited(
         waiter.max_wait if limit == -1 else float(limit or 0),
         phase=phase_value(phase) if phase is not None else None,
     )
-
-
-def _form_body(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith(
-        "application/x-www-form-urlencoded"
-    )
-
-
-async def _get_form(request: Request) -> Form:
-    """The urlencoded body of a GET, names folded."""
-    try:
-        items = (await request.form()).multi_items()
-    except Exception as exc:  # the parser's errors have no common base
-        raise PhaserError(f"Unreadable form body: {exc}") from exc
-    return Form([(k, v) for k, v in items if isinstance(v, str)])
 
 
 #: The job a route is about, after the ``WAIT`` the request asks for.
@@ -207,7 +194,7 @@ async def post_changes(
     responses={
         200: {
             "content": {
-                "application/x-votable+xml": {},
+                VOTABLE: {},
                 "text/plain": {},
             }
         }
@@ -219,7 +206,4 @@ async def get_error(job: UWSJob, request: Request) -> Response:
         raise ResultNotFoundError(f"Job {job.id} has no error")
     if wants_text(request.headers.get("accept", "")):
         return PlainTextResponse(error.message)
-    return Response(
-        error_votable(error.message),
-        media_type="application/x-votable+xml",
-    )
+    return error_votable(error.message)

@@ -209,26 +209,24 @@ class JobChecks:
 def start_time(
     run_after: datetime | None, destruction: datetime
 ) -> datetime | None:
-    """When a job asked to start at ``run_after`` is queued: `None` for
-    at once (no time, or one that has passed).
+    """When a job asked to start at ``run_after`` (in UTC, checked by
+    `utc`) is queued: `None` for at once (no time, or one that has
+    passed).
 
     Raises
     ------
-    InvalidRequestError
-        A time that cannot be stored.
     LifetimeConflictError
         A time at or after the job's destruction (it would never run).
     """
     if run_after is None:
         return None
-    moment = utc("run_after", run_after)
-    if moment >= destruction:
+    if run_after >= destruction:
         raise LifetimeConflictError(
             "run_after is at or after the job's destruction time"
             f" ({destruction.isoformat()}, PHASER_MAX_LIFETIME at most);"
             " it would never run"
         )
-    return moment if moment > now() else None
+    return run_after if run_after > now() else None
 
 
 def utc(field: str, moment: datetime) -> datetime:
