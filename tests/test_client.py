@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -284,3 +285,27 @@ def test_client_and_cli_send_files_and_wait_synchronously(
     bad = _phaser(stack, "jobs", "submit", "lines", "--file", "text")
     assert bad.returncode != 0
     assert "--file: expected NAME=VALUE" in bad.stderr
+
+
+def test_priority_through_the_client_and_the_cli(stack: Stack) -> None:
+    with Client(stack.url) as client:
+        job = client.submit("echo", {}, start=False, priority=7)
+        assert job.priority == 7
+        assert client.update(job.id, priority=2).priority == 2
+        with pytest.raises(APIError) as refused:
+            client.update(job.id, priority=12)
+        assert refused.value.status == 422
+    made = _phaser(
+        stack, "jobs", "submit", "echo", "--no-start", "--priority", "8",
+        "--json",
+    )  # fmt: skip
+    created = json.loads(made.stdout)
+    assert created["priority"] == 8
+    changed = _phaser(stack, "jobs", "priority", created["id"], "1")
+    assert changed.returncode == 0, changed.stderr
+    assert re.search(r"priority\s+1\b", changed.stdout), changed.stdout
+    bad = _phaser(stack, "jobs", "priority", created["id"], "10")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("phaser: ")
+    assert "priority" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -764,10 +764,12 @@ def test_hold_and_start_again_from_the_job_page(
             "task": "echo",
             "parameters": {},
             "run_after": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "priority": 3,
         },
     ).json()
     browser.get(f"{ui.url}/ui/jobs/{job['id']}")
     assert "held until then" in text(browser, "#live")
+    assert "3 (0–9, higher runs first)" in text(browser, "#live")
     # HELD: Start (release) is offered, Hold is not.
     assert browser.find_element(By.ID, "start").is_displayed()
     assert not browser.find_element(By.ID, "hold").is_displayed()

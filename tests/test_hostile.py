@@ -566,6 +566,9 @@ _DATES = st.one_of(
 _DURATIONS = st.one_of(
     st.integers(-5, 10**10), _TEXT, st.sampled_from(["1e3", "10.5", " 7 "])
 )
+_PRIORITIES = st.one_of(
+    st.integers(-3, 12), _TEXT, st.sampled_from([None, 2.5, True, "7"])
+)
 _HEADER_TEXT = st.text(
     alphabet=st.sampled_from(
         string.printable.replace("\r", "")
@@ -587,6 +590,7 @@ def _json_body() -> st.SearchStrategy[dict[str, Any]]:
             "execution_duration": _DURATIONS,
             "destruction_time": _DATES,
             "run_after": _DATES,
+            "priority": _PRIORITIES,
         },
     )
 
@@ -594,9 +598,18 @@ def _json_body() -> st.SearchStrategy[dict[str, Any]]:
 def _form_pairs() -> st.SearchStrategy[list[tuple[str, str]]]:
     control = st.tuples(
         st.sampled_from(
-            ["RUNID", "DESTRUCTION", "EXECUTIONDURATION", "PHASE", "runId"]
+            [
+                "RUNID",
+                "DESTRUCTION",
+                "EXECUTIONDURATION",
+                "PHASE",
+                "runId",
+                "PRIORITY",
+            ]
         ),
-        st.one_of(_TEXT, _DATES, st.sampled_from(["RUN", "ABORT", "5"])),
+        st.one_of(
+            _TEXT, _DATES, st.sampled_from(["RUN", "ABORT", "5", "9", "10"])
+        ),
     )
     # A name that repeats (in any case) makes a list of values.
     repeated = st.tuples(st.sampled_from(["pos", "POS", "Pos"]), _TEXT)
@@ -696,6 +709,7 @@ def test_generated_hostile_changes_are_refused_or_readable_everywhere(
                 "run_id": _TEXT,
                 "execution_duration": _DURATIONS,
                 "destruction_time": _DATES,
+                "priority": _PRIORITIES,
             },
         ),
         pairs=_form_pairs(),

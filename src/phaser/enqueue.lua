@@ -9,7 +9,7 @@
 -- KEYS[3] queue (sorted set)
 -- ARGV[1] arq job id
 -- ARGV[2] payload
--- ARGV[3] score (ms since the epoch when the job may start)
+-- ARGV[3] score (enqueue time in ms minus priority × step, see phaser.queue)
 -- ARGV[4] expiry of the payload (ms)
 -- ARGV[5] wake-up channel
 --

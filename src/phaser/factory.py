@@ -58,7 +58,8 @@ class Factory:
         self.results: ResultStore = LocalResultStore(settings.results_dir)
         self.hub = EventHub(self.redis, self.keys.events)
         self.queue = JobQueue(
-            create_arq_redis(settings.redis_url, settings.queue_name)
+            create_arq_redis(settings.redis_url, settings.queue_name),
+            priority_ageing=settings.priority_ageing,
         )
 
     async def start(self) -> None:

@@ -89,6 +89,9 @@ def add_commands(commands: Any) -> None:
     )
     submit.add_argument("--timeout", type=float, help="with --wait (s)")
     submit.add_argument(
+        "--priority", type=int, help="0 to 9, higher runs first"
+    )
+    submit.add_argument(
         "--file",
         action="append",
         default=[],
@@ -120,6 +123,11 @@ def add_commands(commands: Any) -> None:
     abort = verbs.add_parser("abort", help="abort a job")
     hold = verbs.add_parser("hold", help="hold a pending or queued job")
     release = verbs.add_parser("release", help="queue a held job")
+    priority = verbs.add_parser(
+        "priority", help="change the priority of a waiting job"
+    )
+    priority.add_argument("id", help="job id")
+    priority.add_argument("priority", type=int, help="0 to 9")
     delete = verbs.add_parser("delete", help="delete a job")
     results = verbs.add_parser("results", help="download a result")
     results.add_argument("result_id", nargs="?", default="result")
@@ -129,7 +137,18 @@ def add_commands(commands: Any) -> None:
     for parser in (show, wait, watch, abort, hold, release, delete):
         parser.add_argument("id", help="job id")
     results.add_argument("id", help="job id")
-    every = (submit, listing, show, wait, watch, abort, hold, release, delete)
+    every = (
+        submit,
+        listing,
+        show,
+        wait,
+        watch,
+        abort,
+        hold,
+        release,
+        priority,
+        delete,
+    )
     for parser in every:
         _json_flag(parser)
     for parser in (*every, results):
@@ -211,6 +230,7 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
         execution_duration=args.duration,
         files={n: Path(v) for n, v in pairs(args.file, "--file")},
         uploads=dict(pairs(args.upload, "--upload")),
+        priority=args.priority,
     )
     if args.wait:
         done = client.wait(
@@ -249,6 +269,9 @@ def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
     if job.run_id:
         table.add_row("run id", job.run_id)
     table.add_row("parameters", json.dumps(job.parameters))
+    table.add_row("priority", str(job.priority))
+    if job.run_after is not None:
+        table.add_row("starts at", f"{job.run_after.isoformat()} (held)")
     if job.progress.percent is not None or job.progress.message:
         percent = job.progress.percent
         shown = f"{percent:.0f}% " if percent is not None else ""
@@ -325,18 +348,19 @@ def _watch(client: Client, args: argparse.Namespace, out: Console) -> int:
     return _exit_code(last.phase) if last else 0
 
 
-def _abort(client: Client, args: argparse.Namespace, out: Console) -> int:
-    _show(client.abort(args.id), args, out)
-    return 0
+#: Commands that change one job and show it.
+_CHANGES: dict[str, Callable[[Client, argparse.Namespace], Job]] = {
+    "abort": lambda client, args: client.abort(args.id),
+    "hold": lambda client, args: client.hold(args.id),
+    "release": lambda client, args: client.release(args.id),
+    "priority": lambda client, args: client.update(
+        args.id, priority=args.priority
+    ),
+}
 
 
-def _hold(client: Client, args: argparse.Namespace, out: Console) -> int:
-    _show(client.hold(args.id), args, out)
-    return 0
-
-
-def _release(client: Client, args: argparse.Namespace, out: Console) -> int:
-    _show(client.release(args.id), args, out)
+def _change(client: Client, args: argparse.Namespace, out: Console) -> int:
+    _show(_CHANGES[args.jobs_command](client, args), args, out)
     return 0
 
 
@@ -364,9 +388,7 @@ _JOBS: dict[str, Callable[[Client, argparse.Namespace, Console], int]] = {
     "show": _show_command,
     "wait": _wait,
     "watch": _watch,
-    "abort": _abort,
-    "hold": _hold,
-    "release": _release,
+    **dict.fromkeys(_CHANGES, _change),
     "delete": _delete,
     "results": _results,
 }

@@ -13,6 +13,16 @@ publishes on the queue's wake-up channel (`wake_channel`): workers sleep
 until a wake-up (or their idle poll interval), so a job starts within a
 millisecond or two of being queued without workers polling Redis hundreds
 of times a second.
+
+Priorities are scores. arq's worker takes the entries whose score is at
+or before now, lowest first; an entry's score is its enqueue time minus
+its priority times a step (`priority_step`), so a higher priority sorts
+first and entries of one priority keep their order. The step is the
+ageing setting (a job that has waited one step longer than another sorts
+with it one level up) or, for strict priorities, a step longer than any
+wait. A score then no longer says *when* an entry may start, so delayed
+entries (retries after a backoff) are not put in arq's queue until their
+time: the job store's start schedule holds them (`phaser.services`).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from arq.jobs import serialize_job
 from redis.asyncio import ConnectionPool
 
 from .clock import now, to_ms
+from .models.job import DEFAULT_PRIORITY
 
 __all__ = [
     "RUN_JOB",
@@ -38,6 +49,7 @@ __all__ = [
     "arq_job_id",
     "create_arq_redis",
     "deserialize",
+    "priority_step",
     "serialize",
     "wake_channel",
 ]
@@ -69,6 +81,18 @@ def arq_job_id(job_id: str, attempt: int) -> str:
     return f"{job_id}.{attempt}"
 
 
+#: Score step between priorities when they are strict: longer than any
+#: job waits (about 31 years, in ms), small enough that every score stays
+#: an exact integer in Redis' doubles.
+_STRICT_STEP = 10**12
+
+
+def priority_step(ageing: float) -> int:
+    """Score distance between two priority levels (ms): ``ageing``
+    seconds, or strict priorities for 0."""
+    return int(ageing * 1000) if ageing > 0 else _STRICT_STEP
+
+
 def create_arq_redis(redis_url: str, queue_name: str) -> ArqRedis:
     """An arq client with JSON serialization on its own connection pool."""
     return ArqRedis(
@@ -79,6 +103,10 @@ def create_arq_redis(redis_url: str, queue_name: str) -> ArqRedis:
     )
 
 
+def _script(name: str) -> str:
+    return resources.files("phaser").joinpath(name).read_text()
+
+
 class JobQueue:
     """Sends attempts of jobs to the workers.
 
@@ -86,13 +114,15 @@ class JobQueue:
     ----------
     arq
         arq client (see `create_arq_redis`).
+    priority_ageing
+        Seconds of waiting worth one priority level (0: strict).
     """
 
-    def __init__(self, arq: ArqRedis) -> None:
+    def __init__(self, arq: ArqRedis, *, priority_ageing: float = 0) -> None:
         self._arq = arq
-        self._enqueue = arq.register_script(
-            resources.files("phaser").joinpath("enqueue.lua").read_text()
-        )
+        self._step = priority_step(priority_ageing)
+        self._enqueue = arq.register_script(_script("enqueue.lua"))
+        self._rescore = arq.register_script(_script("rescore.lua"))
 
     async def enqueue(
         self,
@@ -100,10 +130,9 @@ class JobQueue:
         attempt: int,
         *,
         queue: str | None = None,
-        defer: float | None = None,
+        priority: int = DEFAULT_PRIORITY,
     ) -> bool:
-        """Queue one attempt of a job, optionally after ``defer`` seconds,
-        and wake the workers of that queue.
+        """Queue one attempt of a job and wake the workers of that queue.
 
         Parameters
         ----------
@@ -113,8 +142,8 @@ class JobQueue:
             Its attempt number.
         queue
             Queue name; the default queue if `None`.
-        defer
-            Seconds before a worker may take it.
+        priority
+            Higher is taken first; FIFO within one priority.
 
         Returns false if that attempt is already in the queue (or running):
         like arq, the script refuses a second entry with the same id.
@@ -122,7 +151,6 @@ class JobQueue:
         queue = queue or self._arq.default_queue_name
         name = arq_job_id(job_id, attempt)
         enqueued = to_ms(now())
-        score = enqueued + int((defer or 0) * 1000)
         payload = serialize_job(
             RUN_JOB,
             (job_id, attempt),
@@ -136,12 +164,33 @@ class JobQueue:
             args=[
                 name,
                 payload,
-                score,
-                score - enqueued + self._arq.expires_extra_ms,
+                enqueued - priority * self._step,
+                self._arq.expires_extra_ms,
                 wake_channel(queue),
             ],
         )
         return bool(queued)
+
+    async def reprioritise(
+        self,
+        job_id: str,
+        attempt: int,
+        priority: int,
+        *,
+        queue: str | None = None,
+    ) -> bool:
+        """Move a waiting attempt to its place for a new priority (behind
+        the entries of that priority queued before it). Returns false if
+        the attempt has no entry (not sent yet, or done)."""
+        name = arq_job_id(job_id, attempt)
+        moved = await self._rescore(
+            keys=[
+                job_key_prefix + name,
+                queue or self._arq.default_queue_name,
+            ],
+            args=[name, priority, self._step],
+        )
+        return bool(moved)
 
     async def is_waiting(
         self, job_id: str, attempt: int, *, queue: str | None = None

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -40,8 +41,7 @@ class Tuning(BaseSettings):
         description=(
             "Longest a worker waits between polls of the queue when no"
             " wake-up arrives (new entries wake workers at once; this"
-            " bounds the delay of deferred retries and of entries whose"
-            " wake-up was lost)."
+            " bounds the delay of entries whose wake-up was lost)."
         ),
         le=5,
     )
@@ -81,6 +81,16 @@ class Tuning(BaseSettings):
             "A job QUEUED this long is sent to the queue again, in case its"
             " queue entry was lost (arq ignores a duplicate)."
         ),
+    )
+    priority_ageing: NonNegativeFloat = Field(
+        0.0,
+        title="Priority ageing (s)",
+        description=(
+            "A queued job gains one priority level per this many seconds"
+            " of waiting, so low priorities are not starved under"
+            " sustained load; 0 (the default): strict priorities."
+        ),
+        le=365 * 86400,
     )
     destruction_mode: Literal["delete", "archive"] = Field(
         "delete",

@@ -26,9 +26,11 @@ def create_body(
     run_id: str | None,
     execution_duration: int | None,
     destruction_time: datetime | None,
+    run_after: datetime | None,
+    priority: int | None,
 ) -> dict[str, Any]:
     """The JSON body of a job creation."""
-    return {
+    body = {
         "task": task,
         "start": start,
         **patch_body(
@@ -36,8 +38,12 @@ def create_body(
             run_id=run_id,
             execution_duration=execution_duration,
             destruction_time=destruction_time,
+            priority=priority,
         ),
     }
+    if run_after is not None:
+        body["run_after"] = _time(run_after)
+    return body
 
 
 def create_request(
@@ -81,6 +87,7 @@ def patch_body(
     run_id: str | None,
     execution_duration: int | None,
     destruction_time: datetime | None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a job change (only what is given)."""
     fields = {
@@ -88,5 +95,6 @@ def patch_body(
         "run_id": run_id,
         "execution_duration": execution_duration,
         "destruction_time": _time(destruction_time),
+        "priority": priority,
     }
     return {name: value for name, value in fields.items() if value is not None}

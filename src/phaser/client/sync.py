@@ -149,6 +149,7 @@ class Client(ClientBase):
         sync: bool = False,
         idempotency_key: str | None = None,
         run_after: datetime | None = None,
+        priority: int | None = None,
     ) -> Job:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -168,9 +169,9 @@ class Client(ClientBase):
             run_id=run_id,
             execution_duration=execution_duration,
             destruction_time=destruction_time,
+            run_after=run_after,
+            priority=priority,
         )
-        if run_after is not None:
-            body["run_after"] = run_after.isoformat()
         path, arguments = create_request(
             body,
             files=files,
@@ -216,13 +217,16 @@ class Client(ClientBase):
         run_id: str | None = None,
         execution_duration: int | None = None,
         destruction_time: datetime | None = None,
+        priority: int | None = None,
     ) -> Job:
-        """Change a job (parameters and duration only while PENDING)."""
+        """Change a job (parameters and duration only while PENDING, the
+        priority while it waits: PENDING, QUEUED or HELD)."""
         body = patch_body(
             parameters=parameters,
             run_id=run_id,
             execution_duration=execution_duration,
             destruction_time=destruction_time,
+            priority=priority,
         )
         path = f"/api/v1/jobs/{job_id}"
         return self._job(self._request("PATCH", path, json=body))

@@ -39,6 +39,7 @@ CONTROL = {
     "action",
     "upload",
     "runafter",
+    "priority",
 }
 
 

@@ -43,6 +43,10 @@ _PATCH_EXAMPLES: dict[str, Any] = {
         "value": {"destruction_time": "2030-01-01T00:00:00Z"},
     },
     "label": {"summary": "Relabel a job", "value": {"run_id": "rerun-7"}},
+    "priority": {
+        "summary": "Move a waiting job up the queue",
+        "value": {"priority": 8},
+    },
 }
 
 _NOT_FOUND = problem_responses(404)
@@ -226,6 +230,7 @@ async def patch_job(
         execution_duration=body.execution_duration,
         destruction_time=body.destruction_time,
         run_id=body.run_id,
+        priority=body.priority,
         strict=True,
     )
     job = await service.update(caller, job_id, update)

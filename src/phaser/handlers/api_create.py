@@ -120,6 +120,7 @@ async def _create(
             uploads=[*files, *references],
             idempotency_key=key,
             run_after=body.run_after,
+            priority=body.priority,
         ),
     )
     job = made.job

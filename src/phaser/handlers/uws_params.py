@@ -27,7 +27,7 @@ from ..dependencies.uws import Form
 from ..models.api import MAX_REQUEST_SECONDS, problem_responses
 from ..models.caller import Caller
 from ..models.errors import PhaserError
-from ..models.job import Job
+from ..models.job import MAX_PRIORITY, MIN_PRIORITY, Job
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
 from ..services.creation import check_idempotency_key
@@ -111,19 +111,24 @@ def time_value(name: str, value: str | None) -> datetime | None:
         ) from None
 
 
-def seconds(name: str, value: str | None, minimum: int) -> int | None:
-    """A number of seconds (``EXECUTIONDURATION``, ``WAIT``, ``LAST``)."""
+def integer(
+    name: str, value: str | None, minimum: int, maximum: int
+) -> int | None:
+    """An integer from ``minimum`` to ``maximum`` (``PRIORITY``)."""
     if value is None:
         return None
     try:
         number = int(value.strip())
     except ValueError:
         raise bad_value(name, value, "expected an integer") from None
-    if not minimum <= number <= MAX_REQUEST_SECONDS:
-        raise bad_value(
-            name, value, f"expected {minimum} to {MAX_REQUEST_SECONDS}"
-        )
+    if not minimum <= number <= maximum:
+        raise bad_value(name, value, f"expected {minimum} to {maximum}")
     return number
+
+
+def seconds(name: str, value: str | None, minimum: int) -> int | None:
+    """A number of seconds (``EXECUTIONDURATION``, ``WAIT``, ``LAST``)."""
+    return integer(name, value, minimum, MAX_REQUEST_SECONDS)
 
 
 def phase_action(
@@ -201,8 +206,8 @@ def document(request: Request, content: bytes) -> Response:
 
 def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
     """The one all-or-nothing change a POST asks for: PHASE, DESTRUCTION,
-    EXECUTIONDURATION, RUNID and parameters (``creating``: what a new
-    job is created with, where PHASE may only be RUN)."""
+    EXECUTIONDURATION, RUNID, PRIORITY and parameters (``creating``: what
+    a new job is created with, where PHASE may only be RUN)."""
     if not creating and (form.files or form.get("upload") is not None):
         raise PhaserError("Files are given when a job is created, not later")
     if not creating and form.get("runafter") is not None:
@@ -217,6 +222,9 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
         ),
         destruction_time=time_value("destruction", form.get("destruction")),
         run_id=form.get("runid"),
+        priority=integer(
+            "priority", form.get("priority"), MIN_PRIORITY, MAX_PRIORITY
+        ),
         action=phase_action(form.get("phase"), creating=creating),
     )
 
@@ -279,6 +287,7 @@ async def create_from(
         uploads=uploads_of(form),
         idempotency_key=key,
         run_after=time_value("runafter", form.get("runafter")),
+        priority=asked.priority,
     )
     return (await service.create(caller, new)).job
 

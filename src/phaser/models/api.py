@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from ..clock import format_time
-from .job import ErrorType, Job
+from .job import DEFAULT_PRIORITY, ErrorType, Job
 from .phase import RUNNING, SUCCEEDED, WAITING, ExecutionPhase
 from .problems import (
     PROBLEM_RESPONSES,
@@ -204,6 +204,11 @@ class JobModel(BaseModel):
         title="Run after",
         description="When a HELD job is queued by itself, if it has a time.",
     )
+    priority: int = Field(
+        DEFAULT_PRIORITY,
+        title="Priority",
+        description="0 to 9: higher runs first, FIFO within one priority.",
+    )
     sync: bool = Field(
         False,
         title="Synchronous",
@@ -276,6 +281,7 @@ class JobModel(BaseModel):
             ignored_parameters=job.ignored,
             sync=job.sync,
             run_after=job.run_after,
+            priority=job.priority,
             history=[
                 PhaseChangeModel(phase=change.phase, at=change.at)
                 for change in job.history

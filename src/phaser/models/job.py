@@ -11,6 +11,9 @@ from .phase import ACTIVE_PHASES, FAILED_PHASES, ExecutionPhase
 from .text import clean_text
 
 __all__ = [
+    "DEFAULT_PRIORITY",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
     "ErrorType",
     "Job",
     "JobError",
@@ -18,6 +21,13 @@ __all__ = [
     "PhaseChange",
     "Progress",
 ]
+
+#: Lowest priority a job may have.
+MIN_PRIORITY = 0
+#: Highest priority a job may have (runs first).
+MAX_PRIORITY = 9
+#: Priority of a job whose task and client say nothing.
+DEFAULT_PRIORITY = 5
 
 
 class ErrorType(StrEnum):
@@ -146,6 +156,8 @@ class Job:
     uploads: list[JobUpload] = field(default_factory=list)
     #: When a HELD job is queued by itself (``run_after``).
     run_after: datetime | None = None
+    #: Higher runs first (`MIN_PRIORITY` to `MAX_PRIORITY`).
+    priority: int = DEFAULT_PRIORITY
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)

@@ -154,6 +154,7 @@ class Action(StrEnum):
     ARCHIVE = "archive"  # destruction in archive mode
     EDIT = "edit"  # parameters and duration change; the phase does not
     RELABEL = "relabel"  # destruction time and run id change, in any phase
+    REPRIORITISE = "reprioritise"  # the priority of a waiting job changes
 
 
 _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
@@ -179,6 +180,7 @@ _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
     ),
     Action.EDIT: (frozenset({P.PENDING, P.HELD}), None),
     Action.RELABEL: (frozenset(ExecutionPhase), None),
+    Action.REPRIORITISE: (frozenset({P.PENDING, P.QUEUED, P.HELD}), None),
 }
 
 

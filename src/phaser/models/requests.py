@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .api import MAX_REQUEST_SECONDS
+from .job import MAX_PRIORITY, MIN_PRIORITY
 
 __all__ = ["KEY_PATTERN", "JobCreate", "JobPatch"]
 
@@ -57,6 +58,16 @@ class JobCreate(BaseModel):
             " refused."
         ),
     )
+    priority: int | None = Field(
+        None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        title="Priority",
+        description=(
+            "0 to 9, higher runs first (FIFO within one priority); the"
+            " task's default (5 unless it says) if not given."
+        ),
+    )
     idempotency_key: str | None = Field(
         None,
         title="Idempotency key",
@@ -103,4 +114,15 @@ class JobPatch(BaseModel):
     )
     run_id: str | None = Field(
         None, title="Run id", description="New label.", max_length=256
+    )
+    priority: int | None = Field(
+        None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        title="Priority",
+        description=(
+            "New priority, while the job waits (PENDING, QUEUED or HELD);"
+            " a queued job moves to its place behind the jobs of that"
+            " priority queued before it."
+        ),
     )

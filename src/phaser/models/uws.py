@@ -24,7 +24,7 @@ from vo_models.uws.types import ErrorType as UwsErrorType
 from vo_models.uws.types import ExecutionPhase as UwsPhase
 
 from ..clock import format_time
-from .job import Job
+from .job import DEFAULT_PRIORITY, Job
 from .text import clean_text
 
 __all__ = [
@@ -104,11 +104,26 @@ class RunAfter(
     time: str
 
 
-class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
-    """``uws:jobInfo`` with phaser's progress, the parameters that were
-    ignored, and ``<phaser:sync>true</…>`` for a job created by a
-    synchronous request."""
+class Priority(
+    BaseXmlModel,
+    tag="priority",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """``<phaser:priority>7</…>``: 0 to 9, higher runs first (the UWS
+    ``PRIORITY`` parameter sets it); absent for the default, 5 (the
+    document of a job that says nothing extra stays plain UWS, which
+    validators such as taplint check without warnings)."""
 
+    value: int
+
+
+class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
+    """``uws:jobInfo`` with phaser's priority, progress, the parameters
+    that were ignored, ``<phaser:sync>true</…>`` for a job created by a
+    synchronous request, and the start time of a scheduled job."""
+
+    priority: Priority | None = element(default=None)
     progress: ProgressInfo | None = element(default=None)
     ignored: list[IgnoredParameter] = element(default_factory=list)
     sync: SyncMarker | None = element(default=None)
@@ -218,23 +233,14 @@ def render_job(
             has_detail=True,
         )
     info = None
-    if job.progress is not None or job.ignored or job.sync or job.run_after:
-        progress = job.progress
-        info = JobInfo(
-            progress=ProgressInfo(
-                percent=progress.percent, message=progress.message
-            )
-            if progress is not None
-            else None,
-            ignored=[IgnoredParameter(name=name) for name in job.ignored],
-            sync=SyncMarker() if job.sync else None,
-            run_after=RunAfter(
-                note="queued by the server at this time",
-                time=format_time(job.run_after),
-            )
-            if job.run_after
-            else None,
-        )
+    if (
+        job.progress is not None
+        or job.ignored
+        or job.sync
+        or job.run_after
+        or job.priority != DEFAULT_PRIORITY
+    ):
+        info = _job_info(job)
     document = PhaserJob(
         job_id=job.id,
         run_id=job.run_id,
@@ -315,3 +321,25 @@ def render_results(job: Job, job_url: str) -> bytes:
 def render_parameters(job: Job, job_url: str) -> bytes:
     """The ``uws:parameters`` document of a job."""
     return _xml(_parameters(job, job_url))
+
+
+def _job_info(job: Job) -> JobInfo:
+    progress = job.progress
+    return JobInfo(
+        priority=Priority(value=job.priority)
+        if job.priority != DEFAULT_PRIORITY
+        else None,
+        progress=ProgressInfo(
+            percent=progress.percent, message=progress.message
+        )
+        if progress is not None
+        else None,
+        ignored=[IgnoredParameter(name=name) for name in job.ignored],
+        sync=SyncMarker() if job.sync else None,
+        run_after=RunAfter(
+            note="queued by the server at this time",
+            time=format_time(job.run_after),
+        )
+        if job.run_after
+        else None,
+    )

@@ -22,7 +22,7 @@ from ..models.errors import (
     LifetimeConflictError,
     QuotaExceededError,
 )
-from ..models.job import Job
+from ..models.job import MAX_PRIORITY, MIN_PRIORITY, Job
 from ..models.phase import OPEN_PHASES, Action
 from ..models.text import check_text, check_value
 from ..storage.job_store import OverQuota, Quota
@@ -31,6 +31,7 @@ from ..tasks.registry import Task, TaskRegistry
 __all__ = [
     "JobChecks",
     "JobUpdate",
+    "check_priority",
     "check_run_id",
     "refuse_unknown",
     "start_time",
@@ -50,18 +51,25 @@ class JobUpdate:
     execution_duration: int | None = None
     destruction_time: datetime | None = None
     run_id: str | None = None
+    #: New priority (while the job waits: PENDING, QUEUED or HELD).
+    priority: int | None = None
     #: Also start or abort the job, in the same step (UWS ``PHASE``).
     action: Literal[Action.START, Action.ABORT, Action.HOLD] | None = None
     #: Refuse parameter names the task does not have (JSON API).
     strict: bool = False
 
     @property
-    def edit_action(self) -> Literal[Action.EDIT, Action.RELABEL]:
+    def edit_action(
+        self,
+    ) -> Literal[Action.EDIT, Action.REPRIORITISE, Action.RELABEL]:
         """The action whose phases the field changes need: `Action.EDIT`
         when they touch what the job runs with (parameters, execution
-        duration), else `Action.RELABEL` (destruction time, run id)."""
+        duration), `Action.REPRIORITISE` for its place in the queue, else
+        `Action.RELABEL` (destruction time, run id)."""
         if self.parameters is not None or self.execution_duration is not None:
             return Action.EDIT
+        if self.priority is not None:
+            return Action.REPRIORITISE
         return Action.RELABEL
 
 
@@ -145,6 +153,8 @@ class JobChecks:
         if update.run_id is not None:
             check_run_id(update.run_id)
             fields["run_id"] = update.run_id
+        if update.priority is not None:
+            fields["priority"] = check_priority(update.priority)
         return fields
 
     @property
@@ -239,6 +249,23 @@ def utc(field: str, moment: datetime) -> datetime:
             f"Invalid {field}: {exc}",
             fields=[{"field": field, "message": str(exc)}],
         ) from None
+
+
+def check_priority(priority: int) -> int:
+    """A priority a client asked for, checked.
+
+    Raises
+    ------
+    InvalidRequestError
+        Not in `MIN_PRIORITY` .. `MAX_PRIORITY`.
+    """
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        message = f"not in {MIN_PRIORITY}..{MAX_PRIORITY}"
+        raise InvalidRequestError(
+            f"Invalid priority {priority}: {message} (higher runs first)",
+            fields=[{"field": "priority", "message": message}],
+        )
+    return priority
 
 
 def check_run_id(run_id: str | None) -> None:

@@ -33,7 +33,13 @@ from ..models.job import Job, PhaseChange
 from ..models.phase import HELD, WAITING, created_phase
 from ..storage.job_store import Created, Existing, JobStore, OverQuota
 from ..tasks.registry import TaskRegistry
-from .checks import JobChecks, check_run_id, start_time, utc
+from .checks import (
+    JobChecks,
+    check_priority,
+    check_run_id,
+    start_time,
+    utc,
+)
 from .ids import new_job_id
 from .lifecycle import JobLifecycle
 from .uploads import FileUpload, LinkUpload, NewUpload, UploadChecks
@@ -92,6 +98,8 @@ class NewJob:
     idempotency_key: str | None = None
     #: Start at this time (the job waits HELD until then).
     run_after: datetime | None = None
+    #: Its priority; the task's if `None`.
+    priority: int | None = None
 
     def fingerprint(self) -> str:
         """What makes two creations the same request: everything the
@@ -115,6 +123,7 @@ class NewJob:
             self.sync,
             sorted(files),
             self.run_after.isoformat() if self.run_after else None,
+            self.priority,
         ]
         text = json.dumps(asked, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -192,6 +201,11 @@ class JobCreator:
             uploads=frozenset(upload.name for upload in kept),
         )
         check_run_id(new.run_id)
+        priority = (
+            definition.priority
+            if new.priority is None
+            else check_priority(new.priority)
+        )
         asked = utc("run_after", new.run_after) if new.run_after else None
         destruction = self._checks.destruction(
             new.destruction_time, start=asked
@@ -226,6 +240,7 @@ class JobCreator:
             sync=new.sync,
             history=[PhaseChange(phase, created)],
             run_after=run_after,
+            priority=priority,
         )
         return await self._store_job(job, new, kept)
 

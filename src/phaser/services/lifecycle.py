@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from redis.exceptions import RedisError
@@ -29,7 +29,7 @@ from ..models.job import (
     JobResult,
     Progress,
 )
-from ..models.phase import FINAL_PHASES, Action, target_phase
+from ..models.phase import FINAL_PHASES, WAITING, Action, target_phase
 from ..queue import JobQueue
 from ..storage.codec import AnyJob
 from ..storage.job_store import JobStore
@@ -127,13 +127,32 @@ class JobLifecycle:
         self, job: Job, attempt: int, *, defer: float | None = None
     ) -> None:
         """Queue an attempt on the job's queue (the one it was created
-        for)."""
+        for), at the job's priority. One ``defer`` seconds later goes to
+        the start schedule first (queue scores are priorities, not times:
+        see `phaser.queue`) and is queued when due (`send_due`)."""
+        if defer:
+            await self._store.schedules.defer(
+                job.id, now() + timedelta(seconds=defer)
+            )
+            return
         await self._queue.enqueue(
             job.id,
             attempt,
-            queue=job.queue or self._settings.queue_of(job.task),
-            defer=defer,
+            queue=self._queue_of(job),
+            priority=job.priority,
         )
+
+    async def send_due(self, job: Job) -> bool:
+        """Queue a QUEUED job whose deferred send is due, once: the worker
+        that takes the schedule entry sends it. Returns whether this one
+        did."""
+        if not await self._store.schedules.take("scheduled", job.id):
+            return False
+        await self.send(job, job.attempts)
+        return True
+
+    def _queue_of(self, job: Job) -> str:
+        return job.queue or self._settings.queue_of(job.task)
 
     async def claim(
         self,
@@ -240,8 +259,11 @@ class JobLifecycle:
         leftovers of the old one can neither block nor run it. Returns
         whether the job was sent again.
         """
-        queue = job.queue or self._settings.queue_of(job.task)
-        if await self._queue.is_waiting(job.id, job.attempts, queue=queue):
+        if await self._store.schedules.holds("scheduled", job.id):
+            return False  # a deferred send (a retry's backoff) is due later
+        if await self._queue.is_waiting(
+            job.id, job.attempts, queue=self._queue_of(job)
+        ):
             return False
         return await self.hand_back(job, attempt=job.attempts)
 
@@ -264,9 +286,20 @@ class JobLifecycle:
     async def edit(
         self, job: Job, changes: Mapping[str, Any], action: Action
     ) -> TransitionOutcome:
-        """Change a job's fields in one step (see
-        `JobTransitions.edit`)."""
-        return await self._change.edit(job, changes, action=action)
+        """Change a job's fields in one step (see `JobTransitions.edit`);
+        a new priority of a queued job moves its queue entry too."""
+        outcome = await self._change.edit(job, changes, action=action)
+        match outcome:
+            case Changed(changed) if (
+                "priority" in changes and changed.phase is WAITING
+            ):
+                await self._queue.reprioritise(
+                    changed.id,
+                    changed.attempts,
+                    changed.priority,
+                    queue=self._queue_of(changed),
+                )
+        return outcome
 
     async def destroy(self, job: AnyJob) -> bool:
         """Abort the job if it is active, then delete it and its results.

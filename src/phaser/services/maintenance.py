@@ -106,11 +106,13 @@ class Maintenance:
         return count
 
     async def start_scheduled(self) -> int:
-        """Queue HELD jobs whose start time (``run_after``) has come. The
-        start is the same compare-and-set as a client's, so a job is
-        queued once, whoever else (another worker running this, a client
-        releasing or aborting it) acts meanwhile; every worker runs this,
-        outside the maintenance lease."""
+        """Queue HELD jobs whose start time (``run_after``) has come, and
+        send QUEUED jobs whose deferred send (a retry's backoff) is due.
+        The start is the same compare-and-set as a client's and a send
+        goes to the worker that takes its entry, so a job is queued once,
+        whoever else (another worker running this, a client releasing or
+        aborting it) acts meanwhile; every worker runs this, outside the
+        maintenance lease."""
         ids = await self._store.schedules.due(
             "scheduled", until=now(), limit=_BATCH
         )
@@ -121,6 +123,9 @@ class Maintenance:
                 stale.discard(job.id)
                 outcome = await self._lifecycle.start(job)
                 count += isinstance(outcome, Changed)
+            elif job.phase is WAITING:
+                stale.discard(job.id)
+                count += await self._lifecycle.send_due(job)
         # Entries of jobs that are gone or left HELD some other way.
         await self._store.schedules.unschedule("scheduled", sorted(stale))
         return count

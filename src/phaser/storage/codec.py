@@ -19,6 +19,7 @@ import structlog
 
 from ..clock import from_ms, to_ms
 from ..models.job import (
+    DEFAULT_PRIORITY,
     ErrorType,
     Job,
     JobError,
@@ -87,6 +88,7 @@ FIELD = {
     "sync": "sync",
     "uploads": "uploads",
     "run_after": "runat",
+    "priority": "prio",
 }
 
 
@@ -162,6 +164,8 @@ def encode(job: Job) -> dict[str, str]:
         del values["sync"]
     if not job.uploads:
         del values["uploads"]
+    if job.priority == DEFAULT_PRIORITY:
+        del values["priority"]
     encoded = encode_fields(job.id, values)
     if job.history:
         encoded["history"] = _history_text(job)
@@ -304,6 +308,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         sync="sync" in data,
         uploads=_uploads(data.get("uploads")),
         run_after=_ms_or_none(data.get("runat")),
+        priority=int(data.get("prio", DEFAULT_PRIORITY)),
         history=_history(data.get("history", ""), created),
     )
 
@@ -364,6 +369,9 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         sync="sync" in data,
         uploads=_field(lambda: _uploads(data.get("uploads")), []),
         run_after=time("runat"),
+        priority=_field(
+            lambda: int(data.get("prio", DEFAULT_PRIORITY)), DEFAULT_PRIORITY
+        ),
         history=_field(
             lambda: _history(
                 data.get("history", ""), time("created") or from_ms(0)

@@ -83,8 +83,9 @@ class KeyLayout:
 
     @property
     def scheduled(self) -> str:
-        """Sorted set of HELD jobs with a start time (``run_after``),
-        scored by it."""
+        """Sorted set of HELD jobs with a start time (``run_after``), and
+        of QUEUED jobs whose next send is deferred (a retry's backoff),
+        scored by that time."""
         return f"{self.prefix}:scheduled"
 
     @property

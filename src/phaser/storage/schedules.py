@@ -65,6 +65,23 @@ class Schedules:
         if ids:
             await self._redis.zrem(getattr(self._keys, schedule), *ids)
 
+    async def defer(self, job_id: str, at: datetime) -> None:
+        """Put a QUEUED job's next send in the start schedule at ``at``
+        (a retry after its backoff)."""
+        await self._redis.zadd(self._keys.scheduled, {job_id: to_ms(at)})
+
+    async def take(self, schedule: Schedule, job_id: str) -> bool:
+        """Remove a job's entry; true for the one caller that removed it."""
+        removed: int = await self._redis.zrem(
+            getattr(self._keys, schedule), job_id
+        )
+        return removed == 1
+
+    async def holds(self, schedule: Schedule, job_id: str) -> bool:
+        """Whether a job has an entry in a schedule."""
+        score = await self._redis.zscore(getattr(self._keys, schedule), job_id)
+        return score is not None
+
     async def touch_queued(self, job_id: str, at: datetime) -> None:
         """Move a queued job's time in the queued schedule (if it is there)."""
         await self._redis.zadd(self._keys.queued, {job_id: to_ms(at)}, xx=True)

@@ -14,6 +14,7 @@ from typing import Any, get_origin
 from pydantic import BaseModel, ValidationError
 
 from ..models.errors import InvalidParametersError, UnknownTaskError
+from ..models.job import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from .uploads import placeholders, upload_fields
 
 __all__ = [
@@ -76,6 +77,9 @@ class Task:
         How long a job is expected to run (s), or a function of its bound
         parameters that says so: the job's UWS ``quote`` (and JSON
         ``quote``) is its start plus this. `None`: no quote.
+    priority
+        Priority of this task's jobs unless a client gives one (0 to 9,
+        higher runs first).
     """
 
     name: str
@@ -86,10 +90,16 @@ class Task:
     execution_duration: int | None = None
     max_execution_duration: int | None = None
     expected_duration: float | Callable[[Any], float] | None = None
+    priority: int = DEFAULT_PRIORITY
     #: The `Upload` fields of the parameter model (worked out once).
     uploads: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not MIN_PRIORITY <= self.priority <= MAX_PRIORITY:
+            raise ValueError(
+                f"Task {self.name}: priority {self.priority} is not in"
+                f" {MIN_PRIORITY}..{MAX_PRIORITY}"
+            )
         object.__setattr__(self, "uploads", upload_fields(self.parameters))
 
     def expected_seconds(self, parameters: dict[str, Any]) -> float | None:
@@ -310,6 +320,7 @@ def task(
     execution_duration: int | None = None,
     max_execution_duration: int | None = None,
     expected_duration: float | Callable[[Any], float] | None = None,
+    priority: int = DEFAULT_PRIORITY,
     registry: TaskRegistry = default_registry,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task (a decorator).
@@ -331,6 +342,8 @@ def task(
     expected_duration
         Expected run time (s), or a function of the bound parameters giving
         it: sets each job's ``quote`` when it starts.
+    priority
+        Default priority of its jobs (0 to 9, higher runs first).
     registry
         Registry to add to.
     """
@@ -347,6 +360,7 @@ def task(
                 execution_duration=execution_duration,
                 max_execution_duration=max_execution_duration,
                 expected_duration=expected_duration,
+                priority=priority,
             )
         )
         return function

@@ -41,8 +41,8 @@ class _ResilientWorker(Worker):
     a poll delay of 0 and instead, after each poll, sleeps until a wake-up
     arrives on the queue's wake-up channel (published with every entry,
     see `phaser.queue`) or one of its jobs ends (a slot is free), or at the
-    latest ``idle_poll`` seconds (for deferred retries, and wake-ups lost
-    while the subscription reconnects).
+    latest ``idle_poll`` seconds (for wake-ups lost while the subscription
+    reconnects).
     """
 
     def __init__(self, *, idle_poll: float, **kwargs: Any) -> None:
@@ -103,6 +103,12 @@ class _ResilientWorker(Worker):
         # fails, so every outage leaked a slot until the worker took no jobs
         # at all. Start jobs one at a time and give a leaked slot back.
         for job_id in job_ids:
+            if self.job_counter >= self.max_jobs:
+                # No free slot: the rest of this read of the queue is left
+                # (as arq's own loop does); the next poll, when a slot
+                # frees, reads the queue afresh, so an entry of a higher
+                # priority queued meanwhile is taken first.
+                return
             running = self.job_counter
             try:
                 await super().start_jobs([job_id])
