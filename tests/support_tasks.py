@@ -159,3 +159,30 @@ def lines(params: LinesParameters, ctx: TaskContext) -> str:
     of every upload it sees in ``ctx.uploads`` too."""
     count = len(params.text.read_bytes().splitlines())
     return f"{params.label} {count} {sorted(ctx.uploads)}"
+
+
+class SlotParameters(BaseModel):
+    directory: str
+    seconds: float = 0.1
+
+
+async def _occupy(params: SlotParameters, ctx: TaskContext) -> str:
+    """Record ``time start|end job`` around a sleep: the intervals in
+    which the task held its slot."""
+    evidence = _evidence(params.directory) / "slots"
+    _append(evidence, f"{time.time():.6f} start {ctx.job_id}")
+    await asyncio.sleep(params.seconds)
+    _append(evidence, f"{time.time():.6f} end {ctx.job_id}")
+    return "done"
+
+
+@task("keyed", parameters=SlotParameters, key_limit=2)
+async def keyed(params: SlotParameters, ctx: TaskContext) -> str:
+    """At most two of one owner's jobs with one concurrency key run."""
+    return await _occupy(params, ctx)
+
+
+@task("exclusive", parameters=SlotParameters, max_running=2)
+async def exclusive(params: SlotParameters, ctx: TaskContext) -> str:
+    """At most two jobs of this task run, whoever owns them."""
+    return await _occupy(params, ctx)

@@ -178,7 +178,7 @@ async def test_delete_many_removes_a_batch(store: JobStore) -> None:
     jobs = [_job(owner=f"o{n % 3}", task=f"t{n % 2}") for n in range(30)]
     for job in jobs:
         await store.create(job)
-    phases = await store.delete_many([*jobs[:20], _job()])
+    phases = (await store.delete_many([*jobs[:20], _job()])).phases
     assert phases == [P.PENDING] * 20 + [None]
     assert [job.id for job in await store.get_many([j.id for j in jobs])] == [
         j.id for j in jobs[20:]

@@ -92,6 +92,9 @@ def add_commands(commands: Any) -> None:
         "--priority", type=int, help="0 to 9, higher runs first"
     )
     submit.add_argument(
+        "--concurrency-key", help="your jobs with one key share a limit"
+    )
+    submit.add_argument(
         "--file",
         action="append",
         default=[],
@@ -231,6 +234,7 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
         files={n: Path(v) for n, v in pairs(args.file, "--file")},
         uploads=dict(pairs(args.upload, "--upload")),
         priority=args.priority,
+        concurrency_key=args.concurrency_key,
     )
     if args.wait:
         done = client.wait(
@@ -270,6 +274,8 @@ def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
         table.add_row("run id", job.run_id)
     table.add_row("parameters", json.dumps(job.parameters))
     table.add_row("priority", str(job.priority))
+    if job.concurrency_key:
+        table.add_row("concurrency key", job.concurrency_key)
     if job.run_after is not None:
         table.add_row("starts at", f"{job.run_after.isoformat()} (held)")
     if job.progress.percent is not None or job.progress.message:

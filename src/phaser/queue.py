@@ -151,6 +151,7 @@ class JobQueue:
         queue = queue or self._arq.default_queue_name
         name = arq_job_id(job_id, attempt)
         enqueued = to_ms(now())
+        score = enqueued - priority * self._step
         payload = serialize_job(
             RUN_JOB,
             (job_id, attempt),
@@ -164,12 +165,16 @@ class JobQueue:
             args=[
                 name,
                 payload,
-                enqueued - priority * self._step,
+                score,
                 self._arq.expires_extra_ms,
                 wake_channel(queue),
             ],
         )
         return bool(queued)
+
+    def score(self, priority: int) -> int:
+        """The score an entry of that priority queued now gets."""
+        return to_ms(now()) - priority * self._step
 
     async def reprioritise(
         self,

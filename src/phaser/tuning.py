@@ -92,6 +92,14 @@ class Tuning(BaseSettings):
         ),
         le=365 * 86400,
     )
+    concurrency_key_limit: PositiveInt = Field(
+        1,
+        title="Concurrency key limit",
+        description=(
+            "Most jobs of one owner with one concurrency key EXECUTING at"
+            " once, for tasks that set no ``key_limit``."
+        ),
+    )
     destruction_mode: Literal["delete", "archive"] = Field(
         "delete",
         title="Destruction mode",

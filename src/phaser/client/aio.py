@@ -153,6 +153,7 @@ class AsyncClient(ClientBase):
         idempotency_key: str | None = None,
         run_after: datetime | None = None,
         priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> AsyncJob:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -174,6 +175,7 @@ class AsyncClient(ClientBase):
             destruction_time=destruction_time,
             run_after=run_after,
             priority=priority,
+            concurrency_key=concurrency_key,
         )
         path, arguments = create_request(
             body,

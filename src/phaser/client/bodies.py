@@ -28,6 +28,7 @@ def create_body(
     destruction_time: datetime | None,
     run_after: datetime | None,
     priority: int | None,
+    concurrency_key: str | None,
 ) -> dict[str, Any]:
     """The JSON body of a job creation."""
     body = {
@@ -43,6 +44,8 @@ def create_body(
     }
     if run_after is not None:
         body["run_after"] = _time(run_after)
+    if concurrency_key is not None:
+        body["concurrency_key"] = concurrency_key
     return body
 
 

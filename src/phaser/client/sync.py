@@ -150,6 +150,7 @@ class Client(ClientBase):
         idempotency_key: str | None = None,
         run_after: datetime | None = None,
         priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Job:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -171,6 +172,7 @@ class Client(ClientBase):
             destruction_time=destruction_time,
             run_after=run_after,
             priority=priority,
+            concurrency_key=concurrency_key,
         )
         path, arguments = create_request(
             body,

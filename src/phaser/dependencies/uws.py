@@ -40,6 +40,7 @@ CONTROL = {
     "upload",
     "runafter",
     "priority",
+    "concurrencykey",
 }
 
 

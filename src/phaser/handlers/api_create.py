@@ -121,6 +121,7 @@ async def _create(
             idempotency_key=key,
             run_after=body.run_after,
             priority=body.priority,
+            concurrency_key=body.concurrency_key,
         ),
     )
     job = made.job

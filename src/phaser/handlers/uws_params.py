@@ -215,6 +215,10 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
             "RUNAFTER is given when a job is created; hold a job with"
             " PHASE=HOLD"
         )
+    if not creating and form.get("concurrencykey") is not None:
+        raise PhaserError(
+            "CONCURRENCYKEY is given when a job is created, not later"
+        )
     return JobUpdate(
         parameters=form.task_parameters() or None,
         execution_duration=seconds(
@@ -288,6 +292,7 @@ async def create_from(
         idempotency_key=key,
         run_after=time_value("runafter", form.get("runafter")),
         priority=asked.priority,
+        concurrency_key=form.get("concurrencykey"),
     )
     return (await service.create(caller, new)).job
 

@@ -209,6 +209,11 @@ class JobModel(BaseModel):
         title="Priority",
         description="0 to 9: higher runs first, FIFO within one priority.",
     )
+    concurrency_key: str | None = Field(
+        None,
+        title="Concurrency key",
+        description="The owner's jobs with this key share a running limit.",
+    )
     sync: bool = Field(
         False,
         title="Synchronous",
@@ -282,6 +287,7 @@ class JobModel(BaseModel):
             sync=job.sync,
             run_after=job.run_after,
             priority=job.priority,
+            concurrency_key=job.concurrency_key,
             history=[
                 PhaseChangeModel(phase=change.phase, at=change.at)
                 for change in job.history

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from .phase import ACTIVE_PHASES, FAILED_PHASES, ExecutionPhase
 from .text import clean_text
@@ -14,13 +14,18 @@ __all__ = [
     "DEFAULT_PRIORITY",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
+    "AfterPolicy",
     "ErrorType",
     "Job",
     "JobError",
     "JobResult",
     "PhaseChange",
     "Progress",
+    "duration_exceeded",
 ]
+
+#: How a job's dependencies must end for it to run.
+AfterPolicy = Literal["all_completed", "any_end"]
 
 #: Lowest priority a job may have.
 MIN_PRIORITY = 0
@@ -42,13 +47,15 @@ class ErrorCode(StrEnum):
     refused (it raised `TaskError`: a client's request it cannot serve),
     the task broke (any other exception, or its process died), an upload
     given by reference could not be fetched, its execution duration ran
-    out, or its worker was lost too often."""
+    out, its worker was lost too often, or a job it waited for did not
+    complete."""
 
     TASK_ERROR = "task_error"
     TASK_FAILED = "task_failed"
     UPLOAD_FAILED = "upload_failed"
     DURATION_EXCEEDED = "duration_exceeded"
     WORKER_LOST = "worker_lost"
+    DEPENDENCY_FAILED = "dependency_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,25 @@ class Job:
     run_after: datetime | None = None
     #: Higher runs first (`MIN_PRIORITY` to `MAX_PRIORITY`).
     priority: int = DEFAULT_PRIORITY
+    #: The client's concurrency key (its owner's jobs with one key share
+    #: a limit).
+    concurrency_key: str | None = None
+    #: Concurrency-limit groups the job belongs to, with their limits
+    #: (decided at creation; see `phaser.storage.limits`).
+    limits: dict[str, int] = field(default_factory=dict)
+    #: Jobs that must end before this one is queued (it waits HELD).
+    after: list[str] = field(default_factory=list)
+    #: ``all_completed``: every one of ``after`` must complete (one that
+    #: fails, is aborted or deleted fails this job); ``any_end``: they
+    #: must only have ended.
+    after_policy: AfterPolicy = "all_completed"
+    #: The job this one is a child of (listing by parent; aborting the
+    #: parent aborts its active children).
+    parent_id: str | None = None
+    #: Other jobs wait for this one (bookkeeping: who to tell at its end).
+    has_dependants: bool = False
+    #: Other jobs name this one as their parent.
+    has_children: bool = False
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)
@@ -188,3 +214,12 @@ class Job:
             if result.id == result_id:
                 return result
         return None
+
+
+def duration_exceeded(job: Job) -> JobError:
+    """The error of a job stopped by its execution duration."""
+    return JobError(
+        ErrorType.FATAL,
+        f"Execution duration of {job.execution_duration} s exceeded",
+        code=ErrorCode.DURATION_EXCEEDED,
+    )

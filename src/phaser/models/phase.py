@@ -15,6 +15,8 @@ from enum import StrEnum
 
 __all__ = [
     "ACTIVE_PHASES",
+    "ADMITTED_PHASES",
+    "ARCHIVED",
     "FAILED",
     "FAILED_PHASES",
     "FINAL_PHASES",
@@ -69,6 +71,10 @@ OPEN_PHASES = frozenset(
     {P.PENDING, P.QUEUED, P.EXECUTING, P.HELD, P.SUSPENDED}
 )
 
+#: Phases in which a job with concurrency limits holds its place in its
+#: groups (admitted: in the queue to run, or running).
+ADMITTED_PHASES = frozenset({P.QUEUED, P.EXECUTING, P.SUSPENDED})
+
 #: Phases a job list shows unless asked for others (both dialects):
 #: archived jobs are listed only on request.
 LISTED_PHASES: tuple[ExecutionPhase, ...] = tuple(
@@ -93,6 +99,9 @@ STOPPED = P.ABORTED
 #: The phase of a job held back from the queue (by a client, or until
 #: its start time).
 HELD = P.HELD
+
+#: The phase of a job whose destruction kept its metadata.
+ARCHIVED = P.ARCHIVED
 
 #: One letter per phase in a job's stored history (``transition.lua``
 #: holds the same table).

@@ -68,6 +68,18 @@ class JobCreate(BaseModel):
             " task's default (5 unless it says) if not given."
         ),
     )
+    concurrency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        title="Concurrency key",
+        description=(
+            "Your jobs with one key share a limit: at most the task's"
+            " ``key_limit`` (default ``PHASER_CONCURRENCY_KEY_LIMIT``, 1)"
+            " of them EXECUTING at once, across every worker; the rest"
+            " wait QUEUED, in order."
+        ),
+    )
     idempotency_key: str | None = Field(
         None,
         title="Idempotency key",

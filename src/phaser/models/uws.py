@@ -118,12 +118,25 @@ class Priority(
     value: int
 
 
+class ConcurrencyKey(
+    BaseXmlModel,
+    tag="concurrencyKey",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """``<phaser:concurrencyKey>k</…>``: the owner's jobs with this key
+    share a running limit (UWS ``CONCURRENCYKEY``)."""
+
+    value: str
+
+
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
     """``uws:jobInfo`` with phaser's priority, progress, the parameters
     that were ignored, ``<phaser:sync>true</…>`` for a job created by a
     synchronous request, and the start time of a scheduled job."""
 
     priority: Priority | None = element(default=None)
+    concurrency_key: ConcurrencyKey | None = element(default=None)
     progress: ProgressInfo | None = element(default=None)
     ignored: list[IgnoredParameter] = element(default_factory=list)
     sync: SyncMarker | None = element(default=None)
@@ -239,6 +252,7 @@ def render_job(
         or job.sync
         or job.run_after
         or job.priority != DEFAULT_PRIORITY
+        or job.concurrency_key
     ):
         info = _job_info(job)
     document = PhaserJob(
@@ -328,6 +342,9 @@ def _job_info(job: Job) -> JobInfo:
     return JobInfo(
         priority=Priority(value=job.priority)
         if job.priority != DEFAULT_PRIORITY
+        else None,
+        concurrency_key=ConcurrencyKey(value=job.concurrency_key)
+        if job.concurrency_key
         else None,
         progress=ProgressInfo(
             percent=progress.percent, message=progress.message

@@ -31,6 +31,7 @@ from ..tasks.registry import Task, TaskRegistry
 __all__ = [
     "JobChecks",
     "JobUpdate",
+    "check_concurrency_key",
     "check_priority",
     "check_run_id",
     "refuse_unknown",
@@ -266,6 +267,27 @@ def check_priority(priority: int) -> int:
             fields=[{"field": "priority", "message": message}],
         )
     return priority
+
+
+#: Longest concurrency key.
+_MAX_KEY = 128
+
+
+def check_concurrency_key(key: str) -> str:
+    """A concurrency key, checked: 1 to 128 characters that render.
+
+    Raises
+    ------
+    InvalidRequestError
+        Empty, too long, or not renderable.
+    """
+    if not key or len(key) > _MAX_KEY:
+        raise InvalidRequestError(
+            f"Invalid concurrency_key: 1 to {_MAX_KEY} characters",
+            fields=[{"field": "concurrency_key", "message": "invalid"}],
+        )
+    check_text("concurrency_key", key)
+    return key
 
 
 def check_run_id(run_id: str | None) -> None:

@@ -32,9 +32,11 @@ from ..models.errors import (
 from ..models.job import Job, PhaseChange
 from ..models.phase import HELD, WAITING, created_phase
 from ..storage.job_store import Created, Existing, JobStore, OverQuota
-from ..tasks.registry import TaskRegistry
+from ..storage.limits import key_group, task_group
+from ..tasks.registry import Task, TaskRegistry
 from .checks import (
     JobChecks,
+    check_concurrency_key,
     check_priority,
     check_run_id,
     start_time,
@@ -100,6 +102,8 @@ class NewJob:
     run_after: datetime | None = None
     #: Its priority; the task's if `None`.
     priority: int | None = None
+    #: Jobs of one owner with one key share a concurrency limit.
+    concurrency_key: str | None = None
 
     def fingerprint(self) -> str:
         """What makes two creations the same request: everything the
@@ -124,6 +128,7 @@ class NewJob:
             sorted(files),
             self.run_after.isoformat() if self.run_after else None,
             self.priority,
+            self.concurrency_key,
         ]
         text = json.dumps(asked, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -241,8 +246,23 @@ class JobCreator:
             history=[PhaseChange(phase, created)],
             run_after=run_after,
             priority=priority,
+            concurrency_key=new.concurrency_key,
+            limits=self._limits(definition, caller, new.concurrency_key),
         )
         return await self._store_job(job, new, kept)
+
+    def _limits(
+        self, definition: Task, caller: Caller, key: str | None
+    ) -> dict[str, int]:
+        """The concurrency-limit groups of a new job, with their limits."""
+        limits = {}
+        if definition.max_running is not None:
+            limits[task_group(definition.name)] = definition.max_running
+        if key is not None:
+            limits[key_group(caller.name, check_concurrency_key(key))] = (
+                definition.key_limit or self._settings.concurrency_key_limit
+            )
+        return limits
 
     async def _store_job(
         self, job: Job, new: NewJob, kept: list[NewUpload]

@@ -22,14 +22,18 @@ from ..config import Settings
 from ..metrics import JOBS_FINISHED, JOBS_STARTED
 from ..models.errors import PhaserError
 from ..models.job import (
-    ErrorCode,
-    ErrorType,
     Job,
     JobError,
     JobResult,
     Progress,
 )
-from ..models.phase import FINAL_PHASES, WAITING, Action, target_phase
+from ..models.phase import (
+    FINAL_PHASES,
+    HELD,
+    WAITING,
+    Action,
+    target_phase,
+)
 from ..queue import JobQueue
 from ..storage.codec import AnyJob
 from ..storage.job_store import JobStore
@@ -39,23 +43,16 @@ from ..storage.transitions import (
     Changed,
     Claim,
     Missing,
+    Transition,
     TransitionOutcome,
 )
 from ..tasks.registry import TaskRegistry
+from .follow import Followers
 
-__all__ = ["JobLifecycle", "duration_exceeded"]
+__all__ = ["JobLifecycle"]
 
 #: How a running job can end.
 Ending = Literal[Action.COMPLETE, Action.FAIL, Action.ABORT]
-
-
-def duration_exceeded(job: Job) -> JobError:
-    """The error of a job stopped by its execution duration."""
-    return JobError(
-        ErrorType.FATAL,
-        f"Execution duration of {job.execution_duration} s exceeded",
-        code=ErrorCode.DURATION_EXCEEDED,
-    )
 
 
 class JobLifecycle:
@@ -90,6 +87,8 @@ class JobLifecycle:
         self._results = results
         self._queue = queue
         self._registry = registry
+        #: What a change means for other jobs.
+        self.followers = Followers(self, store)
 
     @property
     def results(self) -> ResultStore:
@@ -121,7 +120,11 @@ class JobLifecycle:
     ) -> TransitionOutcome:
         """Hold a pending or queued job (a queued one's queue entry stays:
         a worker that takes it finds the job not claimable)."""
-        return await self._change.hold(job, changes, changes_need=changes_need)
+        outcome = await self._change.hold(
+            job, changes, changes_need=changes_need
+        )
+        await self.followers.changed(outcome)
+        return outcome
 
     async def send(
         self, job: Job, attempt: int, *, defer: float | None = None
@@ -129,18 +132,20 @@ class JobLifecycle:
         """Queue an attempt on the job's queue (the one it was created
         for), at the job's priority. One ``defer`` seconds later goes to
         the start schedule first (queue scores are priorities, not times:
-        see `phaser.queue`) and is queued when due (`send_due`)."""
+        see `phaser.queue`) and is queued when due (`send_due`). A job
+        with concurrency limits is sent only once admitted: otherwise it
+        waits, QUEUED, until a job of its group leaves
+        (`phaser.storage.limits`)."""
+        if job.limits and not await self._store.limits.admit(
+            job.id, self._queue.score(job.priority)
+        ):
+            return
         if defer:
             await self._store.schedules.defer(
                 job.id, now() + timedelta(seconds=defer)
             )
             return
-        await self._queue.enqueue(
-            job.id,
-            attempt,
-            queue=self._queue_of(job),
-            priority=job.priority,
-        )
+        await self._enqueue(job, attempt)
 
     async def send_due(self, job: Job) -> bool:
         """Queue a QUEUED job whose deferred send is due, once: the worker
@@ -153,6 +158,21 @@ class JobLifecycle:
 
     def _queue_of(self, job: Job) -> str:
         return job.queue or self._settings.queue_of(job.task)
+
+    async def send_admitted(self, ids: list[str]) -> int:
+        """Queue jobs just admitted to their concurrency groups (see
+        `Followers`). Returns how many were still QUEUED."""
+        sent = 0
+        for job in await self._store.get_many(ids):
+            if job.phase is WAITING:
+                await self._enqueue(job, job.attempts)
+                sent += 1
+        return sent
+
+    async def _enqueue(self, job: Job, attempt: int) -> None:
+        await self._queue.enqueue(
+            job.id, attempt, queue=self._queue_of(job), priority=job.priority
+        )
 
     async def claim(
         self,
@@ -207,6 +227,7 @@ class JobLifecycle:
         outcome = await self._change.finish(
             job, action, guard=guard, at=now(), error=error
         )
+        await self.followers.changed(outcome)
         if isinstance(outcome, Changed):
             await self._count_end(job, action)
             return True
@@ -261,6 +282,10 @@ class JobLifecycle:
         """
         if await self._store.schedules.holds("scheduled", job.id):
             return False  # a deferred send (a retry's backoff) is due later
+        if job.limits and await self._store.limits.is_waiting(
+            job.id, job.limits
+        ):
+            return False  # waits for room in a concurrency group
         if await self._queue.is_waiting(
             job.id, job.attempts, queue=self._queue_of(job)
         ):
@@ -279,8 +304,25 @@ class JobLifecycle:
         outcome = await self._change.abort(
             job, at=now(), changes=changes, changes_need=changes_need
         )
+        await self.followers.changed(outcome)
         if isinstance(outcome, Changed):
             await self._count_end(job, Action.ABORT)
+        return outcome
+
+    async def fail_held(self, job: Job, error: JobError) -> TransitionOutcome:
+        """End a HELD job in error without running it (a job it waited
+        for did not complete)."""
+        outcome = await self._change.apply(
+            job,
+            Transition(
+                Action.FAIL,
+                fields={"ended_at": now(), "errors": [error]},
+                only_from=frozenset({HELD}),
+            ),
+        )
+        await self.followers.changed(outcome)
+        if isinstance(outcome, Changed):
+            await self._count_end(job, Action.FAIL)
         return outcome
 
     async def edit(
@@ -318,8 +360,9 @@ class JobLifecycle:
         await asyncio.to_thread(
             self._results.delete_jobs, [job.id for job in jobs]
         )
-        phases = await self._store.delete_many(jobs)
-        return sum(phase is not None for phase in phases)
+        deleted = await self._store.delete_many(jobs)
+        await self.followers.deleted(deleted.waiting)
+        return sum(phase is not None for phase in deleted.phases)
 
     async def archive(self, job: AnyJob) -> bool:
         """Abort the job if it is active, delete its results and keep its

@@ -16,11 +16,11 @@ import structlog
 
 from ..clock import now
 from ..config import Settings
-from ..models.job import ErrorCode, ErrorType, JobError
+from ..models.job import ErrorCode, ErrorType, JobError, duration_exceeded
 from ..models.phase import HELD, RUNNING, WAITING, Action
 from ..storage.job_store import JobStore
 from ..storage.transitions import Beat, Changed, Claim
-from .lifecycle import JobLifecycle, duration_exceeded
+from .lifecycle import JobLifecycle
 
 __all__ = ["Maintenance", "MaintenanceReport"]
 
@@ -75,6 +75,11 @@ class Maintenance:
         deadlines = await self.enforce_deadlines()
         recovered, failed = await self.recover_stalled()
         requeued = await self.requeue_lost()
+        followers = self._lifecycle.followers
+        requeued += await followers.reconcile_limits()
+        requeued += await followers.check_waiting(
+            self._settings.queue_check_after
+        )
         report = MaintenanceReport(
             destroyed, deadlines, recovered, failed, requeued
         )

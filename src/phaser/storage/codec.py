@@ -9,7 +9,6 @@ cannot read in full is decoded field by field, so it still renders.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,16 +19,17 @@ import structlog
 from ..clock import from_ms, to_ms
 from ..models.job import (
     DEFAULT_PRIORITY,
+    AfterPolicy,
     ErrorType,
     Job,
     JobError,
     JobResult,
     JobUpload,
-    PhaseChange,
     Progress,
 )
-from ..models.phase import HISTORY_LETTER, ExecutionPhase, parse_phase
+from ..models.phase import ExecutionPhase, parse_phase
 from ..models.text import clean_text, clean_value
+from .history import history_text, read_history
 
 __all__ = [
     "FIELD",
@@ -89,6 +89,13 @@ FIELD = {
     "uploads": "uploads",
     "run_after": "runat",
     "priority": "prio",
+    "concurrency_key": "ckey",
+    "limits": "limits",
+    "after": "after",
+    "after_policy": "apol",
+    "parent_id": "parent",
+    "has_dependants": "deps",
+    "has_children": "kids",
 }
 
 
@@ -106,7 +113,7 @@ def _result_from_row(job_id: str, row: list[Any]) -> JobResult:
 
 def _encode_value(job_id: str, name: str, value: Any) -> str:
     match name:
-        case "parameters" | "ignored":
+        case "parameters" | "ignored" | "limits" | "after":
             return json.dumps(value, separators=(",", ":"))
         case "results":
             return json.dumps(
@@ -128,7 +135,7 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
             return json.dumps(
                 {"percent": value.percent, "message": value.message}
             )
-        case "sync":
+        case "sync" | "has_dependants" | "has_children":
             return "1"
         case "uploads":
             return json.dumps(
@@ -166,48 +173,19 @@ def encode(job: Job) -> dict[str, str]:
         del values["uploads"]
     if job.priority == DEFAULT_PRIORITY:
         del values["priority"]
+    if not job.limits:
+        del values["limits"]
+    if not job.after:
+        del values["after"]
+    if job.after_policy == "all_completed":
+        del values["after_policy"]
+    for flag in ("has_dependants", "has_children"):
+        if not values[flag]:
+            del values[flag]
     encoded = encode_fields(job.id, values)
     if job.history:
-        encoded["history"] = _history_text(job)
+        encoded["history"] = history_text(job)
     return encoded
-
-
-_LETTER_PHASE = {letter: phase for phase, letter in HISTORY_LETTER.items()}
-_HISTORY_ENTRY = re.compile(r"([A-Z])([0-9a-z]{1,12})")
-
-
-def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        value, digit = divmod(value, 36)
-        text = digits[digit] + text
-        if not value:
-            return text
-
-
-def _history_text(job: Job) -> str:
-    """The history as stored: a phase letter and the milliseconds since
-    creation in base 36 per change (``P0Q1kE1mC2bk``): short enough to
-    keep the record in Redis' compact hash encoding. The transition
-    script appends to it."""
-    created = to_ms(job.created_at)
-    return "".join(
-        HISTORY_LETTER[change.phase]
-        + _base36(max(0, to_ms(change.at) - created))
-        for change in job.history
-    )
-
-
-def _history(text: str, created: datetime) -> list[PhaseChange]:
-    """The stored history read back (a ``~`` where the script dropped
-    changes from a very long history is skipped)."""
-    base = to_ms(created)
-    return [
-        PhaseChange(_LETTER_PHASE[letter], from_ms(base + int(offset, 36)))
-        for letter, offset in _HISTORY_ENTRY.findall(text)
-        if letter in _LETTER_PHASE
-    ]
 
 
 #: What decoding a damaged or foreign record can raise.
@@ -261,6 +239,18 @@ def _uploads(raw: str | None) -> list[JobUpload]:
     ]
 
 
+def _ids(raw: str | None) -> list[str]:
+    return [clean_text(str(value)) for value in json.loads(raw or "[]")]
+
+
+def _policy(raw: str | None) -> AfterPolicy:
+    return "any_end" if raw == "any_end" else "all_completed"
+
+
+def _limits(raw: str | None) -> dict[str, int]:
+    return {str(k): int(v) for k, v in json.loads(raw or "{}").items()}
+
+
 def _run_id(value: str | None) -> str | None:
     return clean_text(value) if value is not None else None
 
@@ -309,7 +299,14 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         uploads=_uploads(data.get("uploads")),
         run_after=_ms_or_none(data.get("runat")),
         priority=int(data.get("prio", DEFAULT_PRIORITY)),
-        history=_history(data.get("history", ""), created),
+        concurrency_key=data.get("ckey"),
+        limits=_limits(data.get("limits")),
+        after=json.loads(data.get("after", "[]")),
+        after_policy=_policy(data.get("apol")),
+        parent_id=data.get("parent"),
+        has_dependants="deps" in data,
+        has_children="kids" in data,
+        history=read_history(data.get("history", ""), created),
     )
 
 
@@ -372,8 +369,15 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         priority=_field(
             lambda: int(data.get("prio", DEFAULT_PRIORITY)), DEFAULT_PRIORITY
         ),
+        concurrency_key=_run_id(data.get("ckey")),
+        limits=_field(lambda: _limits(data.get("limits")), {}),
+        after=_field(lambda: _ids(data.get("after")), []),
+        after_policy=_policy(data.get("apol")),
+        parent_id=_run_id(data.get("parent")),
+        has_dependants="deps" in data,
+        has_children="kids" in data,
         history=_field(
-            lambda: _history(
+            lambda: read_history(
                 data.get("history", ""), time("created") or from_ms(0)
             ),
             [],

@@ -29,7 +29,9 @@ from .activity import ActivityStore
 from .codec import AnyJob, JobRef, decode, encode
 from .events import created_channel
 from .keys import KeyLayout
+from .limits import ConcurrencyLimits
 from .lua import load_scripts, script_text
+from .relations import Relations
 from .schedules import Schedules
 from .transitions import JobTransitions
 
@@ -37,6 +39,7 @@ __all__ = [
     "AnyJob",
     "CreateOutcome",
     "Created",
+    "Deleted",
     "Existing",
     "JobRef",
     "JobStore",
@@ -83,6 +86,16 @@ class Existing:
 #: How a creation ended.
 CreateOutcome = Created | OverQuota | Existing
 
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a deletion removed: each job's former phase (`None`: it was
+    already gone), and the jobs that were waiting for one of them."""
+
+    phases: list[ExecutionPhase | None]
+    waiting: list[str]
+
+
 #: An idempotency key, the fingerprint of its request, and how long (ms)
 #: the key is kept.
 Once = tuple[str, str, int]
@@ -116,6 +129,10 @@ class JobStore:
         self.transitions = JobTransitions(redis, keys)
         #: Workers, owners, throughput, counts, the maintenance lease.
         self.activity = ActivityStore(redis, keys)
+        #: Admission of jobs with concurrency limits.
+        self.limits = ConcurrencyLimits(redis, keys)
+        #: Dependants and children.
+        self.relations = Relations(redis, keys)
 
     async def load_scripts(self) -> None:
         """Load into Redis every Lua script it does not hold: all of them at
@@ -129,6 +146,7 @@ class JobStore:
                 self._delete,
                 *self.transitions.scripts,
                 *self.activity.scripts,
+                *self.limits.scripts,
             ],
         )
 
@@ -180,6 +198,9 @@ class JobStore:
                 self._keys.owners,
                 self._keys.idempotency(job.owner, key) if once else "",
                 self._keys.scheduled,
+                self._keys.dependants_prefix,
+                self._keys.by_parent_prefix(job.owner),
+                self._keys.after_checks,
             ],
             args=args,
         )
@@ -277,23 +298,24 @@ class JobStore:
 
     async def delete(self, job: AnyJob) -> ExecutionPhase | None:
         """Remove the record and all its entries; its former phase."""
-        return (await self.delete_many([job]))[0]
+        return (await self.delete_many([job])).phases[0]
 
-    async def delete_many(
-        self, jobs: Sequence[AnyJob]
-    ) -> list[ExecutionPhase | None]:
-        """Remove records and all their entries in one script call; the
-        phase each job was in (`None`: it was already gone)."""
+    async def delete_many(self, jobs: Sequence[AnyJob]) -> Deleted:
+        """Remove records and all their entries in one script call: the
+        phase each job was in (`None`: it was already gone), and the jobs
+        that were waiting for them."""
         if not jobs:
-            return []
-        keys = [
-            self._keys.destruction,
-            self._keys.deadline,
-            self._keys.heartbeat,
-            self._keys.queued,
-            self._keys.scheduled,
-        ]
+            return Deleted([], [])
         layout = self._keys
+        keys = [
+            layout.destruction,
+            layout.deadline,
+            layout.heartbeat,
+            layout.queued,
+            layout.scheduled,
+            layout.after_checks,
+            layout.dependants_prefix,
+        ]
         for job in jobs:
             keys += [
                 layout.record(job.id),
@@ -301,11 +323,15 @@ class JobStore:
                 layout.by_task_phase_prefix(job.owner, job.task),
                 layout.counts(job.owner),
                 layout.by_run_prefix(job.owner),
+                layout.by_parent_prefix(job.owner),
             ]
-        reply = await self._delete(
+        phases, waiting = await self._delete(
             keys=keys, args=[self._keys.events, *(job.id for job in jobs)]
         )
-        return [ExecutionPhase(phase) if phase else None for phase in reply]
+        return Deleted(
+            [ExecutionPhase(phase) if phase else None for phase in phases],
+            sorted(set(waiting)),
+        )
 
     async def list_ids(
         self,

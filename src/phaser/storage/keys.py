@@ -82,6 +82,42 @@ class KeyLayout:
         return f"{self.prefix}:schedule:queued"
 
     @property
+    def dependants_prefix(self) -> str:
+        """Prefix of the sets of jobs waiting for a job (its id is
+        appended)."""
+        return f"{self.prefix}:dependants:"
+
+    def dependants(self, job_id: str) -> str:
+        """The jobs waiting for a job."""
+        return self.dependants_prefix + job_id
+
+    @property
+    def after_checks(self) -> str:
+        """Jobs waiting for others, scored by when maintenance last
+        checked them (a backstop: their dependencies tell them)."""
+        return f"{self.prefix}:schedule:after"
+
+    def by_parent_prefix(self, owner: str | None) -> str:
+        """Prefix of an owner's index of a parent's children (the parent
+        id is appended)."""
+        return f"{self.prefix}:owner:{_part(owner)}:parent:"
+
+    def by_parent(self, owner: str | None, parent_id: str) -> str:
+        """An owner's jobs whose parent is ``parent_id``."""
+        return self.by_parent_prefix(owner) + parent_id
+
+    @property
+    def limits_prefix(self) -> str:
+        """Prefix of the concurrency-limit keys (``run:``, ``wait:`` and
+        a group name; ``groups``: every group in use)."""
+        return f"{self.prefix}:limit:"
+
+    @property
+    def record_prefix(self) -> str:
+        """Prefix of job records (the id is appended)."""
+        return f"{self.prefix}:job:"
+
+    @property
     def scheduled(self) -> str:
         """Sorted set of HELD jobs with a start time (``run_after``), and
         of QUEUED jobs whose next send is deferred (a retry's backoff),

@@ -361,6 +361,7 @@ class JobTransitions:
                 keys.queued,
                 keys.by_run_prefix,
                 keys.scheduled,
+                self._keys.limits_prefix,
             ],
             args=args,
         )

@@ -80,6 +80,12 @@ class Task:
     priority
         Priority of this task's jobs unless a client gives one (0 to 9,
         higher runs first).
+    max_running
+        Most jobs of this task EXECUTING at once, across every worker;
+        `None` for no limit.
+    key_limit
+        Most jobs of one owner with one concurrency key EXECUTING at
+        once; `None` uses the configured default.
     """
 
     name: str
@@ -91,6 +97,8 @@ class Task:
     max_execution_duration: int | None = None
     expected_duration: float | Callable[[Any], float] | None = None
     priority: int = DEFAULT_PRIORITY
+    max_running: int | None = None
+    key_limit: int | None = None
     #: The `Upload` fields of the parameter model (worked out once).
     uploads: frozenset[str] = field(init=False, repr=False)
 
@@ -100,6 +108,10 @@ class Task:
                 f"Task {self.name}: priority {self.priority} is not in"
                 f" {MIN_PRIORITY}..{MAX_PRIORITY}"
             )
+        for name in ("max_running", "key_limit"):
+            limit = getattr(self, name)
+            if limit is not None and limit < 1:
+                raise ValueError(f"Task {self.name}: {name} must be >= 1")
         object.__setattr__(self, "uploads", upload_fields(self.parameters))
 
     def expected_seconds(self, parameters: dict[str, Any]) -> float | None:
@@ -321,6 +333,8 @@ def task(
     max_execution_duration: int | None = None,
     expected_duration: float | Callable[[Any], float] | None = None,
     priority: int = DEFAULT_PRIORITY,
+    max_running: int | None = None,
+    key_limit: int | None = None,
     registry: TaskRegistry = default_registry,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task (a decorator).
@@ -344,6 +358,11 @@ def task(
         it: sets each job's ``quote`` when it starts.
     priority
         Default priority of its jobs (0 to 9, higher runs first).
+    max_running
+        Most of its jobs EXECUTING at once, across every worker.
+    key_limit
+        Most of one owner's jobs with one concurrency key EXECUTING at
+        once (default ``PHASER_CONCURRENCY_KEY_LIMIT``).
     registry
         Registry to add to.
     """
@@ -361,6 +380,8 @@ def task(
                 max_execution_duration=max_execution_duration,
                 expected_duration=expected_duration,
                 priority=priority,
+                max_running=max_running,
+                key_limit=key_limit,
             )
         )
         return function

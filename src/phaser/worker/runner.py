@@ -26,9 +26,9 @@ from ..clock import now
 from ..config import Settings
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
 from ..models.errors import UnknownTaskError
-from ..models.job import Job
+from ..models.job import Job, duration_exceeded
 from ..models.phase import FINAL_PHASES, RUNNING, Action
-from ..services.lifecycle import JobLifecycle, duration_exceeded
+from ..services.lifecycle import JobLifecycle
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore
 from ..storage.results import ResultStore

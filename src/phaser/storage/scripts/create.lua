@@ -14,6 +14,11 @@
 -- KEYS[10] the owner's idempotency key ("job id fingerprint"), or "" for
 --          a creation without one
 -- KEYS[11] start schedule (a HELD job with a "runat" field goes in it)
+-- KEYS[12] prefix of dependants sets (a job id is appended: the jobs
+--          waiting for it)
+-- KEYS[13] owner children index prefix (the parent's id is appended)
+-- KEYS[14] dependency check schedule (jobs waiting for others, scored by
+--          when they were last checked)
 -- ARGV[1] job id
 -- ARGV[2] task
 -- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
@@ -87,6 +92,29 @@ if phase == "QUEUED" then
   local time = redis.call("TIME")
   local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   redis.call("ZADD", KEYS[7], ms, id)
+end
+-- A job waiting for others ("after") is named in each one's dependants
+-- (and the other job learns it has some), so whoever ends it tells this
+-- one; one already gone is left out (the caller checks the job's
+-- dependencies once stored, and finds it gone).
+local records = ARGV[12 + nactive]
+local after = redis.call("HGET", KEYS[1], "after")
+if after then
+  for _, other in ipairs(cjson.decode(after)) do
+    if redis.call("EXISTS", records .. other) == 1 then
+      redis.call("SADD", KEYS[12] .. other, id)
+      redis.call("HSET", records .. other, "deps", "1")
+    end
+  end
+  local time = redis.call("TIME")
+  redis.call("ZADD", KEYS[14], tonumber(time[1]) * 1000, id)
+end
+local parent = redis.call("HGET", KEYS[1], "parent")
+if parent then
+  redis.call("ZADD", KEYS[13] .. parent, 0, id)
+  if redis.call("EXISTS", records .. parent) == 1 then
+    redis.call("HSET", records .. parent, "kids", "1")
+  end
 end
 if ARGV[9 + nactive] ~= "" then
   redis.call("SADD", KEYS[9], ARGV[9 + nactive])

@@ -6,23 +6,30 @@
 -- KEYS[3] heartbeat schedule
 -- KEYS[4] queued schedule
 -- KEYS[5] start schedule (HELD jobs with a run_after time)
--- then five keys per job:
--- KEYS[5i+1] job record (hash)
--- KEYS[5i+2] owner index
--- KEYS[5i+3] owner task-phase index prefix (the phase name is appended)
--- KEYS[5i+4] owner phase counts (hash)
--- KEYS[5i+5] owner run-id index prefix (the run id is appended)
+-- KEYS[6] dependency check schedule
+-- KEYS[7] prefix of dependants sets (a job id is appended)
+-- then six keys per job (base = 7 + 6 (i - 1)):
+-- KEYS[base+1] job record (hash)
+-- KEYS[base+2] owner index
+-- KEYS[base+3] owner task-phase index prefix (the phase name is appended)
+-- KEYS[base+4] owner phase counts (hash)
+-- KEYS[base+5] owner run-id index prefix (the run id is appended)
+-- KEYS[base+6] owner children index prefix (the parent id is appended)
 -- ARGV[1] event channel
 -- ARGV[1+i] id of the i-th job
 --
--- Publishes one "deleted" event naming every job it deleted. Returns, per
--- job, the phase it was in, or "" if there was no such job.
+-- Publishes one "deleted" event naming every job it deleted. Returns
+-- {phases, dependants}: per job, the phase it was in ("" if there was no
+-- such job); and the jobs that were waiting for a deleted one (their
+-- dependants sets are removed: the caller tells them).
 local out = {}
 local deleted = {}
+local waiting = {}
 for i = 1, #ARGV - 1 do
   local id = ARGV[1 + i]
-  local base = 5 * i
-  local state = redis.call("HMGET", KEYS[base + 1], "phase", "run_id")
+  local base = 7 + 6 * (i - 1)
+  local state = redis.call(
+    "HMGET", KEYS[base + 1], "phase", "run_id", "parent", "deps")
   local phase = state[1]
   if phase then
     redis.call("DEL", KEYS[base + 1])
@@ -32,7 +39,16 @@ for i = 1, #ARGV - 1 do
     if state[2] then
       redis.call("ZREM", KEYS[base + 5] .. state[2], id)
     end
-    for s = 1, 5 do
+    if state[3] then
+      redis.call("ZREM", KEYS[base + 6] .. state[3], id)
+    end
+    if state[4] then
+      for _, other in ipairs(redis.call("SMEMBERS", KEYS[7] .. id)) do
+        table.insert(waiting, other)
+      end
+      redis.call("DEL", KEYS[7] .. id)
+    end
+    for s = 1, 6 do
       redis.call("ZREM", KEYS[s], id)
     end
     table.insert(deleted, id)
@@ -47,4 +63,4 @@ if #deleted > 0 then
   redis.call("PUBLISH", ARGV[1],
     cjson.encode({ids = deleted, kind = "deleted"}))
 end
-return out
+return {out, waiting}

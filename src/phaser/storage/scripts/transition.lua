@@ -13,6 +13,7 @@
 -- KEYS[7] queued schedule
 -- KEYS[8] owner run-id index prefix (the run id is appended)
 -- KEYS[9] start schedule (HELD jobs with a run_after time)
+-- KEYS[10] prefix of the concurrency-limit keys (see admit.lua)
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -34,9 +35,14 @@
 -- find queued jobs whose queue entry was lost. A HELD job is in the start
 -- schedule at its "runat" field while it has one; leaving HELD drops it.
 --
+-- A job with concurrency limits ("limits" field) may be claimed only while
+-- admitted (a member of each of its groups' running sets; admit.lua), and
+-- leaves those sets (and any waiting set) when it leaves QUEUED, EXECUTING
+-- or SUSPENDED; the caller then admits the jobs waiting for the room.
+--
 -- A change of phase is appended to the record's history: the phase's
 -- letter and the milliseconds since creation in base 36 (see
--- codec._history_text); a history grown past 200 characters keeps its
+-- history.history_text); a history grown past 200 characters keeps its
 -- first change, a "~" and the latest changes.
 --
 -- Returns {"ok", old phase, the record as HGETALL gives it}, {"missing"},
@@ -52,6 +58,17 @@ if not string.find(ARGV[2], "," .. current .. ",", 1, true) then
 end
 if ARGV[4] ~= "" and redis.call("HGET", key, ARGV[4]) ~= ARGV[5] then
   return {"check", current}
+end
+local limits = redis.call("HGET", key, "limits")
+if limits then
+  limits = cjson.decode(limits)
+end
+if limits and current == "QUEUED" and ARGV[3] == "EXECUTING" then
+  for group in pairs(limits) do
+    if redis.call("SISMEMBER", KEYS[10] .. "run:" .. group, ARGV[1]) == 0 then
+      return {"check", current}
+    end
+  end
 end
 
 local LETTER = {
@@ -161,6 +178,14 @@ if new == "QUEUED" and current ~= "QUEUED" then
   redis.call("ZADD", KEYS[7], ms, id)
 elseif current == "QUEUED" and new ~= "QUEUED" then
   redis.call("ZREM", KEYS[7], id)
+end
+
+local ADMITTED = {QUEUED = true, EXECUTING = true, SUSPENDED = true}
+if limits and ADMITTED[current] and not ADMITTED[new] then
+  for group in pairs(limits) do
+    redis.call("SREM", KEYS[10] .. "run:" .. group, id)
+    redis.call("ZREM", KEYS[10] .. "wait:" .. group, id)
+  end
 end
 
 if ARGV[7] ~= "" then
