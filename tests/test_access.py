@@ -507,3 +507,27 @@ def test_stats_are_the_callers_own_and_admins_may_ask_for_anyones(
             assert httpx.get(f"{stack.url}/api/v1/stats").status_code == 401
         finally:
             ann.delete(job["href"])
+
+
+def test_dependencies_and_parents_are_the_callers_own(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    stack, tokens = secured
+    with (
+        _client(stack, tokens["ann"]) as ann,
+        _client(stack, tokens["bob"]) as bob,
+    ):
+        mine = ann.post(
+            "/api/v1/jobs", json={"task": "echo", "parameters": {}}
+        ).json()
+        for field in ({"after": [mine["id"]]}, {"parent_id": mine["id"]}):
+            refused = bob.post("/api/v1/jobs", json={"task": "echo", **field})
+            assert refused.status_code == 422, refused.text
+            # Indistinguishable from a job that does not exist.
+            assert "no job" in refused.json()["detail"]
+        # Neither job changed: nothing waits for ann's, nothing is its child.
+        listed = ann.get(
+            "/api/v1/jobs", params={"parent_id": mine["id"]}
+        ).json()["jobs"]
+        assert listed == []
+        ann.delete(f"/api/v1/jobs/{mine['id']}")

@@ -309,3 +309,33 @@ def test_priority_through_the_client_and_the_cli(stack: Stack) -> None:
     assert bad.stderr.startswith("phaser: ")
     assert "priority" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_dependencies_and_children_through_the_client_and_the_cli(
+    stack: Stack,
+) -> None:
+    with Client(stack.url) as client:
+        parent = client.submit("echo", {}, start=False)
+        first = client.submit("echo", {"n": 1})
+        second = client.submit(
+            "echo", {"n": 2}, after=[first.id], parent_id=parent.id
+        )
+        assert (second.after, second.parent_id) == ([first.id], parent.id)
+        assert second.wait(timeout=30).phase == "COMPLETED"
+        children = list(client.jobs(parent_id=parent.id))
+        assert [job.id for job in children] == [second.id]
+    made = _phaser(
+        stack, "jobs", "submit", "echo", "--after", first.id, "--after-any",
+        "--parent", parent.id, "--wait", "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    job = json.loads(made.stdout)
+    assert (job["after"], job["after_policy"]) == ([first.id], "any_end")
+    listed = _phaser(stack, "jobs", "list", "--parent", parent.id, "--json")
+    assert {j["id"] for j in json.loads(listed.stdout)} == {
+        second.id,
+        job["id"],
+    }
+    shown = _phaser(stack, "jobs", "show", job["id"])
+    assert "after (any_end)" in shown.stdout
+    assert parent.id in shown.stdout

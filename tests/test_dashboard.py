@@ -782,3 +782,36 @@ def test_hold_and_start_again_from_the_job_page(
     browser.find_element(By.ID, "hold").click()
     until(browser, lambda b: text(b, "#phase") == "HELD")
     assert api.get(f"/api/v1/jobs/{pending['id']}").json()["phase"] == "HELD"
+
+
+def test_the_job_page_shows_what_a_job_waits_for_and_its_parent(
+    browser: webdriver.Chrome, ui: Stack, api: httpx.Client
+) -> None:
+    first = api.post(
+        "/api/v1/jobs",
+        json={"task": "sleep", "parameters": {"seconds": 30}, "start": True},
+    ).json()
+    waiting = api.post(
+        "/api/v1/jobs",
+        json={
+            "task": "echo",
+            "after": [first["id"]],
+            "parent_id": first["id"],
+            "concurrency_key": "nightly",
+        },
+    ).json()
+    browser.get(f"{ui.url}/ui/jobs/{waiting['id']}")
+    live = text(browser, "#live")
+    assert "Waits for" in live
+    assert "if one does not, this job fails" in live
+    assert "nightly" in live
+    # The links lead to the job it waits for (also its parent).
+    links = browser.find_elements(
+        By.CSS_SELECTOR, f"#live a[href$='/ui/jobs/{first['id']}']"
+    )
+    assert len(links) == 2
+    # The job it waits for is aborted: this one fails (it would never
+    # run), and the page follows.
+    api.post(f"/api/v1/jobs/{first['id']}/abort")
+    until(browser, lambda b: text(b, "#phase") == "ERROR")
+    assert "ended ABORTED" in text(browser, "#live")

@@ -566,6 +566,8 @@ _DATES = st.one_of(
 _DURATIONS = st.one_of(
     st.integers(-5, 10**10), _TEXT, st.sampled_from(["1e3", "10.5", " 7 "])
 )
+#: Job ids no job has (well formed, and not).
+_IDS = st.sampled_from(["0" * 26, "01m8nnx5qhe4fg3tfaekmzv18s", "0" * 25])
 _PRIORITIES = st.one_of(
     st.integers(-3, 12), _TEXT, st.sampled_from([None, 2.5, True, "7"])
 )
@@ -591,6 +593,10 @@ def _json_body() -> st.SearchStrategy[dict[str, Any]]:
             "destruction_time": _DATES,
             "run_after": _DATES,
             "priority": _PRIORITIES,
+            "concurrency_key": st.one_of(_TEXT, st.none(), st.integers()),
+            "after": st.lists(st.one_of(_TEXT, _IDS), max_size=3),
+            "after_policy": st.sampled_from(["all_completed", "any_end", ""]),
+            "parent_id": st.one_of(_TEXT, _IDS, st.none()),
         },
     )
 
@@ -605,6 +611,10 @@ def _form_pairs() -> st.SearchStrategy[list[tuple[str, str]]]:
                 "PHASE",
                 "runId",
                 "PRIORITY",
+                "CONCURRENCYKEY",
+                "AFTERJOBS",
+                "AFTERPOLICY",
+                "PARENTJOB",
             ]
         ),
         st.one_of(

@@ -1,5 +1,6 @@
 """The ``phaser`` command: ``serve``, ``worker``, ``user``, and the
-client's ``tasks`` and ``jobs`` (`phaser.jobs_cli`)."""
+client's ``tasks`` and ``jobs`` (`phaser.jobs_cli`, arguments in
+`phaser.jobs_args`)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .embedded import (
     die_with_parent,
     find_redis_server,
 )
-from .jobs_cli import add_commands
+from .jobs_args import add_commands
 from .jobs_cli import run as run_client
 from .services.auth import UserDirectory
 from .tasks.registry import default_registry

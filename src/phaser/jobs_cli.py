@@ -32,7 +32,7 @@ from .client import (
 from .models.api import JobModel, TaskModel
 from .models.phase import ExecutionPhase, exit_code
 
-__all__ = ["add_commands", "run"]
+__all__ = ["run"]
 
 EXIT_FAILURE = 1
 EXIT_TIMEOUT = 3
@@ -43,119 +43,6 @@ def _exit_code(phase: ExecutionPhase) -> int:
     completed, 1 error, 2 aborted, 1 otherwise."""
     code = exit_code(phase)
     return EXIT_FAILURE if code is None else code
-
-
-def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url", help="server URL (default PHASER_URL, else 127.0.0.1:8000)"
-    )
-    parser.add_argument("--token", help="bearer token (default PHASER_TOKEN)")
-
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", help="print JSON (for scripts)"
-    )
-
-
-def add_commands(commands: Any) -> None:
-    """Add ``tasks`` and ``jobs`` to the ``phaser`` command's parsers."""
-    tasks = commands.add_parser(
-        "tasks", help="list the server's tasks and their parameters"
-    )
-    _connection(tasks)
-    _json_flag(tasks)
-    jobs = commands.add_parser("jobs", help="submit, watch and manage jobs")
-    verbs = jobs.add_subparsers(dest="jobs_command", required=True)
-
-    submit = verbs.add_parser(
-        "submit",
-        help="create a job (and start it)",
-        description=(
-            "Parameters as key=value, coerced to the type the task's"
-            " parameter schema gives (numbers, booleans); key:=JSON passes"
-            " a JSON value as it is."
-        ),
-    )
-    submit.add_argument("task")
-    submit.add_argument("parameters", nargs="*", metavar="key=value")
-    submit.add_argument("--run-id")
-    submit.add_argument("--duration", type=int, help="execution duration (s)")
-    submit.add_argument(
-        "--no-start", action="store_true", help="leave the job PENDING"
-    )
-    submit.add_argument(
-        "--wait", action="store_true", help="wait for the end (exit code)"
-    )
-    submit.add_argument("--timeout", type=float, help="with --wait (s)")
-    submit.add_argument(
-        "--priority", type=int, help="0 to 9, higher runs first"
-    )
-    submit.add_argument(
-        "--concurrency-key", help="your jobs with one key share a limit"
-    )
-    submit.add_argument(
-        "--file",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a file the task takes (repeatable)",
-    )
-    submit.add_argument(
-        "--upload",
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help="a file by reference, fetched by the worker (repeatable)",
-    )
-    listing = verbs.add_parser("list", help="list jobs, newest first")
-    listing.add_argument("--task")
-    listing.add_argument(
-        "--phase", action="append", choices=[p.value for p in ExecutionPhase]
-    )
-    listing.add_argument("--run-id")
-    listing.add_argument(
-        "--limit", type=int, default=20, help="most jobs shown (default 20)"
-    )
-    show = verbs.add_parser("show", help="one job")
-    wait = verbs.add_parser(
-        "wait", help="wait for a job to end (exit 0/1/2 by final phase)"
-    )
-    wait.add_argument("--timeout", type=float, help="seconds")
-    watch = verbs.add_parser("watch", help="follow a job's events")
-    abort = verbs.add_parser("abort", help="abort a job")
-    hold = verbs.add_parser("hold", help="hold a pending or queued job")
-    release = verbs.add_parser("release", help="queue a held job")
-    priority = verbs.add_parser(
-        "priority", help="change the priority of a waiting job"
-    )
-    priority.add_argument("id", help="job id")
-    priority.add_argument("priority", type=int, help="0 to 9")
-    delete = verbs.add_parser("delete", help="delete a job")
-    results = verbs.add_parser("results", help="download a result")
-    results.add_argument("result_id", nargs="?", default="result")
-    results.add_argument(
-        "-o", "--output", type=Path, help="file (default: standard output)"
-    )
-    for parser in (show, wait, watch, abort, hold, release, delete):
-        parser.add_argument("id", help="job id")
-    results.add_argument("id", help="job id")
-    every = (
-        submit,
-        listing,
-        show,
-        wait,
-        watch,
-        abort,
-        hold,
-        release,
-        priority,
-        delete,
-    )
-    for parser in every:
-        _json_flag(parser)
-    for parser in (*every, results):
-        _connection(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -235,6 +122,9 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
         uploads=dict(pairs(args.upload, "--upload")),
         priority=args.priority,
         concurrency_key=args.concurrency_key,
+        after=args.after,
+        after_policy="any_end" if args.after_any else None,
+        parent_id=args.parent,
     )
     if args.wait:
         done = client.wait(
@@ -276,6 +166,10 @@ def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
     table.add_row("priority", str(job.priority))
     if job.concurrency_key:
         table.add_row("concurrency key", job.concurrency_key)
+    if job.after:
+        table.add_row(f"after ({job.after_policy})", " ".join(job.after))
+    if job.parent_id:
+        table.add_row("parent", job.parent_id)
     if job.run_after is not None:
         table.add_row("starts at", f"{job.run_after.isoformat()} (held)")
     if job.progress.percent is not None or job.progress.message:
@@ -296,7 +190,12 @@ def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
 
 def _list(client: Client, args: argparse.Namespace, out: Console) -> int:
     jobs = _first(
-        client.jobs(task=args.task, phase=args.phase, run_id=args.run_id),
+        client.jobs(
+            task=args.task,
+            phase=args.phase,
+            run_id=args.run_id,
+            parent_id=args.parent,
+        ),
         args.limit,
     )
     if args.json:

@@ -20,6 +20,7 @@ from ._core import (
     WaitTimeout,
 )
 from .aio import AsyncClient, AsyncJob
+from .bodies import JobOptions
 from .sync import Client, Job
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "JobAborted",
     "JobEvent",
     "JobFailed",
+    "JobOptions",
     "RetryPolicy",
     "WaitTimeout",
 ]

@@ -255,6 +255,7 @@ def list_params(
     after: datetime | None,
     owner: str | None,
     page_size: int,
+    parent_id: str | None = None,
 ) -> dict[str, Any]:
     """Query parameters of a job list."""
     params: dict[str, Any] = {"limit": page_size}
@@ -269,6 +270,8 @@ def list_params(
         params["after"] = _time(after)
     if owner is not None:
         params["owner"] = owner
+    if parent_id is not None:
+        params["parent_id"] = parent_id
     return params
 
 

@@ -29,7 +29,7 @@ from ._core import (
     outcome,
     should_retry,
 )
-from .bodies import create_body, create_request, patch_body
+from .bodies import JobOptions, create_body, create_request, patch_body
 from .progress import ProgressDisplay
 
 __all__ = ["AsyncClient", "AsyncJob"]
@@ -144,16 +144,11 @@ class AsyncClient(ClientBase):
         parameters: Mapping[str, Any] | None = None,
         *,
         start: bool = True,
-        run_id: str | None = None,
-        execution_duration: int | None = None,
-        destruction_time: datetime | None = None,
         files: Mapping[str, Path | bytes] | None = None,
         uploads: Mapping[str, str] | None = None,
         sync: bool = False,
         idempotency_key: str | None = None,
-        run_after: datetime | None = None,
-        priority: int | None = None,
-        concurrency_key: str | None = None,
+        **options: Unpack[JobOptions],
     ) -> AsyncJob:
         """Create a job and (unless ``start=False``) queue it.
 
@@ -164,18 +159,12 @@ class AsyncClient(ClientBase):
         sync timeout: `APIError` 504). Each call sends an idempotency
         key (``idempotency_key``, or a new one), so retries after a lost
         answer get the same job; the same key in another call within the
-        server's window answers the job that key made.
+        server's window answers the job that key made. ``options``
+        are the rest of the creation (`JobOptions`: priority, start
+        time, dependencies, …).
         """
         body = create_body(
-            task,
-            parameters,
-            start=start or sync,
-            run_id=run_id,
-            execution_duration=execution_duration,
-            destruction_time=destruction_time,
-            run_after=run_after,
-            priority=priority,
-            concurrency_key=concurrency_key,
+            task, parameters, start=start or sync, options=options
         )
         path, arguments = create_request(
             body,
@@ -247,6 +236,7 @@ class AsyncClient(ClientBase):
         run_id: str | None = None,
         after: datetime | None = None,
         owner: str | None = None,
+        parent_id: str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[AsyncJob]:
         """Every job that matches, newest first, page after page."""
@@ -257,6 +247,7 @@ class AsyncClient(ClientBase):
             after=after,
             owner=owner,
             page_size=page_size,
+            parent_id=parent_id,
         )
         while True:
             answer = await self._request("GET", "/api/v1/jobs", params=params)

@@ -4,18 +4,40 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from ..clock import format_time
 
-__all__ = ["create_body", "create_request", "patch_body"]
+__all__ = ["JobOptions", "create_body", "create_request", "patch_body"]
 
 
 def _time(value: datetime | None) -> str | None:
     return format_time(value) if value is not None else None
+
+
+class JobOptions(TypedDict, total=False):
+    """What a creation may give besides the task and its parameters (see
+    ``POST /api/v1/jobs``): each left out (or `None`) takes the server's
+    default."""
+
+    run_id: str | None
+    execution_duration: int | None
+    destruction_time: datetime | None
+    #: Start at this time (the job waits HELD until then).
+    run_after: datetime | None
+    #: 0 to 9, higher runs first.
+    priority: int | None
+    #: Your jobs with one key share a running limit.
+    concurrency_key: str | None
+    #: Ids of your jobs that must end first (the job waits HELD).
+    after: Sequence[str] | None
+    #: ``all_completed`` (the default) or ``any_end``.
+    after_policy: Literal["all_completed", "any_end"] | None
+    #: Your job this one is a child of.
+    parent_id: str | None
 
 
 def create_body(
@@ -23,29 +45,24 @@ def create_body(
     parameters: Mapping[str, Any] | None,
     *,
     start: bool,
-    run_id: str | None,
-    execution_duration: int | None,
-    destruction_time: datetime | None,
-    run_after: datetime | None,
-    priority: int | None,
-    concurrency_key: str | None,
+    options: JobOptions,
 ) -> dict[str, Any]:
     """The JSON body of a job creation."""
-    body = {
+    body: dict[str, Any] = {
         "task": task,
         "start": start,
-        **patch_body(
-            parameters=dict(parameters or {}),
-            run_id=run_id,
-            execution_duration=execution_duration,
-            destruction_time=destruction_time,
-            priority=priority,
-        ),
+        "parameters": dict(parameters or {}),
     }
-    if run_after is not None:
-        body["run_after"] = _time(run_after)
-    if concurrency_key is not None:
-        body["concurrency_key"] = concurrency_key
+    for name, value in options.items():
+        if value is None:
+            continue
+        match value:
+            case datetime():
+                body[name] = _time(value)
+            case str() | int():
+                body[name] = value
+            case Sequence():
+                body[name] = list(value)
     return body
 
 

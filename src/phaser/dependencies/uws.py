@@ -41,6 +41,9 @@ CONTROL = {
     "runafter",
     "priority",
     "concurrencykey",
+    "afterjobs",
+    "afterpolicy",
+    "parentjob",
 }
 
 
@@ -59,8 +62,12 @@ class Form:
 
     def get(self, name: str) -> str | None:
         """The last value of a parameter."""
-        values = [value for key, value in self.pairs if key == name]
+        values = self.values(name)
         return values[-1] if values else None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of a parameter, in order."""
+        return [value for key, value in self.pairs if key == name]
 
     def only(self, name: str) -> Form:
         """This form with one parameter alone (``POST …/phase``).

@@ -69,6 +69,10 @@ async def list_jobs(
     task: Annotated[str | None, Query(max_length=64)] = None,
     phase: Annotated[list[ExecutionPhase] | None, Query()] = None,
     run_id: Annotated[str | None, Query(max_length=256)] = None,
+    parent_id: Annotated[
+        str | None,
+        Query(pattern=JOB_ID_PATTERN, description="Only this job's children."),
+    ] = None,
     after: Annotated[
         datetime | None, Query(description="Only jobs created after this.")
     ] = None,
@@ -91,6 +95,7 @@ async def list_jobs(
         task=task,
         phases=phase,
         run_id=run_id,
+        parent_id=parent_id,
         after=after,
         cursor=cursor,
         limit=limit,

@@ -122,6 +122,9 @@ async def _create(
             run_after=body.run_after,
             priority=body.priority,
             concurrency_key=body.concurrency_key,
+            after=body.after,
+            after_policy=body.after_policy,
+            parent_id=body.parent_id,
         ),
     )
     job = made.job

@@ -27,7 +27,7 @@ from ..dependencies.uws import Form
 from ..models.api import MAX_REQUEST_SECONDS, problem_responses
 from ..models.caller import Caller
 from ..models.errors import PhaserError
-from ..models.job import MAX_PRIORITY, MIN_PRIORITY, Job
+from ..models.job import MAX_PRIORITY, MIN_PRIORITY, AfterPolicy, Job
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
 from ..services.creation import check_idempotency_key
@@ -126,6 +126,19 @@ def integer(
     return number
 
 
+def after_policy(value: str | None) -> AfterPolicy:
+    """``AFTERPOLICY``: ``all_completed`` (the default) or ``any_end``."""
+    match value:
+        case None | "all_completed":
+            return "all_completed"
+        case "any_end":
+            return "any_end"
+        case _:
+            raise bad_value(
+                "afterpolicy", value, "expected all_completed or any_end"
+            )
+
+
 def seconds(name: str, value: str | None, minimum: int) -> int | None:
     """A number of seconds (``EXECUTIONDURATION``, ``WAIT``, ``LAST``)."""
     return integer(name, value, minimum, MAX_REQUEST_SECONDS)
@@ -215,10 +228,11 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
             "RUNAFTER is given when a job is created; hold a job with"
             " PHASE=HOLD"
         )
-    if not creating and form.get("concurrencykey") is not None:
-        raise PhaserError(
-            "CONCURRENCYKEY is given when a job is created, not later"
-        )
+    for name in ("concurrencykey", "afterjobs", "afterpolicy", "parentjob"):
+        if not creating and form.get(name) is not None:
+            raise PhaserError(
+                f"{name.upper()} is given when a job is created, not later"
+            )
     return JobUpdate(
         parameters=form.task_parameters() or None,
         execution_duration=seconds(
@@ -293,6 +307,13 @@ async def create_from(
         run_after=time_value("runafter", form.get("runafter")),
         priority=asked.priority,
         concurrency_key=form.get("concurrencykey"),
+        after=[
+            job_id
+            for value in form.values("afterjobs")
+            for job_id in value.replace(",", " ").split()
+        ],
+        after_policy=after_policy(form.get("afterpolicy")),
+        parent_id=form.get("parentjob"),
     )
     return (await service.create(caller, new)).job
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -214,6 +214,22 @@ class JobModel(BaseModel):
         title="Concurrency key",
         description="The owner's jobs with this key share a running limit.",
     )
+    after: list[str] = Field(
+        default_factory=list,
+        title="After",
+        description="Jobs this one waits for (HELD until they have ended).",
+    )
+    after_policy: Literal["all_completed", "any_end"] = Field(
+        "all_completed",
+        title="After policy",
+        description=(
+            "``all_completed``: they must complete (else this job ends"
+            " ERROR); ``any_end``: they must only end."
+        ),
+    )
+    parent_id: str | None = Field(
+        None, title="Parent", description="The job this one is a child of."
+    )
     sync: bool = Field(
         False,
         title="Synchronous",
@@ -288,6 +304,9 @@ class JobModel(BaseModel):
             run_after=job.run_after,
             priority=job.priority,
             concurrency_key=job.concurrency_key,
+            after=job.after,
+            after_policy=job.after_policy,
+            parent_id=job.parent_id,
             history=[
                 PhaseChangeModel(phase=change.phase, at=change.at)
                 for change in job.history

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ..services.ids import JOB_ID_PATTERN
 from .api import MAX_REQUEST_SECONDS
 from .job import MAX_PRIORITY, MIN_PRIORITY
 
@@ -66,6 +67,35 @@ class JobCreate(BaseModel):
         description=(
             "0 to 9, higher runs first (FIFO within one priority); the"
             " task's default (5 unless it says) if not given."
+        ),
+    )
+    after: list[Annotated[str, Field(pattern=JOB_ID_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=100,
+        title="After",
+        description=(
+            "Ids of your jobs that must end first: the job waits in phase"
+            " HELD until then, and is queued once they have all"
+            " COMPLETED; if one ends ERROR or ABORTED or is deleted, the"
+            " job ends ERROR naming it (``start`` is implied)."
+        ),
+    )
+    after_policy: Literal["all_completed", "any_end"] = Field(
+        "all_completed",
+        title="After policy",
+        description=(
+            "``any_end``: run once every job of ``after`` has ended,"
+            " however it ended."
+        ),
+    )
+    parent_id: str | None = Field(
+        None,
+        pattern=JOB_ID_PATTERN,
+        title="Parent",
+        description=(
+            "Your job this one is a child of: list them with"
+            " ``GET /api/v1/jobs?parent_id=``; aborting the parent aborts"
+            " its active children."
         ),
     )
     concurrency_key: str | None = Field(

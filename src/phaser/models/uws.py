@@ -130,6 +130,30 @@ class ConcurrencyKey(
     value: str
 
 
+class After(
+    BaseXmlModel,
+    tag="after",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """``<phaser:after policy="all_completed"><phaser:job>id</…>…</…>``:
+    the jobs this one waits for (HELD until they end)."""
+
+    policy: str = attr()
+    jobs: list[str] = element(tag="job", ns="phaser")
+
+
+class Parent(
+    BaseXmlModel,
+    tag="parent",
+    ns="phaser",
+    nsmap={"phaser": PHASER_NAMESPACE},
+):
+    """``<phaser:parent>id</…>``: the job this one is a child of."""
+
+    value: str
+
+
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
     """``uws:jobInfo`` with phaser's priority, progress, the parameters
     that were ignored, ``<phaser:sync>true</…>`` for a job created by a
@@ -137,6 +161,8 @@ class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
 
     priority: Priority | None = element(default=None)
     concurrency_key: ConcurrencyKey | None = element(default=None)
+    after: After | None = element(default=None)
+    parent: Parent | None = element(default=None)
     progress: ProgressInfo | None = element(default=None)
     ignored: list[IgnoredParameter] = element(default_factory=list)
     sync: SyncMarker | None = element(default=None)
@@ -253,6 +279,8 @@ def render_job(
         or job.run_after
         or job.priority != DEFAULT_PRIORITY
         or job.concurrency_key
+        or job.after
+        or job.parent_id
     ):
         info = _job_info(job)
     document = PhaserJob(
@@ -346,6 +374,10 @@ def _job_info(job: Job) -> JobInfo:
         concurrency_key=ConcurrencyKey(value=job.concurrency_key)
         if job.concurrency_key
         else None,
+        after=After(policy=job.after_policy, jobs=job.after)
+        if job.after
+        else None,
+        parent=Parent(value=job.parent_id) if job.parent_id else None,
         progress=ProgressInfo(
             percent=progress.percent, message=progress.message
         )

@@ -29,7 +29,7 @@ from ..models.errors import (
     InvalidRequestError,
     JobNotFoundError,
 )
-from ..models.job import Job, PhaseChange
+from ..models.job import AfterPolicy, Job, PhaseChange
 from ..models.phase import HELD, WAITING, created_phase
 from ..storage.job_store import Created, Existing, JobStore, OverQuota
 from ..storage.limits import key_group, task_group
@@ -42,7 +42,7 @@ from .checks import (
     start_time,
     utc,
 )
-from .ids import new_job_id
+from .ids import is_job_id, new_job_id
 from .lifecycle import JobLifecycle
 from .uploads import FileUpload, LinkUpload, NewUpload, UploadChecks
 
@@ -50,6 +50,9 @@ __all__ = ["CreatedJob", "JobCreator", "NewJob", "check_idempotency_key"]
 
 #: Longest idempotency key.
 _MAX_KEY = 255
+
+#: Most jobs one job may wait for.
+_MAX_AFTER = 100
 
 
 def check_idempotency_key(value: str | None) -> str | None:
@@ -104,6 +107,12 @@ class NewJob:
     priority: int | None = None
     #: Jobs of one owner with one key share a concurrency limit.
     concurrency_key: str | None = None
+    #: Jobs (the owner's) that must end first; the job waits HELD.
+    after: Sequence[str] = ()
+    #: How they must end (`phaser.models.job.AfterPolicy`).
+    after_policy: AfterPolicy = "all_completed"
+    #: The owner's job this one is a child of.
+    parent_id: str | None = None
 
     def fingerprint(self) -> str:
         """What makes two creations the same request: everything the
@@ -129,6 +138,9 @@ class NewJob:
             self.run_after.isoformat() if self.run_after else None,
             self.priority,
             self.concurrency_key,
+            sorted(self.after),
+            self.after_policy,
+            self.parent_id,
         ]
         text = json.dumps(asked, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -211,15 +223,18 @@ class JobCreator:
             if new.priority is None
             else check_priority(new.priority)
         )
+        await self._check_relations(caller, new)
         asked = utc("run_after", new.run_after) if new.run_after else None
         destruction = self._checks.destruction(
             new.destruction_time, start=asked
         )
         run_after = start_time(asked, destruction)
-        # A start time makes the job wait HELD until then, started or not;
-        # one that has passed starts it now.
+        # A start time makes the job wait HELD until then, started or not
+        # (one that has passed starts it now); so do dependencies, until
+        # they have ended.
         start = new.start or new.run_after is not None
-        phase = HELD if run_after else created_phase(start=start)
+        held = run_after is not None or bool(new.after)
+        phase = HELD if held else created_phase(start=start)
         created = now()
         job = Job(
             id=new_job_id(to_ms(created)),
@@ -248,8 +263,40 @@ class JobCreator:
             priority=priority,
             concurrency_key=new.concurrency_key,
             limits=self._limits(definition, caller, new.concurrency_key),
+            after=list(dict.fromkeys(new.after)),
+            after_policy=new.after_policy,
+            parent_id=new.parent_id,
         )
         return await self._store_job(job, new, kept)
+
+    async def _check_relations(self, caller: Caller, new: NewJob) -> None:
+        """Refuse dependencies and a parent that are not the caller's
+        stored jobs (a new job can only wait for jobs that exist, so no
+        cycle can form), too many dependencies, and dependencies with a
+        start time."""
+        named = [*(("after", job_id) for job_id in new.after)]
+        if new.parent_id is not None:
+            named.append(("parent_id", new.parent_id))
+        if len(new.after) > _MAX_AFTER:
+            raise InvalidRequestError(
+                f"Too many dependencies: {len(new.after)} (at most"
+                f" {_MAX_AFTER})",
+                fields=[{"field": "after", "message": "too many"}],
+            )
+        if new.after and new.run_after is not None:
+            raise InvalidRequestError(
+                "A job waits for its dependencies or for run_after, not both",
+                fields=[{"field": "run_after", "message": "with after"}],
+            )
+        ids = [job_id for _, job_id in named if is_job_id(job_id)]
+        found = {job.id: job for job in await self._store.get_many(ids)}
+        for field, job_id in named:
+            job = found.get(job_id)
+            if job is None or job.owner != caller.name:
+                raise InvalidRequestError(
+                    f"Invalid {field}: no job {job_id!r} of yours",
+                    fields=[{"field": field, "message": "no such job"}],
+                )
 
     def _limits(
         self, definition: Task, caller: Caller, key: str | None
@@ -304,4 +351,7 @@ class JobCreator:
         JOBS_CREATED.labels(job.task).inc()
         if job.phase is WAITING:
             await self._lifecycle.send(job, 1)
+        if job.after and await self._lifecycle.followers.resolve([job.id]):
+            # Its dependencies had all ended already: decided at once.
+            return CreatedJob(await self._store.get(job.id) or job)
         return CreatedJob(job)

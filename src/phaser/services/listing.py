@@ -35,6 +35,7 @@ async def list_jobs(
     task: str | None = None,
     phases: Sequence[ExecutionPhase] | None = None,
     run_id: str | None = None,
+    parent_id: str | None = None,
     after: datetime | None = None,
     cursor: str | None = None,
     limit: int = 100,
@@ -45,10 +46,11 @@ async def list_jobs(
     Without ``phases``, every phase but ARCHIVED (`LISTED_PHASES`), in
     both dialects: archived jobs are listed only when asked for.
 
-    Task and phase filters read dedicated indexes, and so does
-    ``run_id``; with ``run_id`` and a task or phase filter, the run
-    id's jobs are read and filtered, so the cost grows with the jobs
-    of that run id that the other filters skip. With no filter, the
+    Task and phase filters read dedicated indexes, and so do ``run_id``
+    and ``parent_id`` (a parent's children); with one of those and
+    another filter, its jobs are read and filtered, so the cost grows
+    with the jobs of that run id (or parent) that the other filters
+    skip. With no filter, the
     owner's index is read (one index, not one per task and phase) and
     archived jobs are skipped, so the cost grows with the archived jobs
     among those read, which are the oldest.
@@ -62,11 +64,12 @@ async def list_jobs(
     if after is not None:
         after = utc("after", after)
     newer_than = after_bound(to_ms(after)) if after else None
-    owner_index = default and task is None and run_id is None
-    filtered = owner_index or run_id is not None
+    by_index = run_id is not None or parent_id is not None
+    owner_index = default and task is None and not by_index
+    filtered = owner_index or by_index
     collected: list[Job] = []
     position = cursor
-    batch = max(limit * 2, 100) if run_id is not None else limit + 1
+    batch = max(limit * 2, 100) if by_index else limit + 1
     while True:
         ids = await store.list_ids(
             owner=whose,
@@ -76,10 +79,13 @@ async def list_jobs(
             older_than=position,
             limit=batch,
             run_id=run_id,
+            parent_id=parent_id,
         )
         for job in await store.get_many(ids):
             if not filtered or (
-                (task is None or job.task == task) and job.phase in wanted
+                (task is None or job.task == task)
+                and job.phase in wanted
+                and (run_id is None or job.run_id == run_id)
             ):
                 collected.append(job)
             if len(collected) > limit:

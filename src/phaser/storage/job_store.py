@@ -18,7 +18,6 @@ import heapq
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from redis.asyncio import Redis
 
@@ -31,6 +30,7 @@ from .events import created_channel
 from .keys import KeyLayout
 from .limits import ConcurrencyLimits
 from .lua import load_scripts, script_text
+from .outcomes import Created, CreateOutcome, Deleted, Existing, OverQuota
 from .relations import Relations
 from .schedules import Schedules
 from .transitions import JobTransitions
@@ -56,44 +56,6 @@ class Quota:
     max_stored: int | None
     max_active: int | None
     active_phases: Sequence[ExecutionPhase]
-
-
-@dataclass(frozen=True, slots=True)
-class Created:
-    """The job was stored."""
-
-    job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class OverQuota:
-    """The job was not stored: an owner's limit, and the count that hit
-    it."""
-
-    limit: Literal["stored", "active"]
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Existing:
-    """The job was not stored: its idempotency key already names a job,
-    made by the same request (``same``) or a different one."""
-
-    job_id: str
-    same: bool
-
-
-#: How a creation ended.
-CreateOutcome = Created | OverQuota | Existing
-
-
-@dataclass(frozen=True, slots=True)
-class Deleted:
-    """What a deletion removed: each job's former phase (`None`: it was
-    already gone), and the jobs that were waiting for one of them."""
-
-    phases: list[ExecutionPhase | None]
-    waiting: list[str]
 
 
 #: An idempotency key, the fingerprint of its request, and how long (ms)
@@ -343,6 +305,7 @@ class JobStore:
         older_than: str | None,
         limit: int,
         run_id: str | None = None,
+        parent_id: str | None = None,
     ) -> list[str]:
         """Ids of an owner's jobs, newest first.
 
@@ -367,9 +330,14 @@ class JobStore:
         run_id
             Only jobs with this run id: read from that run id's index, and
             then ``tasks`` and ``phases`` are ignored (the caller filters).
+        parent_id
+            Only that job's children: read from its index, and then
+            ``run_id``, ``tasks`` and ``phases`` are ignored.
         """
         indexes: list[str]
-        if run_id is not None:
+        if parent_id is not None:
+            indexes = [self._keys.by_parent(owner, parent_id)]
+        elif run_id is not None:
             indexes = [self._keys.by_run(owner, run_id)]
         elif tasks is None and phases is None:
             indexes = [self._keys.by_owner(owner)]

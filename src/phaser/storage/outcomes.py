@@ -1,11 +1,13 @@
 """What a transition may require besides the phase (guards), and how it
 ends (outcomes): the types `phaser.storage.transitions` takes and answers
-with, matched exhaustively by its callers."""
+with, matched exhaustively by its callers; and how a creation or a
+deletion of the job store ends."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from ..models.job import Job
 from ..models.phase import ExecutionPhase
@@ -15,8 +17,13 @@ __all__ = [
     "Beat",
     "Changed",
     "Claim",
+    "CreateOutcome",
+    "Created",
+    "Deleted",
+    "Existing",
     "Guard",
     "Missing",
+    "OverQuota",
     "Stale",
     "TransitionOutcome",
     "WrongPhase",
@@ -80,3 +87,41 @@ class Stale:
 
 #: How a transition ended.
 TransitionOutcome = Changed | Missing | WrongPhase | Stale
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The job was stored."""
+
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class OverQuota:
+    """The job was not stored: an owner's limit, and the count that hit
+    it."""
+
+    limit: Literal["stored", "active"]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The job was not stored: its idempotency key already names a job,
+    made by the same request (``same``) or a different one."""
+
+    job_id: str
+    same: bool
+
+
+#: How a creation ended.
+CreateOutcome = Created | OverQuota | Existing
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a deletion removed: each job's former phase (`None`: it was
+    already gone), and the jobs that were waiting for one of them."""
+
+    phases: list[ExecutionPhase | None]
+    waiting: list[str]
