@@ -139,9 +139,60 @@ def test_hold_and_release_in_both_dialects(
     assert client.get(f"/api/v1/jobs/{scheduled_id}").json()["parameters"] == {
         "x": "1"
     }
+    # RUNAFTER on a job that has ended: 403, like any change of a waiting
+    # job's schedule outside its phases.
     later = client.post(location, data={"RUNAFTER": _at(60)})
-    assert later.status_code == 400
-    assert "RUNAFTER is given when a job is created" in later.text
+    assert later.status_code == 403
+    assert "reschedule" in later.text
+
+
+def test_a_waiting_job_gets_a_new_start_time_in_both_dialects(
+    client: httpx.Client, schema: etree.XMLSchema
+) -> None:
+    pending = client.post("/api/v1/jobs", json={"task": "echo"}).json()
+    # PENDING -> HELD until the time; then the time moves.
+    held = client.patch(
+        f"/api/v1/jobs/{pending['id']}", json={"run_after": _at(3600)}
+    )
+    assert held.status_code == 200, held.text
+    assert held.json()["phase"] == "HELD"
+    first = _time(held.json()["run_after"])
+    moved = client.patch(
+        f"/api/v1/jobs/{pending['id']}", json={"run_after": _at(7200)}
+    ).json()
+    assert _time(moved["run_after"]) > first
+    # UWS: RUNAFTER on the job, shown in jobInfo.
+    location = f"/echo/jobs/{pending['id']}"
+    soon = client.post(location, data={"RUNAFTER": _at(1)})
+    assert soon.status_code == 303
+    document = valid_uws(schema, client.get(location).content)
+    assert document.find(f".//{PHASER}runAfter") is not None
+    # It starts at its new time, once; the time is cleared once started.
+    done = wait_for(client, pending["id"], {"COMPLETED"}, timeout=30)
+    assert done["run_after"] is None
+    assert done["attempts"] == 1
+    # A time that has passed starts a waiting job now; a time past the
+    # destruction time is refused and changes nothing.
+    other = client.post("/api/v1/jobs", json={"task": "echo"}).json()
+    refused = client.patch(
+        f"/api/v1/jobs/{other['id']}", json={"run_after": _at(10**8)}
+    )
+    assert refused.status_code == 409
+    assert client.get(f"/api/v1/jobs/{other['id']}").json()["phase"] == (
+        "PENDING"
+    )
+    now = client.patch(
+        f"/api/v1/jobs/{other['id']}", json={"run_after": _at(-5)}
+    )
+    assert now.json()["phase"] in {"QUEUED", "EXECUTING", "COMPLETED"}
+    assert wait_for(client, other["id"], {"COMPLETED"})["phase"] == (
+        "COMPLETED"
+    )
+    # With a phase change in the same request: refused.
+    both = client.post(
+        f"/echo/jobs/{other['id']}", data={"RUNAFTER": _at(60), "PHASE": "RUN"}
+    )
+    assert both.status_code == 400
 
 
 def test_a_queued_job_held_is_not_run_until_released(

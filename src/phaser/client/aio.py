@@ -213,15 +213,18 @@ class AsyncClient(ClientBase):
         execution_duration: int | None = None,
         destruction_time: datetime | None = None,
         priority: int | None = None,
+        run_after: datetime | None = None,
     ) -> AsyncJob:
         """Change a job (parameters and duration only while PENDING, the
-        priority while it waits: PENDING, QUEUED or HELD)."""
+        priority and start time while it waits: PENDING, QUEUED or
+        HELD)."""
         body = patch_body(
             parameters=parameters,
             run_id=run_id,
             execution_duration=execution_duration,
             destruction_time=destruction_time,
             priority=priority,
+            run_after=run_after,
         )
         path = f"/api/v1/jobs/{job_id}"
         return self._job(await self._request("PATCH", path, json=body))

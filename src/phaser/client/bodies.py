@@ -108,6 +108,7 @@ def patch_body(
     execution_duration: int | None,
     destruction_time: datetime | None,
     priority: int | None = None,
+    run_after: datetime | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a job change (only what is given)."""
     fields = {
@@ -116,5 +117,6 @@ def patch_body(
         "execution_duration": execution_duration,
         "destruction_time": _time(destruction_time),
         "priority": priority,
+        "run_after": _time(run_after),
     }
     return {name: value for name, value in fields.items() if value is not None}

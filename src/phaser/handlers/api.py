@@ -236,6 +236,7 @@ async def patch_job(
         destruction_time=body.destruction_time,
         run_id=body.run_id,
         priority=body.priority,
+        run_after=body.run_after,
         strict=True,
     )
     job = await service.update(caller, job_id, update)

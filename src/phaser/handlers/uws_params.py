@@ -223,11 +223,6 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
     a new job is created with, where PHASE may only be RUN)."""
     if not creating and (form.files or form.get("upload") is not None):
         raise PhaserError("Files are given when a job is created, not later")
-    if not creating and form.get("runafter") is not None:
-        raise PhaserError(
-            "RUNAFTER is given when a job is created; hold a job with"
-            " PHASE=HOLD"
-        )
     for name in ("concurrencykey", "afterjobs", "afterpolicy", "parentjob"):
         if not creating and form.get(name) is not None:
             raise PhaserError(
@@ -243,6 +238,9 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
         priority=integer(
             "priority", form.get("priority"), MIN_PRIORITY, MAX_PRIORITY
         ),
+        run_after=None
+        if creating
+        else time_value("runafter", form.get("runafter")),
         action=phase_action(form.get("phase"), creating=creating),
     )
 

@@ -164,6 +164,7 @@ class Action(StrEnum):
     EDIT = "edit"  # parameters and duration change; the phase does not
     RELABEL = "relabel"  # destruction time and run id change, in any phase
     REPRIORITISE = "reprioritise"  # the priority of a waiting job changes
+    RESCHEDULE = "reschedule"  # a HELD job's start time changes
 
 
 _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
@@ -190,6 +191,7 @@ _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
     Action.EDIT: (frozenset({P.PENDING, P.HELD}), None),
     Action.RELABEL: (frozenset(ExecutionPhase), None),
     Action.REPRIORITISE: (frozenset({P.PENDING, P.QUEUED, P.HELD}), None),
+    Action.RESCHEDULE: (frozenset({P.HELD}), None),
 }
 
 

@@ -168,3 +168,12 @@ class JobPatch(BaseModel):
             " priority queued before it."
         ),
     )
+    run_after: AwareDatetime | None = Field(
+        None,
+        title="Run after",
+        description=(
+            "New start time, while the job waits: a PENDING or QUEUED job"
+            " is held (HELD) until then, a HELD one moves to it; a time"
+            " that has passed starts the job now."
+        ),
+    )

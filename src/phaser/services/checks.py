@@ -54,6 +54,8 @@ class JobUpdate:
     run_id: str | None = None
     #: New priority (while the job waits: PENDING, QUEUED or HELD).
     priority: int | None = None
+    #: New start time (while the job waits): it is held until then.
+    run_after: datetime | None = None
     #: Also start or abort the job, in the same step (UWS ``PHASE``).
     action: Literal[Action.START, Action.ABORT, Action.HOLD] | None = None
     #: Refuse parameter names the task does not have (JSON API).

@@ -9,19 +9,27 @@ changes themselves go through `phaser.services.lifecycle`, waiting through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import assert_never
+from typing import Any, assert_never
 
+from ..clock import now
 from ..config import Settings
 from ..models.caller import Caller
 from ..models.errors import (
+    InvalidRequestError,
     JobNotFoundError,
     PhaseConflictError,
     ResultNotFoundError,
 )
 from ..models.job import Job, JobResult
-from ..models.phase import FINAL_PHASES, HELD, Action, ExecutionPhase
+from ..models.phase import (
+    FINAL_PHASES,
+    HELD,
+    WAITING,
+    Action,
+    ExecutionPhase,
+)
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
 from ..storage.transitions import (
@@ -32,7 +40,7 @@ from ..storage.transitions import (
     WrongPhase,
 )
 from ..tasks.registry import Task, TaskRegistry
-from .checks import JobChecks, JobUpdate
+from .checks import JobChecks, JobUpdate, start_time, utc
 from .creation import CreatedJob, JobCreator, NewJob
 from .ids import is_job_id
 from .lifecycle import JobLifecycle
@@ -252,6 +260,8 @@ class JobService:
         job = await self.get(caller, job_id)
         changes = self._checks.changes(job, update, self._registry)
         need = update.edit_action
+        if update.run_after is not None:
+            return await self._reschedule(job, update, changes)
         match update.action:
             case Action.START:
                 outcome = await self._lifecycle.start(job, changes, need)
@@ -275,6 +285,37 @@ class JobService:
         return _changed(
             job, await self._lifecycle.edit(job, changes, need), "change"
         )
+
+    async def _reschedule(
+        self, job: Job, update: JobUpdate, changes: dict[str, Any]
+    ) -> Job:
+        """A new start time for a waiting job (with ``changes``, in the
+        same step): a future one holds it until then (PENDING or QUEUED
+        jobs become HELD; a HELD one moves to the new time), one that has
+        passed starts it now."""
+        assert update.run_after is not None
+        if update.action is not None:
+            raise InvalidRequestError(
+                "A new start time and a phase change are separate requests",
+                fields=[{"field": "run_after", "message": "with a phase"}],
+            )
+        latest = job.destruction_time or now() + timedelta(days=36500)
+        at = start_time(utc("run_after", update.run_after), latest)
+        need = update.edit_action
+        if at is None:
+            if job.phase is WAITING:
+                outcome = await self._lifecycle.edit(job, changes, need)
+            else:
+                outcome = await self._lifecycle.start(job, changes, need)
+        elif job.phase is HELD:
+            outcome = await self._lifecycle.edit(
+                job, {**changes, "run_after": at}, Action.RESCHEDULE
+            )
+        else:
+            outcome = await self._lifecycle.hold(
+                job, {**changes, "run_after": at}, need
+            )
+        return _changed(job, outcome, "reschedule")
 
     async def delete(self, caller: Caller, job_id: str) -> None:
         """Delete a job and its results, aborting it first if it is active.

@@ -137,6 +137,8 @@ class JobTransitions:
             Transition(
                 Action.START,
                 fields={**(changes or {}), "attempts": job.attempts + 1},
+                # A start time has served its purpose once started.
+                clear=("run_after",),
                 only_from=allowed_from(changes_need),
             ),
         )
