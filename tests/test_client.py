@@ -339,3 +339,26 @@ def test_dependencies_and_children_through_the_client_and_the_cli(
     shown = _phaser(stack, "jobs", "show", job["id"])
     assert "after (any_end)" in shown.stdout
     assert parent.id in shown.stdout
+
+
+def test_suspend_and_resume_through_the_client_and_the_cli(
+    stack: Stack, tmp_path: Path
+) -> None:
+    with Client(stack.url) as client:
+        job = client.submit(
+            "tick", {"directory": str(tmp_path), "seconds": 30}
+        )
+        wait_until(lambda: client.get(job.id).phase == "EXECUTING")
+        assert client.suspend(job.id).phase == "SUSPENDED"
+        shown = _phaser(stack, "jobs", "show", job.id)
+        assert "SUSPENDED" in shown.stdout
+        resumed = _phaser(stack, "jobs", "resume", job.id, "--json")
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads(resumed.stdout)["phase"] == "EXECUTING"
+        again = _phaser(stack, "jobs", "resume", job.id)
+        assert again.returncode == 1
+        assert "Cannot resume" in again.stderr
+        suspended = _phaser(stack, "jobs", "suspend", job.id, "--json")
+        assert json.loads(suspended.stdout)["phase"] == "SUSPENDED"
+        assert client.resume(job.id).phase == "EXECUTING"
+        client.abort(job.id)

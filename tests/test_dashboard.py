@@ -815,3 +815,34 @@ def test_the_job_page_shows_what_a_job_waits_for_and_its_parent(
     api.post(f"/api/v1/jobs/{first['id']}/abort")
     until(browser, lambda b: text(b, "#phase") == "ERROR")
     assert "ended ABORTED" in text(browser, "#live")
+
+
+def test_suspend_and_resume_from_the_job_page(
+    browser: webdriver.Chrome, ui: Stack, api: httpx.Client, tmp_path: Path
+) -> None:
+    job = api.post(
+        "/api/v1/jobs",
+        json={
+            "task": "tick",
+            "parameters": {"directory": str(tmp_path), "seconds": 30},
+            "start": True,
+        },
+    ).json()
+    browser.get(f"{ui.url}/ui/jobs/{job['id']}")
+    until(browser, lambda b: text(b, "#phase") == "EXECUTING")
+    until(browser, lambda b: b.find_element(By.ID, "suspend").is_displayed())
+    browser.find_element(By.ID, "suspend").click()
+    until(browser, lambda b: text(b, "#phase") == "SUSPENDED")
+    assert not browser.find_element(By.ID, "suspend").is_displayed()
+    browser.find_element(By.ID, "resume").click()
+    until(browser, lambda b: text(b, "#phase") == "EXECUTING")
+    api.post(f"/api/v1/jobs/{job['id']}/abort")
+    # An async task's page offers no Suspend.
+    other = api.post(
+        "/api/v1/jobs",
+        json={"task": "sleep", "parameters": {"seconds": 30}, "start": True},
+    ).json()
+    browser.get(f"{ui.url}/ui/jobs/{other['id']}")
+    until(browser, lambda b: text(b, "#phase") == "EXECUTING")
+    assert not browser.find_element(By.ID, "suspend").is_displayed()
+    api.post(f"/api/v1/jobs/{other['id']}/abort")

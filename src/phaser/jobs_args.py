@@ -105,6 +105,10 @@ def add_commands(commands: Any) -> None:
     abort = verbs.add_parser("abort", help="abort a job")
     hold = verbs.add_parser("hold", help="hold a pending or queued job")
     release = verbs.add_parser("release", help="queue a held job")
+    suspend = verbs.add_parser(
+        "suspend", help="pause a running job (def tasks)"
+    )
+    resume = verbs.add_parser("resume", help="let a suspended job go on")
     priority = verbs.add_parser(
         "priority", help="change the priority of a waiting job"
     )
@@ -116,7 +120,17 @@ def add_commands(commands: Any) -> None:
     results.add_argument(
         "-o", "--output", type=Path, help="file (default: standard output)"
     )
-    for parser in (show, wait, watch, abort, hold, release, delete):
+    for parser in (
+        show,
+        wait,
+        watch,
+        abort,
+        hold,
+        release,
+        suspend,
+        resume,
+        delete,
+    ):
         parser.add_argument("id", help="job id")
     results.add_argument("id", help="job id")
     every = (
@@ -128,6 +142,8 @@ def add_commands(commands: Any) -> None:
         abort,
         hold,
         release,
+        suspend,
+        resume,
         priority,
         delete,
     )

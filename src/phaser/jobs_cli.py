@@ -258,6 +258,8 @@ _CHANGES: dict[str, Callable[[Client, argparse.Namespace], Job]] = {
     "abort": lambda client, args: client.abort(args.id),
     "hold": lambda client, args: client.hold(args.id),
     "release": lambda client, args: client.release(args.id),
+    "suspend": lambda client, args: client.suspend(args.id),
+    "resume": lambda client, args: client.resume(args.id),
     "priority": lambda client, args: client.update(
         args.id, priority=args.priority
     ),

@@ -182,22 +182,30 @@ class AsyncClient(ClientBase):
 
     async def start(self, job_id: str) -> AsyncJob:
         """Queue a PENDING job."""
-        path = f"/api/v1/jobs/{job_id}/start"
-        return self._job(await self._request("POST", path))
+        return await self._verb(job_id, "start")
 
     async def hold(self, job_id: str) -> AsyncJob:
         """Hold a PENDING or QUEUED job (HELD) until released."""
-        path = f"/api/v1/jobs/{job_id}/hold"
-        return self._job(await self._request("POST", path))
+        return await self._verb(job_id, "hold")
 
     async def release(self, job_id: str) -> AsyncJob:
         """Queue a HELD job (also before its ``run_after`` time)."""
-        path = f"/api/v1/jobs/{job_id}/release"
-        return self._job(await self._request("POST", path))
+        return await self._verb(job_id, "release")
 
     async def abort(self, job_id: str) -> AsyncJob:
         """Abort a job that has not ended."""
-        path = f"/api/v1/jobs/{job_id}/abort"
+        return await self._verb(job_id, "abort")
+
+    async def suspend(self, job_id: str) -> AsyncJob:
+        """Pause a running job of a ``def`` task (SUSPENDED)."""
+        return await self._verb(job_id, "suspend")
+
+    async def resume(self, job_id: str) -> AsyncJob:
+        """Let a SUSPENDED job go on (a HELD one: start over)."""
+        return await self._verb(job_id, "resume")
+
+    async def _verb(self, job_id: str, verb: str) -> AsyncJob:
+        path = f"/api/v1/jobs/{job_id}/{verb}"
         return self._job(await self._request("POST", path))
 
     async def delete(self, job_id: str) -> None:

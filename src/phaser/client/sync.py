@@ -178,22 +178,30 @@ class Client(ClientBase):
 
     def start(self, job_id: str) -> Job:
         """Queue a PENDING job."""
-        path = f"/api/v1/jobs/{job_id}/start"
-        return self._job(self._request("POST", path))
+        return self._verb(job_id, "start")
 
     def hold(self, job_id: str) -> Job:
         """Hold a PENDING or QUEUED job (HELD) until released."""
-        path = f"/api/v1/jobs/{job_id}/hold"
-        return self._job(self._request("POST", path))
+        return self._verb(job_id, "hold")
 
     def release(self, job_id: str) -> Job:
         """Queue a HELD job (also before its ``run_after`` time)."""
-        path = f"/api/v1/jobs/{job_id}/release"
-        return self._job(self._request("POST", path))
+        return self._verb(job_id, "release")
 
     def abort(self, job_id: str) -> Job:
         """Abort a job that has not ended."""
-        path = f"/api/v1/jobs/{job_id}/abort"
+        return self._verb(job_id, "abort")
+
+    def suspend(self, job_id: str) -> Job:
+        """Pause a running job of a ``def`` task (SUSPENDED)."""
+        return self._verb(job_id, "suspend")
+
+    def resume(self, job_id: str) -> Job:
+        """Let a SUSPENDED job go on (a HELD one: start over)."""
+        return self._verb(job_id, "resume")
+
+    def _verb(self, job_id: str, verb: str) -> Job:
+        path = f"/api/v1/jobs/{job_id}/{verb}"
         return self._job(self._request("POST", path))
 
     def delete(self, job_id: str) -> None:

@@ -184,6 +184,19 @@ _VERBS = {
         "Aborts a pending, queued or running job; a running task is"
         " stopped. 409 if the job has already ended.",
     ),
+    "suspend": (
+        "Suspend a running job",
+        "Pauses an EXECUTING job of a plain ``def`` task: its process is"
+        " stopped (SIGSTOP) and its execution duration stops counting"
+        " (SUSPENDED). 409 in another phase, and for ``async def`` tasks,"
+        " which cannot be paused.",
+    ),
+    "resume": (
+        "Resume a suspended job",
+        "Lets a SUSPENDED job's process go on (EXECUTING); a job whose"
+        " worker stopped while it was suspended waits HELD, and resuming"
+        " it queues it to start over. 409 in another phase.",
+    ),
 }
 
 

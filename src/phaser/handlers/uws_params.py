@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape
 
@@ -30,6 +30,7 @@ from ..models.errors import PhaserError
 from ..models.job import MAX_PRIORITY, MIN_PRIORITY, AfterPolicy, Job
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
+from ..services.checks import PhaseAction
 from ..services.creation import check_idempotency_key
 from ..services.jobs import JobService, JobUpdate, NewJob
 from ..services.uploads import LinkUpload, NewUpload
@@ -144,24 +145,31 @@ def seconds(name: str, value: str | None, minimum: int) -> int | None:
     return integer(name, value, minimum, MAX_REQUEST_SECONDS)
 
 
+#: The ``PHASE`` values of a job that exists, and what each asks for.
+_PHASE_VALUES: dict[str, PhaseAction] = {
+    "RUN": Action.START,
+    "ABORT": Action.ABORT,
+    "HOLD": Action.HOLD,
+    "SUSPEND": Action.SUSPEND,
+    "RESUME": Action.RESUME,
+}
+
+
 def phase_action(
     value: str | None, *, creating: bool = False
-) -> Literal[Action.START, Action.ABORT, Action.HOLD] | None:
+) -> PhaseAction | None:
     """The action a ``PHASE`` value asks for: RUN starts (a HELD job too),
-    ABORT aborts, HOLD holds a pending or queued job (not on creation)."""
-    match value:
-        case None:
-            return None
-        case "RUN":
-            return Action.START
-        case "ABORT" if not creating:
-            return Action.ABORT
-        case "HOLD" if not creating:
-            return Action.HOLD
-        case _ if creating:
-            raise bad_value("phase", value, "only RUN is allowed on creation")
-        case _:
-            raise bad_value("phase", value, "expected RUN, ABORT or HOLD")
+    ABORT aborts, HOLD holds a pending or queued job, SUSPEND pauses a
+    running one and RESUME lets it go on (only RUN on creation)."""
+    if value is None:
+        return None
+    if creating and value != "RUN":
+        raise bad_value("phase", value, "only RUN is allowed on creation")
+    if value not in _PHASE_VALUES:
+        raise bad_value(
+            "phase", value, f"expected one of {', '.join(_PHASE_VALUES)}"
+        )
+    return _PHASE_VALUES[value]
 
 
 def text_errors(

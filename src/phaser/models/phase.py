@@ -17,6 +17,7 @@ __all__ = [
     "ACTIVE_PHASES",
     "ADMITTED_PHASES",
     "ARCHIVED",
+    "CLAIMED_PHASES",
     "FAILED",
     "FAILED_PHASES",
     "FINAL_PHASES",
@@ -27,6 +28,7 @@ __all__ = [
     "RUNNING",
     "STOPPED",
     "SUCCEEDED",
+    "SUSPENDED",
     "WAITING",
     "Action",
     "ExecutionPhase",
@@ -100,6 +102,12 @@ STOPPED = P.ABORTED
 #: its start time).
 HELD = P.HELD
 
+#: The phase of a running job whose process a client has paused.
+SUSPENDED = P.SUSPENDED
+
+#: Phases of a job a worker holds (its claim, its heartbeats).
+CLAIMED_PHASES = frozenset({P.EXECUTING, P.SUSPENDED})
+
 #: The phase of a job whose destruction kept its metadata.
 ARCHIVED = P.ARCHIVED
 
@@ -165,14 +173,17 @@ class Action(StrEnum):
     RELABEL = "relabel"  # destruction time and run id change, in any phase
     REPRIORITISE = "reprioritise"  # the priority of a waiting job changes
     RESCHEDULE = "reschedule"  # a HELD job's start time changes
+    SUSPEND = "suspend"  # a client pauses a running job's process
+    RESUME = "resume"  # a client lets a suspended job's process go on
+    SHELVE = "shelve"  # a suspended job's worker stopped: it waits HELD
 
 
 _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
     Action.START: (frozenset({P.PENDING, P.HELD}), P.QUEUED),
     Action.CLAIM: (frozenset({P.QUEUED}), P.EXECUTING),
-    Action.HEARTBEAT: (frozenset({P.EXECUTING}), None),
+    Action.HEARTBEAT: (frozenset({P.EXECUTING, P.SUSPENDED}), None),
     Action.PROGRESS: (frozenset({P.EXECUTING}), None),
-    Action.COMPLETE: (frozenset({P.EXECUTING}), P.COMPLETED),
+    Action.COMPLETE: (frozenset({P.EXECUTING, P.SUSPENDED}), P.COMPLETED),
     Action.FAIL: (
         frozenset({P.PENDING, P.QUEUED, P.EXECUTING, P.HELD, P.SUSPENDED}),
         P.ERROR,
@@ -192,6 +203,9 @@ _TRANSITIONS: dict[Action, tuple[frozenset[P], P | None]] = {
     Action.RELABEL: (frozenset(ExecutionPhase), None),
     Action.REPRIORITISE: (frozenset({P.PENDING, P.QUEUED, P.HELD}), None),
     Action.RESCHEDULE: (frozenset({P.HELD}), None),
+    Action.SUSPEND: (frozenset({P.EXECUTING}), P.SUSPENDED),
+    Action.RESUME: (frozenset({P.SUSPENDED}), P.EXECUTING),
+    Action.SHELVE: (frozenset({P.SUSPENDED}), P.HELD),
 }
 
 

@@ -31,6 +31,7 @@ from ..tasks.registry import Task, TaskRegistry
 __all__ = [
     "JobChecks",
     "JobUpdate",
+    "PhaseAction",
     "check_concurrency_key",
     "check_priority",
     "check_run_id",
@@ -41,6 +42,12 @@ __all__ = [
 
 #: Longest run id.
 _MAX_RUN_ID = 256
+
+
+#: The phase changes a client may ask for along with other changes.
+PhaseAction = Literal[
+    Action.START, Action.ABORT, Action.HOLD, Action.SUSPEND, Action.RESUME
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,7 @@ class JobUpdate:
     #: New start time (while the job waits): it is held until then.
     run_after: datetime | None = None
     #: Also start or abort the job, in the same step (UWS ``PHASE``).
-    action: Literal[Action.START, Action.ABORT, Action.HOLD] | None = None
+    action: PhaseAction | None = None
     #: Refuse parameter names the task does not have (JSON API).
     strict: bool = False
 

@@ -350,7 +350,7 @@ class JobCreator:
                 assert_never(outcome)
         JOBS_CREATED.labels(job.task).inc()
         if job.phase is WAITING:
-            await self._lifecycle.send(job, 1)
+            await self._lifecycle.sending.send(job, 1)
         if job.after and await self._lifecycle.followers.resolve([job.id]):
             # Its dependencies had all ended already: decided at once.
             return CreatedJob(await self._store.get(job.id) or job)

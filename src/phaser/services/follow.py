@@ -116,7 +116,7 @@ class Followers:
             and was in ADMITTED_PHASES
             and job.phase not in ADMITTED_PHASES
         ):
-            await self._lifecycle.send_admitted(
+            await self._lifecycle.sending.send_admitted(
                 await self._store.limits.admit_next(job.limits)
             )
         if job.phase in FINAL_PHASES and was not in FINAL_PHASES:
@@ -182,7 +182,7 @@ class Followers:
     async def reconcile_limits(self) -> int:
         """Repair the concurrency groups after a crash between two steps,
         and queue what that admits (maintenance). Returns how many."""
-        return await self._lifecycle.send_admitted(
+        return await self._lifecycle.sending.send_admitted(
             await self._store.limits.reconcile()
         )
 

@@ -9,38 +9,27 @@ changes themselves go through `phaser.services.lifecycle`, waiting through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, assert_never
 
-from ..clock import now
 from ..config import Settings
 from ..models.caller import Caller
 from ..models.errors import (
-    InvalidRequestError,
     JobNotFoundError,
     PhaseConflictError,
     ResultNotFoundError,
 )
 from ..models.job import Job, JobResult
 from ..models.phase import (
-    FINAL_PHASES,
     HELD,
-    WAITING,
     Action,
     ExecutionPhase,
 )
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
-from ..storage.transitions import (
-    Changed,
-    Missing,
-    Stale,
-    TransitionOutcome,
-    WrongPhase,
-)
 from ..tasks.registry import Task, TaskRegistry
-from .checks import JobChecks, JobUpdate, start_time, utc
+from .changes import JobChanges, changed
+from .checks import JobChecks, JobUpdate
 from .creation import CreatedJob, JobCreator, NewJob
 from .ids import is_job_id
 from .lifecycle import JobLifecycle
@@ -87,6 +76,12 @@ class JobService:
             lifecycle=lifecycle,
             registry=registry,
             checks=self._checks,
+        )
+        self._changes = JobChanges(
+            lifecycle=lifecycle,
+            checks=self._checks,
+            registry=registry,
+            store=store,
         )
 
     def tasks(self) -> list[Task]:
@@ -182,7 +177,7 @@ class JobService:
             The job is not PENDING (or HELD).
         """
         job = await self.get(caller, job_id)
-        return _changed(job, await self._lifecycle.start(job), "start")
+        return changed(job, await self._lifecycle.start(job), "start")
 
     async def hold(self, caller: Caller, job_id: str) -> Job:
         """Hold a pending or queued job back from the queue (HELD) until
@@ -212,7 +207,7 @@ class JobService:
             raise PhaseConflictError(
                 f"Cannot release job {job.id} in phase {job.phase.value}"
             )
-        return _changed(job, await self._lifecycle.start(job), "release")
+        return changed(job, await self._lifecycle.start(job), "release")
 
     async def abort(
         self, caller: Caller, job_id: str, *, strict: bool = True
@@ -238,14 +233,8 @@ class JobService:
     async def update(
         self, caller: Caller, job_id: str, update: JobUpdate
     ) -> Job:
-        """Apply a client's changes in one step: all or nothing.
-
-        Parameters and execution duration change only while the job has
-        not started; the destruction time and run id can change in any
-        phase. Requested values beyond the configured maxima are clamped
-        to them. With ``update.action``, the job is also started or
-        aborted in the same step; a non-strict abort of a job that has
-        ended applies the other changes alone.
+        """Apply a client's changes in one step: all or nothing (see
+        `JobChanges.apply`).
 
         Raises
         ------
@@ -257,65 +246,37 @@ class JobService:
         InvalidParametersError
             The new parameters do not fit the task.
         """
-        job = await self.get(caller, job_id)
-        changes = self._checks.changes(job, update, self._registry)
-        need = update.edit_action
-        if update.run_after is not None:
-            return await self._reschedule(job, update, changes)
-        match update.action:
-            case Action.START:
-                outcome = await self._lifecycle.start(job, changes, need)
-                return _changed(job, outcome, "start")
-            case Action.HOLD:
-                outcome = await self._lifecycle.hold(job, changes, need)
-                return _changed(job, outcome, "hold")
-            case Action.ABORT:
-                outcome = await self._lifecycle.abort(job, changes, need)
-                if update.strict or not isinstance(outcome, WrongPhase):
-                    return _changed(job, outcome, "abort")
-                if outcome.phase not in FINAL_PHASES:
-                    # Not abortable here because of an edit's phases.
-                    return _changed(job, outcome, "change")
-            case None:
-                pass
-            case _:
-                assert_never(update.action)
-        if not changes:
-            return await self.get(caller, job_id)
-        return _changed(
-            job, await self._lifecycle.edit(job, changes, need), "change"
+        return await self._changes.apply(
+            await self.get(caller, job_id), update
         )
 
-    async def _reschedule(
-        self, job: Job, update: JobUpdate, changes: dict[str, Any]
-    ) -> Job:
-        """A new start time for a waiting job (with ``changes``, in the
-        same step): a future one holds it until then (PENDING or QUEUED
-        jobs become HELD; a HELD one moves to the new time), one that has
-        passed starts it now."""
-        assert update.run_after is not None
-        if update.action is not None:
-            raise InvalidRequestError(
-                "A new start time and a phase change are separate requests",
-                fields=[{"field": "run_after", "message": "with a phase"}],
-            )
-        latest = job.destruction_time or now() + timedelta(days=36500)
-        at = start_time(utc("run_after", update.run_after), latest)
-        need = update.edit_action
-        if at is None:
-            if job.phase is WAITING:
-                outcome = await self._lifecycle.edit(job, changes, need)
-            else:
-                outcome = await self._lifecycle.start(job, changes, need)
-        elif job.phase is HELD:
-            outcome = await self._lifecycle.edit(
-                job, {**changes, "run_after": at}, Action.RESCHEDULE
-            )
-        else:
-            outcome = await self._lifecycle.hold(
-                job, {**changes, "run_after": at}, need
-            )
-        return _changed(job, outcome, "reschedule")
+    async def suspend(self, caller: Caller, job_id: str) -> Job:
+        """Pause a running job of a ``def`` task (SUSPENDED): its worker
+        stops its process, and its execution duration stops counting.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job is not EXECUTING, or its task cannot be paused.
+        """
+        update = JobUpdate(action=Action.SUSPEND)
+        return await self.update(caller, job_id, update)
+
+    async def resume(self, caller: Caller, job_id: str) -> Job:
+        """Let a suspended job go on; a suspended job whose worker stopped
+        (now HELD) is queued to start over.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        PhaseConflictError
+            The job is not SUSPENDED (or HELD).
+        """
+        update = JobUpdate(action=Action.RESUME)
+        return await self.update(caller, job_id, update)
 
     async def delete(self, caller: Caller, job_id: str) -> None:
         """Delete a job and its results, aborting it first if it is active.
@@ -361,22 +322,6 @@ class JobService:
                 )
             )
         return result, path
-
-
-def _changed(job: Job, outcome: TransitionOutcome, verb: str) -> Job:
-    """The job after a client's change, or the 4xx that says why there
-    was none."""
-    match outcome:
-        case Changed(current, _):
-            return current
-        case Missing():
-            raise JobNotFoundError(job.id)
-        case WrongPhase(phase) | Stale(phase):
-            raise PhaseConflictError(
-                f"Cannot {verb} job {job.id} in phase {phase.value}"
-            )
-        case _:
-            assert_never(outcome)
 
 
 def _visible(caller: Caller, job: Job) -> bool:

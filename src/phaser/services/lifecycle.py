@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from redis.exceptions import RedisError
@@ -30,6 +30,7 @@ from ..models.job import (
 from ..models.phase import (
     FINAL_PHASES,
     HELD,
+    SUSPENDED,
     WAITING,
     Action,
     target_phase,
@@ -45,9 +46,11 @@ from ..storage.transitions import (
     Missing,
     Transition,
     TransitionOutcome,
+    WrongPhase,
 )
 from ..tasks.registry import TaskRegistry
 from .follow import Followers
+from .sending import Sending
 
 __all__ = ["JobLifecycle"]
 
@@ -85,8 +88,9 @@ class JobLifecycle:
         self._store = store
         self._change = store.transitions
         self._results = results
-        self._queue = queue
         self._registry = registry
+        #: Sends jobs to the queue.
+        self.sending = Sending(settings=settings, store=store, queue=queue)
         #: What a change means for other jobs.
         self.followers = Followers(self, store)
 
@@ -109,7 +113,7 @@ class JobLifecycle:
             job, changes, changes_need=changes_need
         )
         if isinstance(outcome, Changed):
-            await self.send(outcome.job, outcome.job.attempts)
+            await self.sending.send(outcome.job, outcome.job.attempts)
         return outcome
 
     async def hold(
@@ -125,54 +129,6 @@ class JobLifecycle:
         )
         await self.followers.changed(outcome)
         return outcome
-
-    async def send(
-        self, job: Job, attempt: int, *, defer: float | None = None
-    ) -> None:
-        """Queue an attempt on the job's queue (the one it was created
-        for), at the job's priority. One ``defer`` seconds later goes to
-        the start schedule first (queue scores are priorities, not times:
-        see `phaser.queue`) and is queued when due (`send_due`). A job
-        with concurrency limits is sent only once admitted: otherwise it
-        waits, QUEUED, until a job of its group leaves
-        (`phaser.storage.limits`)."""
-        if job.limits and not await self._store.limits.admit(
-            job.id, self._queue.score(job.priority)
-        ):
-            return
-        if defer:
-            await self._store.schedules.defer(
-                job.id, now() + timedelta(seconds=defer)
-            )
-            return
-        await self._enqueue(job, attempt)
-
-    async def send_due(self, job: Job) -> bool:
-        """Queue a QUEUED job whose deferred send is due, once: the worker
-        that takes the schedule entry sends it. Returns whether this one
-        did."""
-        if not await self._store.schedules.take("scheduled", job.id):
-            return False
-        await self.send(job, job.attempts)
-        return True
-
-    def _queue_of(self, job: Job) -> str:
-        return job.queue or self._settings.queue_of(job.task)
-
-    async def send_admitted(self, ids: list[str]) -> int:
-        """Queue jobs just admitted to their concurrency groups (see
-        `Followers`). Returns how many were still QUEUED."""
-        sent = 0
-        for job in await self._store.get_many(ids):
-            if job.phase is WAITING:
-                await self._enqueue(job, job.attempts)
-                sent += 1
-        return sent
-
-    async def _enqueue(self, job: Job, attempt: int) -> None:
-        await self._queue.enqueue(
-            job.id, attempt, queue=self._queue_of(job), priority=job.priority
-        )
 
     async def claim(
         self,
@@ -245,52 +201,31 @@ class JobLifecycle:
         """Send a running job back to the queue as attempt ``attempt + 1``
         (a transient failure, a lost worker, a shutdown). ``guard`` names
         what must not have changed since the caller looked, so a requeue
-        cannot hit a job someone else has moved on. Returns whether the
-        job was re-queued."""
+        cannot hit a job someone else has moved on. A suspended job waits
+        HELD instead: its process is gone, and its client resumes it (to
+        start over). Returns whether the job was re-queued or held."""
         outcome = await self._change.requeue(
             job, guard=guard, attempts=attempt + 1, error=error
         )
-        if isinstance(outcome, Changed):
-            await self.send(outcome.job, attempt + 1, defer=defer or None)
-            return True
+        match outcome:
+            case Changed(changed):
+                await self.sending.send(
+                    changed, attempt + 1, defer=defer or None
+                )
+                return True
+            case WrongPhase(phase) if phase is SUSPENDED:
+                clear = ("claim", "heartbeat_at")
+                change = Transition(Action.SHELVE, guard, clear=clear)
+                return isinstance(await self.apply(job, change), Changed)
         return False
 
-    async def hand_back(
-        self, job: Job, *, attempt: int, defer: float | None = None
-    ) -> bool:
-        """Send a QUEUED job's attempt ``attempt`` back to the queue as the
-        next attempt, unless someone has moved the job on meanwhile.
-
-        Also for a worker that took an attempt of a task it does not know
-        (a rolling deploy that adds a task; pools with different task
-        modules): the job waits for a worker that does, instead of failing.
-        """
-        outcome = await self._change.resend(job, attempt=attempt)
-        if isinstance(outcome, Changed):
-            await self.send(outcome.job, attempt + 1, defer=defer)
-            return True
-        return False
-
-    async def resend(self, job: Job) -> bool:
-        """Queue a QUEUED job again if its queue entry is gone.
-
-        The entry can be lost when Redis goes away between the QUEUED write
-        and the queue write, or when a worker took the entry and failed
-        before claiming the job. The job is sent as a new attempt, so arq's
-        leftovers of the old one can neither block nor run it. Returns
-        whether the job was sent again.
-        """
-        if await self._store.schedules.holds("scheduled", job.id):
-            return False  # a deferred send (a retry's backoff) is due later
-        if job.limits and await self._store.limits.is_waiting(
-            job.id, job.limits
-        ):
-            return False  # waits for room in a concurrency group
-        if await self._queue.is_waiting(
-            job.id, job.attempts, queue=self._queue_of(job)
-        ):
-            return False
-        return await self.hand_back(job, attempt=job.attempts)
+    async def apply(
+        self, job: AnyJob, change: Transition
+    ) -> TransitionOutcome:
+        """Any other transition, followed (`Followers`)."""
+        outcome = await self._change.apply(job, change)
+        await self.followers.changed(outcome)
+        return outcome
 
     async def abort(
         self,
@@ -312,15 +247,11 @@ class JobLifecycle:
     async def fail_held(self, job: Job, error: JobError) -> TransitionOutcome:
         """End a HELD job in error without running it (a job it waited
         for did not complete)."""
-        outcome = await self._change.apply(
-            job,
-            Transition(
-                Action.FAIL,
-                fields={"ended_at": now(), "errors": [error]},
-                only_from=frozenset({HELD}),
-            ),
+        fields = {"ended_at": now(), "errors": [error]}
+        change = Transition(
+            Action.FAIL, None, fields, only_from=frozenset({HELD})
         )
-        await self.followers.changed(outcome)
+        outcome = await self.apply(job, change)
         if isinstance(outcome, Changed):
             await self._count_end(job, Action.FAIL)
         return outcome
@@ -335,12 +266,7 @@ class JobLifecycle:
             case Changed(changed) if (
                 "priority" in changes and changed.phase is WAITING
             ):
-                await self._queue.reprioritise(
-                    changed.id,
-                    changed.attempts,
-                    changed.priority,
-                    queue=self._queue_of(changed),
-                )
+                await self.sending.reprioritise(changed)
         return outcome
 
     async def destroy(self, job: AnyJob) -> bool:

@@ -17,7 +17,14 @@ import structlog
 from ..clock import now
 from ..config import Settings
 from ..models.job import ErrorCode, ErrorType, JobError, duration_exceeded
-from ..models.phase import HELD, RUNNING, WAITING, Action
+from ..models.phase import (
+    CLAIMED_PHASES,
+    HELD,
+    RUNNING,
+    SUSPENDED,
+    WAITING,
+    Action,
+)
 from ..storage.job_store import JobStore
 from ..storage.transitions import Beat, Changed, Claim
 from .lifecycle import JobLifecycle
@@ -106,7 +113,7 @@ class Maintenance:
         for job in await self._store.get_many(ids):
             if job.phase is not WAITING:
                 continue
-            count += await self._lifecycle.resend(job)
+            count += await self._lifecycle.sending.resend(job)
             await self._store.schedules.touch_queued(job.id, checked)
         return count
 
@@ -130,7 +137,7 @@ class Maintenance:
                 count += isinstance(outcome, Changed)
             elif job.phase is WAITING:
                 stale.discard(job.id)
-                count += await self._lifecycle.send_due(job)
+                count += await self._lifecycle.sending.send_due(job)
         # Entries of jobs that are gone or left HELD some other way.
         await self._store.schedules.unschedule("scheduled", sorted(stale))
         return count
@@ -187,12 +194,15 @@ class Maintenance:
         )
         recovered = failed = 0
         for job in await self._store.get_many(ids):
-            if job.phase is not RUNNING:
+            if job.phase not in CLAIMED_PHASES:
                 continue
             # Act only if the worker has stayed silent since we looked: a
             # heartbeat arriving now changes the value and the guard fails.
             guard = Beat(job.heartbeat_at)
-            if job.attempts < self._lifecycle.max_attempts(job):
+            # A suspended one waits HELD for its client (see requeue).
+            if job.phase is SUSPENDED or job.attempts < (
+                self._lifecycle.max_attempts(job)
+            ):
                 recovered += await self._lifecycle.requeue(
                     job,
                     attempt=job.attempts,

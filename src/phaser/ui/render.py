@@ -100,6 +100,8 @@ def environment() -> jinja2.Environment:
         phase_class=PHASE_CLASSES,
         start_phases=_phases(Action.START),
         hold_phases=_phases(Action.HOLD),
+        suspend_phases=_phases(Action.SUSPEND),
+        resume_phases=_phases(Action.RESUME),
         abort_phases=_phases(Action.ABORT),
     )
     return environment

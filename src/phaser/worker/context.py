@@ -274,6 +274,10 @@ class LocalTaskContext(BaseTaskContext):
         )
         self.updates = updates
         self.aborting = False
+        #: The task's process (a ``def`` task's), once started.
+        self.child_pid: int | None = None
+        #: Whether the job is suspended (its process is stopped).
+        self.suspended = False
 
     @property
     def aborted(self) -> bool:

@@ -43,6 +43,9 @@ async def run_in_child(
     )
     assert process.stdin is not None
     assert process.stdout is not None
+    ctx.child_pid = process.pid
+    if ctx.suspended:  # suspended before its process started
+        os.killpg(process.pid, signal.SIGSTOP)
     request = {
         "task": task.name,
         "module": task.function.__module__,

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import shutil
 from datetime import datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import TypeVar, assert_never
 
 import structlog
@@ -27,15 +25,17 @@ from ..config import Settings
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
 from ..models.errors import UnknownTaskError
 from ..models.job import Job, duration_exceeded
-from ..models.phase import FINAL_PHASES, RUNNING, Action
+from ..models.phase import CLAIMED_PHASES, RUNNING, Action
 from ..services.lifecycle import JobLifecycle
 from ..storage.events import EventHub, JobEvent, next_event
 from ..storage.job_store import JobStore
 from ..storage.results import ResultStore
-from ..storage.transitions import Changed, Claim
+from ..storage.transitions import Changed, Claim, Transition
 from ..tasks.context import TaskError
 from ..tasks.registry import Task, TaskRegistry
 from .context import Failure, LocalTaskContext, Update, failure_of
+from .files import prune_strays, remove_tree
+from .pausing import Budget, follow_suspension
 from .process import run_in_child
 from .uploads import local_uploads
 
@@ -132,7 +132,7 @@ class JobRunner:
             # Not ours to fail: another worker (of a newer deploy, or
             # another pool) may know the task.
             handed = await patiently(
-                lambda: self._lifecycle.hand_back(
+                lambda: self._lifecycle.sending.hand_back(
                     queued, attempt=attempt, defer=_HAND_BACK_DELAY
                 )
             )
@@ -191,7 +191,7 @@ class JobRunner:
         await patiently(
             lambda: self._finish(job, attempt, claim, task, outcome)
         )
-        await self._prune(job)
+        await prune_strays(self._store, self._results, job)
         JOB_DURATION.labels(job.task).observe(
             (now() - started).total_seconds()
         )
@@ -214,21 +214,19 @@ class JobRunner:
             scratch_dir=scratch,
             updates=updates,
         )
+        budget = Budget(job.execution_duration or None)
         execution = asyncio.create_task(self._execute(task, job, ctx))
-        watcher = asyncio.create_task(self._watch(job, claim, events))
+        watcher = asyncio.create_task(
+            self._watch(job, claim, events, ctx, budget, task)
+        )
         beating = asyncio.create_task(self._heartbeat(job, claim))
-        timeout = job.execution_duration or None
         try:
-            done, _ = await asyncio.wait(
-                {execution, watcher},
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            ended = await budget.race(execution, watcher)
             outcome: Failure | _Stop | None
-            if execution in done:
+            if ended == "execution":
                 outcome = execution.result()
             else:
-                outcome = _Stop.LOST if watcher in done else _Stop.DEADLINE
+                outcome = _Stop.LOST if ended == "watcher" else _Stop.DEADLINE
                 ctx.aborting = True
         finally:
             for running in (execution, watcher, beating):
@@ -240,7 +238,7 @@ class JobRunner:
             await pump
             if scratch.exists():
                 with contextlib.suppress(OSError):
-                    await asyncio.to_thread(_remove_tree, scratch)
+                    await asyncio.to_thread(remove_tree, scratch)
         return outcome
 
     async def _execute(
@@ -277,28 +275,18 @@ class JobRunner:
             return failure_of(exc)
         return None
 
-    async def _prune(self, job: Job) -> None:
-        """Delete result files the record does not point to (written by an
-        earlier attempt that ran on after losing its claim), once the job
-        has ended: no attempt can be writing any more."""
-        if not await asyncio.to_thread(self._results.has_files, job.id):
-            return
-        try:
-            current = await self._store.get(job.id)
-        except RedisError:
-            return
-        if current is None or current.phase not in FINAL_PHASES:
-            return
-        keys = [result.key for result in current.results]
-        keys += [upload.key for upload in current.uploads if upload.key]
-        pruned = await asyncio.to_thread(self._results.prune, job.id, keys)
-        if pruned:
-            _logger.warning("Stray result files deleted", count=pruned)
-
     async def _watch(
-        self, job: Job, claim: str, events: asyncio.Queue[JobEvent]
+        self,
+        job: Job,
+        claim: str,
+        events: asyncio.Queue[JobEvent],
+        ctx: LocalTaskContext,
+        budget: Budget,
+        task: Task,
     ) -> None:
-        """Return once the job is no longer ours to run."""
+        """Follow suspension (`follow_suspension`); return once the job
+        is no longer ours to run."""
+        resume = Transition(Action.RESUME, Claim(claim))
         while True:
             # On a timeout, re-read anyway, in case an event was lost.
             event = await next_event(events, _WATCH_INTERVAL)
@@ -306,7 +294,11 @@ class JobRunner:
                 event.kind in {"progress", "result"}
                 # Our own claim (or anyone's: taking a job from us goes
                 # through QUEUED or a final phase first, which we do read).
-                or (event.kind == "phase" and event.phase == RUNNING)
+                or (
+                    event.kind == "phase"
+                    and event.phase == RUNNING
+                    and not ctx.suspended
+                )
             ):
                 continue
             try:
@@ -315,10 +307,17 @@ class JobRunner:
                 continue
             if (
                 current is None
-                or current.phase is not RUNNING
+                or current.phase not in CLAIMED_PHASES
                 or current.claim != claim
             ):
                 return
+            await follow_suspension(
+                current,
+                ctx,
+                budget,
+                can_pause=not task.is_async,
+                resume=lambda: self._lifecycle.apply(job, resume),
+            )
 
     async def _heartbeat(self, job: Job, claim: str) -> None:
         """Tell maintenance that this job's worker is alive."""
@@ -389,7 +388,3 @@ class JobRunner:
                 _logger.info("Job failed", error=outcome.message)
             case _:
                 assert_never(outcome)
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, Response
 
 from ...dependencies.context import Service, Waiter
-from ...models.errors import NotFoundError
+from ...models.errors import NotFoundError, PhaserError
 from ...models.job import Job
-from ...models.phase import FINAL_PHASES, RUNNING
+from ...models.phase import FINAL_PHASES, RUNNING, Action, allowed_from
 from ...services.jobs import JobService, JobUpdate
 from ...ui.preview import preview
 from ...ui.render import digest, sse_event
@@ -82,11 +82,23 @@ async def job_page(
         job=job,
         final=job.phase in FINAL_PHASES,
         live=live,
+        # Only a def task's process can be paused.
+        suspend_phases=suspend_phases(service, job),
         stream=(
             f"{base_path(request)}/ui/jobs/{job.id}/stream"
             f"?shown={digest(live)}"
         ),
     )
+
+
+def suspend_phases(service: JobService, job: Job) -> str:
+    """The phases in which the page offers to suspend the job: none for
+    a task that runs on its worker's event loop."""
+    try:
+        can_pause = not service.task(job.task).is_async
+    except PhaserError:
+        can_pause = True  # a task this frontend does not know
+    return " ".join(allowed_from(Action.SUSPEND)) if can_pause else ""
 
 
 @router.get("/ui/jobs/{job_id}/stream")
@@ -210,13 +222,17 @@ async def act(
     service: Service,
     caller: FormCaller,
 ) -> Response:
-    """Start (or release), hold, abort or delete a job (the forms of its
-    page and of the confirmation pages)."""
+    """Start (or release), hold, suspend, resume, abort or delete a job
+    (the forms of its page and of the confirmation pages)."""
     match action:
         case "start":
             await service.start(caller, job_id)
         case "hold":
             await service.hold(caller, job_id)
+        case "suspend":
+            await service.suspend(caller, job_id)
+        case "resume":
+            await service.resume(caller, job_id)
         case "abort":
             await service.abort(caller, job_id)
         case "delete":

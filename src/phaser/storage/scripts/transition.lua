@@ -29,8 +29,8 @@
 -- "destroy" field (but for ARCHIVED jobs, which are not destroyed
 -- again); entering EXECUTING puts the job in the deadline
 -- schedule at "started" + "duration" seconds (no entry for a duration of
--- 0, unlimited) and writing "beat" while EXECUTING in the heartbeat
--- schedule; leaving EXECUTING drops both. Entering QUEUED records the
+-- 0, unlimited) and writing "beat" while EXECUTING or SUSPENDED in the
+-- heartbeat schedule; leaving those drops both. Entering QUEUED records the
 -- time in the queued schedule, leaving it drops it, so maintenance can
 -- find queued jobs whose queue entry was lost. A HELD job is in the start
 -- schedule at its "runat" field while it has one; leaving HELD drops it.
@@ -147,18 +147,40 @@ if new == "ARCHIVED" then
 elseif written["destroy"] then
   redis.call("ZADD", KEYS[4], tonumber(written["destroy"]), id)
 end
-if new == "EXECUTING" then
-  if current ~= "EXECUTING" then
-    local started = tonumber(redis.call("HGET", key, "started"))
-    local duration = tonumber(redis.call("HGET", key, "duration")) or 0
-    if started and duration > 0 then
-      redis.call("ZADD", KEYS[5], started + duration * 1000, id)
-    end
+-- Suspended time does not count against the execution duration: the
+-- moment of suspension is kept ("suspat") and, on resumption, the time
+-- suspended is added up ("paused", ms), which pushes the deadline back.
+local CLAIMED = {EXECUTING = true, SUSPENDED = true}
+if new == "SUSPENDED" and current ~= "SUSPENDED" then
+  local time = redis.call("TIME")
+  redis.call("HSET", key, "suspat",
+    tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+  redis.call("ZREM", KEYS[5], id)
+elseif current == "SUSPENDED" and new ~= "SUSPENDED" then
+  local since = tonumber(redis.call("HGET", key, "suspat"))
+  if since then
+    local time = redis.call("TIME")
+    local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    redis.call("HINCRBY", key, "paused", math.max(ms - since, 0))
+    redis.call("HDEL", key, "suspat")
   end
+end
+if current == "QUEUED" and new == "EXECUTING" then
+  redis.call("HDEL", key, "paused")  -- a new attempt's own clock
+end
+if new == "EXECUTING" and current ~= "EXECUTING" then
+  local started = tonumber(redis.call("HGET", key, "started"))
+  local duration = tonumber(redis.call("HGET", key, "duration")) or 0
+  local paused = tonumber(redis.call("HGET", key, "paused")) or 0
+  if started and duration > 0 then
+    redis.call("ZADD", KEYS[5], started + duration * 1000 + paused, id)
+  end
+end
+if CLAIMED[new] then
   if written["beat"] then
     redis.call("ZADD", KEYS[6], tonumber(written["beat"]), id)
   end
-elseif current == "EXECUTING" then
+elseif CLAIMED[current] then
   redis.call("ZREM", KEYS[5], id)
   redis.call("ZREM", KEYS[6], id)
 end
