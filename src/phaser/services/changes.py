@@ -159,6 +159,11 @@ class JobChanges:
         jobs become HELD; a HELD one moves to the new time), one that has
         passed starts it now."""
         assert update.run_after is not None
+        if job.after and job.phase is HELD and not job.run_after:
+            raise PhaseConflictError(
+                f"Cannot reschedule job {job.id}: it waits for its"
+                " dependencies, and is queued when they have ended"
+            )
         if update.action is not None:
             raise InvalidRequestError(
                 "A new start time and a phase change are separate requests",
