@@ -522,7 +522,7 @@ def test_dependencies_and_parents_are_the_callers_own(
         ).json()
         for field in ({"after": [mine["id"]]}, {"parent_id": mine["id"]}):
             refused = bob.post("/api/v1/jobs", json={"task": "echo", **field})
-            assert refused.status_code == 422, refused.text
+            assert refused.status_code == 404, refused.text
             # Indistinguishable from a job that does not exist.
             assert "no job" in refused.json()["detail"]
         # Neither job changed: nothing waits for ann's, nothing is its child.

@@ -132,16 +132,18 @@ def test_bad_dependencies_and_parents_are_refused(
 ) -> None:
     done = _create(client, "echo")
     unknown = "0" * 26
-    for body in (
-        {"after": [unknown]},
-        {"after": ["not-an-id"]},
-        {"after": [done["id"]] * 101},
-        {"after": [done["id"]], "run_after": "2030-01-01T00:00:00Z"},
-        {"after": [done["id"]], "after_policy": "sometimes"},
-        {"parent_id": unknown},
+    # Malformed: 422; naming a job that is not there: 404, as reading it
+    # would; dependencies and a start time together: 409.
+    for body, status in (
+        ({"after": [unknown]}, 404),
+        ({"after": ["not-an-id"]}, 422),
+        ({"after": [done["id"]] * 101}, 422),
+        ({"after": [done["id"]], "run_after": "2030-01-01T00:00:00Z"}, 409),
+        ({"after": [done["id"]], "after_policy": "sometimes"}, 422),
+        ({"parent_id": unknown}, 404),
     ):
         refused = client.post("/api/v1/jobs", json={"task": "echo", **body})
-        assert refused.status_code == 422, (body, refused.text)
+        assert refused.status_code == status, (body, refused.text)
     for data in (
         {"AFTERJOBS": unknown},
         {"AFTERJOBS": done["id"], "AFTERPOLICY": "sometimes"},

@@ -397,6 +397,10 @@ def test_redis_restart_under_load_loses_no_acknowledged_job(
             restarted.stop()
 
 
+#: Phases in which a job holds a place in its concurrency groups.
+ADMITTED = {"QUEUED", "EXECUTING", "SUSPENDED"}
+
+
 async def _index_problems(stack: Stack) -> list[str]:
     """Every way the indexes and the records could disagree."""
     redis = Redis.from_url(stack.redis_url, decode_responses=True)
@@ -437,20 +441,37 @@ async def _index_problems(stack: Stack) -> list[str]:
             actual[record["phase"]] = actual.get(record["phase"], 0) + 1
         if {p: n for p, n in counted.items() if n} != actual:
             problems.append(f"phase counts {counted} but records {actual}")
-        for schedule, phase in [
-            (keys.deadline, "EXECUTING"),
-            (keys.heartbeat, "EXECUTING"),
-            (keys.queued, "QUEUED"),
+        for schedule, phases in [
+            (keys.deadline, {"EXECUTING"}),
+            (keys.heartbeat, {"EXECUTING", "SUSPENDED"}),
+            (keys.queued, {"QUEUED"}),
             (keys.destruction, None),
+            (keys.scheduled, {"HELD", "QUEUED"}),
         ]:
             for job_id in await redis.zrange(schedule, 0, -1):
                 record = records.get(job_id)
                 if record is None:
                     problems.append(f"{schedule} points to missing {job_id}")
-                elif phase and record["phase"] != phase:
+                elif phases and record["phase"] not in phases:
                     problems.append(
                         f"{schedule} holds {job_id} in {record['phase']}"
                     )
+        # Concurrency groups: their places are held by admitted jobs,
+        # their waiting lists by QUEUED ones.
+        async for key in redis.scan_iter(f"{keys.limits_prefix}*"):
+            if key.endswith(":groups"):
+                continue
+            waiting = ":wait:" in key
+            members = (
+                await redis.zrange(key, 0, -1)
+                if waiting
+                else await redis.smembers(key)
+            )
+            allowed = {"QUEUED"} if waiting else ADMITTED
+            for job_id in members:
+                phase = records.get(job_id, {}).get("phase")
+                if phase not in allowed:
+                    problems.append(f"{key} holds {job_id} in {phase}")
     finally:
         await redis.aclose()
     return problems
@@ -459,39 +480,80 @@ async def _index_problems(stack: Stack) -> list[str]:
 def test_thousand_jobs_with_racing_clients_stay_consistent(
     redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
 ) -> None:
+    """1,000 jobs, three workers, and clients racing every operation a
+    waiting or running job has: start, abort, delete, edit, hold,
+    release, a new priority, a new start time, suspend and resume; jobs
+    with priorities, concurrency keys, dependencies (resolved while their
+    dependencies are aborted or deleted) and parents."""
     stack = make_stack(redis_server, tmp_path / "data", workers=3, **FAST)
     rng = random.Random(20261122)
+    made: list[str] = []
 
-    async def one(client: httpx.AsyncClient, n: int) -> str:
-        job = (
-            await client.post(
-                "/api/v1/jobs",
-                json={
-                    "task": "count",
-                    "parameters": {
-                        "directory": str(evidence),
-                        "delay": rng.choice([0, 0.01, 0.05]),
-                    },
-                    "start": n % 4 != 0,
-                },
-            )
-        ).json()
+    def body(n: int) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "task": "count",
+            "parameters": {
+                "directory": str(evidence),
+                "delay": rng.choice([0, 0.01, 0.05]),
+            },
+            "start": n % 4 != 0,
+            "priority": rng.randint(0, 9),
+        }
+        if n % 5 == 0:
+            fields["concurrency_key"] = rng.choice("abc")
+        if made and n % 3 == 0:
+            fields["after"] = rng.sample(made[-20:], min(2, len(made)))
+            fields["after_policy"] = rng.choice(["all_completed", "any_end"])
+        if made and n % 7 == 0:
+            fields["parent_id"] = rng.choice(made[-20:])
+        return fields
+
+    async def one(client: httpx.AsyncClient, n: int) -> str | None:
+        created = await client.post("/api/v1/jobs", json=body(n))
+        # A dependency or parent deleted meanwhile: refused, and fine.
+        assert created.status_code in {201, 404}, created.text
+        if created.status_code == 404:
+            return None
+        job = created.json()
+        made.append(job["id"])
         url = f"/api/v1/jobs/{job['id']}"
         await asyncio.sleep(rng.random() * 0.05)
         for _ in range(rng.randint(0, 3)):
-            match rng.choice(["abort", "delete", "patch", "start", "none"]):
-                case "abort":
-                    answer = await client.post(f"{url}/abort")
+            verb = rng.choice(
+                [
+                    "abort",
+                    "delete",
+                    "patch",
+                    "start",
+                    "hold",
+                    "release",
+                    "priority",
+                    "reschedule",
+                    "suspend",
+                    "resume",
+                    "none",
+                ]
+            )
+            match verb:
                 case "delete":
                     answer = await client.delete(url)
                 case "patch":
                     answer = await client.patch(
                         url, json={"parameters": {"delay": 0}, "run_id": "x"}
                     )
-                case "start":
-                    answer = await client.post(f"{url}/start")
-                case _:
+                case "priority":
+                    answer = await client.patch(
+                        url, json={"priority": rng.randint(0, 9)}
+                    )
+                case "reschedule":
+                    soon = datetime.now(UTC) + timedelta(seconds=0.3)
+                    answer = await client.patch(
+                        url, json={"run_after": soon.isoformat()}
+                    )
+                case "none":
                     continue
+                case _:
+                    answer = await client.post(f"{url}/{verb}")
             assert answer.status_code < 500, answer.text
         return str(job["id"])
 
@@ -502,14 +564,16 @@ def test_thousand_jobs_with_racing_clients_stay_consistent(
         ) as client:
             semaphore = asyncio.Semaphore(32)
 
-            async def bounded(n: int) -> str:
+            async def bounded(n: int) -> str | None:
                 async with semaphore:
                     return await one(client, n)
 
-            return list(await asyncio.gather(*map(bounded, range(1000))))
+            found = await asyncio.gather(*map(bounded, range(1000)))
+            return [job_id for job_id in found if job_id is not None]
 
     try:
         ids = asyncio.run(run())
+        assert len(ids) > 900
         gone = 0
         with _client(stack) as client:
             for job_id in ids:
@@ -518,7 +582,11 @@ def test_thousand_jobs_with_racing_clients_stay_consistent(
                     gone += 1
                     continue
                 job = answer.json()
-                if job["phase"] == "PENDING":
+                if job["phase"] == "HELD" and job["after"]:
+                    # Waiting for its dependencies: one must still be
+                    # waiting or running itself (or the job was held).
+                    _assert_waits_rightly(client, job)
+                if job["phase"] in {"PENDING", "HELD"}:
                     client.post(f"/api/v1/jobs/{job_id}/abort")
                     continue
                 assert wait_for(client, job_id, TERMINAL)["phase"] in TERMINAL
@@ -528,6 +596,27 @@ def test_thousand_jobs_with_racing_clients_stay_consistent(
         assert len(finished) == len(set(finished)), "a job ran twice"
     finally:
         stack.stop()
+
+
+def _assert_waits_rightly(client: httpx.Client, job: dict[str, Any]) -> None:
+    """A HELD job with dependencies is waiting for one that has not ended
+    (it may also have been held by a client after a release: then its
+    history shows a later QUEUED)."""
+    phases = [c["phase"] for c in job["history"]]
+    if "QUEUED" in phases:
+        return
+    ended = []
+    for other in job["after"]:
+        answer = client.get(f"/api/v1/jobs/{other}")
+        ended.append(
+            answer.status_code == 404 or answer.json()["phase"] in TERMINAL
+        )
+    if all(ended):
+        # Decided just now by a dependency's end: it has left HELD.
+        current = client.get(f"/api/v1/jobs/{job['id']}").json()
+        assert current["phase"] != "HELD" or any(
+            c["phase"] == "QUEUED" for c in current["history"]
+        ), current
 
 
 def test_sigterm_lets_a_running_job_finish_within_the_grace_period(

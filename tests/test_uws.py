@@ -154,7 +154,7 @@ def test_phase_rules_answer_403_with_a_message(uws: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("path", "data"),
     [
-        ("", {"PHASE": "SUSPEND"}),
+        ("", {"PHASE": "PAUSE"}),
         ("/phase", {"PHASE": "run"}),
         ("/executionduration", {"EXECUTIONDURATION": "-1"}),
         ("/executionduration", {"EXECUTIONDURATION": "soon"}),

@@ -20,7 +20,9 @@ __all__ = [
     "PhaseConflictError",
     "PhaserError",
     "QuotaExceededError",
+    "RelatedJobNotFoundError",
     "ResultNotFoundError",
+    "ScheduleConflictError",
     "SyncTimeoutError",
     "TooLargeError",
     "UnknownTaskError",
@@ -198,3 +200,24 @@ class LifetimeConflictError(PhaserError):
     uws_status_code = 400
     slug = "lifetime-conflict"
     title = "Lifetime conflict"
+
+
+class RelatedJobNotFoundError(PhaserError):
+    """A job named as a dependency or a parent is not one of the caller's
+    stored jobs: 404, as a read of it would answer (UWS 400: a 404 to a
+    creation would say the task does not exist)."""
+
+    status_code = 404
+    uws_status_code = 400
+    slug = "related-job-not-found"
+    title = "Related job not found"
+
+
+class ScheduleConflictError(PhaserError):
+    """Two ways of deciding when a job starts were asked for at once
+    (dependencies and a start time): 409 (UWS 400)."""
+
+    status_code = 409
+    uws_status_code = 400
+    slug = "schedule-conflict"
+    title = "Schedule conflict"

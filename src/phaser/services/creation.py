@@ -28,6 +28,8 @@ from ..models.errors import (
     IdempotencyConflictError,
     InvalidRequestError,
     JobNotFoundError,
+    RelatedJobNotFoundError,
+    ScheduleConflictError,
 )
 from ..models.job import AfterPolicy, Job, PhaseChange
 from ..models.phase import HELD, WAITING, created_phase
@@ -284,7 +286,7 @@ class JobCreator:
                 fields=[{"field": "after", "message": "too many"}],
             )
         if new.after and new.run_after is not None:
-            raise InvalidRequestError(
+            raise ScheduleConflictError(
                 "A job waits for its dependencies or for run_after, not both",
                 fields=[{"field": "run_after", "message": "with after"}],
             )
@@ -293,7 +295,7 @@ class JobCreator:
         for field, job_id in named:
             job = found.get(job_id)
             if job is None or job.owner != caller.name:
-                raise InvalidRequestError(
+                raise RelatedJobNotFoundError(
                     f"Invalid {field}: no job {job_id!r} of yours",
                     fields=[{"field": field, "message": "no such job"}],
                 )
