@@ -834,6 +834,10 @@ def test_suspend_and_resume_from_the_job_page(
     browser.find_element(By.ID, "suspend").click()
     until(browser, lambda b: text(b, "#phase") == "SUSPENDED")
     assert not browser.find_element(By.ID, "suspend").is_displayed()
+    # The list's phase filter has the new phases.
+    browser.get(f"{ui.url}/ui/jobs?phase=SUSPENDED")
+    assert job["id"] in text(browser, "main")
+    browser.get(f"{ui.url}/ui/jobs/{job['id']}")
     browser.find_element(By.ID, "resume").click()
     until(browser, lambda b: text(b, "#phase") == "EXECUTING")
     api.post(f"/api/v1/jobs/{job['id']}/abort")

@@ -120,33 +120,11 @@ def add_commands(commands: Any) -> None:
     results.add_argument(
         "-o", "--output", type=Path, help="file (default: standard output)"
     )
-    for parser in (
-        show,
-        wait,
-        watch,
-        abort,
-        hold,
-        release,
-        suspend,
-        resume,
-        delete,
-    ):
+    one_job = (show, wait, watch, abort, hold, release, suspend, resume)
+    for parser in (*one_job, delete):
         parser.add_argument("id", help="job id")
     results.add_argument("id", help="job id")
-    every = (
-        submit,
-        listing,
-        show,
-        wait,
-        watch,
-        abort,
-        hold,
-        release,
-        suspend,
-        resume,
-        priority,
-        delete,
-    )
+    every = (submit, listing, *one_job, priority, delete)
     for parser in every:
         _json_flag(parser)
     for parser in (*every, results):

@@ -17,6 +17,10 @@ __all__ = ["KEY_PATTERN", "JobCreate", "JobPatch"]
 KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 
 
+#: A priority a client may ask for.
+PriorityValue = Annotated[int | None, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+
+
 class JobCreate(BaseModel):
     """A new job."""
 
@@ -59,10 +63,8 @@ class JobCreate(BaseModel):
             " refused."
         ),
     )
-    priority: int | None = Field(
+    priority: PriorityValue = Field(
         None,
-        ge=MIN_PRIORITY,
-        le=MAX_PRIORITY,
         title="Priority",
         description=(
             "0 to 9, higher runs first (FIFO within one priority); the"
@@ -157,10 +159,8 @@ class JobPatch(BaseModel):
     run_id: str | None = Field(
         None, title="Run id", description="New label.", max_length=256
     )
-    priority: int | None = Field(
+    priority: PriorityValue = Field(
         None,
-        ge=MIN_PRIORITY,
-        le=MAX_PRIORITY,
         title="Priority",
         description=(
             "New priority, while the job waits (PENDING, QUEUED or HELD);"

@@ -54,48 +54,34 @@ class PhaserParameters(Parameters, tag="parameters", ns="uws", nsmap=NSMAP):
         BaseXmlModel.__init__(self, **data)
 
 
-class ProgressInfo(
-    BaseXmlModel,
-    tag="progress",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
+class PhaserElement(
+    BaseXmlModel, ns="phaser", nsmap={"phaser": PHASER_NAMESPACE}
 ):
+    """An element of phaser's namespace in ``uws:jobInfo``."""
+
+
+class ProgressInfo(PhaserElement, tag="progress"):
     """A task's progress: ``<phaser:progress percent="50">msg</…>``."""
 
     percent: float | None = attr(default=None)
     message: str | None = None
 
 
-class IgnoredParameter(
-    BaseXmlModel,
-    tag="ignoredParameter",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class IgnoredParameter(PhaserElement, tag="ignoredParameter"):
     """A parameter the task does not have, ignored:
     ``<phaser:ignoredParameter>name</…>``."""
 
     name: str
 
 
-class SyncMarker(
-    BaseXmlModel,
-    tag="sync",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class SyncMarker(PhaserElement, tag="sync"):
     """``<phaser:sync>true</…>``: the job of a synchronous request (a
     model, not a bare value, so that a job without it has no element)."""
 
     value: str = "true"
 
 
-class RunAfter(
-    BaseXmlModel,
-    tag="runAfter",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class RunAfter(PhaserElement, tag="runAfter"):
     """When a HELD job is queued by itself: ``<phaser:runAfter
     note="…">time</…>`` (UWS 1.1's HELD "will not automatically be
     executed"; this one will, at its time)."""
@@ -104,12 +90,7 @@ class RunAfter(
     time: str
 
 
-class Priority(
-    BaseXmlModel,
-    tag="priority",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class Priority(PhaserElement, tag="priority"):
     """``<phaser:priority>7</…>``: 0 to 9, higher runs first (the UWS
     ``PRIORITY`` parameter sets it); absent for the default, 5 (the
     document of a job that says nothing extra stays plain UWS, which
@@ -118,24 +99,14 @@ class Priority(
     value: int
 
 
-class ConcurrencyKey(
-    BaseXmlModel,
-    tag="concurrencyKey",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class ConcurrencyKey(PhaserElement, tag="concurrencyKey"):
     """``<phaser:concurrencyKey>k</…>``: the owner's jobs with this key
     share a running limit (UWS ``CONCURRENCYKEY``)."""
 
     value: str
 
 
-class After(
-    BaseXmlModel,
-    tag="after",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class After(PhaserElement, tag="after"):
     """``<phaser:after policy="all_completed"><phaser:job>id</…>…</…>``:
     the jobs this one waits for (HELD until they end)."""
 
@@ -143,12 +114,7 @@ class After(
     jobs: list[str] = element(tag="job", ns="phaser")
 
 
-class Parent(
-    BaseXmlModel,
-    tag="parent",
-    ns="phaser",
-    nsmap={"phaser": PHASER_NAMESPACE},
-):
+class Parent(PhaserElement, tag="parent"):
     """``<phaser:parent>id</…>``: the job this one is a child of."""
 
     value: str

@@ -290,6 +290,8 @@ class JobCreator:
                 "A job waits for its dependencies or for run_after, not both",
                 fields=[{"field": "run_after", "message": "with after"}],
             )
+        if not named:
+            return
         ids = [job_id for _, job_id in named if is_job_id(job_id)]
         found = {job.id: job for job in await self._store.get_many(ids)}
         for field, job_id in named:

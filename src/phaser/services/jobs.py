@@ -233,19 +233,9 @@ class JobService:
     async def update(
         self, caller: Caller, job_id: str, update: JobUpdate
     ) -> Job:
-        """Apply a client's changes in one step: all or nothing (see
-        `JobChanges.apply`).
-
-        Raises
-        ------
-        JobNotFoundError
-            No such job.
-        PhaseConflictError
-            The job is in a phase where a change asked for cannot happen
-            (and then none happened).
-        InvalidParametersError
-            The new parameters do not fit the task.
-        """
+        """Apply a client's changes to a job the caller may see, in one
+        step, all or nothing: `JobChanges.apply` (which says what it
+        raises), after `get` (`JobNotFoundError`)."""
         return await self._changes.apply(
             await self.get(caller, job_id), update
         )
