@@ -593,10 +593,21 @@ def _json_body() -> st.SearchStrategy[dict[str, Any]]:
             "destruction_time": _DATES,
             "run_after": _DATES,
             "priority": _PRIORITIES,
+            # Mostly values a creation can pass with (a generated id
+            # names no job: 404), so that enough are accepted.
             "concurrency_key": st.one_of(_TEXT, st.none(), st.integers()),
-            "after": st.lists(st.one_of(_TEXT, _IDS), max_size=3),
+            "after": st.one_of(
+                st.just([]), st.lists(st.one_of(_TEXT, _IDS), max_size=3)
+            ),
             "after_policy": st.sampled_from(["all_completed", "any_end", ""]),
-            "parent_id": st.one_of(_TEXT, _IDS, st.none()),
+            "parent_id": st.one_of(st.none(), _IDS),
+            "notify": st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {"url": st.one_of(_TEXT, st.just("https://127.0.0.1/x"))},
+                    optional={"events": st.lists(_TEXT, max_size=2)},
+                ),
+            ),
         },
     )
 

@@ -193,6 +193,40 @@ class Tuning(BaseSettings):
             " so the server is no open proxy."
         ),
     )
+    webhook_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        title="Webhook hosts",
+        description=(
+            "Comma-separated hosts (``host`` or ``host:port``) a job's"
+            " ``notify`` URL may name over plain ``http://`` or on a"
+            " loopback, link-local or private address. Every other"
+            " webhook must be ``https://`` to a public address."
+        ),
+    )
+    webhook_timeout: PositiveFloat = Field(
+        10.0,
+        title="Webhook timeout (s)",
+        description="Longest one delivery attempt may take.",
+        le=120,
+    )
+    webhook_retry_base: PositiveFloat = Field(
+        5.0,
+        title="Webhook first retry (s)",
+        description=(
+            "Delay before the second attempt of a failed delivery; it"
+            " doubles for each one after (±20 % jitter, at most an hour)."
+        ),
+        le=3600,
+    )
+    webhook_horizon: PositiveInt = Field(
+        86400,
+        title="Webhook horizon (s)",
+        description=(
+            "How long a failing delivery is retried (from its event),"
+            " after which it is given up (and recorded so)."
+        ),
+        le=7 * 86400,
+    )
     max_parameters: PositiveInt = Field(
         100,
         title="Most parameters",
@@ -238,7 +272,7 @@ class Tuning(BaseSettings):
         le=3600,
     )
 
-    @field_validator("upload_hosts", mode="before")
+    @field_validator("upload_hosts", "webhook_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         value = comma_separated(value)

@@ -44,6 +44,7 @@ CONTROL = {
     "afterjobs",
     "afterpolicy",
     "parentjob",
+    "notify",
 }
 
 

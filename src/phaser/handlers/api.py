@@ -22,6 +22,7 @@ from ..models.api import (
     problem_responses,
 )
 from ..models.job import Job
+from ..models.notify import DeliveriesModel
 from ..models.phase import ExecutionPhase
 from ..models.requests import JobPatch
 from ..services.ids import JOB_ID_PATTERN
@@ -320,6 +321,24 @@ async def job_events(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get(
+    "/jobs/{job_id}/deliveries",
+    summary="A job's webhook deliveries",
+    description=(
+        "Each attempt to tell the job's ``notify`` URL of an event: when,"
+        " the status answered, how long it took, why it failed; oldest"
+        " first, the latest 50."
+    ),
+    response_model=DeliveriesModel,
+    responses=_NOT_FOUND,
+)
+async def job_deliveries(
+    job_id: str, service: Service, caller: CurrentCaller
+) -> DeliveriesModel:
+    attempts = await service.deliveries(caller, job_id)
+    return DeliveriesModel.model_validate({"deliveries": attempts})
 
 
 @router.get(

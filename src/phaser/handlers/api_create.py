@@ -18,6 +18,7 @@ from ..dependencies.uploads import RequestBody
 from ..models.api import JobModel, problem_responses
 from ..models.caller import Caller
 from ..models.errors import InvalidRequestError
+from ..models.job import Notify
 from ..models.requests import KEY_PATTERN, JobCreate
 from ..services.creation import check_idempotency_key
 from ..services.jobs import JobService, NewJob
@@ -125,6 +126,9 @@ async def _create(
             after=body.after,
             after_policy=body.after_policy,
             parent_id=body.parent_id,
+            notify=Notify(body.notify.url, tuple(body.notify.events))
+            if body.notify
+            else None,
         ),
     )
     job = made.job
@@ -140,6 +144,10 @@ async def _create(
             return Response(status_code=499)
         job = ended
     model = JobModel.from_job(job, at.base_url)
+    if model.notify is not None and not made.replayed:
+        # The webhook's signing secret: this once.
+        model.notify.secret = made.job.notify_secret
+        at.response.headers["Webhook-Secret"] = str(made.job.notify_secret)
     at.response.headers["Location"] = model.href
     return model
 

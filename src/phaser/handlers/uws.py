@@ -112,7 +112,11 @@ async def create_job(
     links: UWSLinks,
 ) -> Response:
     job = await create_from(form, task, service, caller, request)
-    return see_other(links.job(job.id))
+    answer = see_other(links.job(job.id))
+    if job.notify_secret is not None:
+        # NOTIFY's signing secret, this once.
+        answer.headers["Webhook-Secret"] = job.notify_secret
+    return answer
 
 
 @router.get(

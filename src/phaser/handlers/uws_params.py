@@ -27,7 +27,13 @@ from ..dependencies.uws import Form
 from ..models.api import MAX_REQUEST_SECONDS, problem_responses
 from ..models.caller import Caller
 from ..models.errors import PhaserError
-from ..models.job import MAX_PRIORITY, MIN_PRIORITY, AfterPolicy, Job
+from ..models.job import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    AfterPolicy,
+    Job,
+    Notify,
+)
 from ..models.phase import Action, ExecutionPhase
 from ..models.text import clean_text
 from ..services.checks import PhaseAction
@@ -125,6 +131,11 @@ def integer(
     if not minimum <= number <= maximum:
         raise bad_value(name, value, f"expected {minimum} to {maximum}")
     return number
+
+
+def notify_of(url: str | None) -> Notify | None:
+    """``NOTIFY=url``: a webhook told of the job's end."""
+    return Notify(url, ("final",)) if url else None
 
 
 def after_policy(value: str | None) -> AfterPolicy:
@@ -231,7 +242,13 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
     a new job is created with, where PHASE may only be RUN)."""
     if not creating and (form.files or form.get("upload") is not None):
         raise PhaserError("Files are given when a job is created, not later")
-    for name in ("concurrencykey", "afterjobs", "afterpolicy", "parentjob"):
+    for name in (
+        "concurrencykey",
+        "afterjobs",
+        "afterpolicy",
+        "parentjob",
+        "notify",
+    ):
         if not creating and form.get(name) is not None:
             raise PhaserError(
                 f"{name.upper()} is given when a job is created, not later"
@@ -320,6 +337,9 @@ async def create_from(
         ],
         after_policy=after_policy(form.get("afterpolicy")),
         parent_id=form.get("parentjob"),
+        notify=Notify(url, ("final",))
+        if (url := form.get("notify"))
+        else None,
     )
     return (await service.create(caller, new)).job
 

@@ -14,6 +14,7 @@ from pydantic import (
 
 from ..clock import format_time
 from .job import DEFAULT_PRIORITY, ErrorType, Job
+from .notify import NotifyModel
 from .phase import RUNNING, SUCCEEDED, WAITING, ExecutionPhase
 from .problems import (
     PROBLEM_RESPONSES,
@@ -230,6 +231,11 @@ class JobModel(BaseModel):
     parent_id: str | None = Field(
         None, title="Parent", description="The job this one is a child of."
     )
+    notify: NotifyModel | None = Field(
+        None,
+        title="Webhook",
+        description="Where its events are told (``/deliveries``: how).",
+    )
     sync: bool = Field(
         False,
         title="Synchronous",
@@ -307,6 +313,11 @@ class JobModel(BaseModel):
             after=job.after,
             after_policy=job.after_policy,
             parent_id=job.parent_id,
+            notify=NotifyModel(
+                url=job.notify.url, events=list(job.notify.events)
+            )
+            if job.notify
+            else None,
             history=[
                 PhaseChangeModel(phase=change.phase, at=change.at)
                 for change in job.history

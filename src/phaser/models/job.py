@@ -19,6 +19,8 @@ __all__ = [
     "Job",
     "JobError",
     "JobResult",
+    "Notify",
+    "NotifyEvent",
     "PhaseChange",
     "Progress",
     "duration_exceeded",
@@ -26,6 +28,19 @@ __all__ = [
 
 #: How a job's dependencies must end for it to run.
 AfterPolicy = Literal["all_completed", "any_end"]
+
+#: What a job's webhook is told of: its end, every change of phase, its
+#: progress.
+NotifyEvent = Literal["final", "phase", "progress"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Where a job's webhook deliveries go, and for which events."""
+
+    url: str
+    events: tuple[NotifyEvent, ...] = ("final",)
+
 
 #: Lowest priority a job may have.
 MIN_PRIORITY = 0
@@ -184,6 +199,10 @@ class Job:
     has_dependants: bool = False
     #: Other jobs name this one as their parent.
     has_children: bool = False
+    #: Its webhook, if it has one.
+    notify: Notify | None = None
+    #: The key its webhook deliveries are signed with (never rendered).
+    notify_secret: str | None = field(default=None, repr=False)
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)

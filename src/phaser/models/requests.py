@@ -8,9 +8,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..services.ids import JOB_ID_PATTERN
 from .api import MAX_REQUEST_SECONDS
-from .job import MAX_PRIORITY, MIN_PRIORITY
+from .job import MAX_PRIORITY, MIN_PRIORITY, NotifyEvent
 
-__all__ = ["KEY_PATTERN", "JobCreate", "JobPatch"]
+__all__ = ["KEY_PATTERN", "JobCreate", "JobPatch", "NotifyRequest"]
 
 #: What an idempotency key may look like (the server also accepts it
 #: quoted, as an RFC 8941 string): visible ASCII, spaces inside only.
@@ -19,6 +19,37 @@ KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 
 #: A priority a client may ask for.
 PriorityValue = Annotated[int | None, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+
+
+def _final_only() -> list[NotifyEvent]:
+    return ["final"]
+
+
+class NotifyRequest(BaseModel):
+    """A job's webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        ...,
+        max_length=2048,
+        title="URL",
+        description=(
+            "Where the job's events are POSTed: ``https://`` to a public"
+            " address (hosts in ``PHASER_WEBHOOK_HOSTS`` may also be"
+            " ``http://`` or private)."
+        ),
+    )
+    events: list[NotifyEvent] = Field(
+        default_factory=_final_only,
+        min_length=1,
+        max_length=3,
+        title="Events",
+        description=(
+            "``final`` (its end), ``phase`` (every change of phase),"
+            " ``progress``."
+        ),
+    )
 
 
 class JobCreate(BaseModel):
@@ -98,6 +129,15 @@ class JobCreate(BaseModel):
             "Your job this one is a child of: list them with"
             " ``GET /api/v1/jobs?parent_id=``; aborting the parent aborts"
             " its active children."
+        ),
+    )
+    notify: NotifyRequest | None = Field(
+        None,
+        title="Webhook",
+        description=(
+            "Tell this URL of the job's events, signed per Standard"
+            " Webhooks with a secret the creation answers once"
+            " (``notify.secret``, header ``Webhook-Secret``)."
         ),
     )
     concurrency_key: str | None = Field(

@@ -31,7 +31,7 @@ from ..models.errors import (
     RelatedJobNotFoundError,
     ScheduleConflictError,
 )
-from ..models.job import AfterPolicy, Job, PhaseChange
+from ..models.job import AfterPolicy, Job, Notify, PhaseChange
 from ..models.phase import HELD, WAITING, created_phase
 from ..storage.job_store import Created, Existing, JobStore, OverQuota
 from ..storage.limits import key_group, task_group
@@ -47,6 +47,7 @@ from .checks import (
 from .ids import is_job_id, new_job_id
 from .lifecycle import JobLifecycle
 from .uploads import FileUpload, LinkUpload, NewUpload, UploadChecks
+from .webhooks import check_webhook_url, new_secret
 
 __all__ = ["CreatedJob", "JobCreator", "NewJob", "check_idempotency_key"]
 
@@ -115,6 +116,8 @@ class NewJob:
     after_policy: AfterPolicy = "all_completed"
     #: The owner's job this one is a child of.
     parent_id: str | None = None
+    #: Its webhook.
+    notify: Notify | None = None
 
     def fingerprint(self) -> str:
         """What makes two creations the same request: everything the
@@ -143,6 +146,9 @@ class NewJob:
             sorted(self.after),
             self.after_policy,
             self.parent_id,
+            [self.notify.url, list(self.notify.events)]
+            if self.notify
+            else None,
         ]
         text = json.dumps(asked, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -226,6 +232,10 @@ class JobCreator:
             else check_priority(new.priority)
         )
         await self._check_relations(caller, new)
+        if new.notify is not None:
+            await check_webhook_url(
+                new.notify.url, self._settings.webhook_hosts
+            )
         asked = utc("run_after", new.run_after) if new.run_after else None
         destruction = self._checks.destruction(
             new.destruction_time, start=asked
@@ -268,6 +278,8 @@ class JobCreator:
             after=list(dict.fromkeys(new.after)),
             after_policy=new.after_policy,
             parent_id=new.parent_id,
+            notify=new.notify,
+            notify_secret=new_secret() if new.notify else None,
         )
         return await self._store_job(job, new, kept)
 

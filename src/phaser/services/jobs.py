@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..models.caller import Caller
@@ -267,6 +268,19 @@ class JobService:
         """
         update = JobUpdate(action=Action.RESUME)
         return await self.update(caller, job_id, update)
+
+    async def deliveries(
+        self, caller: Caller, job_id: str
+    ) -> Sequence[dict[str, Any]]:
+        """The attempts to deliver a job's webhook, oldest first.
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job.
+        """
+        job = await self.get(caller, job_id)
+        return await self._store.webhooks.attempts(job.id)
 
     async def delete(self, caller: Caller, job_id: str) -> None:
         """Delete a job and its results, aborting it first if it is active.

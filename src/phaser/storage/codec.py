@@ -19,17 +19,22 @@ import structlog
 from ..clock import from_ms, to_ms
 from ..models.job import (
     DEFAULT_PRIORITY,
-    AfterPolicy,
     ErrorType,
     Job,
     JobError,
     JobResult,
-    JobUpload,
     Progress,
 )
 from ..models.phase import ExecutionPhase, parse_phase
 from ..models.text import clean_text, clean_value
 from .history import history_text, read_history
+from .values import (
+    ids_value,
+    limits_value,
+    notify_value,
+    policy_value,
+    uploads_value,
+)
 
 __all__ = [
     "FIELD",
@@ -96,6 +101,8 @@ FIELD = {
     "parent_id": "parent",
     "has_dependants": "deps",
     "has_children": "kids",
+    "notify": "notify",
+    "notify_secret": "nsecret",
 }
 
 
@@ -137,6 +144,8 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
             )
         case "sync" | "has_dependants" | "has_children":
             return "1"
+        case "notify":
+            return json.dumps({"url": value.url, "events": list(value.events)})
         case "uploads":
             return json.dumps(
                 [
@@ -226,31 +235,6 @@ def _parameters(raw: str) -> dict[str, Any]:
     return value
 
 
-def _uploads(raw: str | None) -> list[JobUpload]:
-    return [
-        JobUpload(
-            name=row[0],
-            size=int(row[1]),
-            mime_type=row[2],
-            key=row[3] or None,
-            url=row[4] or None,
-        )
-        for row in json.loads(raw or "[]")
-    ]
-
-
-def _ids(raw: str | None) -> list[str]:
-    return [clean_text(str(value)) for value in json.loads(raw or "[]")]
-
-
-def _policy(raw: str | None) -> AfterPolicy:
-    return "any_end" if raw == "any_end" else "all_completed"
-
-
-def _limits(raw: str | None) -> dict[str, int]:
-    return {str(k): int(v) for k, v in json.loads(raw or "{}").items()}
-
-
 def _run_id(value: str | None) -> str | None:
     return clean_text(value) if value is not None else None
 
@@ -296,16 +280,18 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
         sync="sync" in data,
-        uploads=_uploads(data.get("uploads")),
+        uploads=uploads_value(data.get("uploads")),
         run_after=_ms_or_none(data.get("runat")),
         priority=int(data.get("prio", DEFAULT_PRIORITY)),
         concurrency_key=data.get("ckey"),
-        limits=_limits(data.get("limits")),
+        limits=limits_value(data.get("limits")),
         after=json.loads(data.get("after", "[]")),
-        after_policy=_policy(data.get("apol")),
+        after_policy=policy_value(data.get("apol")),
         parent_id=data.get("parent"),
         has_dependants="deps" in data,
         has_children="kids" in data,
+        notify=notify_value(data.get("notify")),
+        notify_secret=data.get("nsecret"),
         history=read_history(data.get("history", ""), created),
     )
 
@@ -364,18 +350,20 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         claim=data.get("claim"),
         heartbeat_at=time("beat"),
         sync="sync" in data,
-        uploads=_field(lambda: _uploads(data.get("uploads")), []),
+        uploads=_field(lambda: uploads_value(data.get("uploads")), []),
         run_after=time("runat"),
         priority=_field(
             lambda: int(data.get("prio", DEFAULT_PRIORITY)), DEFAULT_PRIORITY
         ),
         concurrency_key=_run_id(data.get("ckey")),
-        limits=_field(lambda: _limits(data.get("limits")), {}),
-        after=_field(lambda: _ids(data.get("after")), []),
-        after_policy=_policy(data.get("apol")),
+        limits=_field(lambda: limits_value(data.get("limits")), {}),
+        after=_field(lambda: ids_value(data.get("after")), []),
+        after_policy=policy_value(data.get("apol")),
         parent_id=_run_id(data.get("parent")),
         has_dependants="deps" in data,
         has_children="kids" in data,
+        notify=_field(lambda: notify_value(data.get("notify")), None),
+        notify_secret=data.get("nsecret"),
         history=_field(
             lambda: read_history(
                 data.get("history", ""), time("created") or from_ms(0)

@@ -34,6 +34,7 @@ from .outcomes import Created, CreateOutcome, Deleted, Existing, OverQuota
 from .relations import Relations
 from .schedules import Schedules
 from .transitions import JobTransitions
+from .webhooks import WebhookOutbox
 
 __all__ = [
     "AnyJob",
@@ -95,6 +96,8 @@ class JobStore:
         self.limits = ConcurrencyLimits(redis, keys)
         #: Dependants and children.
         self.relations = Relations(redis, keys)
+        #: Webhook deliveries waiting, and attempts made.
+        self.webhooks = WebhookOutbox(redis, keys)
 
     async def load_scripts(self) -> None:
         """Load into Redis every Lua script it does not hold: all of them at
@@ -109,6 +112,7 @@ class JobStore:
                 *self.transitions.scripts,
                 *self.activity.scripts,
                 *self.limits.scripts,
+                *self.webhooks.scripts,
             ],
         )
 

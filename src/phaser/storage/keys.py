@@ -107,6 +107,13 @@ class KeyLayout:
         return self.by_parent_prefix(owner) + parent_id
 
     @property
+    def webhook_prefix(self) -> str:
+        """Prefix of the webhook outbox: ``due`` (deliveries by when they
+        are due), ``seq``, ``d:`` + delivery id (one delivery), and
+        ``attempts:`` + job id (its attempts, newest last)."""
+        return f"{self.prefix}:webhook:"
+
+    @property
     def limits_prefix(self) -> str:
         """Prefix of the concurrency-limit keys (``run:``, ``wait:`` and
         a group name; ``groups``: every group in use)."""

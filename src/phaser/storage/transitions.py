@@ -364,6 +364,7 @@ class JobTransitions:
                 keys.by_run_prefix,
                 keys.scheduled,
                 self._keys.limits_prefix,
+                self._keys.webhook_prefix,
             ],
             args=args,
         )

@@ -24,6 +24,7 @@ from ..queue import (
     serialize,
     wake_channel,
 )
+from ..services.webhooks import WebhookSender
 from .runner import JobRunner
 
 __all__ = ["create_worker", "run_worker"]
@@ -195,6 +196,9 @@ async def _startup(ctx: dict[str, Any]) -> None:
     ctx["scheduled"] = asyncio.create_task(
         _start_scheduled(factory), name="scheduled starts"
     )
+    # Webhooks go out from every worker, beside its jobs.
+    sender = WebhookSender(factory.settings, factory.job_store)
+    ctx["webhooks"] = asyncio.create_task(sender.run(), name="webhooks")
     port = factory.settings.metrics_port
     if port:
         ctx["metrics"] = await serve_worker_metrics(port)
@@ -204,7 +208,7 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     metrics: asyncio.Server | None = ctx.get("metrics")
     if metrics is not None:
         metrics.close()
-    for name in ("maintenance", "announce", "scheduled"):
+    for name in ("maintenance", "announce", "scheduled", "webhooks"):
         task: asyncio.Task[None] | None = ctx.get(name)
         if task is not None:
             task.cancel()

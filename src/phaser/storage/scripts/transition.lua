@@ -14,6 +14,7 @@
 -- KEYS[8] owner run-id index prefix (the run id is appended)
 -- KEYS[9] start schedule (HELD jobs with a run_after time)
 -- KEYS[10] prefix of the concurrency-limit keys (see admit.lua)
+-- KEYS[11] prefix of the webhook outbox (see keys.webhook_prefix)
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -207,6 +208,40 @@ if limits and ADMITTED[current] and not ADMITTED[new] then
   for group in pairs(limits) do
     redis.call("SREM", KEYS[10] .. "run:" .. group, id)
     redis.call("ZREM", KEYS[10] .. "wait:" .. group, id)
+  end
+end
+
+-- A job with a webhook ("notify": {url, events}) gets a delivery in the
+-- outbox for each event it asked for, in the same step as the change,
+-- so none is lost whatever fails after: "final" when it enters a final
+-- phase, "phase" on every change of phase, "progress" on progress.
+local notify = redis.call("HGET", key, "notify")
+if notify and ARGV[7] ~= "" then
+  local FINAL = {COMPLETED = true, ERROR = true, ABORTED = true}
+  local asked = {}
+  for _, event in ipairs(cjson.decode(notify)["events"]) do
+    asked[event] = true
+  end
+  local due = {}
+  if ARGV[7] == "phase" and new ~= current then
+    if asked["final"] and FINAL[new] and not FINAL[current] then
+      table.insert(due, "final")
+    end
+    if asked["phase"] then
+      table.insert(due, "phase")
+    end
+  elseif ARGV[7] == "progress" and asked["progress"] then
+    table.insert(due, "progress")
+  end
+  if #due > 0 then
+    local time = redis.call("TIME")
+    local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    for _, event in ipairs(due) do
+      local delivery = id .. "." .. redis.call("INCR", KEYS[11] .. "seq")
+      redis.call("HSET", KEYS[11] .. "d:" .. delivery, "job", id,
+        "event", event, "phase", new, "at", ms, "attempt", 0)
+      redis.call("ZADD", KEYS[11] .. "due", ms, delivery)
+    end
   end
 end
 

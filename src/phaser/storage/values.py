@@ -1,0 +1,49 @@
+"""Values of job record fields that are more than a number or a text:
+read back from their stored JSON (see `phaser.storage.codec`)."""
+
+from __future__ import annotations
+
+import json
+
+from ..models.job import AfterPolicy, JobUpload, Notify
+from ..models.text import clean_text
+
+__all__ = [
+    "ids_value",
+    "limits_value",
+    "notify_value",
+    "policy_value",
+    "uploads_value",
+]
+
+
+def notify_value(raw: str | None) -> Notify | None:
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return Notify(str(value["url"]), tuple(value["events"]))
+
+
+def ids_value(raw: str | None) -> list[str]:
+    return [clean_text(str(value)) for value in json.loads(raw or "[]")]
+
+
+def policy_value(raw: str | None) -> AfterPolicy:
+    return "any_end" if raw == "any_end" else "all_completed"
+
+
+def limits_value(raw: str | None) -> dict[str, int]:
+    return {str(k): int(v) for k, v in json.loads(raw or "{}").items()}
+
+
+def uploads_value(raw: str | None) -> list[JobUpload]:
+    return [
+        JobUpload(
+            name=row[0],
+            size=int(row[1]),
+            mime_type=row[2],
+            key=row[3] or None,
+            url=row[4] or None,
+        )
+        for row in json.loads(raw or "[]")
+    ]

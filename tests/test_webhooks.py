@@ -1,0 +1,289 @@
+"""Webhooks (issue 17, part 1, per-job ``notify``): signed deliveries from
+the workers to a real HTTP receiver on loopback (allow-listed for the
+test), retried with growing delays, recorded per attempt, never in the
+way of jobs; URLs that would make the server call its own network are
+refused. Real server, workers, Redis and receiver."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from conftest import Stack, make_stack, wait_for, wait_until
+from phaser.embedded import EmbeddedRedis, free_port
+
+
+class Receiver:
+    """An HTTP server on loopback that records what it is sent and answers
+    as told: ``fail`` answers 500 that many times first, ``delay`` sleeps
+    before answering, ``redirect`` answers 302 to it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.received: list[dict[str, Any]] = []
+        self.answered = 0
+        self.fail = 0
+        self.delay = 0.0
+        self.redirect: str | None = None
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.received.append(
+                        {
+                            "at": time.monotonic(),
+                            "headers": dict(self.headers),
+                            "body": body,
+                        }
+                    )
+                    failing = receiver.fail > 0
+                    receiver.fail -= failing
+                time.sleep(receiver.delay)
+                if receiver.redirect:
+                    self.send_response(302)
+                    self.send_header("location", receiver.redirect)
+                else:
+                    self.send_response(500 if failing else 204)
+                self.end_headers()
+                with receiver._lock:
+                    receiver.answered += 1
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    running.start()
+    yield running
+    running.stop()
+
+
+def _stack(
+    redis_server: EmbeddedRedis, path: Path, receiver: Receiver
+) -> Stack:
+    return make_stack(
+        redis_server,
+        path,
+        workers=1,
+        webhook_hosts=f"127.0.0.1:{receiver.port}",
+        webhook_retry_base=0.2,
+        heartbeat_interval=0.2,
+        stall_timeout=1.5,
+        maintenance_interval=0.2,
+    )
+
+
+@pytest.fixture
+def hooked(
+    redis_server: EmbeddedRedis, tmp_path: Path, receiver: Receiver
+) -> Iterator[Stack]:
+    stack = _stack(redis_server, tmp_path / "data", receiver)
+    yield stack
+    stack.stop()
+
+
+def _create(http: httpx.Client, **fields: Any) -> dict[str, Any]:
+    created = http.post(
+        "/api/v1/jobs", json={"task": "echo", "start": True, **fields}
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def _deliveries(http: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    answer = http.get(f"/api/v1/jobs/{job_id}/deliveries")
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["deliveries"])
+
+
+def test_a_final_webhook_arrives_once_signed(
+    hooked: Stack, receiver: Receiver
+) -> None:
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        job = _create(http, notify={"url": receiver.url})
+        secret = job["notify"]["secret"]
+        assert secret.startswith("whsec_")
+        # The secret is shown once: never in a read of the job.
+        read = http.get(f"/api/v1/jobs/{job['id']}").json()
+        assert read["notify"] == {
+            "url": receiver.url,
+            "events": ["final"],
+            "secret": None,
+        }
+        assert secret not in http.get(f"/echo/jobs/{job['id']}").text
+        wait_for(http, job["id"], {"COMPLETED"})
+        wait_until(lambda: len(_deliveries(http, job["id"])) == 1)
+        [attempt] = _deliveries(http, job["id"])
+    assert (attempt["event"], attempt["status"]) == ("final", 204)
+    assert attempt["phase"] == "COMPLETED"
+    [message] = receiver.received
+    payload = Webhook(secret).verify(message["body"], message["headers"])
+    assert payload["type"] == "job.final"
+    assert payload["data"]["id"] == job["id"]
+    assert payload["data"]["phase"] == "COMPLETED"
+    assert message["headers"]["webhook-id"] == attempt["delivery"]
+    # Another secret does not verify it.
+    with pytest.raises(Exception, match="signature"):
+        Webhook("whsec_" + "A" * 32).verify(
+            message["body"], message["headers"]
+        )
+
+
+def test_phase_events_and_uws_notify(
+    hooked: Stack, receiver: Receiver
+) -> None:
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        job = _create(
+            http, notify={"url": receiver.url, "events": ["phase", "final"]}
+        )
+        wait_for(http, job["id"], {"COMPLETED"})
+        # QUEUED -> EXECUTING, EXECUTING -> COMPLETED, and the end.
+        wait_until(lambda: len(receiver.received) == 3)
+        kinds = sorted(
+            json.loads(m["body"])["type"] for m in receiver.received
+        )
+        assert kinds == ["job.final", "job.phase", "job.phase"]
+        # UWS: NOTIFY=url; the secret comes in a header, this once.
+        made = http.post("/echo/jobs", data={"NOTIFY": receiver.url, "a": "1"})
+        assert made.status_code == 303
+        secret = made.headers["webhook-secret"]
+        job_id = made.headers["location"].rsplit("/", 1)[1]
+        http.post(f"/api/v1/jobs/{job_id}/start")
+        wait_until(lambda: len(receiver.received) == 4)
+    last = receiver.received[-1]
+    assert Webhook(secret).verify(last["body"], last["headers"])["data"][
+        "id"
+    ] == (job_id)
+
+
+def test_a_failing_receiver_gets_retries_with_growing_delays(
+    hooked: Stack, receiver: Receiver
+) -> None:
+    receiver.fail = 3
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        job = _create(http, notify={"url": receiver.url})
+        wait_until(lambda: len(_deliveries(http, job["id"])) == 4, 30)
+        attempts = _deliveries(http, job["id"])
+    assert [a["status"] for a in attempts] == [500, 500, 500, 204]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
+    assert len({a["delivery"] for a in attempts}) == 1
+    times = [m["at"] for m in receiver.received]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 3
+    assert gaps[0] < gaps[1] < gaps[2], gaps
+
+
+def test_unsafe_urls_are_refused_at_creation(
+    hooked: Stack, receiver: Receiver
+) -> None:
+    other = free_port()
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        for url, why in (
+            (f"http://127.0.0.1:{other}/x", "must be https"),
+            ("https://127.0.0.1/x", "loopback, link-local or private"),
+            ("https://169.254.169.254/latest/meta-data", "link-local"),
+            ("https://localhost/x", "resolves to 127.0.0.1"),
+            ("https://10.1.2.3/x", "private"),
+            ("ftp://example.org/x", "must be https"),
+            ("https://user:pw@example.org/x", "credentials"),
+            ("https://no-such-host.invalid/x", "does not resolve"),
+        ):
+            refused = http.post(
+                "/api/v1/jobs",
+                json={"task": "echo", "notify": {"url": url}},
+            )
+            assert refused.status_code == 403, (url, refused.text)
+            assert why in refused.json()["detail"], refused.text
+            uws = http.post("/echo/jobs", data={"NOTIFY": url})
+            assert uws.status_code == 403, url
+        listed = http.get("/api/v1/jobs", params={"task": "echo"}).json()
+        assert listed["jobs"] == []  # nothing was made
+
+
+def test_a_redirect_is_not_followed(hooked: Stack, receiver: Receiver) -> None:
+    receiver.redirect = "http://169.254.169.254/latest/meta-data"
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        job = _create(http, notify={"url": receiver.url})
+        wait_until(lambda: len(_deliveries(http, job["id"])) == 1)
+        [attempt] = _deliveries(http, job["id"])
+    assert attempt["status"] == 302
+    assert "not followed" in attempt["error"]
+    assert len(receiver.received) == 1  # once, and nothing else called
+
+
+def test_a_slow_receiver_does_not_hold_up_jobs(
+    hooked: Stack, receiver: Receiver
+) -> None:
+    receiver.delay = 10.0
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        # A first delivery is being held by the receiver...
+        _create(http, notify={"url": receiver.url})
+        wait_until(lambda: len(receiver.received) == 1)
+        # ... while 100 more jobs with webhooks run and end.
+        jobs = [
+            _create(http, notify={"url": receiver.url}) for _ in range(100)
+        ]
+        for job in jobs:
+            wait_for(http, job["id"], {"COMPLETED"})
+        # Every job ended while the receiver had answered no delivery.
+        assert receiver.answered == 0
+
+
+def test_a_delivery_outlives_a_receiver_outage_and_a_worker_restart(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    receiver = Receiver()  # not listening yet
+    stack = _stack(redis_server, tmp_path / "data", receiver)
+    try:
+        with httpx.Client(base_url=stack.url, timeout=30) as http:
+            job = _create(http, notify={"url": receiver.url})
+            wait_until(lambda: len(_deliveries(http, job["id"])) >= 2)
+            assert all(
+                a["status"] is None and a["error"]
+                for a in _deliveries(http, job["id"])
+            )
+            worker = stack.workers[0]
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+            stack.start_worker()
+            receiver.start()
+            wait_until(lambda: len(receiver.received) == 1, 30)
+            wait_until(
+                lambda: _deliveries(http, job["id"])[-1]["status"] == 204
+            )
+    finally:
+        stack.stop()
+        receiver.stop()
