@@ -21,7 +21,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from conftest import Stack, make_stack, wait_for, wait_until
-from phaser.embedded import EmbeddedRedis, free_port
+from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
 
 
 class Receiver:
@@ -262,11 +262,16 @@ def test_a_slow_receiver_does_not_hold_up_jobs(
         assert receiver.answered == 0
 
 
-def test_a_delivery_outlives_a_receiver_outage_and_a_worker_restart(
-    redis_server: EmbeddedRedis, tmp_path: Path
+def test_a_delivery_outlives_a_receiver_outage_and_restarts(
+    tmp_path: Path,
 ) -> None:
+    """The receiver is down; the worker is restarted, then Redis: the
+    delivery, kept in Redis' outbox, arrives once the receiver is up."""
+    redis = EmbeddedRedis(tmp_path / "redis", find_redis_server())
+    redis.start()
     receiver = Receiver()  # not listening yet
-    stack = _stack(redis_server, tmp_path / "data", receiver)
+    stack = _stack(redis, tmp_path / "data", receiver)
+    restarted: EmbeddedRedis | None = None
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as http:
             job = _create(http, notify={"url": receiver.url})
@@ -278,12 +283,21 @@ def test_a_delivery_outlives_a_receiver_outage_and_a_worker_restart(
             worker = stack.workers[0]
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
+            redis.stop()  # SIGTERM: Redis writes its AOF and exits
+            restarted = EmbeddedRedis(
+                tmp_path / "redis", redis.binary, port=redis.port
+            )
+            restarted.start()
             stack.start_worker()
             receiver.start()
             wait_until(lambda: len(receiver.received) == 1, 30)
             wait_until(
                 lambda: _deliveries(http, job["id"])[-1]["status"] == 204
             )
+        assert len(receiver.received) == 1
     finally:
         stack.stop()
         receiver.stop()
+        for server in (redis, restarted):
+            if server is not None:
+                server.stop()
