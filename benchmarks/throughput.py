@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -149,13 +150,15 @@ async def _fill_queue(
     jobs: int,
     *,
     priorities: bool = False,
+    notify: str | None = None,
 ) -> None:
     """Store started no-op jobs and queue them, as the service does (with
-    ``priorities``, each at a random priority from 0 to 9)."""
+    ``priorities``, each at a random priority from 0 to 9; with
+    ``notify``, each with a final webhook to that URL)."""
     from redis.asyncio import Redis as AsyncRedis
 
     from phaser.clock import now, to_ms
-    from phaser.models.job import Job
+    from phaser.models.job import Job, Notify
     from phaser.models.phase import ExecutionPhase
     from phaser.queue import JobQueue, create_arq_redis
     from phaser.services.ids import new_job_id
@@ -183,6 +186,8 @@ async def _fill_queue(
                     destruction_time=moment + timedelta(days=1),
                     attempts=1,
                     priority=random.randint(0, 9) if priorities else 5,
+                    notify=Notify(notify) if notify else None,
+                    notify_secret="whsec_" + "A" * 32 if notify else None,
                 )
             )
         await asyncio.gather(*(store.create(job) for job in batch))
@@ -205,12 +210,50 @@ async def _fill_arq(redis_url: str, queue: str, jobs: int) -> None:
     await arq.aclose()
 
 
+class _Receiver:
+    """A webhook receiver on loopback that answers 204 to everything (and
+    counts what it was sent)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.count = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.count += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        serving = threading.Thread(target=self._server.serve_forever)
+        serving.daemon = True
+        serving.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     """B2: no-op jobs through the full lifecycle, one worker process."""
     ours = Figure("phaser worker, concurrency 10", "jobs/s")
     mixed = Figure(
         "phaser worker, concurrency 10, priorities 0-9 mixed", "jobs/s"
     )
+    hooked = Figure(
+        "phaser worker, concurrency 10, a final webhook on every job",
+        "jobs/s",
+    )
+    receiver = _Receiver()
     polls = (0.005, 0.0)
     raw = {
         poll: Figure(f"raw arq, concurrency 10, poll {poll} s", "jobs/s")
@@ -218,9 +261,15 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     }
     client = Redis.from_url(redis.url)
     jobs = scale.worker_jobs
+    variants = ((ours, False, None), (mixed, True, None))
+    variants += ((hooked, False, receiver.url),)
     for _ in range(scale.rounds):
-        for figure, priorities in ((ours, False), (mixed, True)):
-            running = Stack(redis.url, work / uuid.uuid4().hex[:6])
+        for figure, priorities, notify in variants:
+            running = Stack(
+                redis.url,
+                work / uuid.uuid4().hex[:6],
+                webhook_hosts=f"127.0.0.1:{receiver.port}",
+            )
             queue = running.env["PHASER_QUEUE_NAME"]
             asyncio.run(
                 _fill_queue(
@@ -229,6 +278,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                     queue,
                     jobs,
                     priorities=priorities,
+                    notify=notify,
                 )
             )
             quiesce(redis.url)
@@ -248,16 +298,19 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 figure.rounds.append(_drain_rate(client, queue, jobs))
             finally:
                 stop_processes([worker])
+    receiver.stop()
     best = max(raw.values(), key=median)
     value = ratio(median(ours), median(best))
     with_priorities = ratio(median(mixed), median(best))
+    with_webhooks = ratio(median(hooked), median(best))
     return Result(
         key="B2",
         title=f"Worker throughput, {jobs:,} queued no-op jobs, one process",
-        figures=[ours, mixed, *raw.values()],
+        figures=[ours, mixed, hooked, *raw.values()],
         comparison=(
             f"phaser / fastest raw arq ({best.name}): {value:.2f};"
-            f" with mixed priorities: {with_priorities:.2f}"
+            f" with mixed priorities: {with_priorities:.2f};"
+            f" with a final webhook on every job: {with_webhooks:.2f}"
         ),
         target="≥ 0.8 × raw arq",
         met=value >= 0.8,
