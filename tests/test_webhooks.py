@@ -301,3 +301,67 @@ def test_a_delivery_outlives_a_receiver_outage_and_restarts(
         for server in (redis, restarted):
             if server is not None:
                 server.stop()
+
+
+def test_a_standing_subscription_hears_of_every_job_of_its_task(
+    hooked: Stack, receiver: Receiver
+) -> None:
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        made = http.post(
+            "/api/v1/webhooks", json={"url": receiver.url, "task": "echo"}
+        )
+        assert made.status_code == 201, made.text
+        sub = made.json()
+        secret = sub["secret"]
+        assert secret.startswith("whsec_")
+        shown = http.get(f"/api/v1/webhooks/{sub['id']}").json()
+        assert shown["secret"] is None
+        listed = http.get("/api/v1/webhooks").json()["subscriptions"]
+        assert [s["id"] for s in listed] == [sub["id"]]
+        # A job of the task: told; one of another task: not.
+        job = _create(http)
+        other = http.post(
+            "/api/v1/jobs",
+            json={
+                "task": "sleep",
+                "parameters": {"seconds": 0},
+                "start": True,
+            },
+        ).json()
+        wait_for(http, other["id"], {"COMPLETED"})
+        wait_until(lambda: len(receiver.received) == 1)
+        [message] = receiver.received
+        payload = Webhook(secret).verify(message["body"], message["headers"])
+        assert payload["data"]["id"] == job["id"]
+        wait_until(
+            lambda: (
+                len(
+                    http.get(
+                        f"/api/v1/webhooks/{sub['id']}/deliveries"
+                    ).json()["deliveries"]
+                )
+                == 1
+            )
+        )
+        [attempt] = http.get(
+            f"/api/v1/webhooks/{sub['id']}/deliveries"
+        ).json()["deliveries"]
+        assert (attempt["status"], attempt["event"]) == (204, "final")
+        # Changed to every phase; then deleted: no more deliveries.
+        changed = http.patch(
+            f"/api/v1/webhooks/{sub['id']}", json={"events": ["phase"]}
+        )
+        assert changed.json()["events"] == ["phase"]
+        assert http.delete(f"/api/v1/webhooks/{sub['id']}").status_code == 204
+        assert http.get(f"/api/v1/webhooks/{sub['id']}").status_code == 404
+        wait_for(http, _create(http)["id"], {"COMPLETED"})
+        # Refused: an unsafe URL, an unknown task.
+        unsafe = http.post(
+            "/api/v1/webhooks", json={"url": "https://127.0.0.1/x"}
+        )
+        assert unsafe.status_code == 403
+        unknown = http.post(
+            "/api/v1/webhooks", json={"url": receiver.url, "task": "nope"}
+        )
+        assert unknown.status_code == 404
+    assert len(receiver.received) == 1

@@ -23,6 +23,7 @@ from .handlers import (
     uws,
     uws_values,
     vosi,
+    webhooks,
 )
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_create.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(api_info.router, prefix="/api/v1", tags=["jobs"])
+    app.include_router(webhooks.router, prefix="/api/v1", tags=["webhooks"])
     app.include_router(health.router, tags=["health"])
     app.include_router(metrics.router, tags=["health"])
     app.include_router(vosi.router, tags=["vosi"])

@@ -3,9 +3,25 @@ attempts (see `phaser.services.webhooks`)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
 
-__all__ = ["DeliveriesModel", "DeliveryModel", "NotifyModel"]
+from pydantic import BaseModel, ConfigDict, Field
+
+from .job import NotifyEvent
+
+__all__ = [
+    "DeliveriesModel",
+    "DeliveryModel",
+    "NotifyModel",
+    "SubscriptionCreate",
+    "SubscriptionListModel",
+    "SubscriptionModel",
+    "SubscriptionPatch",
+    "final_only",
+]
+
+#: An event a webhook may be told of.
+Event = NotifyEvent
 
 
 class DeliveryModel(BaseModel):
@@ -47,3 +63,64 @@ class NotifyModel(BaseModel):
             " only (keep it), never again."
         ),
     )
+
+
+def final_only() -> list[Event]:
+    """The events a webhook is told of unless it says."""
+    return ["final"]
+
+
+class SubscriptionCreate(BaseModel):
+    """A standing webhook for every job of yours (of one task)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        ...,
+        max_length=2048,
+        title="URL",
+        description="``https://`` to a public address (see notify.url).",
+    )
+    events: list[Event] = Field(
+        default_factory=final_only,
+        min_length=1,
+        max_length=3,
+        title="Events",
+    )
+    task: str | None = Field(
+        None, max_length=64, title="Task", description="Only its jobs."
+    )
+
+
+class SubscriptionPatch(BaseModel):
+    """Changes to a subscription (its secret stays)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, max_length=2048, title="URL")
+    events: list[Event] | None = Field(
+        None, min_length=1, max_length=3, title="Events"
+    )
+    task: str | None = Field(None, max_length=64, title="Task")
+
+
+class SubscriptionModel(BaseModel):
+    """A standing webhook."""
+
+    id: str = Field(..., title="Id")
+    owner: str | None = Field(..., title="Owner")
+    url: str = Field(..., title="URL")
+    events: list[str] = Field(..., title="Events")
+    task: str | None = Field(None, title="Task")
+    created_at: datetime = Field(..., title="Created")
+    secret: str | None = Field(
+        None,
+        title="Secret",
+        description="The signing key: in the creation's answer only.",
+    )
+
+
+class SubscriptionListModel(BaseModel):
+    """An owner's subscriptions, oldest first."""
+
+    subscriptions: list[SubscriptionModel] = Field(..., title="Subscriptions")

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from ..services.ids import JOB_ID_PATTERN
 from .api import MAX_REQUEST_SECONDS
 from .job import MAX_PRIORITY, MIN_PRIORITY, NotifyEvent
+from .notify import final_only
 
 __all__ = ["KEY_PATTERN", "JobCreate", "JobPatch", "NotifyRequest"]
 
@@ -19,10 +20,6 @@ KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 
 #: A priority a client may ask for.
 PriorityValue = Annotated[int | None, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
-
-
-def _final_only() -> list[NotifyEvent]:
-    return ["final"]
 
 
 class NotifyRequest(BaseModel):
@@ -41,7 +38,7 @@ class NotifyRequest(BaseModel):
         ),
     )
     events: list[NotifyEvent] = Field(
-        default_factory=_final_only,
+        default_factory=final_only,
         min_length=1,
         max_length=3,
         title="Events",

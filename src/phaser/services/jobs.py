@@ -109,6 +109,11 @@ class JobService:
         """This process's event hub (live views subscribe to it)."""
         return self._hub
 
+    @property
+    def store(self) -> JobStore:
+        """The job store (webhook subscriptions live there)."""
+        return self._store
+
     def stored_path(self, key: str) -> Path | None:
         """Where a stored file's bytes are (a result's, an upload's), if
         they are still there."""

@@ -45,6 +45,7 @@ from ..clock import format_time, now
 from ..config import Settings
 from ..models.api import JobModel
 from ..models.errors import ForbiddenError
+from ..models.job import Job
 from ..storage.job_store import JobStore
 from ..storage.webhooks import Delivery
 from .uploads import allowed_host
@@ -187,9 +188,12 @@ class WebhookSender:
 
     async def _attempt(self, delivery: Delivery) -> None:
         job = await self._store.get(delivery.job_id)
-        if job is None or job.notify is None or not job.notify_secret:
-            await self._outbox.drop(delivery.id)  # the job is gone
+        target = await self._target(delivery, job)
+        if job is None or target is None:
+            # The job, its webhook or the subscription is gone.
+            await self._outbox.drop(delivery.id)
             return
+        url, secret = target
         body = json.dumps(
             {
                 "type": f"job.{delivery.event}",
@@ -206,10 +210,10 @@ class WebhookSender:
         refused = False
         try:
             addresses = await check_webhook_url(
-                job.notify.url, self._settings.webhook_hosts
+                url, self._settings.webhook_hosts
             )
             status, location = await self._post(
-                job.notify.url, addresses[0], body, delivery, job.notify_secret
+                url, addresses[0], body, delivery, secret
             )
             if 300 <= status < 400:
                 # Not followed, ever: the next address is not checked,
@@ -227,6 +231,8 @@ class WebhookSender:
         attempt = delivery.attempt + 1
         entry: dict[str, Any] = {
             "delivery": delivery.id,
+            "subscription": delivery.subscription or None,
+            "job": job.id,
             "event": delivery.event,
             "phase": delivery.phase,
             "attempt": attempt,
@@ -245,11 +251,28 @@ class WebhookSender:
             entry["gave_up"] = True
         keep = (job.destruction_time or now()) + timedelta(days=1)
         await self._outbox.record(job.id, entry, keep_until=keep)
+        if delivery.subscription:
+            await self._outbox.record(
+                "sub:" + delivery.subscription,
+                entry,
+                keep_until=now() + timedelta(days=30),
+            )
         if delivered or refused or entry.get("gave_up"):
             await self._outbox.drop(delivery.id)
         else:
             await self._outbox.retry(delivery, retry_at)
             self._rescheduled.set()
+
+    async def _target(
+        self, delivery: Delivery, job: Job | None
+    ) -> tuple[str, str] | None:
+        """Where a delivery goes and the secret it is signed with."""
+        if delivery.subscription:
+            sub = await self._outbox.subscription(delivery.subscription)
+            return (sub.url, sub.secret) if sub is not None else None
+        if job is None or job.notify is None or not job.notify_secret:
+            return None
+        return job.notify.url, job.notify_secret
 
     async def _post(
         self,

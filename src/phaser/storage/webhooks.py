@@ -22,7 +22,7 @@ from ..clock import from_ms, to_ms
 from .keys import KeyLayout
 from .lua import script_text
 
-__all__ = ["Delivery", "WebhookOutbox"]
+__all__ = ["Delivery", "Subscription", "WebhookOutbox"]
 
 #: Most attempts kept per job (the oldest are dropped).
 _KEPT_ATTEMPTS = 50
@@ -38,6 +38,22 @@ class Delivery:
     phase: str
     at: datetime
     attempt: int
+    #: The standing subscription it is for ("": the job's own webhook).
+    subscription: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """An owner's standing webhook: told of the events of every job of
+    theirs (of one task, if ``task``)."""
+
+    id: str
+    owner: str | None
+    url: str
+    events: tuple[str, ...]
+    task: str | None
+    secret: str
+    created_at: datetime
 
 
 class WebhookOutbox:
@@ -85,6 +101,7 @@ class WebhookOutbox:
                     phase=row["phase"],
                     at=from_ms(int(row["at"])),
                     attempt=int(row["attempt"]),
+                    subscription=row.get("sub", ""),
                 )
             )
         return found
@@ -128,8 +145,76 @@ class WebhookOutbox:
             await pipe.execute()
 
     async def attempts(self, job_id: str) -> list[dict[str, Any]]:
-        """A job's delivery attempts, oldest first."""
+        """A job's delivery attempts, oldest first (a subscription's:
+        ``sub:`` + its id)."""
         rows: list[str] = await self._redis.lrange(  # type: ignore[misc]
             self._prefix + "attempts:" + job_id, 0, -1
         )
         return [json.loads(row) for row in rows]
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Store (or replace) a standing subscription."""
+        value = {
+            "url": subscription.url,
+            "events": list(subscription.events),
+            "task": subscription.task,
+            "secret": subscription.secret,
+            "created": to_ms(subscription.created_at),
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._subs(subscription.owner),
+                subscription.id,
+                json.dumps(value, separators=(",", ":")),
+            )
+            pipe.hset(
+                self._prefix + "owners",
+                subscription.id,
+                subscription.owner or "",
+            )
+            await pipe.execute()
+
+    async def subscription(self, sub_id: str) -> Subscription | None:
+        """A subscription by id."""
+        owner: str | None = await self._redis.hget(  # type: ignore[misc]
+            self._prefix + "owners", sub_id
+        )
+        if owner is None:
+            return None
+        raw: str | None = await self._redis.hget(  # type: ignore[misc]
+            self._subs(owner or None), sub_id
+        )
+        return _subscription(sub_id, owner or None, raw) if raw else None
+
+    async def subscriptions(self, owner: str | None) -> list[Subscription]:
+        """An owner's subscriptions, oldest first."""
+        rows: dict[str, str] = await self._redis.hgetall(  # type: ignore[misc]
+            self._subs(owner)
+        )
+        found = [_subscription(i, owner, raw) for i, raw in rows.items()]
+        return sorted(found, key=lambda sub: (sub.created_at, sub.id))
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Delete a subscription (its pending deliveries are dropped when
+        their turn comes) and its record of attempts."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._subs(subscription.owner), subscription.id)
+            pipe.hdel(self._prefix + "owners", subscription.id)
+            pipe.delete(self._prefix + "attempts:sub:" + subscription.id)
+            await pipe.execute()
+
+    def _subs(self, owner: str | None) -> str:
+        return self._prefix + "subs:" + (owner or "")
+
+
+def _subscription(sub_id: str, owner: str | None, raw: str) -> Subscription:
+    value = json.loads(raw)
+    return Subscription(
+        id=sub_id,
+        owner=owner,
+        url=value["url"],
+        events=tuple(value["events"]),
+        task=value.get("task"),
+        secret=value["secret"],
+        created_at=from_ms(int(value["created"])),
+    )

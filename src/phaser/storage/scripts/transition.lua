@@ -215,11 +215,12 @@ end
 -- outbox for each event it asked for, in the same step as the change,
 -- so none is lost whatever fails after: "final" when it enters a final
 -- phase, "phase" on every change of phase, "progress" on progress.
-local notify = redis.call("HGET", key, "notify")
-if notify and ARGV[7] ~= "" then
-  local FINAL = {COMPLETED = true, ERROR = true, ABORTED = true}
+-- So do the owner's standing subscriptions ("subs:" + owner: id -> {url,
+-- events, task}) whose task filter the job passes.
+local FINAL = {COMPLETED = true, ERROR = true, ABORTED = true}
+local function due_events(events)
   local asked = {}
-  for _, event in ipairs(cjson.decode(notify)["events"]) do
+  for _, event in ipairs(events) do
     asked[event] = true
   end
   local due = {}
@@ -233,14 +234,34 @@ if notify and ARGV[7] ~= "" then
   elseif ARGV[7] == "progress" and asked["progress"] then
     table.insert(due, "progress")
   end
-  if #due > 0 then
-    local time = redis.call("TIME")
-    local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-    for _, event in ipairs(due) do
-      local delivery = id .. "." .. redis.call("INCR", KEYS[11] .. "seq")
-      redis.call("HSET", KEYS[11] .. "d:" .. delivery, "job", id,
-        "event", event, "phase", new, "at", ms, "attempt", 0)
-      redis.call("ZADD", KEYS[11] .. "due", ms, delivery)
+  return due
+end
+local function outbox(events, sub)
+  local due = due_events(events)
+  if #due == 0 then
+    return
+  end
+  local time = redis.call("TIME")
+  local ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  for _, event in ipairs(due) do
+    local delivery = id .. "." .. redis.call("INCR", KEYS[11] .. "seq")
+    redis.call("HSET", KEYS[11] .. "d:" .. delivery, "job", id,
+      "event", event, "phase", new, "at", ms, "attempt", 0, "sub", sub)
+    redis.call("ZADD", KEYS[11] .. "due", ms, delivery)
+  end
+end
+if ARGV[7] == "phase" or ARGV[7] == "progress" then
+  local notify = redis.call("HGET", key, "notify")
+  if notify then
+    outbox(cjson.decode(notify)["events"], "")
+  end
+  local who = redis.call("HMGET", key, "owner", "task")
+  local subs = redis.call("HGETALL", KEYS[11] .. "subs:" .. (who[1] or ""))
+  for i = 1, #subs, 2 do
+    local sub = cjson.decode(subs[i + 1])
+    local task = sub["task"]
+    if task == nil or task == cjson.null or task == who[2] then
+      outbox(sub["events"], subs[i])
     end
   end
 end
