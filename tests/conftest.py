@@ -195,6 +195,18 @@ def add_user(stack: Stack, name: str, *, admin: bool = False) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def run_phaser(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``phaser`` command (client side) run against a stack."""
+    env = {**os.environ, "PHASER_URL": stack.url}
+    return subprocess.run(
+        [sys.executable, "-m", "phaser", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def serve_command(port: int) -> list[str]:
     """``phaser serve`` on a loopback port, as the tests start it."""
     return [sys.executable, "-m", "phaser", "serve", "--port", str(port)]

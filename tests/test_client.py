@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Stack, make_stack, wait_until
+from conftest import Stack, make_stack, run_phaser, wait_until
 from phaser.client import (
     APIError,
     AsyncClient,
@@ -182,15 +180,7 @@ def _count_503(stack: Stack) -> float:
     )
 
 
-def _phaser(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PHASER_URL": stack.url}
-    return subprocess.run(
-        [sys.executable, "-m", "phaser", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+_phaser = run_phaser
 
 
 def test_cli_exit_codes_follow_the_final_phase(stack: Stack) -> None:

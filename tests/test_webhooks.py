@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
 from standardwebhooks.webhooks import Webhook
 
-from conftest import Stack, make_stack, wait_for, wait_until
+from conftest import Stack, make_stack, run_phaser, wait_for, wait_until
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
 
 
@@ -365,3 +368,34 @@ def test_a_standing_subscription_hears_of_every_job_of_its_task(
         )
         assert unknown.status_code == 404
     assert len(receiver.received) == 1
+
+
+def test_deliveries_in_the_cli_and_on_the_dashboard(
+    hooked: Stack, receiver: Receiver, browser: webdriver.Chrome
+) -> None:
+    receiver.fail = 1
+
+    def phaser(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_phaser(hooked, *args)
+
+    made = phaser(
+        "jobs", "submit", "echo", "--notify", receiver.url, "--wait", "--json"
+    )
+    assert made.returncode == 0, made.stderr
+    job = json.loads(made.stdout)
+    assert job["notify"]["secret"].startswith("whsec_")
+    with httpx.Client(base_url=hooked.url, timeout=30) as http:
+        wait_until(lambda: len(_deliveries(http, job["id"])) == 2)
+    shown = phaser("jobs", "deliveries", job["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "500" in shown.stdout
+    assert "204" in shown.stdout
+    listed = json.loads(
+        phaser("jobs", "deliveries", job["id"], "--json").stdout
+    )
+    assert [a["status"] for a in listed] == [500, 204]
+    browser.get(f"{hooked.url}/ui/jobs/{job['id']}")
+    table = browser.find_element(By.ID, "deliveries").text
+    assert "500" in table
+    assert "204" in table
+    assert receiver.url in browser.find_element(By.TAG_NAME, "main").text

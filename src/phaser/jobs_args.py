@@ -73,6 +73,9 @@ def add_commands(commands: Any) -> None:
     )
     submit.add_argument("--parent", help="the job this one is a child of")
     submit.add_argument(
+        "--notify", metavar="URL", help="a webhook told of the job's end"
+    )
+    submit.add_argument(
         "--file",
         action="append",
         default=[],
@@ -115,12 +118,25 @@ def add_commands(commands: Any) -> None:
     priority.add_argument("id", help="job id")
     priority.add_argument("priority", type=int, help="0 to 9")
     delete = verbs.add_parser("delete", help="delete a job")
+    deliveries = verbs.add_parser(
+        "deliveries", help="a job's webhook delivery attempts"
+    )
     results = verbs.add_parser("results", help="download a result")
     results.add_argument("result_id", nargs="?", default="result")
     results.add_argument(
         "-o", "--output", type=Path, help="file (default: standard output)"
     )
-    one_job = (show, wait, watch, abort, hold, release, suspend, resume)
+    one_job = (
+        show,
+        wait,
+        watch,
+        abort,
+        hold,
+        release,
+        suspend,
+        resume,
+        deliveries,
+    )
     for parser in (*one_job, delete):
         parser.add_argument("id", help="job id")
     results.add_argument("id", help="job id")

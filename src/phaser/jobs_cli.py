@@ -125,11 +125,17 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
         after=args.after,
         after_policy="any_end" if args.after_any else None,
         parent_id=args.parent,
+        notify={"url": args.notify} if args.notify else None,
     )
+    if args.notify and not args.json:
+        # Shown once: the key to check the deliveries' signatures with.
+        out.print(f"webhook secret: {job.notify and job.notify.secret}")
     if args.wait:
         done = client.wait(
             job.id, timeout=args.timeout, progress=not args.json
         )
+        if done.notify is not None and job.notify is not None:
+            done.notify.secret = job.notify.secret  # answered once only
         return _finish(done, args, out)
     _show(job, args, out)
     return 0
@@ -280,6 +286,24 @@ def _delete(client: Client, args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _deliveries(client: Client, args: argparse.Namespace, out: Console) -> int:
+    attempts = client.deliveries(args.id)
+    if args.json:
+        _print_json(attempts)
+        return 0
+    table = Table("event", "attempt", "at", "status", "ms", "error")
+    for a in attempts:
+        status = str(a["status"]) if a["status"] is not None else "—"
+        error = (a["error"] or "") + (
+            " (given up)" if a.get("gave_up") else ""
+        )
+        table.add_row(
+            a["event"], str(a["attempt"]), a["at"], status, str(a["ms"]), error
+        )
+    out.print(table)
+    return 0
+
+
 def _results(client: Client, args: argparse.Namespace, out: Console) -> int:
     if args.output is not None:
         client.save(args.id, args.result_id, args.output)
@@ -298,4 +322,5 @@ _JOBS: dict[str, Callable[[Client, argparse.Namespace, Console], int]] = {
     **dict.fromkeys(_CHANGES, _change),
     "delete": _delete,
     "results": _results,
+    "deliveries": _deliveries,
 }

@@ -159,9 +159,8 @@ class AsyncClient(ClientBase):
         sync timeout: `APIError` 504). Each call sends an idempotency
         key (``idempotency_key``, or a new one), so retries after a lost
         answer get the same job; the same key in another call within the
-        server's window answers the job that key made. ``options``
-        are the rest of the creation (`JobOptions`: priority, start
-        time, dependencies, …).
+        server's window answers the job that key made; the rest is
+        `JobOptions` (priority, start time, dependencies, webhook, …).
         """
         body = create_body(
             task, parameters, start=start or sync, options=options
@@ -207,6 +206,11 @@ class AsyncClient(ClientBase):
     async def _verb(self, job_id: str, verb: str) -> AsyncJob:
         path = f"/api/v1/jobs/{job_id}/{verb}"
         return self._job(await self._request("POST", path))
+
+    async def deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        """Its webhook delivery attempts, oldest first."""
+        path = f"/api/v1/jobs/{job_id}/deliveries"
+        return list((await self._request("GET", path)).json()["deliveries"])
 
     async def delete(self, job_id: str) -> None:
         """Delete a job (aborting it first if it runs)."""

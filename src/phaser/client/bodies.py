@@ -38,6 +38,8 @@ class JobOptions(TypedDict, total=False):
     after_policy: Literal["all_completed", "any_end"] | None
     #: Your job this one is a child of.
     parent_id: str | None
+    #: A webhook: ``{"url": …, "events": ["final"]}``.
+    notify: Mapping[str, Any] | None
 
 
 def create_body(
@@ -63,6 +65,8 @@ def create_body(
                 body[name] = value
             case Sequence():
                 body[name] = list(value)
+            case Mapping():
+                body[name] = dict(value)
     return body
 
 

@@ -156,9 +156,8 @@ class Client(ClientBase):
         sync timeout: `APIError` 504). Each call sends an idempotency
         key (``idempotency_key``, or a new one), so retries after a lost
         answer get the same job; the same key in another call within the
-        server's window answers the job that key made. ``options``
-        are the rest of the creation (`JobOptions`: priority, start
-        time, dependencies, …).
+        server's window answers the job that key made; the rest is
+        `JobOptions` (priority, start time, dependencies, webhook, …).
         """
         body = create_body(
             task, parameters, start=start or sync, options=options
@@ -203,6 +202,11 @@ class Client(ClientBase):
     def _verb(self, job_id: str, verb: str) -> Job:
         path = f"/api/v1/jobs/{job_id}/{verb}"
         return self._job(self._request("POST", path))
+
+    def deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        """Its webhook delivery attempts, oldest first."""
+        path = f"/api/v1/jobs/{job_id}/deliveries"
+        return list((self._request("GET", path)).json()["deliveries"])
 
     def delete(self, job_id: str) -> None:
         """Delete a job (aborting it first if it runs)."""

@@ -121,6 +121,8 @@ async def list_subscriptions(
 @router.get(
     "/webhooks/{sub_id}",
     summary="Get a webhook subscription",
+    description="Its URL, events and task (its secret is never shown"
+    " again). 404 for another owner's (admins see all).",
     response_model=SubscriptionModel,
 )
 async def get_subscription(
@@ -163,6 +165,8 @@ async def change_subscription(
     "/webhooks/{sub_id}",
     status_code=204,
     summary="Delete a webhook subscription",
+    description="Its deliveries still due are dropped when their turn"
+    " comes; its record of attempts goes.",
 )
 async def unsubscribe(
     sub_id: str, service: Service, caller: CurrentCaller

@@ -80,6 +80,8 @@ async def job_page(
         "job.html",
         request,
         job=job,
+        # Webhook deliveries so far (the job's own and subscriptions').
+        deliveries=await service.deliveries(caller, job_id),
         final=job.phase in FINAL_PHASES,
         live=live,
         # Only a def task's process can be paused.
