@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -205,6 +206,16 @@ def run_phaser(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def first_event(http: httpx.Client, job_id: str) -> dict[str, Any]:
+    """The job as its event stream's first event carries it."""
+    with http.stream("GET", f"/api/v1/jobs/{job_id}/events") as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                event: dict[str, Any] = json.loads(line[6:])
+                return event
+    raise AssertionError("no event")
 
 
 def serve_command(port: int) -> list[str]:

@@ -8,13 +8,12 @@ import json
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from lxml import etree
 
-from conftest import Stack, make_stack, valid_uws, wait_for
+from conftest import Stack, first_event, make_stack, valid_uws, wait_for
 from phaser.embedded import EmbeddedRedis
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
@@ -299,16 +298,6 @@ def test_scheduled_starts_survive_a_killed_worker(
         stack.stop()
 
 
-def _first_event(http: httpx.Client, job_id: str) -> dict[str, Any]:
-    """The job as the event stream's first event carries it."""
-    with http.stream("GET", f"/api/v1/jobs/{job_id}/events") as events:
-        for line in events.iter_lines():
-            if line.startswith("data: "):
-                event: dict[str, Any] = json.loads(line[6:])
-                return event
-    raise AssertionError("no event")
-
-
 def test_new_fields_read_back_alike_in_every_representation(
     client: httpx.Client, schema: etree.XMLSchema
 ) -> None:
@@ -341,7 +330,7 @@ def test_new_fields_read_back_alike_in_every_representation(
     }
     for job in (made, synced):
         current = client.get(f"/api/v1/jobs/{job['id']}").json()
-        event = _first_event(client, job["id"])
+        event = first_event(client, job["id"])
         for field in ("uploads", "run_after", "sync"):
             assert (
                 listed[job["id"]][field] == current[field] == event[field]
@@ -368,3 +357,56 @@ def test_new_fields_read_back_alike_in_every_representation(
         schema, client.get(f"/echo/jobs/{synced['id']}").content
     )
     assert document.findtext(f".//{PHASER}sync") == "true"
+
+
+def test_flow_control_fields_read_back_alike_in_every_representation(
+    client: httpx.Client, schema: etree.XMLSchema
+) -> None:
+    """What flow control lets a client send (issue 16: priority,
+    concurrency key, dependencies and policy, parent) reads back the same
+    through the JSON job, the JSON list, the event stream and UWS
+    ``jobInfo``."""
+    parent = client.post(
+        "/api/v1/jobs", json={"task": "echo", "run_id": "readback-flow"}
+    ).json()
+    made = client.post(
+        "/api/v1/jobs",
+        json={
+            "task": "echo",
+            "run_id": "readback-flow",
+            "priority": 8,
+            "concurrency_key": "k-readback",
+            "after": [parent["id"]],
+            "after_policy": "any_end",
+            "parent_id": parent["id"],
+        },
+    ).json()
+    listed = {
+        job["id"]: job
+        for job in client.get(
+            "/api/v1/jobs", params={"run_id": "readback-flow"}
+        ).json()["jobs"]
+    }
+    current = client.get(f"/api/v1/jobs/{made['id']}").json()
+    event = first_event(client, made["id"])
+    fields = ("priority", "concurrency_key", "after", "after_policy")
+    for field in (*fields, "parent_id"):
+        assert made[field] == listed[made["id"]][field] == current[field], (
+            field
+        )
+        assert event[field] == current[field], field
+    assert (current["priority"], current["after"]) == (8, [parent["id"]])
+    document = valid_uws(
+        schema, client.get(f"/echo/jobs/{made['id']}").content
+    )
+    info = document.find(f"{UWS}jobInfo")
+    assert info is not None
+    assert info.findtext(f"{PHASER}priority") == "8"
+    assert info.findtext(f"{PHASER}concurrencyKey") == "k-readback"
+    after = info.find(f"{PHASER}after")
+    assert after is not None
+    assert after.get("policy") == "any_end"
+    assert [e.text for e in after] == [parent["id"]]
+    assert info.findtext(f"{PHASER}parent") == parent["id"]
+    for job in (made, parent):
+        client.delete(f"/api/v1/jobs/{job['id']}")

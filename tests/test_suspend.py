@@ -49,6 +49,14 @@ def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def _gone(pid: int) -> bool:
+    """Whether a process has exited (or is a zombie nobody reaped)."""
+    try:
+        return _state(pid) == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def _ticks(evidence: Path, job_id: str) -> int:
     path = evidence / f"{job_id}.ticks"
     return len(path.read_text().splitlines()) if path.exists() else 0
@@ -117,9 +125,7 @@ def test_suspend_stops_the_process_and_resume_continues_it(
         wait_until(lambda: _state(pid) == "T")
         http.post(f"/api/v1/jobs/{job['id']}/abort")
         assert wait_for(http, job["id"], FINAL)["phase"] == "ABORTED"
-        wait_until(lambda: not Path(f"/proc/{pid}").exists() or (
-            _state(pid) == "Z"
-        ))  # fmt: skip
+        wait_until(lambda: _gone(pid))
 
 
 def test_suspended_time_does_not_count_against_the_duration(
@@ -168,17 +174,24 @@ def test_a_suspended_job_whose_worker_stops_or_dies_waits_held(
     with httpx.Client(base_url=fast.url, timeout=30) as http:
         # A worker shutting down hands it back, held.
         job = _tick(http, evidence)
+        pid = int(wait_for_file(evidence / f"{job['id']}.1.pid"))
         http.post(f"/api/v1/jobs/{job['id']}/suspend")
+        wait_until(lambda: _state(pid) == "T")
         worker = fast.workers[0]
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
         held = wait_for(http, job["id"], {"HELD"})
         assert held["phase"] == "HELD"
+        # The stopped process did not outlive its worker.
+        wait_until(lambda: _gone(pid))
         # A new worker; a second job is suspended, and its worker killed.
         fast.start_worker()
         other = _tick(http, evidence)
+        other_pid = int(wait_for_file(evidence / f"{other['id']}.1.pid"))
         http.post(f"/api/v1/jobs/{other['id']}/suspend")
+        wait_until(lambda: _state(other_pid) == "T")
         fast.worker_running(other["id"]).send_signal(signal.SIGKILL)
+        wait_until(lambda: _gone(other_pid))
         # Another worker's maintenance finds it silent, and holds it.
         fast.start_worker()
         assert wait_for(http, other["id"], {"HELD"})["phase"] == "HELD"

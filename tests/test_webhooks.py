@@ -19,12 +19,22 @@ from typing import Any
 
 import httpx
 import pytest
+from lxml import etree
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from standardwebhooks.webhooks import Webhook
 
-from conftest import Stack, make_stack, run_phaser, wait_for, wait_until
+from conftest import (
+    Stack,
+    first_event,
+    make_stack,
+    run_phaser,
+    wait_for,
+    wait_until,
+)
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
+
+PHASER = "{urn:x-phaser:uws-extension:v1}"
 
 
 class Receiver:
@@ -146,7 +156,17 @@ def test_a_final_webhook_arrives_once_signed(
             "events": ["final"],
             "secret": None,
         }
-        assert secret not in http.get(f"/echo/jobs/{job['id']}").text
+        # The webhook reads back alike in the list, the event stream and
+        # UWS jobInfo (the secret in none of them).
+        listed = http.get("/api/v1/jobs", params={"task": "echo"}).json()
+        [row] = [j for j in listed["jobs"] if j["id"] == job["id"]]
+        assert row["notify"] == read["notify"]
+        assert first_event(http, job["id"])["notify"] == read["notify"]
+        uws = http.get(f"/echo/jobs/{job['id']}").text
+        assert secret not in uws
+        info = etree.fromstring(uws.encode()).find(f".//{PHASER}notify")
+        assert info is not None
+        assert (info.text, info.get("events")) == (receiver.url, "final")
         wait_for(http, job["id"], {"COMPLETED"})
         wait_until(lambda: len(_deliveries(http, job["id"])) == 1)
         [attempt] = _deliveries(http, job["id"])

@@ -1,19 +1,33 @@
-"""Waiting between attempts to reach Redis again."""
+"""Waiting between attempts: to reach Redis again, to run a job again,
+to deliver a webhook again."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import structlog
 from redis.exceptions import RedisError
 
-__all__ = ["Backoff", "patiently"]
+__all__ = ["Backoff", "delay_after", "patiently"]
 
 _logger = structlog.get_logger("phaser")
 
 _T = TypeVar("_T")
+
+
+def delay_after(
+    attempt: int, *, first: float, most: float, jitter: float = 0.0
+) -> float:
+    """Seconds to wait after attempt ``attempt`` (1 for the first):
+    ``first`` doubling each time, at most ``most``, then spread by
+    ± ``jitter`` (a fraction) so that many retries do not come at once."""
+    delay = min(most, first * 2 ** (attempt - 1))
+    if jitter:
+        delay *= random.uniform(1 - jitter, 1 + jitter)  # noqa: S311
+    return float(delay)
 
 
 class Backoff:

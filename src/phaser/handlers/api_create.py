@@ -161,7 +161,7 @@ async def _create(
         " once; otherwise it stays PENDING until started. Answers 201 with"
         " the job and its URL in ``Location``." + _SYNC_TEXT
     ),
-    responses=problem_responses(404, 409, 429, 504) | _REPLAYED,
+    responses=problem_responses(403, 404, 409, 429, 504) | _REPLAYED,
     response_model=JobModel,
 )
 async def create_job(
@@ -189,7 +189,7 @@ async def create_job(
         " ``PHASER_MAX_UPLOAD_BYTES`` (413) before the job exists."
         + _SYNC_TEXT
     ),
-    responses=problem_responses(404, 409, 429, 504) | _REPLAYED,
+    responses=problem_responses(403, 404, 409, 429, 504) | _REPLAYED,
     response_model=JobModel,
     openapi_extra={
         "requestBody": {

@@ -11,11 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ..clock import now, to_ms
 from ..dependencies.context import CurrentCaller, Service
 from ..models.api import problem_responses
-from ..models.caller import Caller
-from ..models.errors import NotFoundError, PhaserError
 from ..models.notify import (
     DeliveriesModel,
     SubscriptionCreate,
@@ -23,8 +20,6 @@ from ..models.notify import (
     SubscriptionModel,
     SubscriptionPatch,
 )
-from ..services.ids import new_job_id
-from ..services.webhooks import check_webhook_url, new_secret
 from ..storage.webhooks import Subscription
 
 __all__ = ["router"]
@@ -42,25 +37,6 @@ def _model(sub: Subscription, *, secret: bool = False) -> SubscriptionModel:
         created_at=sub.created_at,
         secret=sub.secret if secret else None,
     )
-
-
-def _check_task(service: Service, task: str | None) -> None:
-    """404 for a task filter naming no task (as a job's task would be)."""
-    if task is None:
-        return
-    try:
-        service.task(task)
-    except PhaserError:
-        raise NotFoundError(f"No task {task!r}") from None
-
-
-async def _visible(
-    service: Service, caller: Caller, sub_id: str
-) -> Subscription:
-    sub = await service.store.webhooks.subscription(sub_id)
-    if sub is None or not (sub.owner == caller.name or caller.admin):
-        raise NotFoundError(f"No webhook subscription {sub_id}")
-    return sub
 
 
 @router.post(
@@ -84,19 +60,9 @@ async def subscribe(
         str | None, Query(max_length=128, description="Admins: for whom.")
     ] = None,
 ) -> SubscriptionModel:
-    _check_task(service, body.task)
-    await check_webhook_url(body.url, service.settings.webhook_hosts)
-    created = now()
-    sub = Subscription(
-        id=new_job_id(to_ms(created)),
-        owner=owner if (caller.admin and owner is not None) else caller.name,
-        url=body.url,
-        events=tuple(body.events),
-        task=body.task,
-        secret=new_secret(),
-        created_at=created,
+    sub = await service.subscriptions.create(
+        caller, url=body.url, events=body.events, task=body.task, owner=owner
     )
-    await service.store.webhooks.subscribe(sub)
     return _model(sub, secret=True)
 
 
@@ -113,8 +79,7 @@ async def list_subscriptions(
         str | None, Query(max_length=128, description="Admins: whose.")
     ] = None,
 ) -> SubscriptionListModel:
-    whose = owner if (caller.admin and owner is not None) else caller.name
-    found = await service.store.webhooks.subscriptions(whose)
+    found = await service.subscriptions.owned(caller, owner)
     return SubscriptionListModel(subscriptions=[_model(s) for s in found])
 
 
@@ -128,7 +93,7 @@ async def list_subscriptions(
 async def get_subscription(
     sub_id: str, service: Service, caller: CurrentCaller
 ) -> SubscriptionModel:
-    return _model(await _visible(service, caller, sub_id))
+    return _model(await service.subscriptions.get(caller, sub_id))
 
 
 @router.patch(
@@ -144,20 +109,9 @@ async def change_subscription(
     service: Service,
     caller: CurrentCaller,
 ) -> SubscriptionModel:
-    sub = await _visible(service, caller, sub_id)
-    _check_task(service, body.task)
-    if body.url is not None:
-        await check_webhook_url(body.url, service.settings.webhook_hosts)
-    changed = Subscription(
-        id=sub.id,
-        owner=sub.owner,
-        url=body.url or sub.url,
-        events=tuple(body.events) if body.events else sub.events,
-        task=body.task if body.task is not None else sub.task,
-        secret=sub.secret,
-        created_at=sub.created_at,
+    changed = await service.subscriptions.change(
+        caller, sub_id, url=body.url, events=body.events, task=body.task
     )
-    await service.store.webhooks.subscribe(changed)
     return _model(changed)
 
 
@@ -171,8 +125,7 @@ async def change_subscription(
 async def unsubscribe(
     sub_id: str, service: Service, caller: CurrentCaller
 ) -> Response:
-    sub = await _visible(service, caller, sub_id)
-    await service.store.webhooks.unsubscribe(sub)
+    await service.subscriptions.delete(caller, sub_id)
     return Response(status_code=204)
 
 
@@ -185,6 +138,5 @@ async def unsubscribe(
 async def subscription_deliveries(
     sub_id: str, service: Service, caller: CurrentCaller
 ) -> DeliveriesModel:
-    sub = await _visible(service, caller, sub_id)
-    attempts = await service.store.webhooks.attempts("sub:" + sub.id)
+    attempts = await service.subscriptions.deliveries(caller, sub_id)
     return DeliveriesModel.model_validate({"deliveries": attempts})

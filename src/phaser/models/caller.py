@@ -22,6 +22,11 @@ class Caller:
     name: str | None
     admin: bool = False
 
+    def acting_for(self, owner: str | None) -> str | None:
+        """Whose jobs (or subscriptions) a request means: ``owner``'s
+        for an admin who names one, else the caller's own."""
+        return owner if (self.admin and owner is not None) else self.name
+
 
 #: The only caller of a server without authentication.
 ANONYMOUS = Caller(None)

@@ -13,6 +13,7 @@ __all__ = [
     "DeliveriesModel",
     "DeliveryModel",
     "NotifyModel",
+    "NotifyRequest",
     "SubscriptionCreate",
     "SubscriptionListModel",
     "SubscriptionModel",
@@ -70,8 +71,8 @@ def final_only() -> list[Event]:
     return ["final"]
 
 
-class SubscriptionCreate(BaseModel):
-    """A standing webhook for every job of yours (of one task)."""
+class NotifyRequest(BaseModel):
+    """A job's webhook."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,14 +80,27 @@ class SubscriptionCreate(BaseModel):
         ...,
         max_length=2048,
         title="URL",
-        description="``https://`` to a public address (see notify.url).",
+        description=(
+            "Where the job's events are POSTed: ``https://`` to a public"
+            " address (hosts in ``PHASER_WEBHOOK_HOSTS`` may also be"
+            " ``http://`` or private)."
+        ),
     )
     events: list[Event] = Field(
         default_factory=final_only,
         min_length=1,
         max_length=3,
         title="Events",
+        description=(
+            "``final`` (its end), ``phase`` (every change of phase),"
+            " ``progress``."
+        ),
     )
+
+
+class SubscriptionCreate(NotifyRequest):
+    """A standing webhook for every job of yours (of one task)."""
+
     task: str | None = Field(
         None, max_length=64, title="Task", description="Only its jobs."
     )

@@ -8,10 +8,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..services.ids import JOB_ID_PATTERN
 from .api import MAX_REQUEST_SECONDS
-from .job import MAX_PRIORITY, MIN_PRIORITY, NotifyEvent
-from .notify import final_only
+from .job import MAX_PRIORITY, MIN_PRIORITY
+from .notify import NotifyRequest
 
-__all__ = ["KEY_PATTERN", "JobCreate", "JobPatch", "NotifyRequest"]
+__all__ = ["KEY_PATTERN", "JobCreate", "JobPatch"]
 
 #: What an idempotency key may look like (the server also accepts it
 #: quoted, as an RFC 8941 string): visible ASCII, spaces inside only.
@@ -20,33 +20,6 @@ KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 
 #: A priority a client may ask for.
 PriorityValue = Annotated[int | None, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
-
-
-class NotifyRequest(BaseModel):
-    """A job's webhook."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        ...,
-        max_length=2048,
-        title="URL",
-        description=(
-            "Where the job's events are POSTed: ``https://`` to a public"
-            " address (hosts in ``PHASER_WEBHOOK_HOSTS`` may also be"
-            " ``http://`` or private)."
-        ),
-    )
-    events: list[NotifyEvent] = Field(
-        default_factory=final_only,
-        min_length=1,
-        max_length=3,
-        title="Events",
-        description=(
-            "``final`` (its end), ``phase`` (every change of phase),"
-            " ``progress``."
-        ),
-    )
 
 
 class JobCreate(BaseModel):

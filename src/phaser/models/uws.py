@@ -120,6 +120,14 @@ class Parent(PhaserElement, tag="parent"):
     value: str
 
 
+class NotifyInfo(PhaserElement, tag="notify"):
+    """``<phaser:notify events="final phase">url</…>``: the job's webhook
+    (its secret is never shown)."""
+
+    events: str = attr()
+    url: str
+
+
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
     """``uws:jobInfo`` with phaser's priority, progress, the parameters
     that were ignored, ``<phaser:sync>true</…>`` for a job created by a
@@ -129,6 +137,7 @@ class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
     concurrency_key: ConcurrencyKey | None = element(default=None)
     after: After | None = element(default=None)
     parent: Parent | None = element(default=None)
+    notify: NotifyInfo | None = element(default=None)
     progress: ProgressInfo | None = element(default=None)
     ignored: list[IgnoredParameter] = element(default_factory=list)
     sync: SyncMarker | None = element(default=None)
@@ -247,6 +256,7 @@ def render_job(
         or job.concurrency_key
         or job.after
         or job.parent_id
+        or job.notify
     ):
         info = _job_info(job)
     document = PhaserJob(
@@ -344,6 +354,11 @@ def _job_info(job: Job) -> JobInfo:
         if job.after
         else None,
         parent=Parent(value=job.parent_id) if job.parent_id else None,
+        notify=NotifyInfo(
+            url=job.notify.url, events=" ".join(job.notify.events)
+        )
+        if job.notify
+        else None,
         progress=ProgressInfo(
             percent=progress.percent, message=progress.message
         )

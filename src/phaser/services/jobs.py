@@ -35,6 +35,7 @@ from .creation import CreatedJob, JobCreator, NewJob
 from .ids import is_job_id
 from .lifecycle import JobLifecycle
 from .listing import JobPage, list_jobs
+from .subscriptions import Subscriptions
 
 __all__ = ["CreatedJob", "JobPage", "JobService", "JobUpdate", "NewJob"]
 
@@ -78,6 +79,10 @@ class JobService:
             registry=registry,
             checks=self._checks,
         )
+        #: Standing webhook subscriptions.
+        self.subscriptions = Subscriptions(
+            settings=settings, store=store, registry=registry
+        )
         self._changes = JobChanges(
             lifecycle=lifecycle,
             checks=self._checks,
@@ -108,11 +113,6 @@ class JobService:
     def hub(self) -> EventHub:
         """This process's event hub (live views subscribe to it)."""
         return self._hub
-
-    @property
-    def store(self) -> JobStore:
-        """The job store (webhook subscriptions live there)."""
-        return self._store
 
     def stored_path(self, key: str) -> Path | None:
         """Where a stored file's bytes are (a result's, an upload's), if

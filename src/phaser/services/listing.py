@@ -58,7 +58,7 @@ async def list_jobs(
     default = not phases
     phases = list(dict.fromkeys(phases or LISTED_PHASES))
     wanted = set(phases)
-    whose = owner if (caller.admin and owner is not None) else caller.name
+    whose = caller.acting_for(owner)
     if cursor is not None and not is_job_id(cursor):
         raise PhaserError(f"Invalid cursor {cursor!r}")
     if after is not None:

@@ -149,7 +149,7 @@ class Operations:
         read but those of running jobs: index sizes, counters and queue
         lengths.
         """
-        whose = owner if (caller.admin and owner is not None) else caller.name
+        whose = caller.acting_for(owner)
         owners = (
             await self._activity.owners() if whose == EVERYONE else [whose]
         )

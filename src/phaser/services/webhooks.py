@@ -27,7 +27,6 @@ import base64
 import contextlib
 import ipaddress
 import json
-import random
 import secrets
 import socket
 import time
@@ -41,6 +40,7 @@ import structlog
 from redis.exceptions import RedisError
 from standardwebhooks.webhooks import Webhook
 
+from ..backoff import delay_after
 from ..clock import format_time, now
 from ..config import Settings
 from ..models.api import JobModel
@@ -112,13 +112,6 @@ def _refused(url: str, why: str) -> ForbiddenError:
         " the hosts allowed otherwise)",
         fields=[{"field": "notify.url", "message": why}],
     )
-
-
-def retry_delay(attempt: int, base: float) -> float:
-    """Seconds before attempt ``attempt + 1``: ``base`` doubling, ±20 %
-    jitter, at most an hour."""
-    delay = min(_MAX_DELAY, base * 2 ** (attempt - 1))
-    return delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
 
 
 class WebhookSender:
@@ -244,7 +237,12 @@ class WebhookSender:
         delivered = status is not None and (
             200 <= status < 300 or status == 410
         )
-        delay = retry_delay(attempt, self._settings.webhook_retry_base)
+        delay = delay_after(
+            attempt,
+            first=self._settings.webhook_retry_base,
+            most=_MAX_DELAY,
+            jitter=0.2,
+        )
         retry_at = now() + timedelta(seconds=delay)
         horizon = timedelta(seconds=self._settings.webhook_horizon)
         if not (delivered or refused) and retry_at - delivery.at > horizon:

@@ -19,7 +19,7 @@ from typing import TypeVar, assert_never
 import structlog
 from redis.exceptions import RedisError
 
-from ..backoff import patiently
+from ..backoff import delay_after, patiently
 from ..clock import now
 from ..config import Settings
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
@@ -61,7 +61,7 @@ class _Stop(Enum):
 
 def retry_delay(attempt: int) -> float:
     """Backoff before the attempt after ``attempt``: 0.5 s, 1 s, 2 s … 60 s."""
-    return float(min(60.0, 0.5 * 2 ** (attempt - 1)))
+    return delay_after(attempt, first=0.5, most=60.0)
 
 
 class JobRunner:
