@@ -10,12 +10,14 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +60,49 @@ class Result:
     met: bool | None
 
 
-class Stack:
-    """A frontend and workers as processes, on one Redis."""
+class Sink:
+    """An HTTP server on loopback that answers 204 to every POST (webhook
+    deliveries, OTLP exports) and counts them."""
 
-    def __init__(self, redis_url: str, data: Path, **settings: Any) -> None:
+    def __init__(self) -> None:
+        sink = self
+        self.count = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                sink.count += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        serving = threading.Thread(target=self._server.serve_forever)
+        serving.daemon = True
+        serving.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class Stack:
+    """A frontend and workers as processes, on one Redis; ``env``: other
+    environment variables (``OTEL_*``)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        data: Path,
+        *,
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.prefix = f"b{tag}"
         self.env = {
@@ -80,6 +121,7 @@ class Stack:
         }
         for name, value in settings.items():
             self.env[f"PHASER_{name.upper()}"] = str(value)
+        self.env.update(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -118,10 +160,17 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 
 @contextmanager
 def stack(
-    redis: EmbeddedRedis, work: Path, *, workers: int = 1, **settings: Any
+    redis: EmbeddedRedis,
+    work: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    **settings: Any,
 ) -> Iterator[Stack]:
     """A running frontend and ``workers`` workers; stopped on exit."""
-    running = Stack(redis.url, work / uuid.uuid4().hex[:6], **settings)
+    running = Stack(
+        redis.url, work / uuid.uuid4().hex[:6], env=env, **settings
+    )
     running.start(workers)
     try:
         yield running

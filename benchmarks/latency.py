@@ -14,6 +14,7 @@ from harness import (
     Figure,
     Result,
     Scale,
+    Sink,
     median,
     percentile,
     ratio,
@@ -62,13 +63,26 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     """B3: create with start, then wait until COMPLETED, one idle client."""
     p50 = Figure("phaser p50", "ms")
     p99 = Figure("phaser p99", "ms")
+    traced50 = Figure("phaser p50, tracing on (OTLP to loopback)", "ms")
+    traced99 = Figure("phaser p99, tracing on (OTLP to loopback)", "ms")
     base50 = Figure("raw arq, defaults (poll 0.5 s) p50", "ms")
-    with stack(redis, work) as running:
-        _latencies(running.url, 10)  # warm up
-        for _ in range(scale.rounds):
-            values = _latencies(running.url, scale.latency_jobs)
-            p50.rounds.append(percentile(values, 0.5))
-            p99.rounds.append(percentile(values, 0.99))
+    collector = Sink()
+    traced = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    variants = (
+        (p50, p99, "off", None),
+        (traced50, traced99, "otlp", traced),
+    )
+    for mid, tail, mode, env in variants:
+        with stack(redis, work, env=env, tracing=mode) as running:
+            _latencies(running.url, 10)  # warm up
+            for _ in range(scale.rounds):
+                values = _latencies(running.url, scale.latency_jobs)
+                mid.rounds.append(percentile(values, 0.5))
+                tail.rounds.append(percentile(values, 0.99))
+    collector.stop()
     queue = f"arq{uuid.uuid4().hex[:6]}"
     worker: subprocess.Popen[bytes] = arq_baseline.start_worker(
         redis.url, queue, poll_delay=0.5, keep_result=3600
@@ -87,10 +101,11 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     return Result(
         key="B3",
         title="End-to-end latency of a no-op job (create+start, wait)",
-        figures=[p50, p99, base50],
+        figures=[p50, p99, traced50, traced99, base50],
         comparison=(
             "phaser p50 / raw arq p50 ="
-            f" {ratio(median(p50), median(base50)):.3f}"
+            f" {ratio(median(p50), median(base50)):.3f}; tracing on /"
+            f" off, p50: {ratio(median(traced50), median(p50)):.2f}"
         ),
         target="p50 ≤ 10 ms, p99 ≤ 30 ms",
         met=median(p50) <= 10 and median(p99) <= 30,

@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -20,6 +19,7 @@ from harness import (
     Figure,
     Result,
     Scale,
+    Sink,
     Stack,
     median,
     quiesce,
@@ -210,39 +210,6 @@ async def _fill_arq(redis_url: str, queue: str, jobs: int) -> None:
     await arq.aclose()
 
 
-class _Receiver:
-    """A webhook receiver on loopback that answers 204 to everything (and
-    counts what it was sent)."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        receiver = self
-        self.count = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.count += 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        serving = threading.Thread(target=self._server.serve_forever)
-        serving.daemon = True
-        serving.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     """B2: no-op jobs through the full lifecycle, one worker process."""
     ours = Figure("phaser worker, concurrency 10", "jobs/s")
@@ -253,7 +220,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
         "phaser worker, concurrency 10, a final webhook on every job",
         "jobs/s",
     )
-    receiver = _Receiver()
+    receiver = Sink()
     polls = (0.005, 0.0)
     raw = {
         poll: Figure(f"raw arq, concurrency 10, poll {poll} s", "jobs/s")
@@ -262,7 +229,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     client = Redis.from_url(redis.url)
     jobs = scale.worker_jobs
     variants = ((ours, False, None), (mixed, True, None))
-    variants += ((hooked, False, receiver.url),)
+    variants += ((hooked, False, f"{receiver.url}/hook"),)
     for _ in range(scale.rounds):
         for figure, priorities, notify in variants:
             running = Stack(

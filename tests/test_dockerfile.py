@@ -36,12 +36,13 @@ def test_image_installs_the_lock_with_hashes() -> None:
     lock = (ROOT / "requirements.lock").read_text()
     pins = re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;\\]+)", lock, re.M)
     names = {name.lower().replace("_", "-") for name, _ in pins}
-    # phaser's own dependencies (and the astro extra) are all pinned, each
-    # with a hash.
+    # phaser's own dependencies (and the astro and otel extras) are all
+    # pinned, each with a hash.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = [
         *project["dependencies"],
         *project["optional-dependencies"]["astro"],
+        *project["optional-dependencies"]["otel"],
     ]
     for requirement in wanted:
         name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]

@@ -10,10 +10,7 @@ import itertools
 import json
 import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,67 +30,9 @@ from conftest import (
     wait_until,
 )
 from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
+from receivers import Receiver
 
 PHASER = "{urn:x-phaser:uws-extension:v1}"
-
-
-class Receiver:
-    """An HTTP server on loopback that records what it is sent and answers
-    as told: ``fail`` answers 500 that many times first, ``delay`` sleeps
-    before answering, ``redirect`` answers 302 to it."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.received: list[dict[str, Any]] = []
-        self.answered = 0
-        self.fail = 0
-        self.delay = 0.0
-        self.redirect: str | None = None
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = self.rfile.read(length)
-                with receiver._lock:
-                    receiver.received.append(
-                        {
-                            "at": time.monotonic(),
-                            "headers": dict(self.headers),
-                            "body": body,
-                        }
-                    )
-                    failing = receiver.fail > 0
-                    receiver.fail -= failing
-                time.sleep(receiver.delay)
-                if receiver.redirect:
-                    self.send_response(302)
-                    self.send_header("location", receiver.redirect)
-                else:
-                    self.send_response(500 if failing else 204)
-                self.end_headers()
-                with receiver._lock:
-                    receiver.answered += 1
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, daemon=True
-        ).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 @pytest.fixture

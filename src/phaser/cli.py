@@ -37,6 +37,7 @@ from .jobs_args import add_commands
 from .jobs_cli import run as run_client
 from .services.auth import UserDirectory
 from .tasks.registry import default_registry
+from .tracing import tracing_unavailable
 
 __all__ = ["main"]
 
@@ -296,6 +297,9 @@ def _preflight(settings: Settings) -> str | None:
             f"PHASER_TASK_MODULES: cannot import {exc.name or exc}"
             f" ({exc}); the current directory and PYTHONPATH are searched"
         )
+    problem = tracing_unavailable(settings)
+    if problem is not None:
+        return problem
     if settings.redis_url is None:
         return None
     client = Redis.from_url(

@@ -31,6 +31,7 @@ from .handlers.openapi import install_openapi
 from .handlers.problems import install_problem_handlers
 from .logs import configure
 from .services.auth import Authenticator, UserDirectory
+from .tracing import configure_tracing
 
 __all__ = ["create_app"]
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or load_settings()
     configure(settings)
+    tracer = configure_tracing(settings, role="frontend")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await factory.aclose()
+            tracer.shutdown()
 
     # Swagger UI and ReDoc served from the package, not from a CDN: the
     # pages work offline and behind firewalls.
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             " as IVOA UWS 1.1 for astronomy clients."
         ),
         lifespan=lifespan,
+        telemetry=tracer.telemetry(),
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(

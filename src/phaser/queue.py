@@ -1,9 +1,10 @@
 """The thin boundary around arq: sending job ids to the queue.
 
-Only the job id and the attempt number travel through arq, serialized as
-JSON; the job record in Redis is the truth. The arq job id is
-``"{job_id}.{attempt}"`` so that a retried or recovered attempt is never
-refused by arq's duplicate check.
+Only the job id and the attempt number travel through arq (with the
+job's trace context when tracing is on), serialized as JSON; the job
+record in Redis is the truth. The arq job id is ``"{job_id}.{attempt}"``
+so that a retried or recovered attempt is never refused by arq's
+duplicate check.
 
 Entries are written by one Lua script (``enqueue.lua``, beside this
 module: it writes arq's key layout, so it belongs to the queue, not to the
@@ -131,6 +132,7 @@ class JobQueue:
         *,
         queue: str | None = None,
         priority: int = DEFAULT_PRIORITY,
+        trace: str | None = None,
     ) -> bool:
         """Queue one attempt of a job and wake the workers of that queue.
 
@@ -144,6 +146,9 @@ class JobQueue:
             Queue name; the default queue if `None`.
         priority
             Higher is taken first; FIFO within one priority.
+        trace
+            The job's trace context (a W3C ``traceparent``), for the
+            worker's spans; only when tracing is on.
 
         Returns false if that attempt is already in the queue (or running):
         like arq, the script refuses a second entry with the same id.
@@ -155,7 +160,7 @@ class JobQueue:
         payload = serialize_job(
             RUN_JOB,
             (job_id, attempt),
-            {},
+            {"trace": trace} if trace else {},
             None,
             enqueued,
             serializer=serialize,

@@ -227,6 +227,18 @@ class Tuning(BaseSettings):
         ),
         le=7 * 86400,
     )
+    tracing: Literal["off", "otlp"] = Field(
+        "off",
+        title="Tracing",
+        description=(
+            "``otlp``: OpenTelemetry traces (a trace per job: its HTTP"
+            " creation, queue wait, runs with the task as a child span,"
+            " webhook deliveries), exported over OTLP/HTTP as the standard"
+            " ``OTEL_EXPORTER_OTLP_*`` variables say. Needs the ``otel``"
+            " extra (``pip install phaser[otel]``). ``off``: no tracing"
+            " code is loaded."
+        ),
+    )
     max_parameters: PositiveInt = Field(
         100,
         title="Most parameters",

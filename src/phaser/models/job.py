@@ -203,6 +203,9 @@ class Job:
     notify: Notify | None = None
     #: The key its webhook deliveries are signed with (never rendered).
     notify_secret: str | None = field(default=None, repr=False)
+    #: Its trace (a W3C ``traceparent``) when tracing is on
+    #: (`phaser.tracing`; never rendered).
+    trace: str | None = None
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)

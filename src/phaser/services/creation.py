@@ -36,6 +36,7 @@ from ..models.phase import HELD, WAITING, created_phase
 from ..storage.job_store import Created, Existing, JobStore, OverQuota
 from ..storage.limits import key_group, task_group
 from ..tasks.registry import Task, TaskRegistry
+from ..tracing import tracing
 from .checks import (
     JobChecks,
     check_concurrency_key,
@@ -213,6 +214,17 @@ class JobCreator:
         IdempotencyConflictError
             The key was used for a different request.
         """
+        with tracing().span(
+            "phaser.job.create", attributes={"phaser.task": new.task}
+        ) as span:
+            made = await self._create(caller, new, span.traceparent)
+            span.set("phaser.job.id", made.job.id)
+            span.set("phaser.replayed", made.replayed or None)
+            return made
+
+    async def _create(
+        self, caller: Caller, new: NewJob, trace: str | None
+    ) -> CreatedJob:
         definition = self._registry.get(new.task)
         kept, ignored = (
             self._uploads.check(definition, new.uploads, strict=new.strict)
@@ -280,6 +292,7 @@ class JobCreator:
             parent_id=new.parent_id,
             notify=new.notify,
             notify_secret=new_secret() if new.notify else None,
+            trace=trace,
         )
         return await self._store_job(job, new, kept)
 

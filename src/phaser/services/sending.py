@@ -82,7 +82,11 @@ class Sending:
 
     async def _enqueue(self, job: Job, attempt: int) -> None:
         await self._queue.enqueue(
-            job.id, attempt, queue=self._queue_of(job), priority=job.priority
+            job.id,
+            attempt,
+            queue=self._queue_of(job),
+            priority=job.priority,
+            trace=job.trace,
         )
 
     async def hand_back(

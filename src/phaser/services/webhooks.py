@@ -17,7 +17,8 @@ job is created and again at each attempt, which connects to the address
 it checked (so DNS cannot change the answer in between) — unless its
 host is in ``PHASER_WEBHOOK_HOSTS``. Redirects are never followed (a 3xx
 ends the delivery, recorded as refused); the answer's body is never
-read.
+read. With tracing on, each attempt is a ``phaser.webhook.deliver`` span
+in the job's trace, and the request carries it (``traceparent``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from ..models.errors import ForbiddenError
 from ..models.job import Job
 from ..storage.job_store import JobStore
 from ..storage.webhooks import Delivery
+from ..tracing import Span, tracing
 from .uploads import allowed_host
 
 __all__ = ["WebhookSender", "check_webhook_url", "new_secret"]
@@ -201,27 +203,42 @@ class WebhookSender:
         status: int | None = None
         error: str | None = None
         refused = False
-        try:
-            addresses = await check_webhook_url(
-                url, self._settings.webhook_hosts
-            )
-            status, location = await self._post(
-                url, addresses[0], body, delivery, secret
-            )
-            if 300 <= status < 400:
-                # Not followed, ever: the next address is not checked,
-                # and asking again would be answered the same.
-                refused = True
-                error = f"redirect to {location!r} not followed"
-        except ForbiddenError as exc:
-            refused, error = True, exc.message
-        except httpx.HTTPError as exc:
-            error = (
-                f"{type(exc).__name__}: {exc}"
-                if str(exc)
-                else (type(exc).__name__)
-            )
         attempt = delivery.attempt + 1
+        with tracing().span(
+            "phaser.webhook.deliver",
+            parent=job.trace,
+            kind="client",
+            attributes={
+                "phaser.job.id": job.id,
+                "phaser.event": delivery.event,
+                "phaser.attempt": attempt,
+                "phaser.subscription": delivery.subscription or None,
+                "server.address": urlsplit(url).hostname,
+            },
+        ) as span:
+            try:
+                addresses = await check_webhook_url(
+                    url, self._settings.webhook_hosts
+                )
+                status, location = await self._post(
+                    url, addresses[0], body, delivery, secret, span
+                )
+                if 300 <= status < 400:
+                    # Not followed, ever: the next address is not checked,
+                    # and asking again would be answered the same.
+                    refused = True
+                    error = f"redirect to {location!r} not followed"
+            except ForbiddenError as exc:
+                refused, error = True, exc.message
+            except httpx.HTTPError as exc:
+                error = (
+                    f"{type(exc).__name__}: {exc}"
+                    if str(exc)
+                    else (type(exc).__name__)
+                )
+            span.set("http.response.status_code", status)
+            if error is not None or not (status and status < 300):
+                span.fail(error or f"answered {status}")
         entry: dict[str, Any] = {
             "delivery": delivery.id,
             "subscription": delivery.subscription or None,
@@ -279,6 +296,7 @@ class WebhookSender:
         body: str,
         delivery: Delivery,
         secret: str,
+        span: Span,
     ) -> tuple[int, str | None]:
         """POST to the address that was checked (not to whatever the name
         resolves to by then), signed; the status and any ``Location``
@@ -299,6 +317,9 @@ class WebhookSender:
                 delivery.id, moment, body
             ),
         }
+        if span.traceparent is not None:
+            # The receiver may carry the job's trace on.
+            headers["traceparent"] = span.traceparent
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         async with self._http.stream(
             "POST",

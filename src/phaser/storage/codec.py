@@ -103,6 +103,7 @@ FIELD = {
     "has_children": "kids",
     "notify": "notify",
     "notify_secret": "nsecret",
+    "trace": "trace",
 }
 
 
@@ -292,6 +293,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         has_children="kids" in data,
         notify=notify_value(data.get("notify")),
         notify_secret=data.get("nsecret"),
+        trace=data.get("trace"),
         history=read_history(data.get("history", ""), created),
     )
 
@@ -364,6 +366,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         has_children="kids" in data,
         notify=_field(lambda: notify_value(data.get("notify")), None),
         notify_secret=data.get("nsecret"),
+        trace=data.get("trace"),
         history=_field(
             lambda: read_history(
                 data.get("history", ""), time("created") or from_ms(0)

@@ -25,6 +25,7 @@ from ..queue import (
     wake_channel,
 )
 from ..services.webhooks import WebhookSender
+from ..tracing import configure_tracing, tracing
 from .runner import JobRunner
 
 __all__ = ["create_worker", "run_worker"]
@@ -217,12 +218,16 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     factory: Factory | None = ctx.get("factory")
     if factory is not None:
         await factory.aclose()
+    tracing().shutdown()
 
 
-async def run_job(ctx: dict[str, Any], job_id: str, attempt: int) -> None:
-    """arq entry point: run one attempt of a job."""
+async def run_job(
+    ctx: dict[str, Any], job_id: str, attempt: int, trace: str | None = None
+) -> None:
+    """arq entry point: run one attempt of a job (``trace``: its trace
+    context, when tracing is on)."""
     await ctx["runner"].run(
-        job_id, attempt, enqueued_at=ctx.get("enqueue_time")
+        job_id, attempt, enqueued_at=ctx.get("enqueue_time"), trace=trace
     )
 
 
@@ -277,5 +282,6 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def run_worker(settings: Settings) -> None:
     """Run a worker until SIGINT or SIGTERM."""
     configure(settings)
+    configure_tracing(settings, role="worker")
     asyncio.set_event_loop(_new_event_loop())
     create_worker(settings).run()
