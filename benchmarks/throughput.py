@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import arq_baseline
+from durability import durability_figures
 from harness import (
     HERE,
     Figure,
@@ -112,6 +113,12 @@ def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 met = met and value >= 0.8
     finally:
         stop_processes([baseline])
+    fast, fsync, replicated = durability_figures(work, scale)
+    figures += [fast, fsync, replicated]
+    ratios.append(
+        f"durability fsync / fast: {ratio(median(fsync), median(fast)):.2f},"
+        f" replicated / fast: {ratio(median(replicated), median(fast)):.2f}"
+    )
     return Result(
         key="B1",
         title="Job creation throughput, 32 clients, one frontend process",
@@ -155,6 +162,7 @@ async def _fill_queue(
     """Store started no-op jobs and queue them, as the service does (with
     ``priorities``, each at a random priority from 0 to 9; with
     ``notify``, each with a final webhook to that URL)."""
+    from redis.asyncio import ConnectionPool
     from redis.asyncio import Redis as AsyncRedis
 
     from phaser.clock import now, to_ms
@@ -168,7 +176,7 @@ async def _fill_queue(
     client = AsyncRedis.from_url(redis_url, decode_responses=True)
     store = JobStore(client, KeyLayout(prefix))
     await store.load_scripts()
-    arq = create_arq_redis(redis_url, queue)
+    arq = create_arq_redis(ConnectionPool.from_url(redis_url), queue)
     job_queue = JobQueue(arq)
     for begin in range(0, jobs, 500):
         batch = []

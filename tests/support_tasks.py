@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from phaser.tasks import TaskContext, TaskError, Upload, task
 
@@ -186,3 +186,27 @@ async def keyed(params: SlotParameters, ctx: TaskContext) -> str:
 async def exclusive(params: SlotParameters, ctx: TaskContext) -> str:
     """At most two jobs of this task run, whoever owns them."""
     return await _occupy(params, ctx)
+
+
+class BlobParameters(BaseModel):
+    directory: str
+    size: int = Field(0, ge=0, le=64 * 1024 * 1024)
+
+
+@task("blob", parameters=BlobParameters)
+def blob(params: BlobParameters, ctx: TaskContext) -> None:
+    """Write ``size`` bytes (1 MiB at a time) to a file and store it as
+    the result, in a child process; record the process's peak memory
+    (VmHWM, kB) afterwards: storing must not have read the file whole."""
+    evidence = _evidence(params.directory)
+    path = ctx.scratch_dir / "blob.bin"
+    chunk = bytes(range(256)) * 4096
+    with path.open("wb") as out:
+        left = params.size
+        while left > 0:
+            out.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+    ctx.add_result(path, mime_type="application/octet-stream")
+    status = Path("/proc/self/status").read_text()
+    [peak] = [line for line in status.splitlines() if line.startswith("VmHWM")]
+    (evidence / f"{ctx.job_id}.peak").write_text(peak.split()[1])

@@ -19,7 +19,9 @@ from redis import Redis
 
 from conftest import Stack, require_tool, wait_until
 from phaser.config import Settings
+from phaser.factory import result_store
 from phaser.storage.job_store import script_text
+from phaser.storage.objects import ObjectResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAYS = sorted(p.name for p in (ROOT / "kubernetes" / "overlays").iterdir())
@@ -194,6 +196,25 @@ def test_heavy_pool_consumes_the_queue_its_task_is_routed_to() -> None:
     }
     assert env["PHASER_QUEUE_NAME"] == routes["cone"]
     assert "StatefulSet" not in {r["kind"] for r in resources}
+
+
+def test_production_keeps_results_in_a_bucket_not_a_shared_volume() -> None:
+    resources = _render("production")
+    assert "PersistentVolumeClaim" not in {r["kind"] for r in resources}
+    config = _by_kind(resources, "ConfigMap")["phaser-config"]["data"]
+    assert config["PHASER_RESULTS_URL"].startswith("s3://")
+    for resource, container in _containers(resources):
+        volumes = resource["spec"]["template"]["spec"]["volumes"]
+        assert all("persistentVolumeClaim" not in v for v in volumes)
+        # Every pod gets the bucket's credentials from the Secret.
+        names = {e["name"] for e in container.get("env", [])}
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names
+    # The settings as a pod sees them open an object store.
+    env = {k: v for k, v in config.items() if k.startswith("PHASER_")}
+    settings = Settings(
+        **{k.removeprefix("PHASER_").lower(): v for k, v in env.items()}
+    )
+    assert isinstance(result_store(settings), ObjectResultStore)
 
 
 def test_readiness_reloads_scripts_redis_has_lost(

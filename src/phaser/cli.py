@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 
 import uvicorn
 from fastapi import FastAPI
-from redis import Redis
-from redis.exceptions import BusyLoadingError, RedisError
 
 from . import __version__
 from .config import (
@@ -36,6 +34,7 @@ from .embedded import (
 from .jobs_args import add_commands
 from .jobs_cli import run as run_client
 from .services.auth import UserDirectory
+from .storage.connect import check_redis
 from .tasks.registry import default_registry
 from .tracing import tracing_unavailable
 
@@ -216,11 +215,14 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     supervisor = Supervisor()
     lock = DataDirLock(settings.data_dir)
     try:
-        if settings.redis_url is None:
+        if not settings.external_redis:
             lock.acquire()
             embedded = EmbeddedRedis(
                 settings.redis_dir.resolve(),
                 find_redis_server(settings.redis_server),
+                fsync=(
+                    "always" if settings.durability == "fsync" else "everysec"
+                ),
             )
             supervisor.add("redis-server", embedded.launch)
             redis = embedded
@@ -300,20 +302,15 @@ def _preflight(settings: Settings) -> str | None:
     problem = tracing_unavailable(settings)
     if problem is not None:
         return problem
-    if settings.redis_url is None:
+    if not settings.external_redis:
+        if settings.durability == "replicated":
+            return (
+                "PHASER_DURABILITY=replicated needs a Redis with replicas"
+                " (PHASER_REDIS_URL or PHASER_REDIS_SENTINELS); the embedded"
+                " one has none"
+            )
         return None
-    client = Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, socket_timeout=5
-    )
-    try:
-        client.ping()
-    except BusyLoadingError:
-        return None  # up, still loading its data: the server waits
-    except (RedisError, OSError) as exc:
-        return f"PHASER_REDIS_URL: cannot reach Redis ({exc})"
-    finally:
-        client.close()
-    return None
+    return check_redis(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -341,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "user":
                 return _user(settings, args)
             case "worker":
-                if settings.redis_url is None:
+                if not settings.external_redis:
                     print(
                         "phaser: PHASER_REDIS_URL must be set for a worker",
                         file=sys.stderr,

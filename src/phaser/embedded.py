@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import structlog
 
@@ -126,9 +126,14 @@ class EmbeddedRedis:
     binary
         redis-server to run.
     appendonly
-        Persist with AOF (fsync every second); otherwise keep nothing.
+        Persist with AOF; otherwise keep nothing.
+    fsync
+        When the AOF reaches the disk: ``everysec`` (an OS crash can lose
+        the last second) or ``always`` (before each answer).
     port
         Port to listen on; a free one if not given.
+    extra
+        More redis-server arguments (``--replicaof …`` in tests).
     """
 
     def __init__(
@@ -137,11 +142,15 @@ class EmbeddedRedis:
         binary: Path,
         *,
         appendonly: bool = True,
+        fsync: Literal["everysec", "always"] = "everysec",
         port: int | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self.directory = directory
         self.binary = binary
         self.appendonly = appendonly
+        self.fsync = fsync
+        self.extra = list(extra)
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -174,10 +183,11 @@ class EmbeddedRedis:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.fsync,
             "--logfile", str(log),
             "--daemonize", "no",
             "--protected-mode", "yes",
+            *self.extra,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args,

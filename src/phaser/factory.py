@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -18,13 +19,31 @@ from .services.lifecycle import JobLifecycle
 from .services.maintenance import Maintenance
 from .services.operations import Operations
 from .services.waiting import JobWaiter
+from .storage.connect import redis_pool
 from .storage.events import EventHub
 from .storage.job_store import JobStore
 from .storage.keys import KeyLayout
 from .storage.results import LocalResultStore, ResultStore
 from .tasks.registry import TaskRegistry, default_registry
 
-__all__ = ["Factory"]
+__all__ = ["Factory", "result_store"]
+
+
+def result_store(settings: Settings) -> ResultStore:
+    """The result store ``PHASER_RESULTS_URL`` names."""
+    url = settings.results_url
+    if url is None:
+        return LocalResultStore(settings.results_dir)
+    if url.startswith("file://"):
+        return LocalResultStore(Path(url.removeprefix("file://")))
+    from .storage.objects import ObjectResultStore
+
+    return ObjectResultStore(
+        url,
+        settings.data_dir / "scratch",
+        redirect=settings.results_redirect,
+        url_ttl=settings.results_url_ttl,
+    )
 
 
 class Factory:
@@ -33,8 +52,8 @@ class Factory:
     Parameters
     ----------
     settings
-        Configuration; ``redis_url`` must be set (``phaser serve`` sets it
-        to the embedded Redis before building the factory).
+        Configuration; Redis must be configured (``phaser serve`` sets
+        ``redis_url`` to the embedded Redis before building the factory).
     registry
         Tasks; the configured task modules are loaded into it.
     """
@@ -42,23 +61,32 @@ class Factory:
     def __init__(
         self, settings: Settings, registry: TaskRegistry = default_registry
     ) -> None:
-        if settings.redis_url is None:
-            raise ValueError("PHASER_REDIS_URL is not set")
         self.settings = settings
         self.registry = registry
         registry.load_modules(settings.task_modules)
-        self.redis: Redis = Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_connect_timeout=2,
-            health_check_interval=30,
+        self.redis: Redis = Redis(
+            connection_pool=redis_pool(
+                settings, decode_responses=True, health_check_interval=30
+            )
         )
         self.keys = KeyLayout(settings.key_prefix)
-        self.job_store = JobStore(self.redis, self.keys)
-        self.results: ResultStore = LocalResultStore(settings.results_dir)
+        self.job_store = JobStore(
+            self.redis,
+            self.keys,
+            replicas=(
+                settings.durability_replicas
+                if settings.durability == "replicated"
+                else 0
+            ),
+            replica_timeout=settings.durability_timeout,
+        )
+        self.results: ResultStore = result_store(settings)
         self.hub = EventHub(self.redis, self.keys.events)
         self.queue = JobQueue(
-            create_arq_redis(settings.redis_url, settings.queue_name),
+            create_arq_redis(
+                redis_pool(settings, decode_responses=False),
+                settings.queue_name,
+            ),
             priority_ageing=settings.priority_ageing,
         )
 
@@ -72,7 +100,7 @@ class Factory:
         """Stop listening and close every connection."""
         await self.hub.stop()
         await self.queue.close()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     def lifecycle(self) -> JobLifecycle:
         """Every change of a job after its creation (runner, maintenance,

@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from fastapi.telemetry import TelemetryConfig
@@ -113,7 +114,6 @@ class OtelTracing(Tracing):
         self._provider = _provider(role)
         self._tracer = self._provider.get_tracer("phaser", __version__)
 
-    @contextlib.contextmanager
     def span(
         self,
         name: str,
@@ -122,6 +122,17 @@ class OtelTracing(Tracing):
         kind: SpanKind = "internal",
         start: datetime | None = None,
         attributes: Mapping[str, AttributeValue | None] | None = None,
+    ) -> AbstractContextManager[Span]:
+        return self._span(name, parent, kind, start, attributes)
+
+    @contextlib.contextmanager
+    def _span(
+        self,
+        name: str,
+        parent: str | None,
+        kind: SpanKind,
+        start: datetime | None,
+        attributes: Mapping[str, AttributeValue | None] | None,
     ) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
             name,

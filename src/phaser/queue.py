@@ -94,10 +94,11 @@ def priority_step(ageing: float) -> int:
     return int(ageing * 1000) if ageing > 0 else _STRICT_STEP
 
 
-def create_arq_redis(redis_url: str, queue_name: str) -> ArqRedis:
-    """An arq client with JSON serialization on its own connection pool."""
+def create_arq_redis(pool: ConnectionPool, queue_name: str) -> ArqRedis:
+    """An arq client with JSON serialization on its own connection pool
+    (`phaser.storage.connect.redis_pool`, without decoding)."""
     return ArqRedis(
-        pool_or_conn=ConnectionPool.from_url(redis_url),
+        pool_or_conn=pool,
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=queue_name,
@@ -228,4 +229,4 @@ class JobQueue:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self._arq.aclose()
+        await self._arq.aclose(close_connection_pool=True)

@@ -227,6 +227,15 @@ class Tuning(BaseSettings):
         ),
         le=7 * 86400,
     )
+    orphan_sweep_interval: PositiveFloat = Field(
+        3600,
+        title="Orphan sweep interval (s)",
+        description=(
+            "How often stored files of jobs that no longer exist (a crash"
+            " between deleting a job and its files) are looked for and"
+            " deleted; files of jobs younger than this are left alone."
+        ),
+    )
     tracing: Literal["off", "otlp"] = Field(
         "off",
         title="Tracing",

@@ -191,6 +191,9 @@ class ClientBase:
             "headers": auth_headers(token, user, user_header),
             "verify": verify,
             "timeout": timeout,
+            # A server with an object store may answer a download with a
+            # presigned URL (httpx drops Authorization on the way there).
+            "follow_redirects": True,
         }
 
 

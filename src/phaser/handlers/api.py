@@ -27,7 +27,7 @@ from ..models.phase import ExecutionPhase
 from ..models.requests import JobPatch
 from ..services.ids import JOB_ID_PATTERN
 from ..services.jobs import JobUpdate
-from .results import add_head_route, result_response
+from .results import DOWNLOAD_RESPONSES, add_head_route, result_response
 
 __all__ = ["router"]
 
@@ -346,13 +346,13 @@ async def job_deliveries(
     summary="Download a result",
     description="The result's bytes, with the MIME type the task gave.",
     response_class=FileResponse,
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **DOWNLOAD_RESPONSES},
 )
 async def get_result(
     job_id: str, result_id: str, service: Service, caller: CurrentCaller
-) -> FileResponse:
-    result, path = await service.result(caller, job_id, result_id)
-    return result_response(job_id, result, path)
+) -> Response:
+    result, found = await service.result(caller, job_id, result_id)
+    return result_response(job_id, result, found)
 
 
 add_head_route(router, "/jobs/{job_id}/results/{result_id}", get_result)

@@ -25,7 +25,7 @@ from ..services.jobs import JobService, NewJob
 from ..services.uploads import LinkUpload, NewUpload
 from ..services.waiting import JobWaiter
 from .dali import until_disconnected
-from .results import upload_response
+from .results import DOWNLOAD_RESPONSES, upload_response
 
 __all__ = ["router"]
 
@@ -246,9 +246,10 @@ async def create_job_with_files(
     summary="Download an uploaded file",
     description="A file the job was given with its request, for its owner.",
     response_class=FileResponse,
-    responses=problem_responses(404),
+    responses={**problem_responses(404), **DOWNLOAD_RESPONSES},
 )
 async def get_upload(
     job_id: str, name: str, service: Service, caller: CurrentCaller
-) -> FileResponse:
-    return upload_response(service, await service.get(caller, job_id), name)
+) -> Response:
+    job = await service.get(caller, job_id)
+    return await upload_response(service, job, name)

@@ -92,13 +92,13 @@ async def until_disconnected(
 _CLIENTS_TO_FIX = {ErrorCode.TASK_ERROR, ErrorCode.UPLOAD_FAILED}
 
 
-def _answer(job: Job, service: Service) -> Response:
+async def _answer(job: Job, service: Service) -> Response:
     """A sync job's end as DALI answers it."""
     if job.phase is SUCCEEDED:
         if not job.results:
             return Response(status_code=204)
-        result, path = service.located_result(job, job.results[0].id)
-        return result_response(job.id, result, path)
+        result, found = await service.located_result(job, job.results[0].id)
+        return result_response(job.id, result, found)
     error = job.shown_error
     message = error.message if error else f"Job {job.id} was aborted"
     # The task refused the request, or the file it referred to could not
@@ -137,7 +137,7 @@ async def _sync(
     )
     if ended is None:  # nobody is listening
         return Response(status_code=499)
-    return _answer(ended, service)
+    return await _answer(ended, service)
 
 
 for _method in ("GET", "POST"):

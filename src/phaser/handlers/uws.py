@@ -22,7 +22,12 @@ from ..models.uws import (
     render_parameters,
     render_results,
 )
-from .results import add_head_route, result_response, upload_response
+from .results import (
+    DOWNLOAD_RESPONSES,
+    add_head_route,
+    result_response,
+    upload_response,
+)
 from .uws_params import (
     ERRORS,
     PAGE_DOC,
@@ -227,12 +232,13 @@ async def get_results(job: UWSJob, links: UWSLinks) -> Response:
     summary="UWS job result",
     description="The result's bytes, with the MIME type the task gave.",
     response_class=FileResponse,
+    responses=DOWNLOAD_RESPONSES,
 )
 async def get_result(
     job: UWSJob, result_id: str, service: Service
-) -> FileResponse:
-    result, path = service.located_result(job, result_id)
-    return result_response(job.id, result, path)
+) -> Response:
+    result, found = await service.located_result(job, result_id)
+    return result_response(job.id, result, found)
 
 
 add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
@@ -244,6 +250,7 @@ add_head_route(router, "/{task}/jobs/{job_id}/results/{result_id}", get_result)
     description="A file the job was given with its request (its"
     " ``uws:parameter`` with ``byReference``), for its owner.",
     response_class=FileResponse,
+    responses=DOWNLOAD_RESPONSES,
 )
-async def get_upload(job: UWSJob, name: str, service: Service) -> FileResponse:
-    return upload_response(service, job, name)
+async def get_upload(job: UWSJob, name: str, service: Service) -> Response:
+    return await upload_response(service, job, name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from ..config import Settings
@@ -28,6 +27,7 @@ from ..models.phase import (
 )
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
+from ..storage.results import Download
 from ..tasks.registry import Task, TaskRegistry
 from .changes import JobChanges, changed
 from .checks import JobChecks, JobUpdate
@@ -114,10 +114,14 @@ class JobService:
         """This process's event hub (live views subscribe to it)."""
         return self._hub
 
-    def stored_path(self, key: str) -> Path | None:
-        """Where a stored file's bytes are (a result's, an upload's), if
-        they are still there."""
-        return self._lifecycle.results.path(key)
+    async def stored(self, key: str) -> Download | None:
+        """How to answer a download of a stored file (a result's, an
+        upload's), if it is still there."""
+        return await self._lifecycle.results.download(key)
+
+    async def stored_head(self, key: str, limit: int) -> bytes | None:
+        """The first bytes of a stored file, if it is still there."""
+        return await self._lifecycle.results.peek(key, limit)
 
     async def create(self, caller: Caller, new: NewJob) -> CreatedJob:
         """Create a job (`phaser.services.creation.JobCreator.create`)."""
@@ -301,8 +305,8 @@ class JobService:
 
     async def result(
         self, caller: Caller, job_id: str, result_id: str
-    ) -> tuple[JobResult, Path]:
-        """A result of a job and the local path of its bytes.
+    ) -> tuple[JobResult, Download]:
+        """A result of a job and how to answer a download of it.
 
         Raises
         ------
@@ -311,15 +315,16 @@ class JobService:
         ResultNotFoundError
             No such result, or its data is gone.
         """
-        return self.located_result(await self.get(caller, job_id), result_id)
+        job = await self.get(caller, job_id)
+        return await self.located_result(job, result_id)
 
-    def located_result(
+    async def located_result(
         self, job: Job, result_id: str
-    ) -> tuple[JobResult, Path]:
+    ) -> tuple[JobResult, Download]:
         """`result` of a job already read (and checked to be visible)."""
         result = job.result(result_id)
-        path = self.stored_path(result.key) if result else None
-        if result is None or path is None:
+        found = await self.stored(result.key) if result else None
+        if result is None or found is None:
             # astroquery fetches results before it looks at the phase.
             error = job.shown_error
             raise ResultNotFoundError(
@@ -330,7 +335,7 @@ class JobService:
                     else ""
                 )
             )
-        return result, path
+        return result, found
 
 
 def _visible(caller: Caller, job: Job) -> bool:

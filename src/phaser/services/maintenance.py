@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import structlog
 
-from ..clock import now
+from ..clock import now, to_ms
 from ..config import Settings
 from ..models.job import ErrorCode, ErrorType, JobError, duration_exceeded
 from ..models.phase import (
@@ -27,6 +27,7 @@ from ..models.phase import (
 )
 from ..storage.job_store import JobStore
 from ..storage.transitions import Beat, Changed, Claim
+from .ids import created_ms, is_job_id
 from .lifecycle import JobLifecycle
 
 __all__ = ["Maintenance", "MaintenanceReport"]
@@ -82,6 +83,7 @@ class Maintenance:
         deadlines = await self.enforce_deadlines()
         recovered, failed = await self.recover_stalled()
         requeued = await self.requeue_lost()
+        await self.sweep_orphans()
         followers = self._lifecycle.followers
         requeued += await followers.reconcile_limits()
         requeued += await followers.check_waiting(
@@ -100,6 +102,35 @@ class Maintenance:
                 requeued=requeued,
             )
         return report
+
+    async def sweep_orphans(self) -> int:
+        """Delete the stored files of jobs that are gone: left by a crash
+        between deleting a job's record and its files. Once every
+        ``PHASER_ORPHAN_SWEEP_INTERVAL`` (by one process), for jobs
+        created more than that long ago (a new job's uploads are stored
+        just before its record). Returns how many jobs' files went."""
+        every = self._settings.orphan_sweep_interval
+        if not await self._store.activity.due_once("orphan-sweep", every):
+            return 0
+        results = self._lifecycle.results
+        listed = await asyncio.to_thread(lambda: list(results.job_ids()))
+        before = to_ms(now()) - int(every * 1000)
+        old = [
+            job_id
+            for job_id in listed
+            if is_job_id(job_id) and created_ms(job_id) < before
+        ]
+        swept = 0
+        for start in range(0, len(old), _BATCH):
+            gone = await self._store.activity.missing_jobs(
+                old[start : start + _BATCH]
+            )
+            if gone:
+                await asyncio.to_thread(results.delete_jobs, gone)
+                swept += len(gone)
+        if swept:
+            _logger.info("Orphaned files deleted", jobs=swept)
+        return swept
 
     async def requeue_lost(self) -> int:
         """Queue again jobs that have been QUEUED for long and are no

@@ -193,6 +193,8 @@ class WebhookSender:
             {
                 "type": f"job.{delivery.event}",
                 "timestamp": format_time(delivery.at),
+                # The event's phase; ``data`` is the job as it is now.
+                "phase": delivery.phase,
                 "data": JobModel.from_job(job, self._base_url).model_dump(
                     mode="json"
                 ),

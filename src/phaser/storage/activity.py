@@ -162,3 +162,23 @@ class ActivityStore:
             args=[holder, str(int(ttl * 1000))],
         )
         return bool(reply)
+
+    async def due_once(self, name: str, every: float) -> bool:
+        """Whether a chore done at most once every ``every`` seconds (by
+        any process) is due; the first to ask after that gets true."""
+        taken = await self._redis.set(
+            self._keys.lease(f"once:{name}"),
+            "1",
+            nx=True,
+            px=max(1, int(every * 1000)),
+        )
+        return bool(taken)
+
+    async def missing_jobs(self, job_ids: list[str]) -> list[str]:
+        """The ids among ``job_ids`` that have no record."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self._keys.record(job_id))
+            found: list[int] = await pipe.execute()
+        pairs = zip(job_ids, found, strict=True)
+        return [job_id for job_id, n in pairs if not n]

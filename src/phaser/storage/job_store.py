@@ -26,6 +26,7 @@ from ..models.job import Job
 from ..models.phase import ExecutionPhase, parse_phase
 from .activity import ActivityStore
 from .codec import AnyJob, JobRef, decode, encode
+from .durable import Acknowledged
 from .events import created_channel
 from .keys import KeyLayout
 from .limits import ConcurrencyLimits
@@ -77,11 +78,25 @@ class JobStore:
         Client with ``decode_responses=True``.
     keys
         The key layout.
+    replicas
+        Replicas that must confirm each change to a job before it is
+        acknowledged (`phaser.storage.durable`); 0: none.
+    replica_timeout
+        Longest to wait for them (s).
     """
 
-    def __init__(self, redis: Redis, keys: KeyLayout) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: KeyLayout,
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 2.0,
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        ack = Acknowledged(redis, replicas=replicas, timeout=replica_timeout)
+        self._ack = ack
         self._batch: dict[str, list[asyncio.Future[Job | None]]] = {}
         self._batch_tasks: set[asyncio.Task[None]] = set()
         #: The schedules maintenance reads.
@@ -89,7 +104,7 @@ class JobStore:
         self._create = redis.register_script(script_text("create.lua"))
         self._delete = redis.register_script(script_text("delete.lua"))
         #: The verbs that change stored jobs.
-        self.transitions = JobTransitions(redis, keys)
+        self.transitions = JobTransitions(redis, keys, ack)
         #: Workers, owners, throughput, counts, the maintenance lease.
         self.activity = ActivityStore(redis, keys)
         #: Admission of jobs with concurrency limits.
@@ -151,8 +166,9 @@ class JobStore:
         ]
         for name, value in encode(job).items():
             args += [name, value]
-        reply = await self._create(
-            keys=[
+        reply = await self._ack.run(
+            self._create,
+            [
                 keys.record,
                 keys.by_owner,
                 keys.by_task_phase_prefix,
@@ -168,7 +184,7 @@ class JobStore:
                 self._keys.by_parent_prefix(job.owner),
                 self._keys.after_checks,
             ],
-            args=args,
+            args,
         )
         match reply[0]:
             case "ok":
@@ -291,8 +307,8 @@ class JobStore:
                 layout.by_run_prefix(job.owner),
                 layout.by_parent_prefix(job.owner),
             ]
-        phases, waiting = await self._delete(
-            keys=keys, args=[self._keys.events, *(job.id for job in jobs)]
+        phases, waiting = await self._ack.run(
+            self._delete, keys, [self._keys.events, *(job.id for job in jobs)]
         )
         return Deleted(
             [ExecutionPhase(phase) if phase else None for phase in phases],

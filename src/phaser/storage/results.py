@@ -1,28 +1,34 @@
 """Result stores: where result bytes live, keyed per job.
 
-`ResultStore` is what the rest of phaser knows of a store; only this
-module knows where the bytes are. `LocalResultStore` keeps
+`ResultStore` is what the rest of phaser knows of a store; only the
+stores know where the bytes are. `LocalResultStore` keeps
 ``<root>/<job id>/<result id>``: ids are checked against a strict pattern
 and resolved paths must stay under the root, so no key can reach outside
-the job's own directory. A task's child process reopens the worker's store
-from its `ResultStore.describe` (`open_result_store`).
+the job's own directory; `phaser.storage.objects.ObjectResultStore` keeps
+the same keys in an S3-compatible bucket. A task's child process reopens
+the worker's store from its `ResultStore.describe` (`open_result_store`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 __all__ = [
     "RESULT_ID_PATTERN",
+    "Download",
+    "LocalFile",
     "LocalResultStore",
+    "RemoteFile",
     "ResultStore",
+    "SignedURL",
     "StoredResult",
     "open_result_store",
 ]
@@ -39,6 +45,33 @@ class StoredResult:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A stored file's bytes in a local file."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """A stored file's bytes, to be streamed from elsewhere."""
+
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedURL:
+    """Where a client may fetch a stored file's bytes itself, for a
+    while."""
+
+    url: str
+
+
+#: How a download of a stored file is answered.
+Download = LocalFile | RemoteFile | SignedURL
+
+
 class ResultStore(Protocol):
     """Where result bytes are kept (see `LocalResultStore`)."""
 
@@ -52,9 +85,20 @@ class ResultStore(Protocol):
     ) -> StoredResult:
         """Store a file as a result (moved when ``move``, else copied)."""
 
-    def path(self, key: str) -> Path | None:
-        """A local file holding a stored result's bytes, `None` if the
-        result is gone."""
+    async def download(self, key: str) -> Download | None:
+        """How to answer a download of a stored file, `None` if it is
+        gone."""
+
+    async def peek(self, key: str, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of a stored file, `None` if it is
+        gone."""
+
+    def local_path(self, key: str, directory: Path) -> Path | None:
+        """A local file with a stored file's bytes (fetched into
+        ``directory`` if they are elsewhere), `None` if it is gone."""
+
+    def job_ids(self) -> Iterator[str]:
+        """The ids of the jobs that have stored files."""
 
     def delete_job(self, job_id: str) -> None:
         """Delete every result of a job (nothing if there are none)."""
@@ -85,8 +129,15 @@ def open_result_store(description: dict[str, str]) -> ResultStore:
     ValueError
         An unknown kind of store.
     """
-    if description.get("kind") == "local":
-        return LocalResultStore(Path(description["root"]))
+    match description.get("kind"):
+        case "local":
+            return LocalResultStore(Path(description["root"]))
+        case "s3":
+            from .objects import ObjectResultStore
+
+            return ObjectResultStore(
+                description["url"], Path(description["scratch"])
+            )
     raise ValueError(f"unknown result store {description!r}")
 
 
@@ -143,6 +194,37 @@ class LocalResultStore:
             key=f"{job_id}/{result_id}", size=target.stat().st_size
         )
 
+    async def download(self, key: str) -> Download | None:
+        """The local file (`path`)."""
+        path = self.path(key)
+        return LocalFile(path) if path is not None else None
+
+    async def peek(self, key: str, limit: int) -> bytes | None:
+        """The first bytes of the local file (`path`)."""
+        path = self.path(key)
+        if path is None:
+            return None
+        try:
+            return await asyncio.to_thread(_read_head, path, limit)
+        except OSError:
+            return None
+
+    def local_path(self, key: str, directory: Path) -> Path | None:
+        """The stored file itself (`path`)."""
+        return self.path(key)
+
+    def job_ids(self) -> Iterator[str]:
+        """The job directories under the root."""
+        try:
+            entries = list(os.scandir(self._root))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and RESULT_ID_PATTERN.match(
+                entry.name
+            ):
+                yield entry.name
+
     def path(self, key: str) -> Path | None:
         """Local path of a stored result, `None` if it is gone.
 
@@ -198,3 +280,8 @@ class LocalResultStore:
         """Where a task's private temporary directory goes; the task's
         context creates it when the task first asks for it."""
         return self._root / ".scratch" / job_id
+
+
+def _read_head(path: Path, limit: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(limit)

@@ -31,6 +31,7 @@ from ..models.phase import (
     target_phase,
 )
 from .codec import FIELD, AnyJob, decode, encode_fields, result_row
+from .durable import Acknowledged
 from .keys import KeyLayout
 from .lua import script_text
 from .outcomes import (
@@ -108,10 +109,15 @@ class JobTransitions:
         Client with ``decode_responses=True``.
     keys
         The key layout.
+    ack
+        How changes are acknowledged (`phaser.storage.durable`).
     """
 
-    def __init__(self, redis: Redis, keys: KeyLayout) -> None:
+    def __init__(
+        self, redis: Redis, keys: KeyLayout, ack: Acknowledged | None = None
+    ) -> None:
         self._keys = keys
+        self._ack = ack or Acknowledged(redis)
         self._script = redis.register_script(script_text("transition.lua"))
         self._record_result = redis.register_script(
             script_text("record_result.lua")
@@ -222,9 +228,10 @@ class JobTransitions:
         """Add (or replace) a result of a running job while ``token``
         holds it. The answer's job is the one passed in (the script
         answers with the outcome only)."""
-        reply = await self._record_result(
-            keys=[self._keys.record(job.id)],
-            args=[
+        reply = await self._ack.run(
+            self._record_result,
+            [self._keys.record(job.id)],
+            [
                 token,
                 json.dumps(result_row(job.id, result)),
                 self._keys.events,
@@ -352,8 +359,9 @@ class JobTransitions:
         for name, value in encoded.items():
             args += [name, value]
         args += [FIELD[name] for name in change.clear]
-        reply = await self._script(
-            keys=[
+        reply = await self._ack.run(
+            self._script,
+            [
                 keys.record,
                 keys.counts,
                 keys.by_task_phase_prefix,
@@ -366,7 +374,7 @@ class JobTransitions:
                 self._keys.limits_prefix,
                 self._keys.webhook_prefix,
             ],
-            args=args,
+            args,
         )
         match reply[0]:
             case "ok":

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lxml import etree
 
 from ..models.text import clean_text
 
-__all__ = ["LIMIT", "Preview", "preview"]
+__all__ = ["LIMIT", "PREVIEW_BYTES", "Preview", "preview"]
 
 #: Most bytes of a result read for its preview.
 LIMIT = 64 * 1024
@@ -71,13 +70,13 @@ def _votable(data: bytes, truncated: bool) -> Preview | None:
     return Preview("table", columns=columns, rows=rows, truncated=more)
 
 
-def preview(path: Path, mime_type: str) -> Preview:
-    """A preview of the result stored at ``path``."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(LIMIT + 1)
-    except OSError:
-        return Preview("none")
+#: Bytes of a result a preview needs (one more than it shows: to know
+#: whether it is truncated).
+PREVIEW_BYTES = LIMIT + 1
+
+
+def preview(data: bytes, mime_type: str) -> Preview:
+    """A preview of a result from its first `PREVIEW_BYTES` bytes."""
     truncated = len(data) > LIMIT
     data = data[:LIMIT]
     mime = mime_type.split(";")[0].strip().lower()

@@ -25,6 +25,7 @@ from ..queue import (
     wake_channel,
 )
 from ..services.webhooks import WebhookSender
+from ..storage.connect import redis_pool
 from ..tracing import configure_tracing, tracing
 from .runner import JobRunner
 
@@ -242,12 +243,14 @@ def create_worker(settings: Settings) -> Worker:
     ones ``worker_grace_period`` seconds, then stops the rest, which go back
     to the queue.
     """
-    if settings.redis_url is None:
+    if not settings.external_redis:
         raise ValueError("PHASER_REDIS_URL is not set")
     limit = settings.max_execution_duration
     return _ResilientWorker(
         functions=[func(run_job, name=RUN_JOB, max_tries=1)],
-        redis_pool=create_arq_redis(settings.redis_url, settings.queue_name),
+        redis_pool=create_arq_redis(
+            redis_pool(settings, decode_responses=False), settings.queue_name
+        ),
         queue_name=settings.queue_name,
         on_startup=_startup,
         on_shutdown=_shutdown,

@@ -127,7 +127,9 @@ class Supervisor:
     ) -> Failure | None:
         """Fetch the job's uploads, then run its task, on the event loop
         or in a child process."""
-        uploads = await local_uploads(job, self._results, self._settings)
+        uploads = await local_uploads(
+            job, self._results, self._settings, ctx.scratch_path / ".uploads"
+        )
         if isinstance(uploads, Failure):
             return uploads
         ctx.uploads = uploads

@@ -26,14 +26,17 @@ class _UnfetchableError(Exception):
 
 
 async def local_uploads(
-    job: Job, store: ResultStore, settings: Settings
+    job: Job, store: ResultStore, settings: Settings, directory: Path
 ) -> dict[str, Path] | Failure:
-    """Every upload of the job as a local file, by name; or why not (the
-    job then fails without running its task)."""
+    """Every upload of the job as a local file, by name (fetched into
+    ``directory`` from a store that is not local); or why not (the job
+    then fails without running its task)."""
     paths = {}
     for upload in job.uploads:
         try:
-            paths[upload.name] = await _local(job.id, upload, store, settings)
+            paths[upload.name] = await _local(
+                job.id, upload, store, settings, directory
+            )
         except _UnfetchableError as exc:
             return Failure(
                 f"Upload {upload.name}: {exc}",
@@ -52,7 +55,11 @@ async def local_uploads(
 
 
 async def _local(
-    job_id: str, upload: JobUpload, store: ResultStore, settings: Settings
+    job_id: str,
+    upload: JobUpload,
+    store: ResultStore,
+    settings: Settings,
+    directory: Path,
 ) -> Path:
     key = upload.key
     if key is None:
@@ -62,7 +69,7 @@ async def _local(
             raise _UnfetchableError("its host is not in PHASER_UPLOAD_HOSTS")
         async with asyncio.timeout(settings.upload_fetch_timeout):
             key = await _fetch(job_id, upload, store, settings)
-    path = store.path(key)
+    path = await asyncio.to_thread(store.local_path, key, directory)
     if path is None:
         raise _UnfetchableError("its file is gone")
     return path

@@ -13,7 +13,7 @@ from ...models.errors import NotFoundError, PhaserError
 from ...models.job import Job
 from ...models.phase import FINAL_PHASES, RUNNING, Action, allowed_from
 from ...services.jobs import JobService, JobUpdate
-from ...ui.preview import preview
+from ...ui.preview import PREVIEW_BYTES, preview
 from ...ui.render import digest, sse_event
 from ..results import result_response
 from .common import (
@@ -33,14 +33,14 @@ __all__ = ["router"]
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-def _job_context(
+async def _job_context(
     request: Request, service: JobService, job: Job
 ) -> dict[str, Any]:
     previews = {}
     for result in job.results:
-        path = service.stored_path(result.key)
-        if path is not None:
-            previews[result.id] = preview(path, result.mime_type)
+        data = await service.stored_head(result.key, PREVIEW_BYTES)
+        if data is not None:
+            previews[result.id] = preview(data, result.mime_type)
     history = [(change.phase.value, change.at) for change in job.history]
     if not history:  # a record of an older version: what its times say
         history = [("created", job.created_at)]
@@ -61,10 +61,9 @@ def _job_context(
     }
 
 
-def _job_live(request: Request, service: JobService, job: Job) -> str:
-    return render(
-        "_job_live.html", request, **_job_context(request, service, job)
-    )
+async def _job_live(request: Request, service: JobService, job: Job) -> str:
+    context = await _job_context(request, service, job)
+    return render("_job_live.html", request, **context)
 
 
 @router.get("/ui/jobs/{job_id}")
@@ -75,7 +74,7 @@ async def job_page(
     caller: PageCaller,
 ) -> Response:
     job = await service.get(caller, job_id)
-    live = _job_live(request, service, job)
+    live = await _job_live(request, service, job)
     return html_page(
         "job.html",
         request,
@@ -130,7 +129,7 @@ async def job_stream(
                 elif job is None:
                     yield sse_event("gone", job_id)
                 else:
-                    html = _job_live(request, service, job)
+                    html = await _job_live(request, service, job)
                     if digest(html) != last:
                         yield sse_event("live", html)
                         last = digest(html)
@@ -161,8 +160,8 @@ async def download(
     service: Service,
     caller: PageCaller,
 ) -> Response:
-    result, path = await service.result(caller, job_id, result_id)
-    return result_response(job_id, result, path)
+    result, found = await service.result(caller, job_id, result_id)
+    return result_response(job_id, result, found)
 
 
 @router.post("/ui/jobs/{job_id}/destruction")
