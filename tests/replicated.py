@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from redis import Redis
@@ -100,7 +101,9 @@ class ReplicatedRedis:
         while time.monotonic() < deadline:
             client = Redis(port=port, socket_timeout=2, decode_responses=True)
             try:
-                info = client.info("replication")
+                info: dict[str, Any] = client.info(  # type: ignore[assignment]
+                    "replication"
+                )
             finally:
                 client.close()
             if info.get("master_link_status") == "up":
