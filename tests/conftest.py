@@ -196,16 +196,23 @@ def add_user(stack: Stack, name: str, *, admin: bool = False) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def run_phaser(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """The ``phaser`` command (client side) run against a stack."""
-    env = {**os.environ, "PHASER_URL": stack.url}
+def run_python(
+    env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """This Python run with ``args`` in ``env``, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "phaser", *args],
+        [sys.executable, *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def run_phaser(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``phaser`` command (client side) run against a stack."""
+    env = {**os.environ, "PHASER_URL": stack.url}
+    return run_python(env, "-m", "phaser", *args)
 
 
 def first_event(http: httpx.Client, job_id: str) -> dict[str, Any]:

@@ -22,13 +22,40 @@ from phaser.embedded import free_port
 __all__ = ["Collector", "Receiver"]
 
 
-class Receiver:
+class _LoopbackServer:
+    """An HTTP server on a loopback port, serving on a thread of its own
+    once started; subclasses say how it answers (`_handler`)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server: ThreadingHTTPServer | None = None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer(
+            ("127.0.0.1", self.port), self._handler()
+        )
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class Receiver(_LoopbackServer):
     """An HTTP server on loopback that records what it is sent and answers
     as told: ``fail`` answers 500 that many times first, ``delay`` sleeps
     before answering, ``redirect`` answers 302 to it."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        super().__init__(port)
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.received: list[dict[str, Any]] = []
         self.answered = 0
@@ -36,9 +63,8 @@ class Receiver:
         self.delay = 0.0
         self.redirect: str | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> None:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,32 +94,21 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, daemon=True
-        ).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return Handler
 
 
-class Collector:
+class Collector(_LoopbackServer):
     """An OpenTelemetry collector on loopback: accepts OTLP/HTTP
     (protobuf) exports at ``/v1/traces`` and keeps every span, with its
     resource's attributes."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.url = f"http://127.0.0.1:{self.port}"
         self.spans: list[dict[str, Any]] = []
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> None:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -123,11 +138,7 @@ class Collector:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, daemon=True
-        ).start()
+        return Handler
 
     def wait_for(
         self, check: Callable[[list[dict[str, Any]]], bool], timeout: float
@@ -140,12 +151,6 @@ class Collector:
                 names = sorted(span["name"] for span in self.spans)
                 raise AssertionError(f"spans not exported; got {names}")
             return list(self.spans)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 def _value(value: AnyValue) -> Any:

@@ -185,6 +185,8 @@ class Submitter:
         self.url = url
         self.evidence = evidence
         self.answers: list[tuple[float, int, str | None]] = []
+        #: 503 answers without a Retry-After header.
+        self.without_retry_after = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -218,6 +220,8 @@ class Submitter:
                         (time.monotonic(), answer.status_code, job_id)
                     )
                 if answer.status_code == 503:
+                    if "retry-after" not in answer.headers:
+                        self.without_retry_after += 1
                     time.sleep(0.05)
 
     def acknowledged(self) -> list[str]:

@@ -11,14 +11,13 @@ failover test (tests/test_failover.py)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from redis import Redis
 
-from conftest import EmbeddedServer, Stack, wait_for, wait_until
+from conftest import EmbeddedServer, Stack, run_python, wait_for, wait_until
 from phaser.embedded import EmbeddedRedis, find_redis_server
 from replicated import Submitter
 
@@ -114,13 +113,7 @@ def test_fsync_makes_the_embedded_redis_write_before_it_answers(
 def _phaser(
     env: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "phaser", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python(env, "-m", "phaser", *args)
 
 
 def test_fsync_refuses_a_redis_that_does_not_write_before_answering(

@@ -84,6 +84,7 @@ def test_a_failover_loses_no_acknowledged_job_and_runs_none_twice(
         statuses = submitter.statuses()
         # Never a 500, nor anything but "created" and "come back later".
         assert set(statuses) <= {201, 503}, statuses
+        assert submitter.without_retry_after == 0
         # No phaser process needed a restart.
         for process in [stack.frontend, *stack.workers]:
             assert process is not None

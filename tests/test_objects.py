@@ -165,6 +165,8 @@ def test_every_size_streams_in_and_out_with_bounded_memory(
 ) -> None:
     stack, prefix = stored
     assert stack.frontend is not None
+    [worker] = stack.workers
+    worker_before = _peak_kb(worker.pid)
     with _client(stack) as http:
         job = _blob(http, evidence, size)
         [result] = job["results"]
@@ -193,7 +195,13 @@ def test_every_size_streams_in_and_out_with_bounded_memory(
         assert peak < 120 * 1024, f"task process peaked at {peak} kB"
         grown = _peak_kb(stack.frontend.pid) - before
         assert grown < 30 * 1024, f"frontend grew {grown} kB"
-        print(f"{size} B: task process peak {peak} kB, frontend +{grown} kB")
+        # The worker only relayed the result's key.
+        worker_grown = _peak_kb(worker.pid) - worker_before
+        assert worker_grown < 30 * 1024, f"worker grew {worker_grown} kB"
+        print(
+            f"{size} B: task process peak {peak} kB, frontend +{grown} kB,"
+            f" worker +{worker_grown} kB"
+        )
         # UWS serves the same bytes.
         uws = http.get(f"/blob/jobs/{job['id']}/results/result")
         assert uws.status_code == 200

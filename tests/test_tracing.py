@@ -7,8 +7,6 @@ With tracing off nothing of it is loaded, stored or queued."""
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Stack, wait_for, wait_until
+from conftest import Stack, run_python, wait_for, wait_until
 from phaser.embedded import EmbeddedRedis
 from receivers import Collector, Receiver
 
@@ -268,15 +266,8 @@ def test_with_tracing_off_nothing_is_loaded_stored_or_queued(
         "          'phaser.otel')\n"
         "print(sorted(m for m in sys.modules if m.startswith(loaded)))\n"
     )
-    env = {**stack.env, "PHASER_TRACING": "off"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = run_python({**stack.env, "PHASER_TRACING": "off"}, "-c", probe)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
 
 
@@ -290,13 +281,6 @@ def test_tracing_without_the_extra_is_refused_clearly(stack: Stack) -> None:
         "sys.argv = ['phaser', 'worker']\n"
         "sys.exit(main())\n"
     )
-    env = {**stack.env, "PHASER_TRACING": "otlp"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python({**stack.env, "PHASER_TRACING": "otlp"}, "-c", probe)
     assert done.returncode != 0
     assert "pip install 'phaser[otel]'" in done.stderr, done.stderr
