@@ -24,6 +24,7 @@ from harness import FULL, HERE, SMOKE, Result, Scale
 from latency import bench_latency
 from storage import bench_destruction, bench_lists, bench_memory
 from throughput import bench_creation, bench_workers
+from under_load import bench_under_load
 from waits import bench_waits
 
 from phaser.embedded import EmbeddedRedis, find_redis_server
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
     "B5": bench_memory,
     "B6": bench_waits,
     "B7": bench_destruction,
+    "B9": bench_under_load,
     "B10": bench_tabs,
 }
 

@@ -12,6 +12,7 @@ reports what it lost. The figures are printed for docs/operations.md.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,10 +86,29 @@ def test_a_failover_loses_no_acknowledged_job_and_runs_none_twice(
         # Never a 500, nor anything but "created" and "come back later".
         assert set(statuses) <= {201, 503}, statuses
         assert submitter.without_retry_after == 0
-        # No phaser process needed a restart.
+        # No phaser process needed a restart, and the frontend's event
+        # subscriber follows the new primary: a long poll is released by
+        # its job's end, long before its wait runs out.
         for process in [stack.frontend, *stack.workers]:
             assert process is not None
             assert process.poll() is None
+        with httpx.Client(base_url=stack.url, timeout=60) as http:
+            made = http.post(
+                "/api/v1/jobs",
+                json={
+                    "task": "count",
+                    "parameters": {"directory": str(evidence)},
+                    "start": True,
+                },
+            )
+            assert made.status_code == 201
+            started = time.monotonic()
+            ended = http.get(
+                f"/api/v1/jobs/{made.json()['id']}",
+                params={"wait": 50, "until": "final"},
+            ).json()
+            assert ended["phase"] == "COMPLETED"
+            assert time.monotonic() - started < 25
         figures: dict[str, Any] = {
             "durability": durability,
             "acknowledged": len(acknowledged),
