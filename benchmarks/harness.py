@@ -353,8 +353,8 @@ FULL = Scale(
     latency_jobs=200,
     memory_jobs=20_000,
     list_sizes=(10_000, 100_000, 1_000_000),
-    destroy_jobs=100_000,
-    waiters=2_000,
+    destroy_jobs=1_000_000,
+    waiters=10_000,
     tabs=200,
     tabs_seconds=60.0,
 )

@@ -107,6 +107,6 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             f" {ratio(median(p50), median(base50)):.3f}; tracing on /"
             f" off, p50: {ratio(median(traced50), median(p50)):.2f}"
         ),
-        target="p50 ≤ 10 ms, p99 ≤ 30 ms",
-        met=median(p50) <= 10 and median(p99) <= 30,
+        target="p50 ≤ 3 ms, p99 ≤ 10 ms",
+        met=median(p50) <= 3 and median(p99) <= 10,
     )
