@@ -16,6 +16,7 @@ from conftest import (
     TERMINAL,
     Stack,
     create_job,
+    is_alive,
     make_stack,
     wait_for,
     wait_for_file,
@@ -238,23 +239,12 @@ def test_abort_running_sync_task_kills_process(
     os.kill(pid, 0)  # the child is alive and burning
     assert client.post(f"/api/v1/jobs/{job['id']}/abort").status_code == 200
     started = time.monotonic()
-    while _alive(pid):
+    while is_alive(pid):
         assert time.monotonic() - started < 1, "child still running"
         time.sleep(0.02)
     assert client.get(f"/api/v1/jobs/{job['id']}").json()["phase"] == (
         "ABORTED"
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    if status.exists():
-        return "zombie" not in status.read_text()
-    return True
 
 
 def test_execution_duration_limit_aborts_job(
@@ -279,7 +269,7 @@ def test_execution_duration_limit_aborts_job(
     ended = datetime.fromisoformat(done["ended_at"])
     assert timedelta(seconds=3) <= ended - started < timedelta(seconds=5)
     deadline = time.monotonic() + 2
-    while _alive(pid):
+    while is_alive(pid):
         assert time.monotonic() < deadline
         time.sleep(0.02)
 

@@ -236,7 +236,19 @@ class BaseTaskContext:
         mime_type: str | None = None,
     ) -> None:
         """Store a result."""
-        result = store_result(
+        stored = self.store(data, result_id=result_id, mime_type=mime_type)
+        self.emit(Update(result=stored))
+
+    def store(
+        self,
+        data: ResultData,
+        *,
+        result_id: str = "result",
+        mime_type: str | None = None,
+    ) -> JobResult:
+        """Put result data into the result store (`store_result`),
+        without reporting it yet (safe in a thread)."""
+        return store_result(
             self._store,
             self._job_id,
             attempt=self._attempt,
@@ -244,7 +256,6 @@ class BaseTaskContext:
             result_id=result_id,
             mime_type=mime_type,
         )
-        self.emit(Update(result=result))
 
     def emit(self, update: Update) -> None:
         """Hand an update towards the job record."""

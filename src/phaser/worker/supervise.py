@@ -157,7 +157,10 @@ class Supervisor:
             bound = task.bind(job.parameters, ctx.uploads)
             value = await task.function(bound, ctx)
             if value is not None:
-                ctx.add_result(value)
+                # Off the event loop: an object store uploads over the
+                # network (heartbeats and other jobs go on meanwhile).
+                result = await asyncio.to_thread(ctx.store, value)
+                ctx.emit(Update(result=result))
         except Exception as exc:
             if not isinstance(exc, TaskError):
                 _logger.exception("Task raised")
