@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from conftest import (
@@ -28,6 +29,7 @@ from conftest import (
     wait_for_file,
 )
 from phaser.embedded import EmbeddedRedis, find_redis_server
+from phaser.queue import arq_job_id
 from phaser.storage.keys import KeyLayout
 
 #: Fast heartbeats and maintenance, so faults are noticed in a second or two.
@@ -138,9 +140,13 @@ def test_frozen_worker_cannot_overwrite_the_attempt_that_replaced_it(
             frozen.send_signal(signal.SIGCONT)
         assert done["attempts"] == 2
         assert done["phase"] == "COMPLETED"
-        # Let the thawed worker finish its (stale) first attempt.
-        deadline = time.monotonic() + 10
-        while len(_lines(evidence / "finished")) < 2:
+        # Let the thawed worker end its (stale) first attempt: the task
+        # may finish (its sleep ran out while frozen) or be stopped (the
+        # worker notices first that the job is no longer its own); either
+        # way arq drops the attempt's in-progress mark when it ends.
+        mark = in_progress_key_prefix + arq_job_id(job["id"], 1)
+        deadline = time.monotonic() + 15
+        while asyncio.run(_exists(two_workers.redis_url, mark)):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.5)
@@ -148,6 +154,14 @@ def test_frozen_worker_cannot_overwrite_the_attempt_that_replaced_it(
         assert after == done
         result = client.get(done["results"][0]["href"]).text
         assert result == f"{job['id']} attempt 2"
+
+
+async def _exists(redis_url: str, key: str) -> bool:
+    redis = Redis.from_url(redis_url)
+    try:
+        return bool(await redis.exists(key))
+    finally:
+        await redis.aclose()
 
 
 def test_frozen_worker_is_stopped_by_the_deadline_backstop(
