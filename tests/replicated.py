@@ -17,7 +17,12 @@ import httpx
 from redis import Redis
 from redis.exceptions import RedisError
 
-from phaser.embedded import EmbeddedRedis, find_redis_server, free_port
+from phaser.embedded import (
+    EmbeddedRedis,
+    die_with_parent,
+    find_redis_server,
+    free_port,
+)
 
 __all__ = ["SERVICE", "ReplicatedRedis", "Submitter"]
 
@@ -81,6 +86,8 @@ class ReplicatedRedis:
                     [self._sentinel, str(conf)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
+                    # Gone with the test run, however it ends.
+                    preexec_fn=die_with_parent,
                     start_new_session=True,
                 )
             )

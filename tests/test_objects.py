@@ -24,7 +24,7 @@ from redis import Redis
 
 from conftest import Stack, wait_for, wait_until
 from phaser.client import Client
-from phaser.embedded import EmbeddedRedis, free_port
+from phaser.embedded import EmbeddedRedis, die_with_parent, free_port
 from phaser.storage.keys import KeyLayout
 
 BUCKET = "phaser-results"
@@ -54,6 +54,8 @@ class S3Server:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Gone with the test run, however it ends.
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

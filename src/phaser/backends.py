@@ -11,16 +11,12 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
+from .tuning import comma_separated
+
 __all__ = ["Backends", "Durability"]
 
 #: How durable an acknowledged change is (`Backends.durability`).
 Durability = Literal["fast", "fsync", "replicated"]
-
-
-def _comma_separated(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class Backends(BaseSettings):
@@ -132,7 +128,7 @@ class Backends(BaseSettings):
     @field_validator("redis_sentinels", mode="before")
     @classmethod
     def _split_sentinels(cls, value: object) -> object:
-        return _comma_separated(value)
+        return comma_separated(value)
 
     @field_validator("redis_sentinels")
     @classmethod
