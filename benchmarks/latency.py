@@ -25,14 +25,15 @@ from harness import (
 from phaser.embedded import EmbeddedRedis
 
 
-def _latencies(url: str, jobs: int) -> list[float]:
-    """Create a started no-op job, then long-poll until it has ended."""
+def _latencies(url: str, jobs: int, task: str = "noop") -> list[float]:
+    """Create a started job of ``task`` (a no-op), then long-poll until
+    it has ended."""
     out = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(jobs):
             started = time.perf_counter()
             job = client.post(
-                "/api/v1/jobs", json={"task": "noop", "start": True}
+                "/api/v1/jobs", json={"task": task, "start": True}
             ).json()
             while job["phase"] not in {"COMPLETED", "ERROR", "ABORTED"}:
                 job = client.get(

@@ -22,6 +22,7 @@ from pathlib import Path
 from dashboard import bench_tabs
 from harness import FULL, HERE, SMOKE, Result, Scale
 from latency import bench_latency
+from peer_bench import bench_peers
 from storage import bench_destruction, bench_lists, bench_memory
 from throughput import bench_creation, bench_workers
 from under_load import bench_under_load
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[EmbeddedRedis, Path, Scale], Result]] = {
     "B5": bench_memory,
     "B6": bench_waits,
     "B7": bench_destruction,
+    "B8": bench_peers,
     "B9": bench_under_load,
     "B10": bench_tabs,
 }

@@ -158,6 +158,7 @@ async def _fill_queue(
     *,
     priorities: bool = False,
     notify: str | None = None,
+    task: str = "noop",
 ) -> None:
     """Store started no-op jobs and queue them, as the service does (with
     ``priorities``, each at a random priority from 0 to 9; with
@@ -185,7 +186,7 @@ async def _fill_queue(
             batch.append(
                 Job(
                     id=new_job_id(to_ms(moment)),
-                    task="noop",
+                    task=task,
                     owner=None,
                     phase=ExecutionPhase.QUEUED,
                     parameters={},

@@ -1,0 +1,141 @@
+"""What every system in B8 shares: the counting no-op, the drain timing,
+the latency loop and the JSON answer to the harness (`peers.py`).
+
+Runs in each system's own virtual environment (its only needs beyond the
+system are the standard library and redis-py), as::
+
+    PEER_REDIS_URL=redis://127.0.0.1:PORT python celery_peer.py \\
+        --jobs 5000 --latency 200
+
+The protocol, the same for every system: with no worker running, enqueue
+``--jobs`` jobs of a task that only increments a counter in Redis (the
+same one extra round trip for every system, so that completion is seen the
+same way for all); start one worker process, concurrency 10; time from the
+first completed job to the last. Then, the worker idle, run ``--latency``
+jobs one after another, each enqueued and awaited with the system's own
+client, and report every latency. What each system keeps in Redis per
+finished job is measured too (used memory after the drain, over the jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+HERE = Path(__file__).resolve().parent
+COUNTER = "bench:done"
+URL = os.environ.get("PEER_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+_async_counter: AsyncRedis | None = None
+_sync_counter: Redis | None = None
+
+
+async def count_async() -> None:
+    """The no-op's one step, for asyncio systems (a client per process)."""
+    global _async_counter
+    if _async_counter is None:
+        _async_counter = AsyncRedis.from_url(URL)
+    await _async_counter.incr(COUNTER)
+
+
+def count_sync() -> None:
+    """The no-op's one step, for thread pools."""
+    global _sync_counter
+    if _sync_counter is None:
+        _sync_counter = Redis.from_url(URL)
+    _sync_counter.incr(COUNTER)
+
+
+def drain_rate(client: Redis, jobs: int, timeout: float = 600) -> float:
+    """Jobs per second from the first completed job to the last.
+
+    Timed from the first completion, so a worker's start-up does not
+    count.
+    """
+    deadline = time.monotonic() + timeout
+    while not (done := int(client.get(COUNTER) or 0)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker finished no job")
+        time.sleep(0.002)
+    first, done_at_first = time.perf_counter(), done
+    while (done := int(client.get(COUNTER) or 0)) < jobs:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker finished {done} of {jobs}")
+        time.sleep(0.002)
+    return (jobs - done_at_first) / (time.perf_counter() - first)
+
+
+@dataclass
+class Peer:
+    """One system under test.
+
+    ``worker`` is the command that starts one worker process with
+    concurrency 10 (run in this directory); ``fill`` enqueues that many
+    counting no-ops; ``latencies`` runs that many jobs one after another
+    with the system's own client and answers each end-to-end time (ms).
+    """
+
+    name: str
+    worker: list[str]
+    fill: Callable[[int], None]
+    latencies: Callable[[int], list[float]]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def main(peer: Peer) -> int:
+    parser = argparse.ArgumentParser(description=f"B8: {peer.name}")
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--latency", type=int, default=200)
+    args = parser.parse_args()
+    client = Redis.from_url(URL)
+    client.delete(COUNTER)
+    memory_before = int(client.info("memory")["used_memory"])
+    peer.fill(args.jobs)
+    log = Path(os.environ.get("PEER_LOG", os.devnull))
+    with log.open("ab") as output:
+        worker = subprocess.Popen(
+            peer.worker,
+            cwd=HERE,
+            env={**os.environ, "PYTHONPATH": str(HERE)},
+            stdout=output,
+            stderr=output,
+        )
+    try:
+        rate = drain_rate(client, args.jobs)
+        # What is left once every job has ended: results, records.
+        time.sleep(0.2)
+        kept = int(client.info("memory")["used_memory"]) - memory_before
+        keys = int(client.dbsize())
+        latencies = peer.latencies(args.latency)
+    finally:
+        _stop(worker)
+    json.dump(
+        {
+            "rate": rate,
+            "latencies_ms": latencies,
+            "bytes_per_job": kept / args.jobs,
+            "keys": keys,
+        },
+        sys.stdout,
+    )
+    return 0
