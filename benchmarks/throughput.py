@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -129,25 +130,43 @@ def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     )
 
 
-def _drain_rate(client: Redis, queue: str, jobs: int) -> float:
-    """Jobs per second a just-started worker finishes from a filled queue.
-
-    arq removes an id from the queue when the job has finished, so the
-    queue's size counts the jobs not yet done, for phaser and raw arq
-    alike. Timed from the first finished job to the last, so the worker's
-    start-up does not count.
-    """
+def _drain_rate(done: Callable[[], int], jobs: int) -> float:
+    """Jobs per second a just-started worker finishes from a filled
+    queue, ``done()`` counting the jobs finished so far. Timed from the
+    first finished job to the last, so the worker's start-up does not
+    count."""
     deadline = time.monotonic() + 600
-    while (left := int(client.zcard(queue))) == jobs:
+    while not (finished := done()):
         if time.monotonic() > deadline:
             raise RuntimeError("the worker finished no job")
         time.sleep(0.002)
-    first, done_at_first = time.perf_counter(), jobs - left
-    while client.zcard(queue):
+    first, done_at_first = time.perf_counter(), finished
+    while done() < jobs:
         if time.monotonic() > deadline:
             raise RuntimeError("the worker did not finish")
         time.sleep(0.002)
     return (jobs - done_at_first) / (time.perf_counter() - first)
+
+
+def arq_done(client: Redis, queue: str, jobs: int) -> Callable[[], int]:
+    """Jobs raw arq has finished: it removes an entry from its queue when
+    its job has ended."""
+    return lambda: jobs - int(client.zcard(queue))
+
+
+def phaser_done(client: Redis, prefix: str) -> Callable[[], int]:
+    """Jobs phaser has finished: its per-minute counters of finished jobs
+    (written by the transition that ends a job), from now on. (phaser's
+    worker takes an entry out of the queue when it starts the job, so the
+    queue's size would count jobs started.)"""
+    first = int(time.time() // 60)
+
+    def done() -> int:
+        minutes = range(first, int(time.time() // 60) + 1)
+        keys = [f"{prefix}:stats:finished:{m}" for m in minutes]
+        return sum(int(v or 0) for v in client.mget(keys))
+
+    return done
 
 
 async def _fill_queue(
@@ -202,7 +221,13 @@ async def _fill_queue(
         await asyncio.gather(*(store.create(job) for job in batch))
         await asyncio.gather(
             *(
-                job_queue.enqueue(job.id, 1, priority=job.priority)
+                job_queue.enqueue(
+                    job.id,
+                    1,
+                    task=job.task,
+                    owner=job.owner,
+                    priority=job.priority,
+                )
                 for job in batch
             )
         )
@@ -260,7 +285,9 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             quiesce(redis.url)
             running.start(workers=1, frontend=False)
             try:
-                figure.rounds.append(_drain_rate(client, queue, jobs))
+                figure.rounds.append(
+                    _drain_rate(phaser_done(client, running.prefix), jobs)
+                )
             finally:
                 running.stop()
         for poll, figure in raw.items():
@@ -271,7 +298,9 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 redis.url, queue, poll_delay=poll, keep_result=0
             )
             try:
-                figure.rounds.append(_drain_rate(client, queue, jobs))
+                figure.rounds.append(
+                    _drain_rate(arq_done(client, queue, jobs), jobs)
+                )
             finally:
                 stop_processes([worker])
     receiver.stop()

@@ -26,7 +26,6 @@ from harness import (
     run_loadgen,
     stack,
 )
-from redis import Redis
 
 from phaser.embedded import EmbeddedRedis
 
@@ -89,18 +88,18 @@ async def _latencies(url: str, sent: list[tuple[str, float]]) -> list[float]:
     return out
 
 
-def _drain(redis_url: str, queue: str, timeout: float = 300) -> None:
-    """Until the workers have ended every queued job (arq removes an
-    entry when its job has ended)."""
-    client = Redis.from_url(redis_url)
+def _drain(url: str, timeout: float = 300) -> None:
+    """Until the workers have ended every job (the statistics count none
+    queued or running)."""
     deadline = time.monotonic() + timeout
-    try:
-        while client.zcard(queue):
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            totals = client.get("/api/v1/stats").json()["totals"]
+            if not totals.get("QUEUED") and not totals.get("EXECUTING"):
+                return
             if time.monotonic() > deadline:
                 raise RuntimeError("the workers did not drain the queue")
             time.sleep(0.05)
-    finally:
-        client.close()
 
 
 def bench_under_load(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
@@ -127,7 +126,7 @@ def bench_under_load(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             )
             most.rounds.append(answer["rps"])
             for load, (mid, tail, rate) in figures.items():
-                _drain(redis.url, running.env["PHASER_QUEUE_NAME"])
+                _drain(running.url)
                 sent, achieved = asyncio.run(
                     _send(
                         running.url,

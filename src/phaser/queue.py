@@ -1,10 +1,11 @@
 """The thin boundary around arq: sending job ids to the queue.
 
-Only the job id and the attempt number travel through arq (with the
-job's trace context when tracing is on), serialized as JSON; the job
-record in Redis is the truth. The arq job id is ``"{job_id}.{attempt}"``
-so that a retried or recovered attempt is never refused by arq's
-duplicate check.
+Only the job id, the attempt number and what the job's keys are made of
+(its task and owner, so that a worker claims it without reading it
+first) travel through arq, with the job's trace context when tracing is
+on, serialized as JSON; the job record in Redis is the truth. The arq
+job id is ``"{job_id}.{attempt}"`` so that a retried or recovered attempt
+is never refused by arq's duplicate check.
 
 Entries are written by one Lua script (``enqueue.lua``, beside this
 module: it writes arq's key layout, so it belongs to the queue, not to the
@@ -29,6 +30,8 @@ time: the job store's start schedule holds them (`phaser.services`).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -41,12 +44,15 @@ from arq.constants import (
 from arq.jobs import serialize_job
 from redis.asyncio import ConnectionPool
 
-from .clock import now, to_ms
+from .clock import from_ms, now, to_ms
 from .models.job import DEFAULT_PRIORITY
 
 __all__ = [
     "RUN_JOB",
+    "Entry",
+    "EntryTaker",
     "JobQueue",
+    "Taken",
     "arq_job_id",
     "create_arq_redis",
     "deserialize",
@@ -131,6 +137,8 @@ class JobQueue:
         job_id: str,
         attempt: int,
         *,
+        task: str | None = None,
+        owner: str | None = None,
         queue: str | None = None,
         priority: int = DEFAULT_PRIORITY,
         trace: str | None = None,
@@ -143,6 +151,10 @@ class JobQueue:
             The job.
         attempt
             Its attempt number.
+        task, owner
+            The job's task and owner (`None`: anonymous), carried in the
+            entry so that the worker can claim the job without reading it;
+            an entry without a task is read first.
         queue
             Queue name; the default queue if `None`.
         priority
@@ -158,10 +170,15 @@ class JobQueue:
         name = arq_job_id(job_id, attempt)
         enqueued = to_ms(now())
         score = enqueued - priority * self._step
+        carried: dict[str, str | None] = {}
+        if task is not None:
+            carried.update(task=task, owner=owner)
+        if trace:
+            carried["trace"] = trace
         payload = serialize_job(
             RUN_JOB,
             (job_id, attempt),
-            {"trace": trace} if trace else {},
+            carried,
             None,
             enqueued,
             serializer=serialize,
@@ -208,9 +225,10 @@ class JobQueue:
     ) -> bool:
         """Whether that attempt is in the queue, waiting for a worker.
 
-        An attempt a worker has taken (arq's in-progress mark) is not
-        waiting: if its job is still QUEUED long after, the worker failed
-        before claiming it (arq keeps the mark until its job timeout).
+        A worker takes an entry out of the queue (`EntryTaker`); if its
+        job is still QUEUED long after, the worker failed before claiming
+        it. (An entry marked in progress was taken by arq's own way, by a
+        worker of an earlier version: not waiting either.)
         """
         name = arq_job_id(job_id, attempt)
         async with self._arq.pipeline(transaction=False) as pipe:
@@ -220,8 +238,8 @@ class JobQueue:
         return score is not None and not taken
 
     async def depth(self, queue: str | None = None) -> int:
-        """Entries in a queue: waiting, deferred or being run (arq removes
-        an entry when its job has finished)."""
+        """Entries in a queue: jobs waiting for a worker (a worker takes
+        an entry out of the queue as it starts its job)."""
         depth: int = await self._arq.zcard(
             queue or self._arq.default_queue_name
         )
@@ -230,3 +248,104 @@ class JobQueue:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._arq.aclose(close_connection_pool=True)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One attempt of a job, as a worker took it from the queue."""
+
+    name: str  # the arq job id
+    job_id: str
+    attempt: int
+    enqueued_at: datetime
+    trace: str | None
+    #: The job's task and owner, if the entry carries them (entries queued
+    #: by earlier versions do not: the worker reads the job first).
+    task: str | None = None
+    owner: str | None = None
+
+    @classmethod
+    def read(cls, name: str, payload: bytes) -> Entry:
+        """Read a queue entry's payload (arq's layout, `serialize_job`, with
+        phaser's JSON); `ValueError` if it is not one of phaser's."""
+        try:
+            data = deserialize(payload)
+            job_id, attempt = data["a"]
+            carried = data["k"]
+            if data["f"] != RUN_JOB or not isinstance(job_id, str):
+                raise ValueError(f"not a phaser job: {data['f']!r}")
+            return cls(
+                name=name,
+                job_id=job_id,
+                attempt=int(attempt),
+                enqueued_at=from_ms(int(data["et"])),
+                trace=_text(carried.get("trace")),
+                task=_text(carried.get("task")),
+                owner=_text(carried.get("owner")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"unreadable queue entry {name}: {exc}") from exc
+
+
+class EntryTaker:
+    """A worker's side of the queue: take an entry, or give it back.
+
+    arq's worker marks an entry in progress with a WATCH transaction,
+    reads it with a pipeline and removes it once its job has ended: five
+    round trips. phaser's worker takes an entry out of the queue and reads
+    it with one script (``take.lua``) and is done with it: the job record,
+    not the entry, says what happens to the job from then on.
+
+    Parameters
+    ----------
+    arq
+        The worker's arq client.
+    queue_name
+        The queue it takes from.
+    """
+
+    def __init__(self, arq: ArqRedis, queue_name: str) -> None:
+        self._arq = arq
+        self._queue = queue_name
+        self._take = arq.register_script(_script("take.lua"))
+
+    async def take(self, name: str) -> Taken | None:
+        """Take the entry ``name`` (an arq job id) if it is due and still
+        in the queue. `ValueError` for an entry that is not phaser's or
+        whose payload has expired (it is taken all the same: there is
+        nothing to run)."""
+        taken = await self._take(
+            keys=[self._queue, job_key_prefix + name],
+            args=[name, to_ms(now())],
+        )
+        if not taken:
+            return None
+        score, payload = taken
+        if payload is None:
+            raise ValueError(f"queue entry {name} has expired")
+        return Taken(Entry.read(name, payload), int(float(score)), payload)
+
+    async def give_back(self, taken: Taken) -> None:
+        """Put an entry back where it was (a worker shutting down before
+        the attempt ran): another worker takes it."""
+        async with self._arq.pipeline(transaction=True) as pipe:
+            pipe.set(
+                job_key_prefix + taken.entry.name,
+                taken.payload,
+                px=self._arq.expires_extra_ms,
+            )
+            pipe.zadd(self._queue, {taken.entry.name: taken.score})
+            await pipe.execute()
+
+
+@dataclass(frozen=True)
+class Taken:
+    """An entry taken from the queue, with what it takes to put it back."""
+
+    entry: Entry
+    score: int
+    payload: bytes

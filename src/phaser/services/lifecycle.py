@@ -10,12 +10,9 @@ queue entry that goes with it, and the metrics that count it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
-
-from redis.exceptions import RedisError
 
 from ..clock import now
 from ..config import Settings
@@ -132,7 +129,7 @@ class JobLifecycle:
 
     async def claim(
         self,
-        job: Job,
+        job: AnyJob,
         *,
         attempt: int,
         token: str,
@@ -140,13 +137,12 @@ class JobLifecycle:
         quote: datetime | None,
     ) -> TransitionOutcome:
         """A worker takes an attempt of a queued job (counted as
-        started)."""
+        started, by the transition itself)."""
         outcome = await self._change.claim(
             job, attempt=attempt, token=token, at=at, quote=quote
         )
         if isinstance(outcome, Changed):
             JOBS_STARTED.labels(job.task).inc()
-            await self.count("started")
         return outcome
 
     async def heartbeat(self, job: Job, *, token: str) -> None:
@@ -185,7 +181,7 @@ class JobLifecycle:
         )
         await self.followers.changed(outcome)
         if isinstance(outcome, Changed):
-            await self._count_end(job, action)
+            self._count_end(job, action)
             return True
         return False
 
@@ -241,7 +237,7 @@ class JobLifecycle:
         )
         await self.followers.changed(outcome)
         if isinstance(outcome, Changed):
-            await self._count_end(job, Action.ABORT)
+            self._count_end(job, Action.ABORT)
         return outcome
 
     async def fail_held(self, job: Job, error: JobError) -> TransitionOutcome:
@@ -253,7 +249,7 @@ class JobLifecycle:
         )
         outcome = await self.apply(job, change)
         if isinstance(outcome, Changed):
-            await self._count_end(job, Action.FAIL)
+            self._count_end(job, Action.FAIL)
         return outcome
 
     async def edit(
@@ -306,13 +302,8 @@ class JobLifecycle:
             limit = None
         return limit or self._settings.max_attempts
 
-    async def count(self, kind: str) -> None:
-        """Count a job started or finished (for the statistics); a Redis
-        failure loses the count, never the job."""
-        with contextlib.suppress(RedisError, OSError):
-            await self._store.activity.count_throughput(kind, now())
-
-    async def _count_end(self, job: AnyJob, action: Ending) -> None:
+    def _count_end(self, job: AnyJob, action: Ending) -> None:
+        """The process's metric (the statistics' per-minute counts are
+        kept by the transition script)."""
         phase = target_phase(action)
         JOBS_FINISHED.labels(job.task, phase).inc()
-        await self.count("finished")

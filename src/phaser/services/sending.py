@@ -84,6 +84,8 @@ class Sending:
         await self._queue.enqueue(
             job.id,
             attempt,
+            task=job.task,
+            owner=job.owner,
             queue=self._queue_of(job),
             priority=job.priority,
             trace=job.trace,

@@ -86,14 +86,6 @@ class ActivityStore:
         )
         return from_ms(int(newest[0][1])) if newest else None
 
-    async def count_throughput(self, kind: str, at: datetime) -> None:
-        """Count one job ``kind`` (started, finished) in ``at``'s minute."""
-        key = self._keys.throughput(kind, to_ms(at) // 60_000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 2 * 3600)
-            await pipe.execute()
-
     async def throughput(
         self, kind: str, until: datetime, minutes: int
     ) -> list[int]:

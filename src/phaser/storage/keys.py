@@ -141,10 +141,16 @@ class KeyLayout:
         """Set of the names of every owner who has created a job."""
         return f"{self.prefix}:owners"
 
+    @property
+    def throughput_prefix(self) -> str:
+        """Prefix of the per-minute throughput counters (written by the
+        transition script)."""
+        return f"{self.prefix}:stats:"
+
     def throughput(self, kind: str, minute: int) -> str:
         """Counter of jobs started or finished in one minute (minutes
         since the epoch); expires after two hours."""
-        return f"{self.prefix}:stats:{kind}:{minute}"
+        return f"{self.throughput_prefix}{kind}:{minute}"
 
     def lease(self, name: str) -> str:
         """A lease that one process at a time may hold."""

@@ -170,7 +170,7 @@ class JobTransitions:
 
     async def claim(
         self,
-        job: Job,
+        job: AnyJob,
         *,
         attempt: int,
         token: str,
@@ -373,6 +373,7 @@ class JobTransitions:
                 keys.scheduled,
                 self._keys.limits_prefix,
                 self._keys.webhook_prefix,
+                self._keys.throughput_prefix,
             ],
             args,
         )

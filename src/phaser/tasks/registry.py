@@ -114,6 +114,11 @@ class Task:
                 raise ValueError(f"Task {self.name}: {name} must be >= 1")
         object.__setattr__(self, "uploads", upload_fields(self.parameters))
 
+    @property
+    def estimate_reads_parameters(self) -> bool:
+        """Whether `expected_seconds` needs the job's parameters."""
+        return callable(self.expected_duration)
+
     def expected_seconds(self, parameters: dict[str, Any]) -> float | None:
         """How long a job with these parameters is expected to run (s), if
         the task says; `None` also when its estimate fails (an estimate

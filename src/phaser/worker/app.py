@@ -11,115 +11,29 @@ import structlog
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from ..backoff import Backoff
 from ..clock import now
 from ..config import Settings
 from ..factory import Factory
 from ..logs import configure
 from ..metrics import serve_worker_metrics
+from ..models.phase import WAITING
 from ..queue import (
     RUN_JOB,
+    Entry,
     create_arq_redis,
     deserialize,
     serialize,
-    wake_channel,
 )
 from ..services.webhooks import WebhookSender
+from ..storage.codec import JobRef
 from ..storage.connect import redis_pool
 from ..tracing import configure_tracing, tracing
+from .queue_worker import QueueWorker
 from .runner import JobRunner
 
 __all__ = ["create_worker", "run_worker"]
 
 _logger = structlog.get_logger("phaser.worker")
-
-
-class _ResilientWorker(Worker):
-    """An arq worker that survives Redis outages and sleeps until woken.
-
-    arq lets a connection error in its poll loop end the worker; this one
-    logs it and polls again, so workers reconnect by themselves.
-
-    arq polls its queue every ``poll_delay`` seconds. This worker is given
-    a poll delay of 0 and instead, after each poll, sleeps until a wake-up
-    arrives on the queue's wake-up channel (published with every entry,
-    see `phaser.queue`) or one of its jobs ends (a slot is free), or at the
-    latest ``idle_poll`` seconds (for wake-ups lost while the subscription
-    reconnects).
-    """
-
-    def __init__(self, *, idle_poll: float, **kwargs: Any) -> None:
-        super().__init__(poll_delay=0, **kwargs)
-        self._idle_poll = idle_poll
-        self._wake = asyncio.Event()
-
-    async def main(self) -> None:
-        listener = asyncio.create_task(self._listen(), name="queue-wake")
-        try:
-            await super().main()
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-
-    async def _listen(self) -> None:
-        """Set the wake-up event on every message of the wake channel."""
-        channel = wake_channel(self.queue_name)
-        backoff = Backoff()
-        while True:
-            pubsub = self.pool.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(channel)
-                backoff.reset()
-                self._wake.set()  # entries may have come while away
-                async for _ in pubsub.listen():
-                    self._wake.set()
-            except (RedisError, OSError) as exc:
-                _logger.warning("Wake-ups unavailable", error=str(exc))
-                await backoff.wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-
-    async def _poll_iteration(self) -> None:
-        # Cleared before the poll: a wake-up during the poll means another
-        # entry may have come after it read the queue.
-        self._wake.clear()
-        try:
-            await super()._poll_iteration()
-        except (RedisError, OSError) as exc:
-            _logger.warning("Queue unreachable, retrying", error=str(exc))
-            await asyncio.sleep(1)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._idle_poll):
-                await self._wake.wait()
-
-    async def run_job(self, job_id: str, score: int) -> None:
-        try:
-            await super().run_job(job_id, score)
-        finally:
-            self._wake.set()  # a slot is free: look for the next job
-
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        # Workaround: arq 0.28 counts a job as running before its WATCH
-        # pipeline talks to Redis and does not undo that if the pipeline
-        # fails, so every outage leaked a slot until the worker took no jobs
-        # at all. Start jobs one at a time and give a leaked slot back.
-        for job_id in job_ids:
-            if self.job_counter >= self.max_jobs:
-                # No free slot: the rest of this read of the queue is left
-                # (as arq's own loop does); the next poll, when a slot
-                # frees, reads the queue afresh, so an entry of a higher
-                # priority queued meanwhile is taken first.
-                return
-            running = self.job_counter
-            try:
-                await super().start_jobs([job_id])
-            except (RedisError, OSError):
-                if self.job_counter > running:
-                    self.job_counter -= 1
-                    self.sem.release()
-                raise
 
 
 async def _maintain(factory: Factory) -> None:
@@ -183,7 +97,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     factory = Factory(ctx["settings"])
     await factory.start()
     ctx["factory"] = factory
-    ctx["runner"] = JobRunner(
+    runner = ctx["runner"] = JobRunner(
         lifecycle=factory.lifecycle(),
         store=factory.job_store,
         hub=factory.hub,
@@ -191,6 +105,22 @@ async def _startup(ctx: dict[str, Any]) -> None:
         settings=factory.settings,
         worker_id=factory.worker_id,
     )
+
+    async def run(entry: Entry) -> None:
+        ref = (
+            JobRef(entry.job_id, entry.owner, entry.task, WAITING)
+            if entry.task is not None
+            else None
+        )
+        await runner.run(
+            entry.job_id,
+            entry.attempt,
+            enqueued_at=entry.enqueued_at,
+            trace=entry.trace,
+            ref=ref,
+        )
+
+    ctx["run"] = run  # what `QueueWorker` runs for each entry it takes
     ctx["maintenance"] = asyncio.create_task(
         _maintain(factory), name="maintenance"
     )
@@ -225,8 +155,10 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 async def run_job(
     ctx: dict[str, Any], job_id: str, attempt: int, trace: str | None = None
 ) -> None:
-    """arq entry point: run one attempt of a job (``trace``: its trace
-    context, when tracing is on)."""
+    """arq's entry point for one attempt of a job (``trace``: its trace
+    context, when tracing is on). arq requires a registered function;
+    phaser's `QueueWorker` runs entries without arq's ``run_job``, so only
+    a plain arq worker on the same queue and settings would call it."""
     await ctx["runner"].run(
         job_id, attempt, enqueued_at=ctx.get("enqueue_time"), trace=trace
     )
@@ -246,7 +178,7 @@ def create_worker(settings: Settings) -> Worker:
     if not settings.external_redis:
         raise ValueError("PHASER_REDIS_URL is not set")
     limit = settings.max_execution_duration
-    return _ResilientWorker(
+    return QueueWorker(
         functions=[func(run_job, name=RUN_JOB, max_tries=1)],
         redis_pool=create_arq_redis(
             redis_pool(settings, decode_responses=False), settings.queue_name

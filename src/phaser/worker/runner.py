@@ -24,6 +24,7 @@ from ..models.errors import UnknownTaskError
 from ..models.job import Job, duration_exceeded
 from ..models.phase import Action
 from ..services.lifecycle import JobLifecycle
+from ..storage.codec import JobRef
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
 from ..storage.results import ResultStore
@@ -40,6 +41,9 @@ _logger = structlog.get_logger("phaser.worker")
 
 #: Delay before a job this worker cannot run is offered again (s).
 _HAND_BACK_DELAY = 1.0
+
+#: Outcomes of an attempt that ended it itself, under its claim.
+_OWN_END = frozenset({"completed", "failed"})
 
 #: Outcomes of an attempt that mark its span failed.
 _FAILED = frozenset({"failed", "retried", "duration exceeded"})
@@ -100,6 +104,7 @@ class JobRunner:
         *,
         enqueued_at: datetime | None = None,
         trace: str | None = None,
+        ref: JobRef | None = None,
     ) -> None:
         """Run one attempt of a job, if it is still waiting for it.
 
@@ -107,41 +112,38 @@ class JobRunner:
         wait in the queue (metric ``phaser_job_queue_wait_seconds``, span
         ``phaser.job.queued``); ``trace``, the job's trace context from
         the queue entry, is where the attempt's spans go (`phaser.tracing`).
+        ``ref``, the job's keys from the queue entry, lets the claim read
+        the job instead of a read before it (one round trip less), unless
+        the task is unknown here or its time estimate needs the job's
+        parameters.
         """
         # Every line logged while running this job, by any module, carries
         # these (arq runs each job in a task of its own, with its own
         # context).
         structlog.contextvars.bind_contextvars(job_id=job_id, attempt=attempt)
-        record = await patiently(lambda: self._store.get(job_id))
-        if record is None:
-            _logger.info("Job is gone, skipping")
-            return
-        queued = record
+        task = self._claimable_unread(ref)
+        queued: Job | JobRef
+        if ref is not None and task is not None:
+            queued = ref
+        else:
+            record = await patiently(lambda: self._store.get(job_id))
+            if record is None:
+                _logger.info("Job is gone, skipping")
+                return
+            task = await self._task_or_hand_back(record, attempt)
+            if task is None:
+                return
+            queued = record
+            trace = trace or record.trace
         structlog.contextvars.bind_contextvars(
             task=queued.task, owner=queued.owner
         )
-        try:
-            task = self._registry.get(queued.task)
-        except UnknownTaskError:
-            # Not ours to fail: another worker (of a newer deploy, or
-            # another pool) may know the task.
-            handed = await patiently(
-                lambda: self._lifecycle.sending.hand_back(
-                    queued, attempt=attempt, defer=_HAND_BACK_DELAY
-                )
-            )
-            _logger.warning(
-                "Job's task is unknown to this worker, handed back",
-                handed_back=handed,
-            )
-            return
-        parent = trace or queued.trace
-        if parent is not None:
+        if trace is not None:
             # Logs and traces meet.
-            structlog.contextvars.bind_contextvars(trace_id=trace_id(parent))
+            structlog.contextvars.bind_contextvars(trace_id=trace_id(trace))
         with tracing().span(
             "phaser.job.run",
-            parent=parent,
+            parent=trace,
             kind="consumer",
             attributes={
                 "phaser.job.id": job_id,
@@ -151,15 +153,47 @@ class JobRunner:
             },
         ) as span:
             ended = await self._attempt(
-                queued, task, attempt, enqueued_at, parent
+                queued, task, attempt, enqueued_at, trace
             )
             span.set("phaser.outcome", ended)
             if ended in _FAILED:
                 span.fail(ended)
 
+    def _claimable_unread(self, ref: JobRef | None) -> Task | None:
+        """The task of a job that can be claimed from its queue entry's
+        reference alone, without reading the job first."""
+        if ref is None:
+            return None
+        try:
+            task = self._registry.get(ref.task)
+        except UnknownTaskError:
+            return None
+        return None if task.estimate_reads_parameters else task
+
+    async def _task_or_hand_back(
+        self, queued: Job, attempt: int
+    ) -> Task | None:
+        """The job's task; `None` if this worker does not know it, after
+        handing the job back. Not ours to fail: another worker (of a newer
+        deploy, or another pool) may know the task."""
+        try:
+            return self._registry.get(queued.task)
+        except UnknownTaskError:
+            handed = await patiently(
+                lambda: self._lifecycle.sending.hand_back(
+                    queued, attempt=attempt, defer=_HAND_BACK_DELAY
+                )
+            )
+            _logger.warning(
+                "Job's task is unknown to this worker, handed back",
+                task=queued.task,
+                handed_back=handed,
+            )
+            return None
+
     async def _attempt(
         self,
-        queued: Job,
+        queued: Job | JobRef,
         task: Task,
         attempt: int,
         enqueued_at: datetime | None,
@@ -169,7 +203,9 @@ class JobRunner:
         job_id = queued.id
         claim = f"{self._worker_id}/{attempt}/{secrets.token_hex(4)}"
         started = now()
-        expected = task.expected_seconds(queued.parameters)
+        expected = task.expected_seconds(
+            queued.parameters if isinstance(queued, Job) else {}
+        )
         # UWS: when the job is expected to complete.
         quote = (
             started + timedelta(seconds=expected)
@@ -224,7 +260,10 @@ class JobRunner:
         ended = await patiently(
             lambda: self._finish(job, attempt, claim, task, outcome)
         )
-        await prune_strays(self._store, self._results, job)
+        if attempt > 1 or ended not in _OWN_END:
+            # An earlier attempt, or this one after losing its claim, may
+            # have left files the record does not name.
+            await prune_strays(self._store, self._results, job)
         JOB_DURATION.labels(job.task).observe(
             (now() - started).total_seconds()
         )
@@ -244,7 +283,10 @@ class JobRunner:
         guard = Claim(claim)
         match outcome:
             case None:
-                await self._lifecycle.finish(job, Action.COMPLETE, guard=guard)
+                if not await self._lifecycle.finish(
+                    job, Action.COMPLETE, guard=guard
+                ):
+                    return self._lost_at_the_end()
                 _logger.info("Job completed")
                 return "completed"
             case Stop.LOST:
@@ -272,10 +314,17 @@ class JobRunner:
                 _logger.info("Job will be retried", error=outcome.message)
                 return "retried"
             case Failure():
-                await self._lifecycle.finish(
+                if not await self._lifecycle.finish(
                     job, Action.FAIL, guard=guard, error=outcome.error
-                )
+                ):
+                    return self._lost_at_the_end()
                 _logger.info("Job failed", error=outcome.message)
                 return "failed"
             case _:
                 assert_never(outcome)
+
+    @staticmethod
+    def _lost_at_the_end() -> str:
+        """The task ended, but the job was no longer ours to end."""
+        _logger.info("Job stopped: aborted or deleted before its end")
+        return "stopped"

@@ -15,6 +15,8 @@
 -- KEYS[9] start schedule (HELD jobs with a run_after time)
 -- KEYS[10] prefix of the concurrency-limit keys (see admit.lua)
 -- KEYS[11] prefix of the webhook outbox (see keys.webhook_prefix)
+-- KEYS[12] prefix of the per-minute throughput counters
+--          (keys.throughput_prefix; the kind and the minute are appended)
 -- ARGV[1] job id
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
@@ -45,6 +47,10 @@
 -- letter and the milliseconds since creation in base 36 (see
 -- history.history_text); a history grown past 200 characters keeps its
 -- first change, a "~" and the latest changes.
+--
+-- A job taken from QUEUED to EXECUTING counts as started in the current
+-- minute's counter, one entering a final phase as finished: counted by the
+-- change itself, so exactly once, with no round trip of its own.
 --
 -- Returns {"ok", old phase, the record as HGETALL gives it}, {"missing"},
 -- {"phase", current phase} or {"check", current phase}. On anything but
@@ -218,6 +224,18 @@ end
 -- So do the owner's standing subscriptions ("subs:" + owner: id -> {url,
 -- events, task}) whose task filter the job passes.
 local FINAL = {COMPLETED = true, ERROR = true, ABORTED = true}
+local function tally(kind)
+  local time = redis.call("TIME")
+  local counter = KEYS[12] .. kind .. ":" .. math.floor(tonumber(time[1]) / 60)
+  redis.call("INCR", counter)
+  redis.call("EXPIRE", counter, 7200)
+end
+if current == "QUEUED" and new == "EXECUTING" then
+  tally("started")
+elseif FINAL[new] and not FINAL[current] then
+  tally("finished")
+end
+
 local function due_events(events)
   local asked = {}
   for _, event in ipairs(events) do
