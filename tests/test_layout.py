@@ -57,3 +57,22 @@ def test_no_module_is_over_400_lines() -> None:
         if (count := len(path.read_text().splitlines())) > 400
     }
     assert long == {}
+
+
+def test_every_data_file_of_the_package_is_in_the_wheel() -> None:
+    # Scripts, templates and style sheets are read at run time: one left
+    # out of pyproject.toml's package data works from a checkout and fails
+    # from an installed wheel.
+    text = (SOURCE.parent.parent / "pyproject.toml").read_text()
+    block = text.split("[tool.setuptools.package-data]", 1)[1]
+    patterns = re.findall(r'"([^"]+)"', block.split("]", 1)[0])
+    data = [
+        path.relative_to(SOURCE)
+        for path in SOURCE.rglob("*")
+        if path.is_file()
+        and path.suffix not in {".py", ".pyc"}
+        and "__pycache__" not in path.parts
+    ]
+    assert data
+    missing = [p for p in data if not any(p.match(g) for g in patterns)]
+    assert not missing, f"not in package data: {missing}"
