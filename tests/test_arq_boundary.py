@@ -5,8 +5,9 @@ upgrade that changes them fails here instead of in production.
 loop (`_poll_iteration`), its `start_jobs` and `main`, counts slots with
 arq's own semaphore and counter, keeps its running entries where arq's
 shutdown looks for them (`tasks`), and takes entries out of arq's queue
-with its own script, in arq's key layout (`phaser.queue`). `pyproject.toml` pins arq to the
-minor version these checks were written against.
+with its own script, in arq's key layout (`phaser.queue`).
+`pyproject.toml` pins arq to the minor version these checks were written
+against.
 """
 
 from __future__ import annotations
