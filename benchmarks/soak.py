@@ -19,7 +19,12 @@ transiently), kills and restarts a worker now and then, and prints:
 
 For issue 19's memory-over-time figure (no kills, a steady rate):
 
-    python benchmarks/soak.py --minutes 30 --kill-every 0
+    python benchmarks/soak.py --minutes 30 --kill-every 0 --workers 2 \
+        --rate 20
+
+(a rate the workers keep up with: jobs sleep 0.64 s on average, so two
+workers of concurrency 10 finish about 30 a second; above that the backlog
+grows until jobs reach their lifetime while still queued.)
 """
 
 from __future__ import annotations
@@ -227,10 +232,12 @@ def main() -> int:
             if len(late) < 3:
                 continue
             values = [v for _, v in late]
+            half = late[len(late) // 2 :]
             print(
                 f"{name}: {values[0]:,.0f} -> {values[-1]:,.0f},"
                 f" slope {_slope(late) * 60:+,.1f} KiB/min"
-                f" (from t={settled}s, {len(late)} samples)"
+                f" (from t={settled}s, {len(late)} samples);"
+                f" second half {_slope(half) * 60:+,.1f} KiB/min"
             )
         return 1 if lost or stuck or duplicated else 0
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,18 @@ import pytest
 
 from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
 from phaser.embedded import EmbeddedRedis
+from phaser.models.api import JobModel
+from phaser.models.job import (
+    ErrorType,
+    Job,
+    JobError,
+    JobResult,
+    JobUpload,
+    Notify,
+    PhaseChange,
+    Progress,
+)
+from phaser.models.phase import ExecutionPhase
 from phaser.tasks.registry import Task
 
 
@@ -241,3 +254,51 @@ def test_an_estimate_that_fails_gives_no_quote() -> None:
         ).expected_seconds({})
         == 2.0
     )
+
+
+def test_a_job_with_every_field_renders_and_reads_back_alike() -> None:
+    # The JSON model of a job with every field set serializes without
+    # pydantic's type warnings, and reads back as the same model.
+    at = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
+    failed = ExecutionPhase.ERROR
+    job = Job(
+        id="01m8pa1ewfd8t5zxc4b8y40eke",
+        task="echo",
+        owner="ann",
+        phase=failed,
+        parameters={"a": [1, 2.5, "x"], "b": {"c": None}},
+        created_at=at,
+        execution_duration=600,
+        destruction_time=at + timedelta(days=7),
+        run_id="nightly-42",
+        started_at=at + timedelta(seconds=1),
+        ended_at=at + timedelta(seconds=2),
+        quote=at + timedelta(seconds=3),
+        results=[JobResult("r1", 10, "text/plain", "1-r1")],
+        errors=[JobError(ErrorType.FATAL, "boom", "TASK_FAILED", "trace")],
+        progress=Progress(50.0, "half"),
+        attempts=2,
+        ignored=["EXTRA"],
+        uploads=[
+            JobUpload("table", 5, "text/csv", key="u-table"),
+            JobUpload("link", -1, "", url="https://example.org/t.vot"),
+        ],
+        run_after=at,
+        priority=7,
+        concurrency_key="k",
+        after=["01m8pa1ewfd8t5zxc4b8y40ekf"],
+        after_policy="any_end",
+        parent_id="01m8pa1ewfd8t5zxc4b8y40ekg",
+        notify=Notify("https://example.org/hook", ("final", "phase")),
+        history=[
+            PhaseChange(ExecutionPhase.QUEUED, at),
+            PhaseChange(failed, at),
+        ],
+    )
+    built = JobModel.from_job(job, "http://127.0.0.1:1")
+    checked = JobModel.model_validate(built.model_dump())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = built.model_dump_json()
+    assert text == checked.model_dump_json()
+    assert built == checked

@@ -81,7 +81,9 @@ async def public_base_url(request: Request) -> str:
     if settings.base_url is not None:
         return str(settings.base_url).rstrip("/")
     headers = request.headers
-    scheme = headers.get("x-forwarded-proto", request.url.scheme)
+    # From the scope, not request.url: building the URL object cost a
+    # twentieth of a creation (B1).
+    scheme = headers.get("x-forwarded-proto") or request.scope["scheme"]
     host = headers.get("x-forwarded-host") or headers.get("host")
     if not host:
         host = request.url.netloc

@@ -61,7 +61,6 @@ class _Creating:
     creation throughput (B1)."""
 
     request: Request
-    response: Response
     service: JobService
     caller: Caller
     base_url: str
@@ -101,7 +100,7 @@ _REPLAYED: dict[int | str, dict[str, Any]] = {
 
 async def _create(
     body: JobCreate, files: list[NewUpload], at: _Creating
-) -> JobModel | Response:
+) -> Response:
     references: list[NewUpload] = [
         LinkUpload(name, url) for name, url in body.uploads.items()
     ]
@@ -132,9 +131,9 @@ async def _create(
         ),
     )
     job = made.job
+    headers: dict[str, str] = {}
     if made.replayed:
-        at.response.status_code = 200
-        at.response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
     if at.sync:
         instead = f"{at.base_url}/api/v1/jobs (with start: true, then wait)"
         ended = await until_disconnected(
@@ -147,9 +146,16 @@ async def _create(
     if model.notify is not None and not made.replayed:
         # The webhook's signing secret: this once.
         model.notify.secret = made.job.notify_secret
-        at.response.headers["Webhook-Secret"] = str(made.job.notify_secret)
-    at.response.headers["Location"] = model.href
-    return model
+        headers["Webhook-Secret"] = str(made.job.notify_secret)
+    headers["Location"] = model.href
+    # Serialized here, once: returned as a model, FastAPI would validate
+    # it against the response model again before serializing it (B1).
+    return Response(
+        model.model_dump_json(),
+        status_code=200 if made.replayed else 201,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.post(
@@ -167,14 +173,13 @@ async def _create(
 async def create_job(
     body: Annotated[JobCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
     request: Request,
-    response: Response,
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
     sync: Sync = False,
     key: Key = None,
-) -> JobModel | Response:
-    at = _Creating(request, response, service, caller, base_url, sync, key)
+) -> Response:
+    at = _Creating(request, service, caller, base_url, sync, key)
     return await _create(body, [], at)
 
 
@@ -219,14 +224,13 @@ async def create_job(
 async def create_job_with_files(
     form: RequestBody,
     request: Request,
-    response: Response,
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
     sync: Sync = False,
     key: Key = None,
-) -> JobModel | Response:
-    at = _Creating(request, response, service, caller, base_url, sync, key)
+) -> Response:
+    at = _Creating(request, service, caller, base_url, sync, key)
     text = [value for name, value in form.pairs if name == "job"]
     if len(text) != 1:
         raise InvalidRequestError(
