@@ -41,6 +41,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if b"content-length" not in headers and b"chunked" not in headers.get(
+            b"transfer-encoding", b""
+        ):
+            # No body (a GET, a wait): straight on, holding nothing (a
+            # frontend holds thousands of waits, B6).
+            del headers
+            await self.app(scope, receive, send)
+            return
         multipart = headers.get(b"content-type", b"").startswith(
             b"multipart/form-data"
         )

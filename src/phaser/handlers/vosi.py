@@ -56,23 +56,29 @@ class DaliPaths:
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if scope["type"] == "http":
-            parts = scope["path"].split("/", 3)
-            if (
-                len(parts) >= 3
-                and parts[2] == "async"
-                and parts[1]
-                and parts[1] not in RESERVED_NAMES
-            ):
-                rest = f"/{parts[3]}" if len(parts) == 4 else ""
-                path = f"/{parts[1]}/jobs{rest}"
-                scope = {
-                    **scope,
-                    "path": path,
-                    "raw_path": quote(path).encode("ascii"),
-                    LIST_NAME: "async",
-                }
-        await self._app(scope, receive, send)
+        # The rewrite in a function of its own: nothing of it stays in
+        # this frame while the request runs (a frontend holds thousands of
+        # waits, B6).
+        await self._app(_dali_scope(scope), receive, send)
+
+
+def _dali_scope(scope: Scope) -> Scope:
+    """The request's scope, with a DALI job list path rewritten."""
+    if scope["type"] != "http":
+        return scope
+    parts = scope["path"].split("/", 3)
+    if len(parts) < 3 or parts[2] != "async" or not parts[1]:
+        return scope
+    if parts[1] in RESERVED_NAMES:
+        return scope
+    rest = f"/{parts[3]}" if len(parts) == 4 else ""
+    path = f"/{parts[1]}/jobs{rest}"
+    return {
+        **scope,
+        "path": path,
+        "raw_path": quote(path).encode("ascii"),
+        LIST_NAME: "async",
+    }
 
 
 async def _availability(operations: Operations) -> Response:

@@ -19,7 +19,7 @@ from ..models.caller import Caller
 from ..models.errors import JobNotFoundError, SyncTimeoutError
 from ..models.job import Job
 from ..models.phase import FINAL_PHASES, SUCCEEDED, ExecutionPhase
-from ..storage.events import EventHub, JobEvent, next_event
+from ..storage.events import EventHub, EventQueue, next_event
 from ..storage.job_store import JobStore
 from .jobs import JobService
 
@@ -211,7 +211,7 @@ class JobWaiter:
                 OPEN_WAITS.labels("events").dec()
 
     async def _changes(
-        self, job: Job, events: asyncio.Queue[JobEvent]
+        self, job: Job, events: EventQueue
     ) -> AsyncGenerator[tuple[str, Job | None], None]:
         """`watch`, once subscribed and the job read."""
         yield "job", job

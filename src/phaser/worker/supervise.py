@@ -15,7 +15,7 @@ from ..config import Settings
 from ..models.job import Job
 from ..models.phase import CLAIMED_PHASES, RUNNING, Action
 from ..services.lifecycle import JobLifecycle
-from ..storage.events import JobEvent, next_event
+from ..storage.events import EventQueue, next_event
 from ..storage.job_store import JobStore
 from ..storage.results import ResultStore
 from ..storage.transitions import Claim, Transition
@@ -81,7 +81,7 @@ class Supervisor:
         task: Task,
         attempt: int,
         claim: str,
-        events: asyncio.Queue[JobEvent],
+        events: EventQueue,
     ) -> Failure | Stop | None:
         """Run the claimed attempt's task to its end, or stop it when
         the job is no longer ours or its time is up."""
@@ -171,7 +171,7 @@ class Supervisor:
         self,
         job: Job,
         claim: str,
-        events: asyncio.Queue[JobEvent],
+        events: EventQueue,
         ctx: LocalTaskContext,
         budget: Budget,
         task: Task,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -16,7 +15,7 @@ from ...models.job import Job
 from ...models.phase import ExecutionPhase
 from ...services.ids import is_job_id
 from ...services.operations import EVERYONE
-from ...storage.events import JobEvent, next_event
+from ...storage.events import EventQueue, next_event
 from ...ui.render import digest, sse_event
 from .common import (
     KEEPALIVE,
@@ -183,7 +182,7 @@ async def job_list_stream(
                     followed.add(job.id)
                     yield sse_event("new", row(job))
 
-    async def changes(events: asyncio.Queue[JobEvent]) -> AsyncIterator[str]:
+    async def changes(events: EventQueue) -> AsyncIterator[str]:
         while True:
             event = await next_event(events, KEEPALIVE)
             if event is None:
