@@ -70,29 +70,11 @@ def _markdown(results: list[Result], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--only", nargs="*", choices=sorted(BENCHMARKS, key=_number)
-    )
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path, default=HERE)
-    args = parser.parse_args()
-    scale = SMOKE if args.smoke else FULL
-    work = Path(tempfile.mkdtemp(prefix="phaser-bench-"))
-    redis = EmbeddedRedis(work / "redis", find_redis_server())
-    redis.start()
-    results = []
-    try:
-        for key in args.only or sorted(BENCHMARKS, key=_number):
-            results.append(BENCHMARKS[key](redis, work, scale))
-            print(f"{key} done", flush=True)
-    finally:
-        redis.stop()
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(_markdown(results, command.strip()))
-    (args.out / "results.json").write_text(
+def _write(out: Path, results: list[Result], command: str) -> None:
+    """``results.md`` and ``results.json`` of what has run so far."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(_markdown(results, command))
+    (out / "results.json").write_text(
         json.dumps(
             [
                 {
@@ -108,6 +90,31 @@ def main() -> int:
             indent=2,
         )
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(BENCHMARKS, key=_number)
+    )
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args()
+    scale = SMOKE if args.smoke else FULL
+    work = Path(tempfile.mkdtemp(prefix="phaser-bench-"))
+    redis = EmbeddedRedis(work / "redis", find_redis_server())
+    redis.start()
+    results: list[Result] = []
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    try:
+        for key in args.only or sorted(BENCHMARKS, key=_number):
+            results.append(BENCHMARKS[key](redis, work, scale))
+            # Written after each benchmark: a long run that fails later
+            # keeps what it measured.
+            _write(args.out, results, command.strip())
+            print(f"{key} done", flush=True)
+    finally:
+        redis.stop()
     print(_markdown(results, command.strip()))
     return 0
 
