@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from typing import Any, ClassVar
 
 import uvloop
 from arq.connections import ArqRedis, RedisSettings
-from peer_common import URL, Peer, count_async, main
+from peer_common import URL, Peer, count_async, main, send_all, time_each
 from redis.asyncio import ConnectionPool
 
 uvloop.install()
@@ -52,27 +51,23 @@ def _client() -> ArqRedis:
 async def _fill_async(jobs: int) -> None:
     arq = _client()
     try:
-        for begin in range(0, jobs, 500):
-            batch = min(500, jobs - begin)
-            sends = (arq.enqueue_job("count") for _ in range(batch))
-            await asyncio.gather(*sends)
+        await send_all(jobs, lambda: arq.enqueue_job("count"))
     finally:
         await arq.aclose()
 
 
 async def _latencies_async(jobs: int) -> list[float]:
     arq = _client()
-    out = []
+
+    async def one() -> None:
+        job = await arq.enqueue_job("count")
+        assert job is not None
+        await job.result(timeout=30, poll_delay=0.005)
+
     try:
-        for _ in range(jobs + 5):
-            started = time.perf_counter()
-            job = await arq.enqueue_job("count")
-            assert job is not None
-            await job.result(timeout=30, poll_delay=0.005)
-            out.append((time.perf_counter() - started) * 1000)
+        return await time_each(jobs, one)
     finally:
         await arq.aclose()
-    return out[5:]
 
 
 PEER = Peer(

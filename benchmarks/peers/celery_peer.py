@@ -4,10 +4,9 @@ process, a thread pool of 10 (``-P threads -c 10``)."""
 from __future__ import annotations
 
 import sys
-import time
 
 from celery import Celery
-from peer_common import URL, Peer, count_sync, main
+from peer_common import URL, Peer, count_sync, main, time_each_sync
 
 app = Celery("celery_peer", broker=URL, backend=URL)
 app.conf.update(
@@ -27,12 +26,7 @@ def _fill(jobs: int) -> None:
 
 
 def _latencies(jobs: int) -> list[float]:
-    out = []
-    for _ in range(jobs + 5):
-        started = time.perf_counter()
-        count.delay().get(timeout=30)
-        out.append((time.perf_counter() - started) * 1000)
-    return out[5:]  # the first few warm the clients up
+    return time_each_sync(jobs, lambda: count.delay().get(timeout=30))
 
 
 PEER = Peer(

@@ -20,13 +20,14 @@ finished job is measured too (used memory after the drain, over the jobs).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,39 @@ def count_sync() -> None:
     if _sync_counter is None:
         _sync_counter = Redis.from_url(URL)
     _sync_counter.incr(COUNTER)
+
+
+#: Jobs run first in a latency loop, to warm the clients up; not counted.
+WARM_UP = 5
+
+
+async def send_all(jobs: int, send: Callable[[], Awaitable[object]]) -> None:
+    """Enqueue ``jobs`` jobs with ``send``, 500 at a time."""
+    for begin in range(0, jobs, 500):
+        await asyncio.gather(*(send() for _ in range(min(500, jobs - begin))))
+
+
+async def time_each(
+    jobs: int, one: Callable[[], Awaitable[object]]
+) -> list[float]:
+    """Run ``jobs`` jobs one after another with ``one`` (enqueue, then
+    wait for the result); each one's end-to-end time (ms)."""
+    out = []
+    for _ in range(jobs + WARM_UP):
+        started = time.perf_counter()
+        await one()
+        out.append((time.perf_counter() - started) * 1000)
+    return out[WARM_UP:]
+
+
+def time_each_sync(jobs: int, one: Callable[[], object]) -> list[float]:
+    """`time_each` for a blocking client."""
+    out = []
+    for _ in range(jobs + WARM_UP):
+        started = time.perf_counter()
+        one()
+        out.append((time.perf_counter() - started) * 1000)
+    return out[WARM_UP:]
 
 
 def drain_rate(client: Redis, jobs: int, timeout: float = 600) -> float:

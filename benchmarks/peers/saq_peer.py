@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from peer_common import URL, Peer, count_async, main
+from peer_common import URL, Peer, count_async, main, send_all, time_each
 from saq import Queue
 
 queue = Queue.from_url(URL)
@@ -25,10 +24,7 @@ async def _fill_async(jobs: int) -> None:
     client = Queue.from_url(URL)
     await client.connect()
     try:
-        for begin in range(0, jobs, 500):
-            batch = min(500, jobs - begin)
-            sends = (client.enqueue("count") for _ in range(batch))
-            await asyncio.gather(*sends)
+        await send_all(jobs, lambda: client.enqueue("count"))
     finally:
         await client.disconnect()
 
@@ -36,16 +32,14 @@ async def _fill_async(jobs: int) -> None:
 async def _latencies_async(jobs: int) -> list[float]:
     client = Queue.from_url(URL)
     await client.connect()
-    out = []
     try:
-        for _ in range(jobs + 5):
-            started = time.perf_counter()
-            # SAQ polls for the result; 5 ms, not its default 0.5 s.
-            await client.apply("count", timeout=30, poll_interval=0.005)
-            out.append((time.perf_counter() - started) * 1000)
+        # SAQ polls for the result; 5 ms, not its default 0.5 s.
+        return await time_each(
+            jobs,
+            lambda: client.apply("count", timeout=30, poll_interval=0.005),
+        )
     finally:
         await client.disconnect()
-    return out[5:]
 
 
 PEER = Peer(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
-from peer_common import URL, Peer, count_async, main
+from peer_common import URL, Peer, count_async, main, time_each
 from streaq import Worker
 
 worker = Worker(redis_url=URL, concurrency=10)
@@ -26,15 +25,14 @@ async def _fill_async(jobs: int) -> None:
             )
 
 
+async def _one() -> None:
+    task = await count.enqueue()
+    await task.result(timeout=30)
+
+
 async def _latencies_async(jobs: int) -> list[float]:
-    out = []
     async with worker:
-        for _ in range(jobs + 5):
-            started = time.perf_counter()
-            task = await count.enqueue()
-            await task.result(timeout=30)
-            out.append((time.perf_counter() - started) * 1000)
-    return out[5:]
+        return await time_each(jobs, _one)
 
 
 PEER = Peer(

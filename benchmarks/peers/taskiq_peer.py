@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
-from peer_common import URL, Peer, count_async, main
+from peer_common import URL, Peer, count_async, main, send_all, time_each
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 broker = RedisStreamBroker(URL).with_result_backend(
@@ -24,27 +23,23 @@ async def count() -> None:
 async def _fill_async(jobs: int) -> None:
     await broker.startup()  # declares the stream's consumer group
     try:
-        for begin in range(0, jobs, 500):
-            await asyncio.gather(
-                *(count.kiq() for _ in range(min(500, jobs - begin)))
-            )
+        await send_all(jobs, count.kiq)
     finally:
         await broker.shutdown()
+
+
+async def _one() -> None:
+    task = await count.kiq()
+    # taskiq polls for the result; 5 ms, not its default 0.2 s.
+    await task.wait_result(check_interval=0.005, timeout=30)
 
 
 async def _latencies_async(jobs: int) -> list[float]:
     await broker.startup()
-    out = []
     try:
-        for _ in range(jobs + 5):
-            started = time.perf_counter()
-            task = await count.kiq()
-            # taskiq polls for the result; 5 ms, not its default 0.2 s.
-            await task.wait_result(check_interval=0.005, timeout=30)
-            out.append((time.perf_counter() - started) * 1000)
+        return await time_each(jobs, _one)
     finally:
         await broker.shutdown()
-    return out[5:]
 
 
 PEER = Peer(
