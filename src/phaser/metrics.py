@@ -73,7 +73,7 @@ JOBS_FINISHED = Counter(
 )
 QUEUE_DEPTH = Gauge(
     "phaser_queue_depth",
-    "Entries in a queue (waiting or being run), read at scrape time.",
+    "Jobs waiting in a queue for a worker, read at scrape time.",
     ["queue"],
 )
 CONNECTIONS_REFUSED = Counter(

@@ -46,7 +46,7 @@ class StatsModel(BaseModel):
     queues: dict[str, int] = Field(
         ...,
         title="Queue depths",
-        description="Entries waiting or running, by queue (all owners).",
+        description="Jobs waiting for a worker, by queue (all owners).",
     )
     oldest_queued_age: float | None = Field(
         None,
