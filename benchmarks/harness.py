@@ -24,9 +24,13 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from phaser.embedded import EmbeddedRedis, free_port
+from phaser.embedded import EmbeddedRedis, die_with_parent, free_port
 
 HERE = Path(__file__).resolve().parent
+
+# What B8's peers share with the rest (`peers/peer_common.py`: standard
+# library and redis-py only, so that it runs in each peer's environment).
+sys.path.insert(0, str(HERE / "peers"))
 
 
 @dataclass
@@ -128,15 +132,22 @@ class Stack:
 
     def start(self, workers: int = 1, *, frontend: bool = True) -> None:
         command = [sys.executable, "-m", "phaser"]
+        # Every process dies with the run, however the run ends.
         for _ in range(workers):
             self.processes.append(
-                subprocess.Popen([*command, "worker"], env=self.env)
+                subprocess.Popen(
+                    [*command, "worker"],
+                    env=self.env,
+                    preexec_fn=die_with_parent,
+                )
             )
         if not frontend:
             return
         self.processes.append(
             subprocess.Popen(
-                [*command, "serve", "--port", str(self.port)], env=self.env
+                [*command, "serve", "--port", str(self.port)],
+                env=self.env,
+                preexec_fn=die_with_parent,
             )
         )
         wait_until_ready(f"{self.url}/ready")

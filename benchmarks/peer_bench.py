@@ -38,15 +38,13 @@ from harness import (
     ratio,
 )
 from latency import _latencies
+from peer_common import counted, drain_rate
 from redis import Redis
 from throughput import _fill_queue
 
-from phaser.embedded import EmbeddedRedis, find_redis_server
+from phaser.embedded import EmbeddedRedis, die_with_parent, find_redis_server
 
 PEERS = HERE / "peers"
-sys.path.insert(0, str(PEERS))
-
-from peer_common import drain_rate  # noqa: E402
 
 #: The peers with an environment of their own, in the table's order.
 _VENVS = ("celery", "taskiq", "saq", "streaq")
@@ -154,6 +152,9 @@ def _run_peer(
         text=True,
         timeout=900,
         check=False,
+        # A driver killed by the timeout (or with this run) takes its
+        # worker with it (peer_common).
+        preexec_fn=die_with_parent,
     )
     if done.returncode:
         raise RuntimeError(f"B8: {name} failed:\n{done.stderr[-3000:]}")
@@ -188,7 +189,7 @@ def _run_phaser(redis: EmbeddedRedis, work: Path, scale: Scale) -> _Round:
     quiesce(redis.url)
     running.start(workers=1, frontend=False)
     try:
-        rate = drain_rate(client, jobs)
+        rate = drain_rate(counted(client), jobs)
         kept = int(client.info("memory")["used_memory"]) - before
         running.start(workers=0)  # the frontend, for the clients' path
         _latencies(running.url, 5, task="count")  # warm up

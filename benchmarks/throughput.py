@@ -31,6 +31,7 @@ from harness import (
     stop_processes,
     wait_until_ready,
 )
+from peer_common import drain_rate
 from redis import Redis
 
 from phaser.embedded import EmbeddedRedis, free_port
@@ -128,24 +129,6 @@ def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
         target="≥ 0.8 × baseline",
         met=met,
     )
-
-
-def _drain_rate(done: Callable[[], int], jobs: int) -> float:
-    """Jobs per second a just-started worker finishes from a filled
-    queue, ``done()`` counting the jobs finished so far. Timed from the
-    first finished job to the last, so the worker's start-up does not
-    count."""
-    deadline = time.monotonic() + 600
-    while not (finished := done()):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the worker finished no job")
-        time.sleep(0.002)
-    first, done_at_first = time.perf_counter(), finished
-    while done() < jobs:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the worker did not finish")
-        time.sleep(0.002)
-    return (jobs - done_at_first) / (time.perf_counter() - first)
 
 
 def arq_done(client: Redis, queue: str, jobs: int) -> Callable[[], int]:
@@ -286,7 +269,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             running.start(workers=1, frontend=False)
             try:
                 figure.rounds.append(
-                    _drain_rate(phaser_done(client, running.prefix), jobs)
+                    drain_rate(phaser_done(client, running.prefix), jobs)
                 )
             finally:
                 running.stop()
@@ -299,7 +282,7 @@ def bench_workers(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
             )
             try:
                 figure.rounds.append(
-                    _drain_rate(arq_done(client, queue, jobs), jobs)
+                    drain_rate(arq_done(client, queue, jobs), jobs)
                 )
             finally:
                 stop_processes([worker])

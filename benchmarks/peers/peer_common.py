@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -91,23 +92,31 @@ def time_each_sync(jobs: int, one: Callable[[], object]) -> list[float]:
     return out[WARM_UP:]
 
 
-def drain_rate(client: Redis, jobs: int, timeout: float = 600) -> float:
-    """Jobs per second from the first completed job to the last.
+def drain_rate(
+    done: Callable[[], int], jobs: int, timeout: float = 600
+) -> float:
+    """Jobs per second a just-started worker finishes from a filled
+    queue, ``done()`` counting the jobs finished so far (B2 and B8).
 
-    Timed from the first completion, so a worker's start-up does not
-    count.
+    Timed from the first finished job to the last, so a worker's start-up
+    does not count.
     """
     deadline = time.monotonic() + timeout
-    while not (done := int(client.get(COUNTER) or 0)):
+    while not (finished := done()):
         if time.monotonic() > deadline:
             raise RuntimeError("the worker finished no job")
         time.sleep(0.002)
-    first, done_at_first = time.perf_counter(), done
-    while (done := int(client.get(COUNTER) or 0)) < jobs:
+    first, done_at_first = time.perf_counter(), finished
+    while (finished := done()) < jobs:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker finished {done} of {jobs}")
+            raise RuntimeError(f"the worker finished {finished} of {jobs}")
         time.sleep(0.002)
     return (jobs - done_at_first) / (time.perf_counter() - first)
+
+
+def counted(client: Redis) -> Callable[[], int]:
+    """How many counting no-ops have finished (`count_async`)."""
+    return lambda: int(client.get(COUNTER) or 0)
 
 
 @dataclass
@@ -124,6 +133,14 @@ class Peer:
     worker: list[str]
     fill: Callable[[int], None]
     latencies: Callable[[int], list[float]]
+
+
+def _die_with_parent() -> None:
+    """In the worker's process before it runs: SIGTERM when this driver
+    dies, however it dies (what `phaser.embedded.die_with_parent` does;
+    a peer's environment has no phaser to import it from)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -153,9 +170,10 @@ def main(peer: Peer) -> int:
             env={**os.environ, "PYTHONPATH": str(HERE)},
             stdout=output,
             stderr=output,
+            preexec_fn=_die_with_parent,
         )
     try:
-        rate = drain_rate(client, args.jobs)
+        rate = drain_rate(counted(client), args.jobs)
         # What is left once every job has ended: results, records.
         time.sleep(0.2)
         kept = int(client.info("memory")["used_memory"]) - memory_before

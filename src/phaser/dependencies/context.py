@@ -83,7 +83,7 @@ async def public_base_url(request: Request) -> str:
     headers = request.headers
     # From the scope, not request.url: building the URL object cost a
     # twentieth of a creation (B1).
-    scheme = headers.get("x-forwarded-proto") or request.scope["scheme"]
+    scheme = headers.get("x-forwarded-proto", request.scope["scheme"])
     host = headers.get("x-forwarded-host") or headers.get("host")
     if not host:
         host = request.url.netloc

@@ -97,7 +97,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     factory = Factory(ctx["settings"])
     await factory.start()
     ctx["factory"] = factory
-    runner = ctx["runner"] = JobRunner(
+    runner = JobRunner(
         lifecycle=factory.lifecycle(),
         store=factory.job_store,
         hub=factory.hub,
@@ -152,16 +152,11 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     tracing().shutdown()
 
 
-async def run_job(
-    ctx: dict[str, Any], job_id: str, attempt: int, trace: str | None = None
-) -> None:
-    """arq's entry point for one attempt of a job (``trace``: its trace
-    context, when tracing is on). arq requires a registered function;
-    phaser's `QueueWorker` runs entries without arq's ``run_job``, so only
-    a plain arq worker on the same queue and settings would call it."""
-    await ctx["runner"].run(
-        job_id, attempt, enqueued_at=ctx.get("enqueue_time"), trace=trace
-    )
+async def _not_run_by_arq(ctx: dict[str, Any], *args: Any) -> None:
+    """Registered as arq's ``run_job`` because arq's worker needs one
+    function; `QueueWorker` takes and runs entries itself, so arq never
+    calls it."""
+    raise RuntimeError("phaser's worker runs its queue entries itself")
 
 
 def create_worker(settings: Settings) -> Worker:
@@ -179,7 +174,7 @@ def create_worker(settings: Settings) -> Worker:
         raise ValueError("PHASER_REDIS_URL is not set")
     limit = settings.max_execution_duration
     return QueueWorker(
-        functions=[func(run_job, name=RUN_JOB, max_tries=1)],
+        functions=[func(_not_run_by_arq, name=RUN_JOB, max_tries=1)],
         redis_pool=create_arq_redis(
             redis_pool(settings, decode_responses=False), settings.queue_name
         ),
