@@ -2,9 +2,10 @@
 upgrade that changes them fails here instead of in production.
 
 `phaser.worker.queue_worker.QueueWorker` overrides arq's private poll
-loop (`_poll_iteration`), its `start_jobs` and `main`, counts slots with
-arq's own semaphore and counter, keeps its running entries where arq's
-shutdown looks for them (`tasks`), and takes entries out of arq's queue
+iteration (`_poll_iteration`, which arq's `main` calls in a loop) and
+`main`, counts slots with arq's own semaphore and counter, keeps its
+running entries where arq's shutdown looks for them (`tasks`), records
+its health with arq's `heart_beat`, and takes entries out of arq's queue
 with its own script, in arq's key layout (`phaser.queue`).
 `pyproject.toml` pins arq to the minor version these checks were written
 against.
@@ -42,16 +43,15 @@ def test_arq_is_the_minor_version_phaser_is_pinned_to() -> None:
 def test_the_methods_phaser_overrides_keep_their_shape() -> None:
     expected = {
         "_poll_iteration": ["self"],
-        "start_jobs": ["self", "job_ids"],
         "main": ["self"],
+        "heart_beat": ["self"],
     }
     for name, parameters in expected.items():
         method = getattr(Worker, name)
         assert inspect.iscoroutinefunction(method), name
         assert list(inspect.signature(method).parameters) == parameters, name
-    # The poll loop hands what it read to start_jobs.
-    poll = inspect.getsource(Worker._poll_iteration)
-    assert "await self.start_jobs(job_ids)" in poll
+    # arq's main loop is what calls the poll iteration.
+    assert "await self._poll_iteration()" in inspect.getsource(Worker.main)
 
 
 async def _noop(ctx: dict[str, Any]) -> None:

@@ -39,9 +39,10 @@ async def test_a_take_removes_the_entry_and_reads_what_it_carries(
     before = to_ms(now())
     assert await jobs.enqueue("01job", 2, task="echo", owner="ann")
     assert await jobs.is_waiting("01job", 2)
-    taken = await taker.take(arq_job_id("01job", 2))
-    assert taken is not None
+    [taken], dropped = await taker.take(10)
+    assert dropped == []
     entry = taken.entry
+    assert entry.name == arq_job_id("01job", 2)
     assert (entry.job_id, entry.attempt) == ("01job", 2)
     assert (entry.task, entry.owner, entry.trace) == ("echo", "ann", None)
     assert to_ms(entry.enqueued_at) >= before
@@ -50,7 +51,24 @@ async def test_a_take_removes_the_entry_and_reads_what_it_carries(
     assert not await jobs.is_waiting("01job", 2)
     assert await jobs.depth(name) == 0
     assert await jobs._arq.exists(job_key_prefix + entry.name) == 0
-    assert await taker.take(entry.name) is None
+    assert await taker.take(10) == ([], [])
+
+
+async def test_a_take_takes_the_first_due_entries_and_no_more(
+    queue: tuple[JobQueue, EntryTaker, str],
+) -> None:
+    jobs, taker, name = queue
+    for attempt, priority in ((1, 0), (2, 9), (3, 5), (4, 9)):
+        await jobs.enqueue(
+            f"j{attempt}", 1, task="t", owner=None, priority=priority
+        )
+    # The two of priority 9 first, in the order they came; the rest stay.
+    taken, _ = await taker.take(2)
+    assert [t.entry.job_id for t in taken] == ["j2", "j4"]
+    assert await jobs.depth(name) == 2
+    taken, _ = await taker.take(5)
+    assert [t.entry.job_id for t in taken] == ["j3", "j1"]
+    assert await jobs.depth(name) == 0
 
 
 async def test_an_entry_given_back_is_waiting_again_as_it_was(
@@ -59,15 +77,13 @@ async def test_an_entry_given_back_is_waiting_again_as_it_was(
     jobs, taker, name = queue
     await jobs.enqueue("01job", 1, task="echo", owner=None, priority=7)
     [(_, score)] = await jobs._arq.zrange(name, 0, -1, withscores=True)
-    taken = await taker.take(arq_job_id("01job", 1))
-    assert taken is not None
+    [taken], _ = await taker.take(1)
     await taker.give_back(taken)
     assert await jobs.is_waiting("01job", 1)
     assert await jobs._arq.zrange(name, 0, -1, withscores=True) == [
         (b"01job.1", score)
     ]
-    again = await taker.take(arq_job_id("01job", 1))
-    assert again is not None
+    [again], _ = await taker.take(1)
     assert again.entry == taken.entry
 
 
@@ -79,19 +95,22 @@ async def test_entries_not_due_or_not_phasers_are_not_run(
     # Not yet due (a score in the future): left where it is.
     await arq.zadd(name, {"later.1": to_ms(now()) + 60_000})
     await arq.set(job_key_prefix + "later.1", b"{}")
-    assert await taker.take("later.1") is None
+    assert await taker.take(10) == ([], [])
     assert await arq.zscore(name, "later.1") is not None
     # A payload that has expired, or is not phaser's: taken (nothing to
-    # run), and said so.
-    await arq.zadd(name, {"gone.1": 0, "other.1": 0})
+    # run), and said so; one that can run, taken beside them.
+    await arq.zadd(name, {"gone.1": 0, "other.1": 1})
     await arq.set(
         job_key_prefix + "other.1",
         b'{"f": "x", "a": ["j", 1], "k": {}, "et": 0}',
     )
-    with pytest.raises(ValueError, match="expired"):
-        await taker.take("gone.1")
-    with pytest.raises(ValueError, match="not a phaser job"):
-        await taker.take("other.1")
+    await jobs.enqueue("01job", 1, task="echo", owner=None)
+    taken, dropped = await taker.take(10)
+    assert [t.entry.job_id for t in taken] == ["01job"]
+    assert len(dropped) == 2
+    assert "gone.1 has expired" in dropped[0]
+    assert "not a phaser job" in dropped[1]
+    assert await arq.zscore(name, "later.1") is not None
     assert await arq.zscore(name, "gone.1") is None
     assert await arq.zscore(name, "other.1") is None
 

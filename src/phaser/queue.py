@@ -296,9 +296,10 @@ class EntryTaker:
 
     arq's worker marks an entry in progress with a WATCH transaction,
     reads it with a pipeline and removes it once its job has ended: five
-    round trips. phaser's worker takes an entry out of the queue and reads
-    it with one script (``take.lua``) and is done with it: the job record,
-    not the entry, says what happens to the job from then on.
+    round trips per entry. phaser's worker takes as many due entries as it
+    has free slots out of the queue, with their payloads, in one script
+    (``take.lua``) and is done with them: the job record, not the entry,
+    says what happens to the job from then on.
 
     Parameters
     ----------
@@ -313,21 +314,30 @@ class EntryTaker:
         self._queue = queue_name
         self._take = arq.register_script(_script("take.lua"))
 
-    async def take(self, name: str) -> Taken | None:
-        """Take the entry ``name`` (an arq job id) if it is due and still
-        in the queue. `ValueError` for an entry that is not phaser's or
-        whose payload has expired (it is taken all the same: there is
-        nothing to run)."""
-        taken = await self._take(
-            keys=[self._queue, job_key_prefix + name],
-            args=[name, to_ms(now())],
+    async def take(self, count: int) -> tuple[list[Taken], list[str]]:
+        """Take up to ``count`` due entries, first due first (priority
+        folded into the score), out of the queue. Answers what was taken
+        and, for entries that were taken but cannot run (not phaser's, or
+        their payload has expired: nothing to run), why."""
+        reply = await self._take(
+            keys=[self._queue],
+            args=[to_ms(now()), count, job_key_prefix],
         )
-        if not taken:
-            return None
-        score, payload = taken
-        if payload is None:
-            raise ValueError(f"queue entry {name} has expired")
-        return Taken(Entry.read(name, payload), int(float(score)), payload)
+        taken: list[Taken] = []
+        dropped: list[str] = []
+        rows = zip(reply[::3], reply[1::3], reply[2::3], strict=True)
+        for raw_name, score, payload in rows:
+            name = raw_name.decode()
+            if payload is None:
+                dropped.append(f"queue entry {name} has expired")
+                continue
+            try:
+                entry = Entry.read(name, payload)
+            except ValueError as exc:
+                dropped.append(str(exc))
+                continue
+            taken.append(Taken(entry, int(float(score)), payload))
+        return taken, dropped
 
     async def give_back(self, taken: Taken) -> None:
         """Put an entry back where it was (a worker shutting down before

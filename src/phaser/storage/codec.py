@@ -30,6 +30,7 @@ from ..models.text import clean_text, clean_value
 from .history import history_text, read_history
 from .values import (
     ids_value,
+    json_list,
     limits_value,
     notify_value,
     policy_value,
@@ -242,8 +243,7 @@ def _run_id(value: str | None) -> str | None:
 
 def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
     results = [
-        _result_from_row(job_id, row)
-        for row in json.loads(data.get("results", "[]"))
+        _result_from_row(job_id, row) for row in json_list(data.get("results"))
     ]
     errors = [
         JobError(
@@ -252,7 +252,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
             code=e.get("code"),
             detail=e.get("detail"),
         )
-        for e in json.loads(data.get("errors", "[]"))
+        for e in json_list(data.get("errors"))
     ]
     progress = None
     if "progress" in data:
@@ -276,7 +276,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         errors=errors,
         progress=progress,
         attempts=int(data.get("attempts", "0")),
-        ignored=json.loads(data.get("ignored", "[]")),
+        ignored=json_list(data.get("ignored")),
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=_ms_or_none(data.get("beat")),
@@ -286,7 +286,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         priority=int(data.get("prio", DEFAULT_PRIORITY)),
         concurrency_key=data.get("ckey"),
         limits=limits_value(data.get("limits")),
-        after=json.loads(data.get("after", "[]")),
+        after=json_list(data.get("after")),
         after_policy=policy_value(data.get("apol")),
         parent_id=data.get("parent"),
         has_dependants="deps" in data,
@@ -312,13 +312,13 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
     def results() -> list[JobResult]:
         return [
             _result_from_row(job_id, row)
-            for row in json.loads(data.get("results", "[]"))
+            for row in json_list(data.get("results"))
         ]
 
     def errors() -> list[JobError]:
         return [
             JobError(ErrorType(e["type"]), str(e["message"]))
-            for e in json.loads(data.get("errors", "[]"))
+            for e in json_list(data.get("errors"))
         ]
 
     def progress() -> Progress | None:
@@ -347,7 +347,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         errors=_field(errors, []),
         progress=_field(progress, None),
         attempts=_field(lambda: int(data.get("attempts", "0")), 0),
-        ignored=_field(lambda: json.loads(data.get("ignored", "[]")), []),
+        ignored=_field(lambda: json_list(data.get("ignored")), []),
         queue=data.get("queue"),
         claim=data.get("claim"),
         heartbeat_at=time("beat"),

@@ -189,6 +189,7 @@ class BaseTaskContext:
         self._attempt = attempt
         self._store = store
         self._scratch_dir = scratch_dir
+        self._scratch_handed_out = False
         self.uploads: dict[str, Path] = uploads or {}
 
     @property
@@ -206,6 +207,7 @@ class BaseTaskContext:
         """A private directory for temporary files, made on first use (most
         tasks never ask, and an unused directory costs two file system
         round trips per job)."""
+        self._scratch_handed_out = True
         if not self._scratch_dir.is_dir():
             self._scratch_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self._scratch_dir, 0o700)
@@ -214,7 +216,15 @@ class BaseTaskContext:
     @property
     def scratch_path(self) -> Path:
         """Where the scratch directory is (made or not)."""
+        self._scratch_handed_out = True
         return self._scratch_dir
+
+    @property
+    def scratch_maybe_made(self) -> bool:
+        """Whether anyone was told where the scratch directory is (the
+        task, a child process, the uploads): if not, there is none to
+        remove and no need to look."""
+        return self._scratch_handed_out
 
     @property
     def aborted(self) -> bool:

@@ -35,13 +35,19 @@ class Budget:
         self._clock = loop.time
         self._end = self._clock() + seconds if seconds else None
         self._paused_at: float | None = None
-        self._changed = asyncio.Event()
+        # Resolved when the clock stops or starts again (a future rather
+        # than an event: `race` waits on it without a task of its own).
+        self._changed: asyncio.Future[None] = loop.create_future()
+
+    def _signal(self) -> None:
+        if not self._changed.done():
+            self._changed.set_result(None)
 
     def pause(self) -> None:
         """Stop the clock."""
         if self._paused_at is None:
             self._paused_at = self._clock()
-            self._changed.set()
+            self._signal()
 
     def resume(self) -> None:
         """Start the clock again, where it stopped."""
@@ -49,7 +55,7 @@ class Budget:
             if self._end is not None:
                 self._end += self._clock() - self._paused_at
             self._paused_at = None
-            self._changed.set()
+            self._signal()
 
     def left(self) -> float | None:
         """Seconds left; `None` while paused or without a limit."""
@@ -63,16 +69,13 @@ class Budget:
         """Wait for the task to end, the watcher to give up the job, or
         the duration to run out (not counting suspended time)."""
         while True:
-            self._changed.clear()
-            changed = asyncio.create_task(self._changed.wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {execution, watcher, changed},
-                    timeout=self.left(),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                changed.cancel()
+            if self._changed.done():
+                self._changed = asyncio.get_running_loop().create_future()
+            done, _ = await asyncio.wait(
+                {execution, watcher, self._changed},
+                timeout=self.left(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if execution in done:
                 return "execution"
             if watcher in done:

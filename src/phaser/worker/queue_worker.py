@@ -23,11 +23,12 @@ class QueueWorker(Worker):
     """An arq worker that takes entries with one script, survives Redis
     outages and sleeps until woken.
 
-    arq's loop reads the queue and starts what it read; this worker starts
-    an entry by taking it out of the queue with `EntryTaker` (one round
-    trip instead of arq's five per entry) and runs the attempt it names
-    with ``ctx["run"]`` (a coroutine function of the `phaser.queue.Entry`);
-    arq's own ``run_job`` and its function registry are not used.
+    arq's loop reads the queue and starts what it read, one transaction
+    per entry; this worker's loop takes as many due entries as it has free
+    slots out of the queue with `EntryTaker` (one round trip in all) and
+    runs the attempt each names with ``ctx["run"]`` (a coroutine function
+    of the `phaser.queue.Entry`); arq's own ``run_job``, ``start_jobs``
+    and function registry are not used.
 
     arq lets a connection error in its poll loop end the worker; this one
     logs it and polls again, so workers reconnect by themselves.
@@ -75,11 +76,13 @@ class QueueWorker(Worker):
                     await pubsub.aclose()
 
     async def _poll_iteration(self) -> None:
-        # Cleared before the poll: a wake-up during the poll means another
-        # entry may have come after it read the queue.
+        # Cleared before the take: a wake-up during it means another entry
+        # may have come after the script read the queue.
         self._wake.clear()
         try:
-            await super()._poll_iteration()
+            await self._take_due()
+            self._tidy()
+            await self.heart_beat()
         except (RedisError, OSError) as exc:
             _logger.warning("Queue unreachable, retrying", error=str(exc))
             await asyncio.sleep(1)
@@ -87,39 +90,45 @@ class QueueWorker(Worker):
             async with asyncio.timeout(self._idle_poll):
                 await self._wake.wait()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Take what the poll read, while there are free slots.
+    async def _take_due(self) -> None:
+        """Take as many due entries as there are free slots, in one round
+        trip (arq reads the queue, then takes each entry with a
+        transaction of its own), and start them.
 
-        A slot is counted before the take and given back if the take
-        fails or finds the entry taken by another worker (arq 0.28's own
-        version leaked a slot on every Redis error). Once the slots are
-        full, the rest of this read is left: the next poll, when a slot
-        frees, reads the queue afresh, so an entry of a higher priority
-        queued meanwhile is taken first.
+        The slots are counted before the take, and those the take did not
+        fill are given back (arq 0.28's own version leaked a slot on every
+        Redis error). Taking no more than the free slots leaves the rest
+        in the queue, so an entry of a higher priority queued meanwhile is
+        taken first when a slot frees.
         """
-        for raw in job_ids:
-            if self.job_counter >= self.max_jobs:
-                return
-            name = raw.decode()
+        free = self.max_jobs - self.job_counter
+        if free <= 0:
+            return
+        for _ in range(free):
             await self.sem.acquire()
             self.job_counter += 1
-            try:
-                taken = await self._taker.take(name)
-            except ValueError as exc:
-                # Not phaser's, or its payload expired: nothing to run.
-                _logger.warning("Queue entry dropped", error=str(exc))
-                taken = None
-            except BaseException:
+        started = 0
+        try:
+            taken, dropped = await self._taker.take(free)
+            for reason in dropped:
+                _logger.warning("Queue entry dropped", error=reason)
+            for one in taken:
+                running = self.loop.create_task(self._run_entry(one))
+                running.add_done_callback(
+                    lambda _: self._release_sem_dec_counter_on_complete()
+                )
+                self.tasks[one.entry.name] = running
+                started += 1
+        finally:
+            for _ in range(free - started):
                 self._release_sem_dec_counter_on_complete()
-                raise
-            if taken is None:
-                self._release_sem_dec_counter_on_complete()
-                continue
-            running = self.loop.create_task(self._run_entry(taken))
-            running.add_done_callback(
-                lambda _: self._release_sem_dec_counter_on_complete()
-            )
-            self.tasks[name] = running
+
+    def _tidy(self) -> None:
+        """Forget entries whose attempts have ended (arq's loop does the
+        same with the tasks it started)."""
+        for name, running in list(self.tasks.items()):
+            if running.done():
+                del self.tasks[name]
 
     async def _run_entry(self, taken: Taken) -> None:
         """Run the attempt. Cancelled (the worker shutting down) before

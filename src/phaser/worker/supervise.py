@@ -100,7 +100,17 @@ class Supervisor:
         watcher = asyncio.create_task(
             self._watch(job, claim, events, ctx, budget, task)
         )
-        beating = asyncio.create_task(self._heartbeat(job, claim))
+        # The first heartbeat is due after an interval: most jobs have
+        # ended by then, and a timer costs less than a task that sleeps.
+        beating: asyncio.Task[None] | None = None
+
+        def start_beating() -> None:
+            nonlocal beating
+            beating = asyncio.create_task(self._heartbeat(job, claim))
+
+        first_beat = asyncio.get_running_loop().call_later(
+            self._heartbeat_interval, start_beating
+        )
         try:
             ended = await budget.race(execution, watcher)
             outcome: Failure | Stop | None
@@ -110,14 +120,14 @@ class Supervisor:
                 outcome = Stop.LOST if ended == "watcher" else Stop.DEADLINE
                 ctx.aborting = True
         finally:
-            for running in (execution, watcher, beating):
+            first_beat.cancel()
+            tasks = [execution, watcher] + ([beating] if beating else [])
+            for running in tasks:
                 running.cancel()
-            await asyncio.gather(
-                execution, watcher, beating, return_exceptions=True
-            )
+            await asyncio.gather(*tasks, return_exceptions=True)
             updates.put_nowait(None)
             await pump
-            if scratch.exists():
+            if ctx.scratch_maybe_made and scratch.exists():
                 with contextlib.suppress(OSError):
                     await asyncio.to_thread(remove_tree, scratch)
         return outcome
@@ -127,12 +137,16 @@ class Supervisor:
     ) -> Failure | None:
         """Fetch the job's uploads, then run its task, on the event loop
         or in a child process."""
-        uploads = await local_uploads(
-            job, self._results, self._settings, ctx.scratch_path / ".uploads"
-        )
-        if isinstance(uploads, Failure):
-            return uploads
-        ctx.uploads = uploads
+        if job.uploads:
+            uploads = await local_uploads(
+                job,
+                self._results,
+                self._settings,
+                ctx.scratch_path / ".uploads",
+            )
+            if isinstance(uploads, Failure):
+                return uploads
+            ctx.uploads = uploads
         with tracing().span(f"phaser.task {task.name}") as span:
             failure = (
                 await self._run_async(task, job, ctx)
@@ -212,13 +226,14 @@ class Supervisor:
             )
 
     async def _heartbeat(self, job: Job, claim: str) -> None:
-        """Tell maintenance that this job's worker is alive."""
+        """Tell maintenance that this job's worker is alive, now and every
+        interval from now on."""
         while True:
-            await asyncio.sleep(self._heartbeat_interval)
             try:
                 await self._lifecycle.heartbeat(job, token=claim)
             except RedisError as exc:
                 _logger.warning("Heartbeat failed", error=str(exc))
+            await asyncio.sleep(self._heartbeat_interval)
 
     async def _pump(
         self, job: Job, claim: str, updates: asyncio.Queue[Update | None]
