@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from conftest import TERMINAL, Stack, make_stack, valid_uws, wait_for
 from phaser.clock import now
 from phaser.embedded import EmbeddedRedis
+from phaser.models.api import JobListModel, JobModel
 from phaser.models.job import Job
 from phaser.models.phase import ExecutionPhase
 from phaser.services.ids import new_job_id
@@ -98,7 +99,11 @@ class Owner:
         for params in ({}, {"task": task}, {"phase": "PENDING"}):
             answer = self.send("GET", "/api/v1/jobs", params=params)
             assert answer.status_code == 200, answer.text
-            json.loads(answer.content)
+            page = json.loads(answer.content)
+            assert (
+                JobListModel.model_validate(page).model_dump(mode="json")
+                == page
+            )
         answer = self.send("GET", f"/{task}/jobs")
         assert answer.status_code == 200, answer.text
         valid_uws(self.schema, answer.content)
@@ -112,6 +117,9 @@ class Owner:
         answer = self.send("GET", f"/api/v1/jobs/{job_id}")
         assert answer.status_code == 200, answer.text
         job: dict[str, Any] = json.loads(answer.content)
+        # What the OpenAPI schema says, exactly (the JSON is rendered
+        # without the model).
+        assert JobModel.model_validate(job).model_dump(mode="json") == job
         task = job["task"]
         for result in job["results"]:
             answer = self.send("GET", result["href"])
@@ -155,7 +163,10 @@ class Owner:
             assert r.status_code == 200
             for line in r.iter_lines():
                 if line.startswith("data: "):
-                    assert json.loads(line[6:])["id"] == job_id
+                    job = json.loads(line[6:])
+                    assert job["id"] == job_id
+                    model = JobModel.model_validate(job)
+                    assert model.model_dump(mode="json") == job
                     return
         raise AssertionError("event stream ended without an event")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 
 from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
 from phaser.embedded import EmbeddedRedis
-from phaser.models.api import JobModel
+from phaser.models.api import JobListModel, JobModel
 from phaser.models.job import (
     ErrorType,
     Job,
@@ -23,6 +24,7 @@ from phaser.models.job import (
     PhaseChange,
     Progress,
 )
+from phaser.models.job_json import dumps, job_document, job_json, page_json
 from phaser.models.phase import ExecutionPhase
 from phaser.tasks.registry import Task
 
@@ -256,9 +258,11 @@ def test_an_estimate_that_fails_gives_no_quote() -> None:
     )
 
 
-def test_a_job_with_every_field_renders_and_reads_back_alike() -> None:
-    # The JSON model of a job with every field set serializes without
-    # pydantic's type warnings, and reads back as the same model.
+def test_a_job_with_every_field_renders_as_its_schema_says() -> None:
+    # The JSON API renders jobs without building `JobModel` (the schema):
+    # a job with every field set renders to a document that validates as
+    # the model and serializes back to the same JSON, without pydantic's
+    # type warnings.
     at = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
     failed = ExecutionPhase.ERROR
     job = Job(
@@ -295,10 +299,19 @@ def test_a_job_with_every_field_renders_and_reads_back_alike() -> None:
             PhaseChange(failed, at),
         ],
     )
-    built = JobModel.from_job(job, "http://127.0.0.1:1")
-    checked = JobModel.model_validate(built.model_dump())
+    base = "http://127.0.0.1:1"
+    document = job_document(job, base, secret="s3cret")
+    checked = JobModel.model_validate(document)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        text = built.model_dump_json()
-    assert text == checked.model_dump_json()
-    assert built == checked
+        text = checked.model_dump_json()
+    assert checked.model_dump(mode="json") == document
+    assert json.loads(text) == json.loads(job_json(job, base)) | {
+        "notify": document["notify"]
+    }
+    assert json.loads(job_json(job, base))["notify"]["secret"] is None
+    assert text.encode() == dumps(document)
+    # Every field of the schema is rendered, in the schema's order.
+    assert list(document) == list(JobModel.model_fields)
+    page = json.loads(page_json([job, job], "next", base))
+    assert JobListModel.model_validate(page).model_dump(mode="json") == page

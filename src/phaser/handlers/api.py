@@ -22,6 +22,7 @@ from ..models.api import (
     problem_responses,
 )
 from ..models.job import Job
+from ..models.job_json import job_json, page_json
 from ..models.notify import DeliveriesModel
 from ..models.phase import ExecutionPhase
 from ..models.requests import JobPatch
@@ -101,14 +102,14 @@ async def list_jobs(
         cursor=cursor,
         limit=limit,
     )
-    # Serialized here, once: returned as a model, FastAPI would validate
-    # the page against the response model again before serializing it
+    # Rendered straight from the records (`JobListModel` is the schema):
+    # building and validating a model per job was most of a page's time
     # (benchmark B4).
-    model = JobListModel(
-        jobs=[JobModel.from_job(job, base_url) for job in page.jobs],
-        next_cursor=page.next_cursor,
-    )
-    return Response(model.model_dump_json(), media_type="application/json")
+    return _json(page_json(page.jobs, page.next_cursor, base_url))
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -123,6 +124,7 @@ async def list_jobs(
         " the next change."
     ),
     responses=_NOT_FOUND,
+    response_model=JobModel,
 )
 async def get_job(
     job_id: str,
@@ -152,14 +154,14 @@ async def get_job(
             )
         ),
     ] = "change",
-) -> JobModel:
+) -> Response:
     if wait:
         job = await waiter.wait(
             caller, job_id, wait, phase=phase, final=until == "final"
         )
     else:
         job = await service.get(caller, job_id)
-    return JobModel.from_job(job, base_url)
+    return _json(job_json(job, base_url))
 
 
 #: The verbs a client applies to a job by POSTing to ``/jobs/{id}/{verb}``:
@@ -201,15 +203,15 @@ _VERBS = {
 }
 
 
-def _verb_route(verb: str) -> Callable[..., Awaitable[JobModel]]:
+def _verb_route(verb: str) -> Callable[..., Awaitable[Response]]:
     async def route(
         job_id: str,
         service: Service,
         caller: CurrentCaller,
         base_url: BaseUrl,
-    ) -> JobModel:
+    ) -> Response:
         job = await getattr(service, verb)(caller, job_id)
-        return JobModel.from_job(job, base_url)
+        return _json(job_json(job, base_url))
 
     route.__name__ = f"{verb}_job"
     return route
@@ -236,6 +238,7 @@ for _verb, (_summary, _description) in _VERBS.items():
         " are clamped to them."
     ),
     responses=_CONFLICT,
+    response_model=JobModel,
 )
 async def patch_job(
     job_id: str,
@@ -243,7 +246,7 @@ async def patch_job(
     service: Service,
     caller: CurrentCaller,
     base_url: BaseUrl,
-) -> JobModel:
+) -> Response:
     update = JobUpdate(
         parameters=body.parameters,
         execution_duration=body.execution_duration,
@@ -254,7 +257,7 @@ async def patch_job(
         strict=True,
     )
     job = await service.update(caller, job_id, update)
-    return JobModel.from_job(job, base_url)
+    return _json(job_json(job, base_url))
 
 
 @router.delete(
@@ -298,7 +301,7 @@ async def job_events(
         if kind == "keepalive":
             return ": keepalive\n\n"
         data = (
-            JobModel.from_job(job, base_url).model_dump_json()
+            job_json(job, base_url).decode()
             if job is not None
             else json.dumps({"id": job_id})
         )

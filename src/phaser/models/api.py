@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from ..clock import format_time
-from .job import DEFAULT_PRIORITY, ErrorType, Job
+from .job import DEFAULT_PRIORITY, ErrorType
 from .notify import NotifyModel
 from .phase import RUNNING, SUCCEEDED, WAITING, ExecutionPhase
 from .problems import (
@@ -104,6 +104,8 @@ class PhaseChangeModel(BaseModel):
     at: UtcTime = Field(..., title="Time")
 
 
+# The schema of the JSON API's job; `phaser.models.job_json` renders it
+# (tests check that what it renders validates as this model, unchanged).
 class JobModel(BaseModel):
     """A job."""
 
@@ -253,77 +255,6 @@ class JobModel(BaseModel):
         ),
     )
     href: str = Field(..., title="URL", description="URL of this job.")
-
-    @classmethod
-    def from_job(cls, job: Job, base_url: str) -> JobModel:
-        """Render a job with absolute links under ``base_url``."""
-        href = f"{base_url}/api/v1/jobs/{job.id}"
-        progress = job.progress
-        return cls(
-            id=job.id,
-            task=job.task,
-            owner=job.owner,
-            run_id=job.run_id,
-            phase=job.phase,
-            parameters=job.parameters,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            ended_at=job.ended_at,
-            execution_duration=job.execution_duration,
-            destruction_time=job.destruction_time,
-            quote=job.quote,
-            progress=ProgressModel(
-                percent=progress.percent if progress else None,
-                message=progress.message if progress else None,
-            ),
-            results=[
-                ResultModel(
-                    id=r.id,
-                    href=f"{href}/results/{r.id}",
-                    size=r.size,
-                    mime_type=r.mime_type,
-                )
-                for r in job.results
-            ],
-            uploads=[
-                UploadModel(
-                    name=u.name,
-                    href=u.url or f"{href}/uploads/{u.name}",
-                    by_reference=u.url is not None,
-                    size=u.size if u.size >= 0 else None,
-                    mime_type=u.mime_type,
-                )
-                for u in job.uploads
-            ],
-            errors=[
-                JobErrorModel(
-                    type=e.type,
-                    code=e.code,
-                    message=e.message,
-                    detail=e.detail,
-                )
-                for e in job.errors
-            ],
-            attempts=job.attempts,
-            ignored_parameters=job.ignored,
-            sync=job.sync,
-            run_after=job.run_after,
-            priority=job.priority,
-            concurrency_key=job.concurrency_key,
-            after=job.after,
-            after_policy=job.after_policy,
-            parent_id=job.parent_id,
-            notify=NotifyModel(
-                url=job.notify.url, events=list(job.notify.events)
-            )
-            if job.notify
-            else None,
-            history=[
-                PhaseChangeModel(phase=change.phase, at=change.at)
-                for change in job.history
-            ],
-            href=href,
-        )
 
 
 class JobListModel(BaseModel):

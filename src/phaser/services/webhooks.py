@@ -44,9 +44,9 @@ from standardwebhooks.webhooks import Webhook
 from ..backoff import delay_after
 from ..clock import format_time, now
 from ..config import Settings
-from ..models.api import JobModel
 from ..models.errors import ForbiddenError
 from ..models.job import Job
+from ..models.job_json import job_document
 from ..storage.job_store import JobStore
 from ..storage.webhooks import Delivery
 from ..tracing import Span, tracing
@@ -195,9 +195,7 @@ class WebhookSender:
                 "timestamp": format_time(delivery.at),
                 # The event's phase; ``data`` is the job as it is now.
                 "phase": delivery.phase,
-                "data": JobModel.from_job(job, self._base_url).model_dump(
-                    mode="json"
-                ),
+                "data": job_document(job, self._base_url),
             },
             separators=(",", ":"),
         )
