@@ -8,11 +8,11 @@ parent, which puts them on the same kind of queue.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import mimetypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,8 @@ class BaseTaskContext:
 class LocalTaskContext(BaseTaskContext):
     """The context of an ``async def`` task, running on the worker loop.
 
-    Updates go on a queue that the runner drains into the job record.
+    Updates go to ``updates`` (the supervisor's pump, which writes them
+    into the job record in order).
     """
 
     def __init__(
@@ -285,7 +286,7 @@ class LocalTaskContext(BaseTaskContext):
         attempt: int,
         store: ResultStore,
         scratch_dir: Path,
-        updates: asyncio.Queue[Update | None],
+        updates: Callable[[Update], None],
     ) -> None:
         super().__init__(
             job_id=job_id,
@@ -306,5 +307,5 @@ class LocalTaskContext(BaseTaskContext):
         return self.aborting
 
     def emit(self, update: Update) -> None:
-        """Queue the update for the runner."""
-        self.updates.put_nowait(update)
+        """Hand the update to the supervisor."""
+        self.updates(update)

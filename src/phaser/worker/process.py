@@ -69,7 +69,7 @@ async def run_in_child(
             message = json.loads(line)
             match message["type"]:
                 case "progress" | "result":
-                    ctx.updates.put_nowait(Update.from_message(message))
+                    ctx.emit(Update.from_message(message))
                 case "error":
                     failure = Failure(
                         message["message"],

@@ -85,15 +85,14 @@ class Supervisor:
     ) -> Failure | Stop | None:
         """Run the claimed attempt's task to its end, or stop it when
         the job is no longer ours or its time is up."""
-        updates: asyncio.Queue[Update | None] = asyncio.Queue()
-        pump = asyncio.create_task(self._pump(job, claim, updates))
+        pump = _UpdatePump(self._lifecycle, job, claim)
         scratch = self._results.scratch_dir(job.id)
         ctx = LocalTaskContext(
             job_id=job.id,
             attempt=attempt,
             store=self._results,
             scratch_dir=scratch,
-            updates=updates,
+            updates=pump.put,
         )
         budget = Budget(job.execution_duration or None)
         execution = asyncio.create_task(self._execute(task, job, ctx))
@@ -125,8 +124,7 @@ class Supervisor:
             for running in tasks:
                 running.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            updates.put_nowait(None)
-            await pump
+            await pump.close()
             if ctx.scratch_maybe_made and scratch.exists():
                 with contextlib.suppress(OSError):
                     await asyncio.to_thread(remove_tree, scratch)
@@ -235,11 +233,34 @@ class Supervisor:
                 _logger.warning("Heartbeat failed", error=str(exc))
             await asyncio.sleep(self._heartbeat_interval)
 
-    async def _pump(
-        self, job: Job, claim: str, updates: asyncio.Queue[Update | None]
-    ) -> None:
-        """Write the task's progress and results into the record."""
-        while (update := await updates.get()) is not None:
+
+class _UpdatePump:
+    """Writes a running task's progress and results into the job record,
+    in the order the task reported them, from a task of its own that
+    starts with the first update (most jobs report none before the end)."""
+
+    def __init__(self, lifecycle: JobLifecycle, job: Job, claim: str) -> None:
+        self._lifecycle = lifecycle
+        self._job = job
+        self._claim = claim
+        self._queue: asyncio.Queue[Update | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def put(self, update: Update) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write(self._queue))
+        self._queue.put_nowait(update)
+
+    async def close(self) -> None:
+        """Write what is left, then stop."""
+        if self._queue is not None and self._writer is not None:
+            self._queue.put_nowait(None)
+            await self._writer
+
+    async def _write(self, queue: asyncio.Queue[Update | None]) -> None:
+        job, claim = self._job, self._claim
+        while (update := await queue.get()) is not None:
             try:
                 if update.progress is not None:
                     await self._lifecycle.report_progress(
