@@ -6,6 +6,7 @@ they share one configuration of Redis, keys, stores and tasks.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from pathlib import Path
@@ -26,7 +27,22 @@ from .storage.keys import KeyLayout
 from .storage.results import LocalResultStore, ResultStore
 from .tasks.registry import TaskRegistry, default_registry
 
-__all__ = ["Factory", "result_store"]
+__all__ = ["Factory", "freeze_startup_heap", "result_store"]
+
+_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up made (modules, the application, the task
+    registry) out of the garbage collector's full passes, once per
+    process: a full pass walks every tracked object, and with thousands
+    of open waits on a frontend it held releases up for tens of
+    milliseconds (benchmark B6)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def result_store(settings: Settings) -> ResultStore:

@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from . import __version__
 from .config import Settings, load_settings
-from .factory import Factory
+from .factory import Factory, freeze_startup_heap
 from .handlers import (
     api,
     api_create,
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.job_service = factory.job_service()
         app.state.waiter = factory.waiter(app.state.job_service)
         app.state.operations = factory.operations()
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from ..clock import now
 from ..config import Settings
-from ..factory import Factory
+from ..factory import Factory, freeze_startup_heap
 from ..logs import configure
 from ..metrics import serve_worker_metrics
 from ..models.phase import WAITING
@@ -121,6 +121,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
         )
 
     ctx["run"] = run  # what `QueueWorker` runs for each entry it takes
+    freeze_startup_heap()
     ctx["maintenance"] = asyncio.create_task(
         _maintain(factory), name="maintenance"
     )
