@@ -186,6 +186,59 @@ def test_other_users_jobs_are_404_on_every_endpoint(
         ann.delete(job["href"])
 
 
+def test_long_polls_answer_alike_ahead_of_routing_and_through_it(
+    secured: tuple[Stack, dict[str, str]],
+) -> None:
+    # Plain long polls are answered ahead of FastAPI's routing
+    # (`WaitFastPath`); with a parameter it does not take (``via=``, which
+    # the route ignores) the same request goes through FastAPI. Both
+    # answer alike: the job, the owner check, the credentials check.
+    stack, tokens = secured
+    with (
+        _client(stack, tokens["ann"]) as ann,
+        _client(stack, tokens["bob"]) as bob,
+        _client(stack, None) as nobody,
+    ):
+        job = ann.post(
+            "/api/v1/jobs", json={"task": "echo", "parameters": {"x": "1"}}
+        ).json()
+        href = job["href"]
+        missing = "/api/v1/jobs/01m80c4v26amk3szxabtvbm5k5"
+        cases = [
+            # Not in the phase waited on: answered at once.
+            (ann, href, {"wait": "1", "phase": "QUEUED"}, 200),
+            (ann, href, {"wait": "0.2", "phase": "PENDING"}, 200),
+            (bob, href, {"wait": "1"}, 404),
+            (ann, missing, {"wait": "1"}, 404),
+            (nobody, href, {"wait": "1"}, 401),
+        ]
+        for client, url, params, status in cases:
+            fast = client.get(url, params=params)
+            routed = client.get(url, params={**params, "via": "routing"})
+            assert fast.status_code == routed.status_code == status
+            assert fast.content == routed.content, (params, fast.text)
+            for header in ("content-type", "www-authenticate"):
+                assert fast.headers.get(header) == routed.headers.get(header)
+        # Until the end, both ways, once the job has run.
+        ann.post(f"{href}/start")
+        final = {"wait": "5", "until": "final"}
+        fast = ann.get(href, params=final)
+        assert fast.json()["phase"] == "COMPLETED"
+        assert (
+            fast.content == ann.get(href, params={**final, "via": "r"}).content
+        )
+        # What the fast path leaves to FastAPI's validation.
+        for params in ({"wait": "1e1"}, {"wait": "-1"}, {"wait": "x"}):
+            answer = ann.get(href, params=params)
+            assert answer.status_code in {200, 422}, answer.text
+        assert ann.get(href, params={"wait": "-1"}).status_code == 422
+        assert (
+            ann.get(href, params={"wait": "1", "phase": "NOPE"}).status_code
+            == 422
+        )
+        ann.delete(href)
+
+
 def test_admin_reads_and_manages_every_owners_jobs(
     secured: tuple[Stack, dict[str, str]],
 ) -> None:

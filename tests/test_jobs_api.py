@@ -13,6 +13,7 @@ import pytest
 
 from conftest import TERMINAL, Stack, create_job, make_stack, wait_for
 from phaser.embedded import EmbeddedRedis
+from phaser.handlers.fast_wait import _Wait, _wait_asked
 from phaser.models.api import JobListModel, JobModel
 from phaser.models.job import (
     ErrorType,
@@ -315,3 +316,38 @@ def test_a_job_with_every_field_renders_as_its_schema_says() -> None:
     assert list(document) == list(JobModel.model_fields)
     page = json.loads(page_json([job, job], "next", base))
     assert JobListModel.model_validate(page).model_dump(mode="json") == page
+
+
+def test_the_long_polls_answered_ahead_of_routing() -> None:
+    # Which requests `WaitFastPath` answers itself; the rest go through
+    # FastAPI (test_access checks that both answer alike).
+    job = "/api/v1/jobs/01m8pa1ewfd8t5zxc4b8y40eke"
+
+    def asked(path: str, query: str, method: str = "GET") -> _Wait | None:
+        return _wait_asked(
+            {"method": method, "path": path, "query_string": query.encode()}
+        )
+
+    taken = asked(job, "wait=2.5&phase=QUEUED&until=final")
+    assert taken is not None
+    assert (taken.seconds, taken.phase, taken.final) == (
+        2.5,
+        ExecutionPhase.QUEUED,
+        True,
+    )
+    assert asked(job, "wait=86400") is not None
+    for query in (
+        "",
+        "wait=0",
+        "wait=86401",
+        "wait=1e3",
+        "wait=inf",
+        "wait=1&wait=2",
+        "wait=1&phase=NOPE",
+        "wait=1&until=never",
+        "wait=1&via=routing",
+    ):
+        assert asked(job, query) is None, query
+    assert asked(job, "wait=1", method="POST") is None
+    assert asked(job + "/events", "wait=1") is None
+    assert asked("/api/v1/jobs/NOT-AN-ID", "wait=1") is None

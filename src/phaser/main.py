@@ -25,6 +25,7 @@ from .handlers import (
     vosi,
     webhooks,
 )
+from .handlers.fast_wait import WaitFastPath
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
 from .handlers.openapi import install_openapi
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_limit=settings.max_upload_request_bytes,
     )
     app.add_middleware(vosi.DaliPaths)
+    app.add_middleware(WaitFastPath)
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)
     app.include_router(api_create.router, prefix="/api/v1", tags=["jobs"])

@@ -21,6 +21,7 @@ from ..models.api import (
     JobModel,
     problem_responses,
 )
+from ..models.caller import Caller
 from ..models.job import Job
 from ..models.job_json import job_json, page_json
 from ..models.notify import DeliveriesModel
@@ -28,9 +29,10 @@ from ..models.phase import ExecutionPhase
 from ..models.requests import JobPatch
 from ..services.ids import JOB_ID_PATTERN
 from ..services.jobs import JobUpdate
+from ..services.waiting import JobWaiter
 from .results import DOWNLOAD_RESPONSES, add_head_route, result_response
 
-__all__ = ["router"]
+__all__ = ["router", "wait_answer"]
 
 #: Characters some line readers take as line breaks, as JSON escapes.
 _LINE_BREAKS = str.maketrans(
@@ -156,11 +158,32 @@ async def get_job(
     ] = "change",
 ) -> Response:
     if wait:
-        job = await waiter.wait(
-            caller, job_id, wait, phase=phase, final=until == "final"
+        # Plain long polls are answered by `WaitFastPath` before they get
+        # here; this is for those it leaves to FastAPI's validation.
+        return await wait_answer(
+            waiter,
+            caller,
+            job_id,
+            wait,
+            phase=phase,
+            final=until == "final",
+            base_url=base_url,
         )
-    else:
-        job = await service.get(caller, job_id)
+    return _json(job_json(await service.get(caller, job_id), base_url))
+
+
+async def wait_answer(
+    waiter: JobWaiter,
+    caller: Caller,
+    job_id: str,
+    seconds: float,
+    *,
+    phase: ExecutionPhase | None,
+    final: bool,
+    base_url: str,
+) -> Response:
+    """The answer to a long poll of one job (``GET …?wait=``)."""
+    job = await waiter.wait(caller, job_id, seconds, phase=phase, final=final)
     return _json(job_json(job, base_url))
 
 
