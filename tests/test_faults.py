@@ -312,6 +312,35 @@ def test_destruction_in_archive_mode_keeps_metadata_only(
         stack.stop()
 
 
+def test_a_redis_outage_longer_than_the_stall_timeout_runs_no_job_twice(
+    tmp_path: Path, evidence: Path
+) -> None:
+    # Redis stops answering (stopped, as a failover looks from outside)
+    # for twice the stall timeout while a job runs: its worker cannot send
+    # heartbeats, and maintenance cannot read them. Once Redis is back,
+    # the job's silence counts from then: it is not taken from its worker
+    # and run again.
+    redis = EmbeddedRedis(tmp_path / "redis", find_redis_server())
+    redis.start()
+    stack = make_stack(redis, tmp_path / "data", **FAST)
+    try:
+        with _client(stack) as client:
+            job, _ = _running(client, stack, evidence, 4)
+            assert redis.process is not None
+            redis.process.send_signal(signal.SIGSTOP)
+            time.sleep(2 * FAST["stall_timeout"])
+            redis.process.send_signal(signal.SIGCONT)
+            done = wait_for(client, job["id"], TERMINAL, timeout=30)
+        assert done["phase"] == "COMPLETED"
+        assert done["attempts"] == 1
+        assert _lines(evidence / "executions") == [job["id"]]
+    finally:
+        if redis.process is not None:
+            redis.process.send_signal(signal.SIGCONT)
+        stack.stop()
+        redis.stop()
+
+
 def test_redis_restart_under_load_loses_no_acknowledged_job(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,7 @@ what they did: it only acts on what it saw, if that is still so.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -76,6 +77,36 @@ class Maintenance:
         self._settings = settings
         self._lifecycle = lifecycle
         self._store = store
+        # When this process last reached the store, and until when running
+        # jobs are not taken from their workers (see `store_reached`).
+        self._contact: float | None = None
+        self._quiet_until = 0.0
+
+    def store_reached(self) -> None:
+        """Called whenever this process has reached the store (each turn
+        of the maintenance loop, lease holder or not).
+
+        After a gap of more than half the stall timeout — Redis down or
+        failing over, or this process stalled — running jobs' workers may
+        have been as unable to send heartbeats as this one was to read
+        them: their silence counts from now, and stalled jobs are
+        recovered only a stall timeout later (a job is not run twice
+        because Redis was away for longer than the stall timeout).
+        """
+        at = asyncio.get_running_loop().time()
+        gap = self._settings.stall_timeout / 2
+        if self._contact is not None and at - self._contact > gap:
+            self._quiet_until = at + self._settings.stall_timeout
+            _logger.info(
+                "Store back after a gap: stalled jobs wait",
+                gap_seconds=round(at - self._contact, 1),
+            )
+        self._contact = at
+
+    def store_unreachable(self) -> None:
+        """Called when this process failed to reach the store."""
+        if self._contact is not None:
+            self._contact = -math.inf
 
     async def run(self) -> MaintenanceReport:
         """One pass over all schedules."""
@@ -219,6 +250,8 @@ class Maintenance:
 
         Returns (re-queued, failed).
         """
+        if asyncio.get_running_loop().time() < self._quiet_until:
+            return 0, 0  # just back from a gap (`store_reached`)
         silent = timedelta(seconds=self._settings.stall_timeout)
         ids = await self._store.schedules.due(
             "heartbeat", until=now() - silent, limit=_BATCH

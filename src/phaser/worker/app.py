@@ -45,13 +45,16 @@ async def _maintain(factory: Factory) -> None:
         try:
             # The lease outlives a pass, so a second worker only takes over
             # once this one has stopped renewing it.
-            if await factory.job_store.activity.hold_lease(
+            held = await factory.job_store.activity.hold_lease(
                 "maintenance", holder, ttl=3 * interval
-            ):
+            )
+            maintenance.store_reached()
+            if held:
                 report = await maintenance.run()
                 if report.more:
                     continue  # a backlog: the next pass at once
         except (RedisError, OSError) as exc:
+            maintenance.store_unreachable()
             _logger.warning("Maintenance pass failed", error=str(exc))
         await asyncio.sleep(interval)
 
