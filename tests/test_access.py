@@ -228,9 +228,9 @@ def test_long_polls_answer_alike_ahead_of_routing_and_through_it(
             fast.content == ann.get(href, params={**final, "via": "r"}).content
         )
         # What the fast path leaves to FastAPI's validation.
-        for params in ({"wait": "1e1"}, {"wait": "-1"}, {"wait": "x"}):
-            answer = ann.get(href, params=params)
-            assert answer.status_code in {200, 422}, answer.text
+        # (The job has ended: a valid wait answers at once.)
+        assert ann.get(href, params={"wait": "1e1"}).content == fast.content
+        assert ann.get(href, params={"wait": "x"}).status_code == 422
         assert ann.get(href, params={"wait": "-1"}).status_code == 422
         assert (
             ann.get(href, params={"wait": "1", "phase": "NOPE"}).status_code

@@ -9,7 +9,7 @@ route does (`phaser.handlers.api.wait_answer`: the same caller, base URL,
 waiter, rendering and error handlers), holding a few frames instead (B6).
 Anything else — other parameters, a repeated one, a value that is not
 plainly valid — goes on to FastAPI, which validates and answers it as
-before; the answers are the same either way (``tests/test_jobs_api.py``).
+before; the answers are the same either way (``tests/test_access.py``).
 """
 
 from __future__ import annotations

@@ -104,9 +104,10 @@ class Maintenance:
         self._contact = at
 
     def store_unreachable(self) -> None:
-        """Called when this process failed to reach the store."""
-        if self._contact is not None:
-            self._contact = -math.inf
+        """Called when this process failed to reach the store: the next
+        contact ends a gap (also for a process that has not reached it
+        yet, started while Redis was away)."""
+        self._contact = -math.inf
 
     async def run(self) -> MaintenanceReport:
         """One pass over all schedules."""
