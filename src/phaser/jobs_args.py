@@ -61,6 +61,13 @@ def add_commands(commands: Any) -> None:
     submit.add_argument(
         "--concurrency-key", help="your jobs with one key share a limit"
     )
+    submit.add_argument("--description", help="your words for the job")
+    submit.add_argument(
+        "--retain-after-end",
+        type=int,
+        metavar="SECONDS",
+        help="destroy the job this long after it ends",
+    )
     submit.add_argument(
         "--after",
         action="append",
@@ -97,6 +104,9 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--run-id")
     listing.add_argument("--parent", help="only this job's children")
     listing.add_argument(
+        "--top-level", action="store_true", help="only jobs with no parent"
+    )
+    listing.add_argument(
         "--limit", type=int, default=20, help="most jobs shown (default 20)"
     )
     show = verbs.add_parser("show", help="one job")
@@ -104,6 +114,14 @@ def add_commands(commands: Any) -> None:
         "wait", help="wait for a job to end (exit 0/1/2 by final phase)"
     )
     wait.add_argument("--timeout", type=float, help="seconds")
+    wait.add_argument(
+        "--children",
+        action="store_true",
+        help=(
+            "wait for every child of the job to end instead (exit 0: all"
+            " succeeded, 1: one failed, 2: one was aborted)"
+        ),
+    )
     watch = verbs.add_parser("watch", help="follow a job's events")
     abort = verbs.add_parser("abort", help="abort a job")
     hold = verbs.add_parser("hold", help="hold a pending or queued job")

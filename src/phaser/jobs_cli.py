@@ -29,8 +29,8 @@ from .client import (
     RetryPolicy,
     WaitTimeout,
 )
-from .models.api import JobModel, TaskModel
-from .models.phase import ExecutionPhase, exit_code
+from .models.api import ChildrenModel, JobModel, TaskModel
+from .models.phase import CHILD_GROUPS, ExecutionPhase, exit_code
 
 __all__ = ["run"]
 
@@ -126,6 +126,8 @@ def _submit(client: Client, args: argparse.Namespace, out: Console) -> int:
         after_policy="any_end" if args.after_any else None,
         parent_id=args.parent,
         notify={"url": args.notify} if args.notify else None,
+        description=args.description,
+        retain_after_end=args.retain_after_end,
     )
     if args.notify and not args.json:
         # Shown once: the key to check the deliveries' signatures with.
@@ -147,8 +149,19 @@ def _finish(job: Job, args: argparse.Namespace, out: Console) -> int:
 
 
 def _wait(client: Client, args: argparse.Namespace, out: Console) -> int:
-    job = client.wait(args.id, timeout=args.timeout, progress=not args.json)
-    return _finish(job, args, out)
+    job = client.wait(
+        args.id,
+        timeout=args.timeout,
+        progress=not args.json and not args.children,
+        children=args.children,
+    )
+    if not args.children:
+        return _finish(job, args, out)
+    _show(job, args, out)
+    counts = job.children
+    if counts is None or not (counts.failed or counts.aborted):
+        return 0
+    return 1 if counts.failed else 2
 
 
 def _show_command(
@@ -174,8 +187,12 @@ def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
         table.add_row("concurrency key", job.concurrency_key)
     if job.after:
         table.add_row(f"after ({job.after_policy})", " ".join(job.after))
+    if job.description:
+        table.add_row("description", job.description)
     if job.parent_id:
         table.add_row("parent", job.parent_id)
+    if job.children is not None:
+        table.add_row("children", _children(job.children))
     if job.run_after is not None:
         table.add_row("starts at", f"{job.run_after.isoformat()} (held)")
     if job.progress.percent is not None or job.progress.message:
@@ -189,9 +206,24 @@ def _show(job: JobModel, args: argparse.Namespace, out: Console) -> None:
         )
     for error in job.errors:
         table.add_row("error", error.message)
+    for level, log in (("info", job.info), ("warning", job.warnings)):
+        for line in log:
+            table.add_row(level, line.message)
+    if job.no_abort_reason:
+        table.add_row("not abortable", job.no_abort_reason)
     table.add_row("attempts", str(job.attempts))
     table.add_row("url", job.href)
     out.print(table)
+
+
+def _children(counts: ChildrenModel) -> str:
+    """``3 of 10 running, 5 succeeded…``: the groups that have any."""
+    shown = [
+        f"{getattr(counts, group)} {group}"
+        for group in CHILD_GROUPS
+        if getattr(counts, group)
+    ]
+    return f"{counts.total}: " + (", ".join(shown) or "none active")
 
 
 def _list(client: Client, args: argparse.Namespace, out: Console) -> int:
@@ -201,6 +233,7 @@ def _list(client: Client, args: argparse.Namespace, out: Console) -> int:
             phase=args.phase,
             run_id=args.run_id,
             parent_id=args.parent,
+            top_level=args.top_level,
         ),
         args.limit,
     )

@@ -15,6 +15,7 @@ from .handlers import (
     api,
     api_create,
     api_info,
+    api_list,
     dali,
     dashboard,
     health,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware)
     install_problem_handlers(app)
     app.include_router(api_create.router, prefix="/api/v1", tags=["jobs"])
+    app.include_router(api_list.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(api.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(api_info.router, prefix="/api/v1", tags=["jobs"])
     app.include_router(webhooks.router, prefix="/api/v1", tags=["webhooks"])

@@ -24,10 +24,12 @@ __all__ = [
     "JobAborted",
     "JobEvent",
     "JobFailed",
+    "ListFilters",
     "RetryPolicy",
     "WaitTimeout",
     "auth_headers",
     "check",
+    "children_done",
     "is_final",
 ]
 
@@ -246,36 +248,43 @@ def check(response: httpx.Response) -> httpx.Response:
     raise APIError(response.status_code, text)
 
 
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
+class ListFilters(TypedDict, total=False):
+    """Which jobs a list or a count takes (see ``GET /api/v1/jobs``)."""
+
+    task: str | None
+    #: One phase or several (any of them).
+    phase: ExecutionPhase | str | Iterable[ExecutionPhase | str] | None
+    run_id: str | None
+    #: Created after this.
+    after: datetime | None
+    #: Admins: whose jobs.
+    owner: str | None
+    #: Only this job's children.
+    parent_id: str | None
+    #: Only jobs that are no other job's child.
+    top_level: bool
 
 
-def list_params(
-    *,
-    task: str | None,
-    phase: ExecutionPhase | str | Iterable[ExecutionPhase | str] | None,
-    run_id: str | None,
-    after: datetime | None,
-    owner: str | None,
-    page_size: int,
-    parent_id: str | None = None,
-) -> dict[str, Any]:
-    """Query parameters of a job list."""
-    params: dict[str, Any] = {"limit": page_size}
-    if task is not None:
-        params["task"] = task
-    if phase is not None:
-        phases = [phase] if isinstance(phase, str) else list(phase)
-        params["phase"] = [str(getattr(p, "value", p)) for p in phases]
-    if run_id is not None:
-        params["run_id"] = run_id
-    if after is not None:
-        params["after"] = _time(after)
-    if owner is not None:
-        params["owner"] = owner
-    if parent_id is not None:
-        params["parent_id"] = parent_id
+def list_params(filters: ListFilters) -> dict[str, Any]:
+    """Query parameters of a job list or count."""
+    params: dict[str, Any] = {}
+    for name, value in filters.items():
+        if isinstance(value, datetime):
+            params[name] = format_time(value)
+        elif isinstance(value, bool):
+            if value:
+                params[name] = "true"
+        elif isinstance(value, str):
+            params[name] = str(getattr(value, "value", value))
+        elif isinstance(value, Iterable):
+            params[name] = [str(getattr(p, "value", p)) for p in value]
     return params
+
+
+def children_done(job: JobModel) -> bool:
+    """Whether none of a parent's children is pending or running."""
+    counts = job.children
+    return counts is None or counts.pending + counts.running == 0
 
 
 def is_final(job: JobModel) -> bool:

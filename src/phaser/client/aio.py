@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -15,15 +15,16 @@ import httpx
 from pydantic import PrivateAttr
 
 from ..models.api import JobListModel, JobModel, TaskModel
-from ..models.phase import ExecutionPhase
 from ._core import (
     ClientBase,
     ClientError,
     ClientOptions,
     EventParser,
     JobEvent,
+    ListFilters,
     WaitTimeout,
     check,
+    children_done,
     is_final,
     list_params,
     outcome,
@@ -242,28 +243,10 @@ class AsyncClient(ClientBase):
         return self._job(await self._request("PATCH", path, json=body))
 
     async def jobs(
-        self,
-        *,
-        task: str | None = None,
-        phase: ExecutionPhase | str | Iterable[ExecutionPhase | str] | None = (
-            None
-        ),
-        run_id: str | None = None,
-        after: datetime | None = None,
-        owner: str | None = None,
-        parent_id: str | None = None,
-        page_size: int = 100,
+        self, *, page_size: int = 100, **filters: Unpack[ListFilters]
     ) -> AsyncIterator[AsyncJob]:
-        """Every job that matches, newest first, page after page."""
-        params = list_params(
-            task=task,
-            phase=phase,
-            run_id=run_id,
-            after=after,
-            owner=owner,
-            page_size=page_size,
-            parent_id=parent_id,
-        )
+        """Every job that matches (`ListFilters`), newest first."""
+        params = list_params(filters) | {"limit": page_size}
         while True:
             answer = await self._request("GET", "/api/v1/jobs", params=params)
             page = JobListModel.model_validate_json(answer.content)
@@ -272,6 +255,16 @@ class AsyncClient(ClientBase):
             if page.next_cursor is None:
                 return
             params["cursor"] = page.next_cursor
+
+    async def count(self, **filters: Unpack[ListFilters]) -> int | None:
+        """How many jobs match (`None` where the server cannot say
+        without reading them: see ``GET /api/v1/jobs/count``)."""
+        params = list_params(filters)
+        answer = await self._request(
+            "GET", "/api/v1/jobs/count", params=params
+        )
+        count: int | None = answer.json()["count"]
+        return count
 
     async def tasks(self) -> list[TaskModel]:
         """The server's tasks, with the JSON Schema of their parameters."""
@@ -335,12 +328,15 @@ class AsyncClient(ClientBase):
         *,
         timeout: float | None = None,
         progress: bool = False,
+        children: bool = False,
     ) -> AsyncJob:
         """The job once it has ended (whatever its final phase).
 
         Follows the event stream; if that breaks off, long polls (the
         server's ``?wait=`` with ``until=final``, again and again).
         ``progress`` shows a progress display on a terminal (stderr).
+        With ``children``: once none of its children is pending or
+        running instead (long polls with ``until=children``).
 
         Raises
         ------
@@ -352,9 +348,11 @@ class AsyncClient(ClientBase):
         with display:
             job = await self.get(job_id)
             display.show(job)
-            if not is_final(job):
+            until = "children" if children else "final"
+            done = children_done if children else is_final
+            if not children and not is_final(job):
                 job = await self._follow(job, deadline, display)
-            while not is_final(job):
+            while not done(job):
                 left = _left(deadline)
                 if left is not None and left <= 0:
                     raise WaitTimeout(job, timeout or 0)
@@ -362,7 +360,7 @@ class AsyncClient(ClientBase):
                 answer = await self._request(
                     "GET",
                     f"/api/v1/jobs/{job_id}",
-                    params={"wait": seconds, "until": "final"},
+                    params={"wait": seconds, "until": until},
                     timeout=httpx.Timeout(self._timeout, read=None),
                 )
                 job = self._job(answer)

@@ -40,6 +40,10 @@ class JobOptions(TypedDict, total=False):
     parent_id: str | None
     #: A webhook: ``{"url": …, "events": ["final"]}``.
     notify: Mapping[str, Any] | None
+    #: Your words for it (up to 1,000 characters).
+    description: str | None
+    #: Destroy it this many seconds after it ends.
+    retain_after_end: int | None
 
 
 def create_body(

@@ -45,6 +45,8 @@ CONTROL = {
     "afterpolicy",
     "parentjob",
     "notify",
+    "jobdescription",
+    "retainafterend",
 }
 
 

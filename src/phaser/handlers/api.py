@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -17,19 +16,18 @@ from ..dependencies.context import (
     Waiter,
 )
 from ..models.api import (
-    JobListModel,
     JobModel,
     problem_responses,
 )
 from ..models.caller import Caller
 from ..models.job import Job
-from ..models.job_json import job_json, page_json
+from ..models.job_json import Fields, job_json
 from ..models.notify import DeliveriesModel
 from ..models.phase import ExecutionPhase
 from ..models.requests import JobPatch
-from ..services.ids import JOB_ID_PATTERN
 from ..services.jobs import JobUpdate
 from ..services.waiting import JobWaiter
+from .api_list import FieldsQuery, selected_fields
 from .results import DOWNLOAD_RESPONSES, add_head_route, result_response
 
 __all__ = ["router", "wait_answer"]
@@ -57,59 +55,6 @@ _NOT_FOUND = problem_responses(404)
 _CONFLICT = problem_responses(404, 409)
 
 
-@router.get(
-    "/jobs",
-    summary="List jobs",
-    description=(
-        "Your jobs, newest first. Filters combine; ``phase`` may repeat."
-        " Pass ``next_cursor`` of one page as ``cursor`` for the next."
-    ),
-    response_model=JobListModel,
-)
-async def list_jobs(
-    service: Service,
-    caller: CurrentCaller,
-    base_url: BaseUrl,
-    task: Annotated[str | None, Query(max_length=64)] = None,
-    phase: Annotated[list[ExecutionPhase] | None, Query()] = None,
-    run_id: Annotated[str | None, Query(max_length=256)] = None,
-    parent_id: Annotated[
-        str | None,
-        Query(pattern=JOB_ID_PATTERN, description="Only this job's children."),
-    ] = None,
-    after: Annotated[
-        datetime | None, Query(description="Only jobs created after this.")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[
-        str | None,
-        Query(
-            pattern=JOB_ID_PATTERN,
-            description="``next_cursor`` of the previous page.",
-        ),
-    ] = None,
-    owner: Annotated[
-        str | None,
-        Query(max_length=128, description="Admins: whose jobs to list."),
-    ] = None,
-) -> Response:
-    page = await service.list(
-        caller,
-        owner=owner,
-        task=task,
-        phases=phase,
-        run_id=run_id,
-        parent_id=parent_id,
-        after=after,
-        cursor=cursor,
-        limit=limit,
-    )
-    # Rendered straight from the records (`JobListModel` is the schema):
-    # building and validating a model per job was most of a page's time
-    # (benchmark B4).
-    return _json(page_json(page.jobs, page.next_cursor, base_url))
-
-
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
@@ -123,7 +68,9 @@ def _json(body: bytes) -> Response:
         " as it does; it does not wait for a job that has ended. With"
         " ``phase=X`` as well it answers at once unless the job is in X."
         " With ``until=final`` it waits for the job to end instead of for"
-        " the next change."
+        " the next change; with ``until=children``, for every child of the"
+        " job to end (the answer's ``children`` has none pending or"
+        " running). ``fields`` gives only the fields named."
     ),
     responses=_NOT_FOUND,
     response_model=JobModel,
@@ -148,15 +95,18 @@ async def get_job(
         ),
     ] = None,
     until: Annotated[
-        Literal["change", "final"],
+        Literal["change", "final", "children"],
         Query(
             description=(
                 "With ``wait``: answer at the next change of phase"
-                " (default) or only once the job has ended."
+                " (default), only once the job has ended, or once its"
+                " children have all ended."
             )
         ),
     ] = "change",
+    fields: FieldsQuery = None,
 ) -> Response:
+    wanted = selected_fields(fields)
     if wait:
         # Plain long polls are answered by `WaitFastPath` before they get
         # here; this is for those it leaves to FastAPI's validation.
@@ -167,9 +117,12 @@ async def get_job(
             wait,
             phase=phase,
             final=until == "final",
+            children=until == "children",
             base_url=base_url,
+            fields=wanted,
         )
-    return _json(job_json(await service.get(caller, job_id), base_url))
+    job = await service.get(caller, job_id)
+    return _json(job_json(job, base_url, admin=caller.admin, fields=wanted))
 
 
 async def wait_answer(
@@ -181,10 +134,14 @@ async def wait_answer(
     phase: ExecutionPhase | None,
     final: bool,
     base_url: str,
+    children: bool = False,
+    fields: Fields = None,
 ) -> Response:
     """The answer to a long poll of one job (``GET …?wait=``)."""
-    job = await waiter.wait(caller, job_id, seconds, phase=phase, final=final)
-    return _json(job_json(job, base_url))
+    job = await waiter.wait(
+        caller, job_id, seconds, phase=phase, final=final, children=children
+    )
+    return _json(job_json(job, base_url, admin=caller.admin, fields=fields))
 
 
 #: The verbs a client applies to a job by POSTing to ``/jobs/{id}/{verb}``:

@@ -129,6 +129,8 @@ async def _create(
             notify=Notify(body.notify.url, tuple(body.notify.events))
             if body.notify
             else None,
+            description=body.description,
+            retain_after_end=body.retain_after_end,
         ),
     )
     job = made.job

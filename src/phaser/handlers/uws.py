@@ -134,7 +134,7 @@ async def create_job(
     responses=PAGE_DOC,
 )
 async def get_job(
-    job: WaitedJob, request: Request, links: UWSLinks
+    job: WaitedJob, request: Request, links: UWSLinks, caller: CurrentCaller
 ) -> Response:
     return document(
         request,
@@ -142,6 +142,7 @@ async def get_job(
             job,
             links.job(job.id),
             stylesheet=links.stylesheet,
+            admin=caller.admin,
         ),
     )
 

@@ -248,6 +248,8 @@ def update_of(form: Form, *, creating: bool = False) -> JobUpdate:
         "afterpolicy",
         "parentjob",
         "notify",
+        "jobdescription",
+        "retainafterend",
     ):
         if not creating and form.get(name) is not None:
             raise PhaserError(
@@ -340,6 +342,10 @@ async def create_from(
         notify=Notify(url, ("final",))
         if (url := form.get("notify"))
         else None,
+        description=form.get("jobdescription"),
+        retain_after_end=seconds(
+            "retainafterend", form.get("retainafterend"), 0
+        ),
     )
     return (await service.create(caller, new)).job
 

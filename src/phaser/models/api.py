@@ -25,9 +25,12 @@ from .problems import (
 __all__ = [
     "MAX_REQUEST_SECONDS",
     "PROBLEM_RESPONSES",
+    "AttemptRunModel",
+    "ChildrenModel",
     "JobErrorModel",
     "JobListModel",
     "JobModel",
+    "MessageModel",
     "ProblemModel",
     "ProgressModel",
     "ResultModel",
@@ -102,6 +105,42 @@ class PhaseChangeModel(BaseModel):
 
     phase: ExecutionPhase = Field(..., title="Phase")
     at: UtcTime = Field(..., title="Time")
+
+
+class MessageModel(BaseModel):
+    """A line the task logged (``ctx.info``, ``ctx.warning``). When
+    older lines were dropped (50 are kept), the first entry says how
+    many."""
+
+    at: UtcTime = Field(..., title="Time")
+    message: str = Field(..., title="Message")
+
+
+class ChildrenModel(BaseModel):
+    """A parent's children by phase: ``pending`` (PENDING, QUEUED,
+    HELD), ``running`` (EXECUTING, SUSPENDED), ``succeeded``
+    (COMPLETED), ``failed`` (ERROR), ``aborted``; ``total`` counts
+    archived ones too."""
+
+    total: int = Field(..., title="Total")
+    pending: int = Field(..., title="Pending")
+    running: int = Field(..., title="Running")
+    succeeded: int = Field(..., title="Succeeded")
+    failed: int = Field(..., title="Failed")
+    aborted: int = Field(..., title="Aborted")
+
+
+class AttemptRunModel(BaseModel):
+    """One attempt of a job, as operators see it."""
+
+    attempt: int = Field(..., title="Attempt")
+    queue_entry: str = Field(
+        ..., title="Queue entry", description="The arq job id that carried it."
+    )
+    worker: str = Field(
+        ..., title="Worker", description="The worker process that ran it."
+    )
+    at: UtcTime = Field(..., title="Claimed at")
 
 
 # The schema of the JSON API's job; `phaser.models.job_json` renders it
@@ -254,6 +293,49 @@ class JobModel(BaseModel):
             " first is its phase at creation)."
         ),
     )
+    description: str | None = Field(
+        None,
+        title="Description",
+        description="What its creator said it is (up to 1,000 characters).",
+    )
+    info: list[MessageModel] = Field(
+        default_factory=list,
+        title="Info",
+        description="What the task logged for its readers, oldest first.",
+    )
+    warnings: list[MessageModel] = Field(
+        default_factory=list,
+        title="Warnings",
+        description="What the task warned of, oldest first.",
+    )
+    retain_after_end: int | None = Field(
+        None,
+        title="Retain after end",
+        description=(
+            "Seconds it is kept after it ends (its destruction time then"
+            " moves forward to that; never later)."
+        ),
+    )
+    children: ChildrenModel | None = Field(
+        None,
+        title="Children",
+        description="Its children by phase, if it is a parent.",
+    )
+    no_abort_reason: str | None = Field(
+        None,
+        title="Not abortable",
+        description=(
+            "Why its running task may not be aborted now (abort answers"
+            " 409); absent when it may."
+        ),
+    )
+    attempt_runs: list[AttemptRunModel] | None = Field(
+        None,
+        title="Attempt runs",
+        description=(
+            "Admins only: the queue entry and worker of each attempt."
+        ),
+    )
     href: str = Field(..., title="URL", description="URL of this job.")
 
 
@@ -265,6 +347,16 @@ class JobListModel(BaseModel):
         None,
         title="Next cursor",
         description="Pass as ``cursor`` for the next page; absent at the end.",
+    )
+    total: int | None = Field(
+        None,
+        title="Total",
+        description=(
+            "How many jobs match the filters (every page, not this one),"
+            " where the indexes know it without reading jobs: with no"
+            " filter, or filters by task, phase and ``after`` alone, or"
+            " ``parent_id`` with phases; otherwise null."
+        ),
     )
 
 

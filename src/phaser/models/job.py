@@ -7,18 +7,29 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from .phase import ACTIVE_PHASES, FAILED_PHASES, ExecutionPhase
+from .phase import (
+    ACTIVE_PHASES,
+    CHILD_GROUP,
+    CHILD_GROUPS,
+    FAILED_PHASES,
+    ExecutionPhase,
+)
 from .text import clean_text
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "MAX_MESSAGES",
+    "MAX_MESSAGE_LENGTH",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
     "AfterPolicy",
+    "AttemptRun",
     "ErrorType",
     "Job",
     "JobError",
+    "JobMessage",
     "JobResult",
+    "MessageLog",
     "Notify",
     "NotifyEvent",
     "PhaseChange",
@@ -128,6 +139,59 @@ class Progress:
             object.__setattr__(self, "message", clean_text(self.message))
 
 
+#: Most messages a job keeps per level (``info``, ``warnings``): older
+#: ones are dropped, and counted.
+MAX_MESSAGES = 50
+#: Longest message kept, in characters (a longer one is cut, with "…").
+MAX_MESSAGE_LENGTH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class JobMessage:
+    """A line the task logged for its job's readers (``ctx.info``,
+    ``ctx.warning``), made safe and cut as `MAX_MESSAGE_LENGTH` says."""
+
+    at: datetime
+    text: str
+
+    def __post_init__(self) -> None:
+        text = clean_text(self.text)
+        if len(text) > MAX_MESSAGE_LENGTH:
+            text = text[: MAX_MESSAGE_LENGTH - 1] + "…"
+        object.__setattr__(self, "text", text)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLog:
+    """A job's messages of one level, oldest first: the newest
+    `MAX_MESSAGES`, and how many older ones were dropped."""
+
+    items: tuple[JobMessage, ...] = ()
+    dropped: int = 0
+
+    def add(self, message: JobMessage) -> MessageLog:
+        """This log with ``message`` appended (the oldest dropped past
+        the limit)."""
+        items = (*self.items, message)
+        extra = max(len(items) - MAX_MESSAGES, 0)
+        return MessageLog(items[extra:], self.dropped + extra)
+
+    def __bool__(self) -> bool:
+        return bool(self.items) or self.dropped > 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRun:
+    """One attempt of a job, for operators: the queue entry that carried
+    it (``entry``, the arq job id), the worker process that claimed it,
+    and when."""
+
+    attempt: int
+    entry: str
+    worker: str
+    at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class PhaseChange:
     """The job entered ``phase`` at ``at``."""
@@ -209,6 +273,21 @@ class Job:
     #: Every phase the job entered, with when, oldest first (the first is
     #: its phase at creation). Records of older versions have none.
     history: list[PhaseChange] = field(default_factory=list)
+    #: The client's words for it (ONTAP's job description).
+    description: str | None = None
+    #: What the task logged for readers (``ctx.info``, ``ctx.warning``).
+    info: MessageLog = MessageLog()
+    warnings: MessageLog = MessageLog()
+    #: Destroy it this many seconds after it ends (sooner than its
+    #: destruction time, never later).
+    retain_after_end: int | None = None
+    #: A parent's children by phase (kept by the same atomic steps that
+    #: change them).
+    children: dict[ExecutionPhase, int] = field(default_factory=dict)
+    #: Why it may not be aborted now (the running task said so), if so.
+    no_abort: str | None = None
+    #: Its attempts: which queue entry and worker ran each (admins only).
+    runs: list[AttemptRun] = field(default_factory=list)
 
     @property
     def is_active(self) -> bool:
@@ -222,6 +301,20 @@ class Job:
         if self.errors and self.phase in FAILED_PHASES:
             return self.errors[0]
         return None
+
+    @property
+    def child_counts(self) -> dict[str, int] | None:
+        """Its children counted by `CHILD_GROUPS` and in ``total``, if it
+        has (had) any."""
+        if not self.has_children:
+            return None
+        counts = dict.fromkeys(CHILD_GROUPS, 0)
+        total = 0
+        for phase, count in self.children.items():
+            total += count
+            if phase in CHILD_GROUP:
+                counts[CHILD_GROUP[phase]] += count
+        return {"total": total, **counts}
 
     def upload(self, name: str) -> JobUpload | None:
         """The upload of that name, if any."""

@@ -19,21 +19,33 @@ from typing import Any
 from pydantic_core import to_json
 
 from ..clock import format_time
-from .job import Job
+from .job import Job, MessageLog
 
-__all__ = ["dumps", "job_document", "job_json", "page_json"]
+__all__ = ["Fields", "dumps", "job_document", "job_json", "page_json"]
 
 
 def _time(moment: datetime | None) -> str | None:
     return format_time(moment) if moment is not None else None
 
 
+def _messages(log: MessageLog) -> list[dict[str, str]]:
+    rows = [{"at": format_time(m.at), "message": m.text} for m in log.items]
+    if log.dropped and rows:
+        marker = f"[{log.dropped} earlier messages dropped]"
+        rows.insert(0, {"at": rows[0]["at"], "message": marker})
+    return rows
+
+
 def job_document(
-    job: Job, base_url: str, *, secret: str | None = None
+    job: Job,
+    base_url: str,
+    *,
+    secret: str | None = None,
+    admin: bool = False,
 ) -> dict[str, Any]:
     """The job's JSON document, links absolute under ``base_url``; with
     ``secret``, its webhook's signing secret (the creation's answer
-    only)."""
+    only); for an ``admin``, its attempts' queue entries and workers."""
     href = f"{base_url}/api/v1/jobs/{job.id}"
     progress = job.progress
     notify = job.notify
@@ -102,6 +114,23 @@ def job_document(
             {"phase": change.phase.value, "at": format_time(change.at)}
             for change in job.history
         ],
+        "description": job.description,
+        "info": _messages(job.info),
+        "warnings": _messages(job.warnings),
+        "retain_after_end": job.retain_after_end,
+        "children": job.child_counts,
+        "no_abort_reason": job.no_abort,
+        "attempt_runs": [
+            {
+                "attempt": run.attempt,
+                "queue_entry": run.entry,
+                "worker": run.worker,
+                "at": format_time(run.at),
+            }
+            for run in job.runs
+        ]
+        if admin
+        else None,
         "href": href,
     }
 
@@ -113,18 +142,41 @@ def dumps(document: Any) -> bytes:
     return to_json(document, inf_nan_mode="null")
 
 
-def job_json(job: Job, base_url: str) -> bytes:
-    """`job_document` as JSON text."""
-    return dumps(job_document(job, base_url))
+#: What a job document may be cut down to (``fields=``); ``id`` and
+#: ``href`` are always given.
+Fields = frozenset[str] | None
+
+
+def _selected(document: dict[str, Any], fields: Fields) -> dict[str, Any]:
+    if fields is None:
+        return document
+    return {k: v for k, v in document.items() if k in fields}
+
+
+def job_json(
+    job: Job, base_url: str, *, admin: bool = False, fields: Fields = None
+) -> bytes:
+    """`job_document` as JSON text (only ``fields``, if given)."""
+    return dumps(_selected(job_document(job, base_url, admin=admin), fields))
 
 
 def page_json(
-    jobs: list[Job], next_cursor: str | None, base_url: str
+    jobs: list[Job],
+    next_cursor: str | None,
+    base_url: str,
+    *,
+    total: int | None = None,
+    admin: bool = False,
+    fields: Fields = None,
 ) -> bytes:
     """A page of the job list (`phaser.models.api.JobListModel`)."""
     return dumps(
         {
-            "jobs": [job_document(job, base_url) for job in jobs],
+            "jobs": [
+                _selected(job_document(job, base_url, admin=admin), fields)
+                for job in jobs
+            ],
             "next_cursor": next_cursor,
+            "total": total,
         }
     )

@@ -17,6 +17,8 @@ __all__ = [
     "ACTIVE_PHASES",
     "ADMITTED_PHASES",
     "ARCHIVED",
+    "CHILD_GROUP",
+    "CHILD_GROUPS",
     "CLAIMED_PHASES",
     "FAILED",
     "FAILED_PHASES",
@@ -124,6 +126,21 @@ HISTORY_LETTER = {
     P.HELD: "H",
     P.SUSPENDED: "S",
     P.ARCHIVED: "V",
+}
+
+#: How a parent's children are counted by phase (Azure IoT Hub's
+#: ``deviceJobStatistics``): waiting to run, running, and how they ended.
+#: Archived children (and unknown ones) count in the total only.
+CHILD_GROUPS = ("pending", "running", "succeeded", "failed", "aborted")
+CHILD_GROUP = {
+    P.PENDING: "pending",
+    P.QUEUED: "pending",
+    P.HELD: "pending",
+    P.EXECUTING: "running",
+    P.SUSPENDED: "running",
+    P.COMPLETED: "succeeded",
+    P.ERROR: "failed",
+    P.ABORTED: "aborted",
 }
 
 #: Exit status of a command that waited for a job to end in that phase.

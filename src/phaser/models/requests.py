@@ -133,6 +133,25 @@ class JobCreate(BaseModel):
         ),
         pattern=KEY_PATTERN,
     )
+    description: str | None = Field(
+        None,
+        title="Description",
+        description=(
+            "Your words for the job, to find it by other than its id (up"
+            " to 1,000 characters)."
+        ),
+    )
+    retain_after_end: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_REQUEST_SECONDS,
+        title="Retain after end",
+        description=(
+            "Destroy the job (archive it, in archive mode) this many"
+            " seconds after it ends, if that is before its destruction"
+            " time; the task's default if not given."
+        ),
+    )
     uploads: dict[str, str] = Field(
         default_factory=dict,
         title="Uploads by reference",

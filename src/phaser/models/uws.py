@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from xml.sax.saxutils import escape
 
-from pydantic_xml import BaseXmlModel, attr, element
+from pydantic_xml import BaseXmlModel, element
 from vo_models.uws import (
     ErrorSummary,
     JobSummary,
@@ -24,8 +24,9 @@ from vo_models.uws.types import ErrorType as UwsErrorType
 from vo_models.uws.types import ExecutionPhase as UwsPhase
 
 from ..clock import format_time
-from .job import DEFAULT_PRIORITY, Job
+from .job import Job
 from .text import clean_text
+from .uws_info import PHASER_NAMESPACE, JobInfo, job_info
 
 __all__ = [
     "PHASER_NAMESPACE",
@@ -34,9 +35,6 @@ __all__ = [
     "render_parameters",
     "render_results",
 ]
-
-#: Namespace of phaser's additions inside ``uws:jobInfo``.
-PHASER_NAMESPACE = "urn:x-phaser:uws-extension:v1"
 
 
 class PhaserParameters(Parameters, tag="parameters", ns="uws", nsmap=NSMAP):
@@ -52,96 +50,6 @@ class PhaserParameters(Parameters, tag="parameters", ns="uws", nsmap=NSMAP):
     def __init__(self, **data: Any) -> None:
         # Skip Parameters.__init__, which regroups parameters into fields.
         BaseXmlModel.__init__(self, **data)
-
-
-class PhaserElement(
-    BaseXmlModel, ns="phaser", nsmap={"phaser": PHASER_NAMESPACE}
-):
-    """An element of phaser's namespace in ``uws:jobInfo``."""
-
-
-class ProgressInfo(PhaserElement, tag="progress"):
-    """A task's progress: ``<phaser:progress percent="50">msg</…>``."""
-
-    percent: float | None = attr(default=None)
-    message: str | None = None
-
-
-class IgnoredParameter(PhaserElement, tag="ignoredParameter"):
-    """A parameter the task does not have, ignored:
-    ``<phaser:ignoredParameter>name</…>``."""
-
-    name: str
-
-
-class SyncMarker(PhaserElement, tag="sync"):
-    """``<phaser:sync>true</…>``: the job of a synchronous request (a
-    model, not a bare value, so that a job without it has no element)."""
-
-    value: str = "true"
-
-
-class RunAfter(PhaserElement, tag="runAfter"):
-    """When a HELD job is queued by itself: ``<phaser:runAfter
-    note="…">time</…>`` (UWS 1.1's HELD "will not automatically be
-    executed"; this one will, at its time)."""
-
-    note: str = attr()
-    time: str
-
-
-class Priority(PhaserElement, tag="priority"):
-    """``<phaser:priority>7</…>``: 0 to 9, higher runs first (the UWS
-    ``PRIORITY`` parameter sets it); absent for the default, 5 (the
-    document of a job that says nothing extra stays plain UWS, which
-    validators such as taplint check without warnings)."""
-
-    value: int
-
-
-class ConcurrencyKey(PhaserElement, tag="concurrencyKey"):
-    """``<phaser:concurrencyKey>k</…>``: the owner's jobs with this key
-    share a running limit (UWS ``CONCURRENCYKEY``)."""
-
-    value: str
-
-
-class After(PhaserElement, tag="after"):
-    """``<phaser:after policy="all_completed"><phaser:job>id</…>…</…>``:
-    the jobs this one waits for (HELD until they end)."""
-
-    policy: str = attr()
-    jobs: list[str] = element(tag="job", ns="phaser")
-
-
-class Parent(PhaserElement, tag="parent"):
-    """``<phaser:parent>id</…>``: the job this one is a child of."""
-
-    value: str
-
-
-class NotifyInfo(PhaserElement, tag="notify"):
-    """``<phaser:notify events="final phase">url</…>``: the job's webhook
-    (its secret is never shown)."""
-
-    events: str = attr()
-    url: str
-
-
-class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
-    """``uws:jobInfo`` with phaser's priority, progress, the parameters
-    that were ignored, ``<phaser:sync>true</…>`` for a job created by a
-    synchronous request, and the start time of a scheduled job."""
-
-    priority: Priority | None = element(default=None)
-    concurrency_key: ConcurrencyKey | None = element(default=None)
-    after: After | None = element(default=None)
-    parent: Parent | None = element(default=None)
-    notify: NotifyInfo | None = element(default=None)
-    progress: ProgressInfo | None = element(default=None)
-    ignored: list[IgnoredParameter] = element(default_factory=list)
-    sync: SyncMarker | None = element(default=None)
-    run_after: RunAfter | None = element(default=None)
 
 
 class PhaserJob(JobSummary[PhaserParameters], tag="job"):
@@ -234,10 +142,15 @@ def with_stylesheet(document: bytes, stylesheet: str | None) -> bytes:
 
 
 def render_job(
-    job: Job, job_url: str, *, stylesheet: str | None = None
+    job: Job,
+    job_url: str,
+    *,
+    stylesheet: str | None = None,
+    admin: bool = False,
 ) -> bytes:
     """The ``uws:job`` document of a job (with an ``xml-stylesheet``
-    instruction naming ``stylesheet``, if given)."""
+    instruction naming ``stylesheet``, if given; for an ``admin``, with
+    its attempts' queue entries and workers)."""
     error = None
     first = job.shown_error
     if first is not None:
@@ -246,19 +159,7 @@ def render_job(
             type=UwsErrorType(first.type.value),
             has_detail=True,
         )
-    info = None
-    if (
-        job.progress is not None
-        or job.ignored
-        or job.sync
-        or job.run_after
-        or job.priority != DEFAULT_PRIORITY
-        or job.concurrency_key
-        or job.after
-        or job.parent_id
-        or job.notify
-    ):
-        info = _job_info(job)
+    info = job_info(job, admin=admin)
     document = PhaserJob(
         job_id=job.id,
         run_id=job.run_id,
@@ -339,37 +240,3 @@ def render_results(job: Job, job_url: str) -> bytes:
 def render_parameters(job: Job, job_url: str) -> bytes:
     """The ``uws:parameters`` document of a job."""
     return _xml(_parameters(job, job_url))
-
-
-def _job_info(job: Job) -> JobInfo:
-    progress = job.progress
-    return JobInfo(
-        priority=Priority(value=job.priority)
-        if job.priority != DEFAULT_PRIORITY
-        else None,
-        concurrency_key=ConcurrencyKey(value=job.concurrency_key)
-        if job.concurrency_key
-        else None,
-        after=After(policy=job.after_policy, jobs=job.after)
-        if job.after
-        else None,
-        parent=Parent(value=job.parent_id) if job.parent_id else None,
-        notify=NotifyInfo(
-            url=job.notify.url, events=" ".join(job.notify.events)
-        )
-        if job.notify
-        else None,
-        progress=ProgressInfo(
-            percent=progress.percent, message=progress.message
-        )
-        if progress is not None
-        else None,
-        ignored=[IgnoredParameter(name=name) for name in job.ignored],
-        sync=SyncMarker() if job.sync else None,
-        run_after=RunAfter(
-            note="queued by the server at this time",
-            time=format_time(job.run_after),
-        )
-        if job.run_after
-        else None,
-    )

@@ -99,7 +99,9 @@ class JobChanges:
             case Action.SUSPEND | Action.RESUME:
                 return await self._pause(job, update.action, changes, need)
             case Action.ABORT:
-                outcome = await self._lifecycle.abort(job, changes, need)
+                outcome = await self._lifecycle.abort(
+                    job, changes, need, asked=not update.by_limit
+                )
                 if update.strict or not isinstance(outcome, WrongPhase):
                     return changed(job, outcome, "abort")
                 if outcome.phase not in FINAL_PHASES:
@@ -196,6 +198,11 @@ def changed(job: Job, outcome: TransitionOutcome, verb: str) -> Job:
             return current
         case Missing():
             raise JobNotFoundError(job.id)
+        case Stale(_, reason) if reason is not None:
+            raise PhaseConflictError(
+                f"Cannot {verb} job {job.id}: its task may not be aborted"
+                f" now ({reason})"
+            )
         case WrongPhase(phase) | Stale(phase):
             raise PhaseConflictError(
                 f"Cannot {verb} job {job.id} in phase {phase.value}"

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from ..clock import now, to_utc
 from ..config import Settings, cap_duration
+from ..models.api import MAX_REQUEST_SECONDS
 from ..models.errors import (
     InvalidParametersError,
     InvalidRequestError,
@@ -33,6 +34,7 @@ __all__ = [
     "JobUpdate",
     "PhaseAction",
     "check_concurrency_key",
+    "check_described",
     "check_priority",
     "check_run_id",
     "refuse_unknown",
@@ -67,6 +69,9 @@ class JobUpdate:
     action: PhaseAction | None = None
     #: Refuse parameter names the task does not have (JSON API).
     strict: bool = False
+    #: An abort a server limit asks for (a sync request's timeout), which
+    #: a task that may not be aborted now cannot refuse.
+    by_limit: bool = False
 
     @property
     def edit_action(
@@ -309,6 +314,28 @@ def check_run_id(run_id: str | None) -> None:
             fields=[{"field": "run_id", "message": "too long"}],
         )
     check_text("run_id", run_id)
+
+
+#: Longest job description, in characters.
+MAX_DESCRIPTION = 1000
+
+
+def check_described(description: str | None, retain: int | None) -> None:
+    """Refuse a description too long or that cannot be rendered, and a
+    retention that is not a number of seconds a request may give."""
+    if description is not None:
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidRequestError(
+                f"Invalid description: longer than {MAX_DESCRIPTION}"
+                " characters",
+                fields=[{"field": "description", "message": "too long"}],
+            )
+        check_text("description", description)
+    if retain is not None and not 0 <= retain <= MAX_REQUEST_SECONDS:
+        raise InvalidRequestError(
+            f"Invalid retain_after_end: 0 to {MAX_REQUEST_SECONDS} seconds",
+            fields=[{"field": "retain_after_end", "message": "out of range"}],
+        )
 
 
 def refuse_unknown(task: Task, parameters: Mapping[str, Any]) -> None:

@@ -40,6 +40,7 @@ from ..tracing import tracing
 from .checks import (
     JobChecks,
     check_concurrency_key,
+    check_described,
     check_priority,
     check_run_id,
     start_time,
@@ -119,6 +120,9 @@ class NewJob:
     parent_id: str | None = None
     #: Its webhook.
     notify: Notify | None = None
+    description: str | None = None
+    #: Destroy it this long (s) after it ends; the task's if `None`.
+    retain_after_end: int | None = None
 
     def fingerprint(self) -> str:
         """What makes two creations the same request: everything the
@@ -150,6 +154,8 @@ class NewJob:
             [self.notify.url, list(self.notify.events)]
             if self.notify
             else None,
+            self.description,
+            self.retain_after_end,
         ]
         text = json.dumps(asked, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -238,6 +244,7 @@ class JobCreator:
             uploads=frozenset(upload.name for upload in kept),
         )
         check_run_id(new.run_id)
+        check_described(new.description, new.retain_after_end)
         priority = (
             definition.priority
             if new.priority is None
@@ -293,6 +300,10 @@ class JobCreator:
             notify=new.notify,
             notify_secret=new_secret() if new.notify else None,
             trace=trace,
+            description=new.description,
+            retain_after_end=definition.retain_after_end
+            if new.retain_after_end is None
+            else new.retain_after_end,
         )
         return await self._store_job(job, new, kept)
 

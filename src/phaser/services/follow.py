@@ -192,4 +192,5 @@ class Followers:
         )
         for child in await self._store.get_many(children):
             if child.phase not in FINAL_PHASES:
-                await self._lifecycle.abort(child)
+                # A child whose task may not be aborted now goes on.
+                await self._lifecycle.abort(child, asked=True)

@@ -9,7 +9,6 @@ changes themselves go through `phaser.services.lifecycle`, waiting through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from ..config import Settings
@@ -23,7 +22,6 @@ from ..models.job import Job, JobResult
 from ..models.phase import (
     HELD,
     Action,
-    ExecutionPhase,
 )
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
@@ -34,7 +32,7 @@ from .checks import JobChecks, JobUpdate
 from .creation import CreatedJob, JobCreator, NewJob
 from .ids import is_job_id
 from .lifecycle import JobLifecycle
-from .listing import JobPage, list_jobs
+from .listing import JobPage, count_jobs, list_jobs
 from .subscriptions import Subscriptions
 
 __all__ = ["CreatedJob", "JobPage", "JobService", "JobUpdate", "NewJob"]
@@ -148,33 +146,16 @@ class JobService:
         job = await self._store.get_batched(job_id)
         return job if job is not None and _visible(caller, job) else None
 
-    async def list(
-        self,
-        caller: Caller,
-        *,
-        owner: str | None = None,
-        task: str | None = None,
-        phases: Sequence[ExecutionPhase] | None = None,
-        run_id: str | None = None,
-        parent_id: str | None = None,
-        after: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> JobPage:
+    async def list(self, caller: Caller, **filters: Any) -> JobPage:
         """The caller's jobs (an admin's: ``owner``'s), newest first, one
-        page at a time (see `phaser.services.listing.list_jobs`)."""
-        return await list_jobs(
-            self._store,
-            caller,
-            owner=owner,
-            task=task,
-            phases=phases,
-            run_id=run_id,
-            parent_id=parent_id,
-            after=after,
-            cursor=cursor,
-            limit=limit,
-        )
+        page at a time; the filters are
+        `phaser.services.listing.list_jobs`'s."""
+        return await list_jobs(self._store, caller, **filters)
+
+    async def count(self, caller: Caller, **filters: Any) -> int | None:
+        """How many jobs `list` would give over every page, where the
+        indexes know (`phaser.services.listing.count_jobs`)."""
+        return await count_jobs(self._store, caller, **filters)
 
     async def start(self, caller: Caller, job_id: str) -> Job:
         """Queue a pending job.
@@ -220,7 +201,12 @@ class JobService:
         return changed(job, await self._lifecycle.start(job), "release")
 
     async def abort(
-        self, caller: Caller, job_id: str, *, strict: bool = True
+        self,
+        caller: Caller,
+        job_id: str,
+        *,
+        strict: bool = True,
+        by_limit: bool = False,
     ) -> Job:
         """Abort a pending, queued or running job.
 
@@ -237,7 +223,9 @@ class JobService:
             The job has already ended and ``strict`` is set.
         """
         return await self.update(
-            caller, job_id, JobUpdate(action=Action.ABORT, strict=strict)
+            caller,
+            job_id,
+            JobUpdate(action=Action.ABORT, strict=strict, by_limit=by_limit),
         )
 
     async def update(
@@ -300,7 +288,7 @@ class JobService:
             No such job.
         """
         job = await self.get(caller, job_id)
-        if not await self._lifecycle.destroy(job):
+        if not await self._lifecycle.destroy(job, asked=True):
             raise JobNotFoundError(job_id)
 
     async def result(

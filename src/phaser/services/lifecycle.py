@@ -17,8 +17,9 @@ from typing import Any, Literal
 from ..clock import now
 from ..config import Settings
 from ..metrics import JOBS_FINISHED, JOBS_STARTED
-from ..models.errors import PhaserError
+from ..models.errors import PhaseConflictError, PhaserError
 from ..models.job import (
+    AttemptRun,
     Job,
     JobError,
     JobResult,
@@ -41,6 +42,7 @@ from ..storage.transitions import (
     Changed,
     Claim,
     Missing,
+    Stale,
     Transition,
     TransitionOutcome,
     WrongPhase,
@@ -135,11 +137,13 @@ class JobLifecycle:
         token: str,
         at: datetime,
         quote: datetime | None,
+        run: AttemptRun | None = None,
     ) -> TransitionOutcome:
         """A worker takes an attempt of a queued job (counted as
-        started, by the transition itself)."""
+        started, by the transition itself); ``run`` says which queue
+        entry and worker, for operators."""
         outcome = await self._change.claim(
-            job, attempt=attempt, token=token, at=at, quote=quote
+            job, attempt=attempt, token=token, at=at, quote=quote, run=run
         )
         if isinstance(outcome, Changed):
             JOBS_STARTED.labels(job.task).inc()
@@ -154,6 +158,17 @@ class JobLifecycle:
     ) -> None:
         """The running task's progress."""
         await self._change.report_progress(job, token=token, progress=progress)
+
+    async def report(
+        self,
+        job: Job,
+        *,
+        token: str,
+        fields: Mapping[str, Any],
+        clear: Sequence[str] = (),
+    ) -> None:
+        """The running task's messages, or whether it may be aborted."""
+        await self._change.report(job, token=token, fields=fields, clear=clear)
 
     async def add_result(
         self, job: Job, *, token: str, result: JobResult
@@ -228,12 +243,19 @@ class JobLifecycle:
         job: AnyJob,
         changes: Mapping[str, Any] | None = None,
         changes_need: Action = Action.RELABEL,
+        *,
+        asked: bool = False,
     ) -> TransitionOutcome:
         """Abort an active job (with ``changes`` to its fields, in the
         same step); a worker running it hears the event and stops the
-        task."""
+        task. An abort a client ``asked`` for is refused while the task
+        says it may not be aborted (`Stale` with its reason)."""
         outcome = await self._change.abort(
-            job, at=now(), changes=changes, changes_need=changes_need
+            job,
+            at=now(),
+            changes=changes,
+            changes_need=changes_need,
+            asked=asked,
         )
         await self.followers.changed(outcome)
         if isinstance(outcome, Changed):
@@ -265,9 +287,23 @@ class JobLifecycle:
                 await self.sending.reprioritise(changed)
         return outcome
 
-    async def destroy(self, job: AnyJob) -> bool:
+    async def destroy(self, job: AnyJob, *, asked: bool = False) -> bool:
         """Abort the job if it is active, then delete it and its results.
-        Returns whether the job still existed."""
+        Returns whether the job still existed.
+
+        Raises
+        ------
+        PhaseConflictError
+            A client ``asked`` and the running task may not be aborted
+            now (nothing was deleted).
+        """
+        if asked and job.phase not in FINAL_PHASES:
+            outcome = await self.abort(job, asked=True)
+            if isinstance(outcome, Stale) and outcome.reason is not None:
+                raise PhaseConflictError(
+                    f"Cannot delete job {job.id}: its task may not be"
+                    f" aborted now ({outcome.reason})"
+                )
         return await self.destroy_many([job]) == 1
 
     async def destroy_many(self, jobs: Sequence[AnyJob]) -> int:

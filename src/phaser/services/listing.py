@@ -16,7 +16,7 @@ from ..storage.job_store import JobStore
 from .checks import utc
 from .ids import after_bound, is_job_id
 
-__all__ = ["JobPage", "list_jobs"]
+__all__ = ["JobPage", "count_jobs", "list_jobs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ async def list_jobs(
     after: datetime | None = None,
     cursor: str | None = None,
     limit: int = 100,
+    top_level: bool = False,
 ) -> JobPage:
     """The caller's jobs (an admin's: ``owner``'s), newest first, one
     page at a time.
@@ -53,7 +54,9 @@ async def list_jobs(
     skip. With no filter, the
     owner's index is read (one index, not one per task and phase) and
     archived jobs are skipped, so the cost grows with the archived jobs
-    among those read, which are the oldest.
+    among those read, which are the oldest. ``top_level`` (jobs without a
+    parent) is a filter on what those indexes give: its cost grows with
+    the children skipped.
     """
     default = not phases
     phases = list(dict.fromkeys(phases or LISTED_PHASES))
@@ -66,10 +69,10 @@ async def list_jobs(
     newer_than = after_bound(to_ms(after)) if after else None
     by_index = run_id is not None or parent_id is not None
     owner_index = default and task is None and not by_index
-    filtered = owner_index or by_index
+    filtered = owner_index or by_index or top_level
     collected: list[Job] = []
     position = cursor
-    batch = max(limit * 2, 100) if by_index else limit + 1
+    batch = max(limit * 2, 100) if by_index or top_level else limit + 1
     while True:
         ids = await store.list_ids(
             owner=whose,
@@ -86,6 +89,7 @@ async def list_jobs(
                 (task is None or job.task == task)
                 and job.phase in wanted
                 and (run_id is None or job.run_id == run_id)
+                and not (top_level and job.parent_id is not None)
             ):
                 collected.append(job)
             if len(collected) > limit:
@@ -94,3 +98,37 @@ async def list_jobs(
         if len(ids) < batch:
             return JobPage(jobs=collected, next_cursor=None)
         position = ids[-1]
+
+
+async def count_jobs(
+    store: JobStore,
+    caller: Caller,
+    *,
+    owner: str | None = None,
+    task: str | None = None,
+    phases: Sequence[ExecutionPhase] | None = None,
+    run_id: str | None = None,
+    parent_id: str | None = None,
+    after: datetime | None = None,
+    top_level: bool = False,
+) -> int | None:
+    """How many jobs `list_jobs` would list with these filters, over
+    every page, where the indexes say without reading jobs
+    (`phaser.storage.counting`): `None` with a run id, ``top_level``, or
+    a parent's children filtered by task or time."""
+    phases = list(dict.fromkeys(phases or LISTED_PHASES))
+    whose = caller.acting_for(owner)
+    if run_id is not None or top_level:
+        return None
+    if parent_id is not None:
+        if task is not None or after is not None:
+            return None
+        return await store.counting.children(whose, parent_id, phases)
+    if after is not None:
+        after = utc("after", after)
+    return await store.counting.count(
+        owner=whose,
+        tasks=[task] if task else None,
+        phases=phases,
+        newer_than=after_bound(to_ms(after)) if after else None,
+    )

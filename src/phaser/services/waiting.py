@@ -16,7 +16,11 @@ from redis.exceptions import RedisError
 from ..config import Settings
 from ..metrics import OPEN_WAITS
 from ..models.caller import Caller
-from ..models.errors import JobNotFoundError, SyncTimeoutError
+from ..models.errors import (
+    JobNotFoundError,
+    PhaseConflictError,
+    SyncTimeoutError,
+)
 from ..models.job import Job
 from ..models.phase import FINAL_PHASES, SUCCEEDED, ExecutionPhase
 from ..storage.events import EventHub, EventQueue, next_event
@@ -72,9 +76,11 @@ class JobWaiter:
         *,
         phase: ExecutionPhase | None = None,
         final: bool = False,
+        children: bool = False,
     ) -> Job:
         """The job once its phase changes (with ``final``: once it has
-        ended), or after ``timeout`` seconds.
+        ended; with ``children``: once none of its children is pending
+        or running), or after ``timeout`` seconds.
 
         Blocks only while the job is PENDING, QUEUED or EXECUTING (and, with
         ``phase``, only while it is in that phase). The wait is capped by the
@@ -88,6 +94,8 @@ class JobWaiter:
         timeout = min(max(timeout, 0), self._settings.max_wait)
         deadline = asyncio.get_running_loop().time() + timeout
         with OPEN_WAITS.labels("wait").track_inprogress():
+            if children:
+                return await self._wait_children(caller, job_id, deadline)
             return await self._wait(caller, job_id, deadline, phase, final)
 
     async def _wait(
@@ -109,6 +117,26 @@ class JobWaiter:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
+                event = await next_event(events, remaining)
+                if event is None:
+                    break
+                if event.kind in {"progress", "result"}:
+                    continue
+                job = await self._reread(job)
+                if event.kind == "closing":
+                    break
+            return job
+
+    async def _wait_children(
+        self, caller: Caller, job_id: str, deadline: float
+    ) -> Job:
+        """`wait` for a parent's children: woken by the "children" events
+        their changes publish on the parent."""
+        loop = asyncio.get_running_loop()
+        async with self._hub.subscribe(job_id) as events:
+            job = await self._jobs.get(caller, job_id)
+            while _children_active(job):
+                remaining = deadline - loop.time()
                 event = await next_event(events, remaining)
                 if event is None:
                     break
@@ -146,7 +174,9 @@ class JobWaiter:
             while job.is_active:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    job = await self._jobs.abort(caller, job.id, strict=False)
+                    job = await self._jobs.abort(
+                        caller, job.id, strict=False, by_limit=True
+                    )
                     if job.phase is SUCCEEDED:  # it ended just in time
                         return job
                     raise SyncTimeoutError(
@@ -165,7 +195,7 @@ class JobWaiter:
         """Abort a job whose synchronous client went away."""
         try:
             await self._jobs.abort(caller, job_id, strict=False)
-        except (JobNotFoundError, RedisError) as exc:
+        except (JobNotFoundError, PhaseConflictError, RedisError) as exc:
             _logger.warning(
                 "Abandoned sync job not aborted", job_id=job_id, error=str(exc)
             )
@@ -228,9 +258,26 @@ class JobWaiter:
                 return
             if current.phase != job.phase:
                 yield "phase", current
-            elif (
-                current.progress != job.progress
-                or current.results != job.results
-            ):
+            elif _reported(job) != _reported(current):
                 yield "progress", current
             job = current
+
+
+def _children_active(job: Job) -> bool:
+    """Whether any of a parent's children is still to end."""
+    counts = job.child_counts
+    return counts is not None and counts["pending"] + counts["running"] > 0
+
+
+def _reported(job: Job) -> tuple[object, ...]:
+    """What a running job's event stream tells of besides its phase: the
+    task's progress, results, messages and say on aborts, and a parent's
+    children."""
+    return (
+        job.progress,
+        job.results,
+        job.info,
+        job.warnings,
+        job.no_abort,
+        job.children,
+    )

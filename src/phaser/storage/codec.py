@@ -23,17 +23,23 @@ from ..models.job import (
     Job,
     JobError,
     JobResult,
+    MessageLog,
     Progress,
 )
 from ..models.phase import ExecutionPhase, parse_phase
 from ..models.text import clean_text, clean_value
 from .history import history_text, read_history
 from .values import (
+    children_value,
     ids_value,
     json_list,
     limits_value,
+    messages_text,
+    messages_value,
     notify_value,
     policy_value,
+    runs_text,
+    runs_value,
     uploads_value,
 )
 
@@ -105,7 +111,18 @@ FIELD = {
     "notify": "notify",
     "notify_secret": "nsecret",
     "trace": "trace",
+    "description": "desc",
+    "info": "info",
+    "warnings": "warn",
+    "retain_after_end": "retain",
+    "no_abort": "noabort",
+    "runs": "runs",
 }
+
+#: Attributes left out of a record while empty.
+_EMPTY_LEFT_OUT: tuple[str, ...] = ("results", "errors", "ignored")
+_EMPTY_LEFT_OUT += ("uploads", "limits", "after", "info", "warnings", "runs")
+_EMPTY_LEFT_OUT += ("sync", "has_dependants", "has_children")
 
 
 def result_row(job_id: str, result: JobResult) -> list[Any]:
@@ -146,6 +163,10 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
             )
         case "sync" | "has_dependants" | "has_children":
             return "1"
+        case "info" | "warnings":
+            return messages_text(value)
+        case "runs":
+            return runs_text(value)
         case "notify":
             return json.dumps({"url": value.url, "events": list(value.events)})
         case "uploads":
@@ -172,27 +193,13 @@ def encode_fields(job_id: str, fields: Mapping[str, Any]) -> dict[str, str]:
 
 def encode(job: Job) -> dict[str, str]:
     values = {name: getattr(job, name) for name in FIELD}
-    if not job.results:
-        del values["results"]
-    if not job.errors:
-        del values["errors"]
-    if not job.ignored:
-        del values["ignored"]
-    if not job.sync:
-        del values["sync"]
-    if not job.uploads:
-        del values["uploads"]
+    for name in _EMPTY_LEFT_OUT:
+        if not values[name]:
+            del values[name]
     if job.priority == DEFAULT_PRIORITY:
         del values["priority"]
-    if not job.limits:
-        del values["limits"]
-    if not job.after:
-        del values["after"]
     if job.after_policy == "all_completed":
         del values["after_policy"]
-    for flag in ("has_dependants", "has_children"):
-        if not values[flag]:
-            del values[flag]
     encoded = encode_fields(job.id, values)
     if job.history:
         encoded["history"] = history_text(job)
@@ -295,6 +302,13 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         notify_secret=data.get("nsecret"),
         trace=data.get("trace"),
         history=read_history(data.get("history", ""), created),
+        description=data.get("desc"),
+        info=messages_value(data.get("info")),
+        warnings=messages_value(data.get("warn")),
+        retain_after_end=int(data["retain"]) if "retain" in data else None,
+        children=children_value(data) if "kids" in data else {},
+        no_abort=data.get("noabort"),
+        runs=runs_value(data.get("runs")),
     )
 
 
@@ -373,4 +387,13 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
             ),
             [],
         ),
+        description=_run_id(data.get("desc")),
+        info=_field(lambda: messages_value(data.get("info")), MessageLog()),
+        warnings=_field(
+            lambda: messages_value(data.get("warn")), MessageLog()
+        ),
+        retain_after_end=_field(lambda: int(data["retain"]), None),
+        children=_field(lambda: children_value(data), {}),
+        no_abort=_run_id(data.get("noabort")),
+        runs=_field(lambda: runs_value(data.get("runs")), []),
     )

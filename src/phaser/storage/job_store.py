@@ -26,6 +26,7 @@ from ..models.job import Job
 from ..models.phase import ExecutionPhase, parse_phase
 from .activity import ActivityStore
 from .codec import AnyJob, JobRef, decode, encode
+from .counting import JobCounting
 from .durable import Acknowledged
 from .events import created_channel
 from .keys import KeyLayout
@@ -111,6 +112,7 @@ class JobStore:
         self.limits = ConcurrencyLimits(redis, keys)
         #: Dependants and children.
         self.relations = Relations(redis, keys)
+        self.counting = JobCounting(redis, keys)
         #: Webhook deliveries waiting, and attempts made.
         self.webhooks = WebhookOutbox(redis, keys)
 

@@ -13,6 +13,7 @@ from ..models.job import Job
 from ..models.phase import ExecutionPhase
 
 __all__ = [
+    "Abortable",
     "Attempt",
     "Beat",
     "Changed",
@@ -52,8 +53,14 @@ class Beat:
     at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Abortable:
+    """Guard: the running task has not said it may not be aborted now
+    (a client's abort; limits and destruction do not ask)."""
+
+
 #: What a transition may require besides the phase.
-Guard = Claim | Attempt | Beat
+Guard = Claim | Attempt | Beat | Abortable
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +87,11 @@ class WrongPhase:
 @dataclass(frozen=True, slots=True)
 class Stale:
     """The job is in an allowed phase but the guard no longer holds
-    (another worker's claim, a newer attempt, a fresh heartbeat)."""
+    (another worker's claim, a newer attempt, a fresh heartbeat), or, for
+    `Abortable`, does not: then ``reason`` is the task's."""
 
     phase: ExecutionPhase
+    reason: str | None = None
 
 
 #: How a transition ended.

@@ -15,26 +15,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from redis.asyncio import Redis
 
-from ..clock import to_ms
-from ..models.job import Job, JobError, JobResult, Progress
+from ..models.job import AttemptRun, Job, JobError, JobResult, Progress
 from ..models.phase import (
     Action,
-    ExecutionPhase,
     allowed_from,
-    parse_phase,
-    target_phase,
 )
-from .codec import FIELD, AnyJob, decode, encode_fields, result_row
+from .codec import AnyJob, result_row
 from .durable import Acknowledged
 from .keys import KeyLayout
 from .lua import script_text
 from .outcomes import (
+    Abortable,
     Attempt,
     Beat,
     Changed,
@@ -45,8 +41,10 @@ from .outcomes import (
     TransitionOutcome,
     WrongPhase,
 )
+from .transition_args import Transition, outcome_of, script_args
 
 __all__ = [
+    "Abortable",
     "Attempt",
     "Beat",
     "Changed",
@@ -59,45 +57,6 @@ __all__ = [
     "TransitionOutcome",
     "WrongPhase",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One change of a job, as the script applies it: the action (its
-    allowed phases and target from the phase table), a guard, fields to
-    set and to remove (by `Job` attribute), and the event to publish."""
-
-    action: Action
-    guard: Guard | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    clear: Sequence[str] = ()
-    event: Literal["phase", "progress", "update"] | None = "phase"
-    #: Narrows the action's phases further (a start that also edits what
-    #: the job runs with may start only where an edit may).
-    only_from: frozenset[ExecutionPhase] | None = None
-
-    @property
-    def allowed(self) -> frozenset[ExecutionPhase]:
-        """The phases the job must be in."""
-        phases = allowed_from(self.action)
-        return phases & self.only_from if self.only_from else phases
-
-    @property
-    def target(self) -> ExecutionPhase | None:
-        """The phase the job moves to, `None` to keep its phase."""
-        return target_phase(self.action)
-
-
-def _guard_arg(guard: Guard | None) -> tuple[str, str]:
-    match guard:
-        case None:
-            return "", ""
-        case Claim(token):
-            return FIELD["claim"], token
-        case Attempt(number):
-            return FIELD["attempts"], str(number)
-        case Beat(at):
-            return FIELD["heartbeat_at"], str(to_ms(at)) if at else ""
 
 
 class JobTransitions:
@@ -176,10 +135,12 @@ class JobTransitions:
         token: str,
         at: datetime,
         quote: datetime | None = None,
+        run: AttemptRun | None = None,
     ) -> TransitionOutcome:
         """A worker takes attempt ``attempt`` of a queued job: the claim
         ``token`` holds it; its deadline (start + execution duration) and
-        first heartbeat are scheduled from the record."""
+        first heartbeat are scheduled from the record; ``run`` (the queue
+        entry and worker) is added to its attempts."""
         return await self.apply(
             job,
             Transition(
@@ -191,6 +152,7 @@ class JobTransitions:
                     "heartbeat_at": at,
                     "quote": quote,
                 },
+                append={"runs": [run]} if run else {},
             ),
         )
 
@@ -219,6 +181,27 @@ class JobTransitions:
                 Claim(token),
                 fields={"progress": progress},
                 event="progress",
+            ),
+        )
+
+    async def report(
+        self,
+        job: Job,
+        *,
+        token: str,
+        fields: Mapping[str, Any],
+        clear: Sequence[str] = (),
+    ) -> TransitionOutcome:
+        """The running task's other reports (its messages, whether it may
+        be aborted) while ``token`` holds it."""
+        return await self.apply(
+            job,
+            Transition(
+                Action.PROGRESS,
+                Claim(token),
+                fields=fields,
+                clear=clear,
+                event="update",
             ),
         )
 
@@ -305,14 +288,18 @@ class JobTransitions:
         at: datetime,
         changes: Mapping[str, Any] | None = None,
         changes_need: Action = Action.RELABEL,
+        asked: bool = False,
     ) -> TransitionOutcome:
         """A client or destruction stops an active job, with ``changes``
         (an edit asked for in the same request) applied in the same
-        step, where both the abort and ``changes_need`` allow."""
+        step, where both the abort and ``changes_need`` allow. An abort
+        someone ``asked`` for is refused (`Stale`, with the task's reason)
+        while the running task says it may not be aborted."""
         return await self.apply(
             job,
             Transition(
                 Action.ABORT,
+                Abortable() if asked else None,
                 fields={**(changes or {}), "ended_at": at},
                 only_from=allowed_from(changes_need),
             ),
@@ -343,22 +330,7 @@ class JobTransitions:
         owner and task are used). The verbs above are the API; this is
         their one implementation."""
         keys = self._keys.job(job.id, job.owner, job.task)
-        encoded = encode_fields(job.id, change.fields)
-        guard_field, guard_value = _guard_arg(change.guard)
-        to = change.target
-        args: list[str] = [
-            job.id,
-            "," + ",".join(change.allowed) + ",",
-            to or "",
-            guard_field,
-            guard_value,
-            self._keys.events,
-            change.event or "",
-            str(len(encoded)),
-        ]
-        for name, value in encoded.items():
-            args += [name, value]
-        args += [FIELD[name] for name in change.clear]
+        args = script_args(job.id, change, self._keys.events)
         reply = await self._ack.run(
             self._script,
             [
@@ -377,14 +349,4 @@ class JobTransitions:
             ],
             args,
         )
-        match reply[0]:
-            case "ok":
-                flat = reply[2]
-                record = dict(zip(flat[::2], flat[1::2], strict=True))
-                return Changed(decode(job.id, record), parse_phase(reply[1]))
-            case "missing":
-                return Missing()
-            case "phase":
-                return WrongPhase(parse_phase(reply[1]))
-            case _:
-                return Stale(parse_phase(reply[1]))
+        return outcome_of(job.id, reply)

@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
-__all__ = ["ResultData", "TaskContext", "TaskError", "TransientError"]
+__all__ = [
+    "ResultData",
+    "TaskContext",
+    "TaskError",
+    "TransientError",
+    "Unabortable",
+]
 
 #: What a task may hand over as a result: bytes, text, or a file path.
 ResultData: TypeAlias = bytes | str | Path
@@ -26,6 +32,19 @@ class TransientError(TaskError):
     phaser re-queues the job with exponential backoff until the task's
     attempts are used up; then the job ends in ERROR with this message.
     """
+
+
+class Unabortable(Protocol):
+    """What `TaskContext.not_abortable` returns: a block for ``with`` or
+    ``async with``."""
+
+    def __enter__(self) -> None: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    async def __aenter__(self) -> None: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
 
 class TaskContext(Protocol):
@@ -71,6 +90,23 @@ class TaskContext(Protocol):
         self, percent: float | None = None, message: str | None = None
     ) -> None:
         """Report progress (0–100) and/or a short message."""
+        ...
+
+    def info(self, text: str) -> None:
+        """Add a line to the job's ``info`` messages (shown in the job,
+        newest 50 kept, each up to 1,000 characters)."""
+        ...
+
+    def warning(self, text: str) -> None:
+        """Add a line to the job's ``warnings`` (kept as ``info`` is)."""
+        ...
+
+    def not_abortable(self, reason: str) -> Unabortable:
+        """A ``with`` block (``async with`` in an ``async def`` task, which
+        also waits until it is recorded) in which clients cannot abort or
+        delete the job: they are answered 409 (JSON) / 403 (UWS) with
+        ``reason``. Its execution duration and destruction time still
+        stop it."""
         ...
 
     def add_result(

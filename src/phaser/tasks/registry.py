@@ -86,6 +86,9 @@ class Task:
     key_limit
         Most jobs of one owner with one concurrency key EXECUTING at
         once; `None` uses the configured default.
+    retain_after_end
+        Destroy its jobs this many seconds after they end (clients may
+        ask for another time); `None`: at their destruction time.
     """
 
     name: str
@@ -99,6 +102,7 @@ class Task:
     priority: int = DEFAULT_PRIORITY
     max_running: int | None = None
     key_limit: int | None = None
+    retain_after_end: int | None = None
     #: The `Upload` fields of the parameter model (worked out once).
     uploads: frozenset[str] = field(init=False, repr=False)
 
@@ -340,36 +344,14 @@ def task(
     priority: int = DEFAULT_PRIORITY,
     max_running: int | None = None,
     key_limit: int | None = None,
+    retain_after_end: int | None = None,
     registry: TaskRegistry = default_registry,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task (a decorator).
 
-    Parameters
-    ----------
-    name
-        Task name.
-    parameters
-        Pydantic model of the parameters, or `None` for any parameters.
-    description
-        One line; the function's docstring is used if empty.
-    max_attempts
-        Attempts on transient failure.
-    execution_duration
-        Default execution duration of the task's jobs (s).
-    max_execution_duration
-        Longest execution duration the task's jobs may have (s).
-    expected_duration
-        Expected run time (s), or a function of the bound parameters giving
-        it: sets each job's ``quote`` when it starts.
-    priority
-        Default priority of its jobs (0 to 9, higher runs first).
-    max_running
-        Most of its jobs EXECUTING at once, across every worker.
-    key_limit
-        Most of one owner's jobs with one concurrency key EXECUTING at
-        once (default ``PHASER_CONCURRENCY_KEY_LIMIT``).
-    registry
-        Registry to add to.
+    The arguments are `Task`'s (``description`` defaults to the first
+    line of the function's docstring); ``registry`` is the registry to
+    add to.
     """
 
     def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -387,6 +369,7 @@ def task(
                 priority=priority,
                 max_running=max_running,
                 key_limit=key_limit,
+                retain_after_end=retain_after_end,
             )
         )
         return function

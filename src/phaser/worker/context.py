@@ -8,14 +8,15 @@ parent, which puts them on the same kind of queue.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import mimetypes
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..models.job import ErrorCode, ErrorType, JobError, JobResult, Progress
 from ..storage.results import RESULT_ID_PATTERN, ResultStore
@@ -24,7 +25,9 @@ from ..tasks.context import ResultData, TaskError, TransientError
 __all__ = [
     "BaseTaskContext",
     "Failure",
+    "Level",
     "LocalTaskContext",
+    "NotAbortable",
     "Update",
     "check_percent",
     "failure_of",
@@ -60,12 +63,23 @@ def failure_of(exc: Exception) -> Failure:
     )
 
 
+#: A message's level (``ctx.info``, ``ctx.warning``).
+Level = Literal["info", "warnings"]
+
+
 @dataclass(frozen=True, slots=True)
 class Update:
-    """One change a task asks for: new progress or a new result."""
+    """One change a task asks for: new progress, a new result, a message
+    (``level``, ``text``), or whether it may be aborted now
+    (``no_abort``: the reason it may not, ``""`` for "it may again")."""
 
     progress: Progress | None = None
     result: JobResult | None = None
+    level: Level | None = None
+    text: str = ""
+    no_abort: str | None = None
+    #: Set once the update is in the job record (in-process tasks only).
+    written: asyncio.Future[None] | None = field(default=None, compare=False)
 
     def to_message(self) -> dict[str, Any]:
         """The update as a JSON message (child process → worker)."""
@@ -78,6 +92,10 @@ class Update:
                 "mime_type": result.mime_type,
                 "key": result.key,
             }
+        if self.level is not None:
+            return {"type": "message", "level": self.level, "text": self.text}
+        if self.no_abort is not None:
+            return {"type": "abortable", "reason": self.no_abort}
         progress = self.progress or Progress()
         return {
             "type": "progress",
@@ -88,16 +106,53 @@ class Update:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Update:
         """The update a `to_message` message describes."""
-        if message["type"] == "result":
-            return cls(
-                result=JobResult(
-                    id=message["id"],
-                    size=int(message["size"]),
-                    mime_type=message["mime_type"],
-                    key=message["key"],
+        match message["type"]:
+            case "result":
+                return cls(
+                    result=JobResult(
+                        id=message["id"],
+                        size=int(message["size"]),
+                        mime_type=message["mime_type"],
+                        key=message["key"],
+                    )
                 )
-            )
+            case "message":
+                level: Level = (
+                    "warnings" if message["level"] == "warnings" else "info"
+                )
+                return cls(level=level, text=str(message["text"]))
+            case "abortable":
+                return cls(no_abort=str(message["reason"]))
         return cls(progress=Progress(message["percent"], message["message"]))
+
+
+class NotAbortable:
+    """``with ctx.not_abortable(reason):`` — while inside, a client's
+    abort (and DELETE) of the job is refused with ``reason``.
+
+    Entering tells the worker, which records it in the job (in order with
+    the task's other updates, within milliseconds); ``async with``, in an
+    ``async def`` task, returns only once it is recorded. Execution
+    duration limits and destruction still stop the job.
+    """
+
+    def __init__(self, ctx: BaseTaskContext, reason: str) -> None:
+        self._ctx = ctx
+        self._reason = reason.strip() or "the task said so"
+
+    def __enter__(self) -> None:
+        self._ctx.emit(Update(no_abort=self._reason))
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.emit(Update(no_abort=""))
+
+    async def __aenter__(self) -> None:
+        written = asyncio.get_running_loop().create_future()
+        self._ctx.emit(Update(no_abort=self._reason, written=written))
+        await written
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._ctx.emit(Update(no_abort=""))
 
 
 def store_result(
@@ -237,6 +292,19 @@ class BaseTaskContext:
         """Report progress."""
         update = Progress(percent=check_percent(percent), message=message)
         self.emit(Update(progress=update))
+
+    def info(self, text: str) -> None:
+        """Add a line to the job's ``info`` messages."""
+        self.emit(Update(level="info", text=str(text)))
+
+    def warning(self, text: str) -> None:
+        """Add a line to the job's ``warnings``."""
+        self.emit(Update(level="warnings", text=str(text)))
+
+    def not_abortable(self, reason: str) -> NotAbortable:
+        """A ``with`` (or ``async with``) block in which a client's abort
+        of the job is refused with ``reason``."""
+        return NotAbortable(self, str(reason))
 
     def add_result(
         self,

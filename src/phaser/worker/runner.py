@@ -22,7 +22,7 @@ from ..clock import now
 from ..config import Settings
 from ..metrics import JOB_DURATION, JOB_QUEUE_WAIT
 from ..models.errors import UnknownTaskError
-from ..models.job import Job, duration_exceeded
+from ..models.job import AttemptRun, Job, duration_exceeded
 from ..models.phase import Action
 from ..services.lifecycle import JobLifecycle
 from ..storage.codec import JobRef
@@ -110,6 +110,7 @@ class JobRunner:
         enqueued_at: datetime | None = None,
         trace: str | None = None,
         ref: JobRef | None = None,
+        entry: str = "",
     ) -> None:
         """Run one attempt of a job, if it is still waiting for it.
 
@@ -120,7 +121,8 @@ class JobRunner:
         ``ref``, the job's keys from the queue entry, lets the claim read
         the job instead of a read before it (one round trip less), unless
         the task is unknown here or its time estimate needs the job's
-        parameters.
+        parameters. ``entry`` (the queue entry's id) is recorded with the
+        attempt for operators.
         """
         # Every line logged while running this job, by any module, carries
         # these (arq runs each job in a task of its own, with its own
@@ -158,7 +160,7 @@ class JobRunner:
             },
         ) as span:
             ended = await self._attempt(
-                queued, task, attempt, enqueued_at, trace
+                queued, task, attempt, enqueued_at, trace, entry
             )
             span.set("phaser.outcome", ended)
             if ended in _FAILED:
@@ -203,6 +205,7 @@ class JobRunner:
         attempt: int,
         enqueued_at: datetime | None,
         trace: str | None,
+        entry: str,
     ) -> str:
         """Claim, run and finish the attempt; how it went."""
         job_id = queued.id
@@ -227,6 +230,7 @@ class JobRunner:
                     token=claim,
                     at=started,
                     quote=quote,
+                    run=AttemptRun(attempt, entry, self._worker_id, started),
                 )
             )
             if not isinstance(claimed, Changed):

@@ -11,8 +11,9 @@ from enum import Enum
 import structlog
 from redis.exceptions import RedisError
 
+from ..clock import now
 from ..config import Settings
-from ..models.job import Job
+from ..models.job import Job, JobMessage
 from ..models.phase import CLAIMED_PHASES, RUNNING, Action
 from ..services.lifecycle import JobLifecycle
 from ..storage.events import EventQueue, next_event
@@ -243,6 +244,8 @@ class _UpdatePump:
         self._lifecycle = lifecycle
         self._job = job
         self._claim = claim
+        #: The job's messages so far (earlier attempts' included).
+        self._logs = {"info": job.info, "warnings": job.warnings}
         self._queue: asyncio.Queue[Update | None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -270,5 +273,24 @@ class _UpdatePump:
                     await self._lifecycle.add_result(
                         job, token=claim, result=update.result
                     )
+                if update.level is not None:
+                    log = self._logs[update.level].add(
+                        JobMessage(now(), update.text)
+                    )
+                    self._logs[update.level] = log
+                    await self._lifecycle.report(
+                        job, token=claim, fields={update.level: log}
+                    )
+                if update.no_abort:
+                    await self._lifecycle.report(
+                        job, token=claim, fields={"no_abort": update.no_abort}
+                    )
+                elif update.no_abort is not None:
+                    await self._lifecycle.report(
+                        job, token=claim, fields={}, clear=("no_abort",)
+                    )
             except RedisError as exc:
                 _logger.warning("Could not record task update", error=str(exc))
+            finally:
+                if update.written is not None and not update.written.done():
+                    update.written.set_result(None)

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from ...dependencies.context import Service, Waiter
 from ...models.errors import NotFoundError, PhaserError
 from ...models.job import Job
-from ...models.phase import FINAL_PHASES, RUNNING, Action, allowed_from
+from ...models.phase import (
+    CHILD_GROUPS,
+    FINAL_PHASES,
+    RUNNING,
+    Action,
+    allowed_from,
+)
 from ...services.jobs import JobService, JobUpdate
 from ...ui.preview import PREVIEW_BYTES, preview
 from ...ui.render import digest, sse_event
@@ -61,9 +67,17 @@ async def _job_context(
     }
 
 
-async def _job_live(request: Request, service: JobService, job: Job) -> str:
+async def _job_live(
+    request: Request, service: JobService, job: Job, *, admin: bool
+) -> str:
     context = await _job_context(request, service, job)
-    return render("_job_live.html", request, **context)
+    return render(
+        "_job_live.html",
+        request,
+        admin=admin,
+        child_groups=CHILD_GROUPS,
+        **context,
+    )
 
 
 @router.get("/ui/jobs/{job_id}")
@@ -74,7 +88,7 @@ async def job_page(
     caller: PageCaller,
 ) -> Response:
     job = await service.get(caller, job_id)
-    live = await _job_live(request, service, job)
+    live = await _job_live(request, service, job, admin=caller.admin)
     return html_page(
         "job.html",
         request,
@@ -129,7 +143,9 @@ async def job_stream(
                 elif job is None:
                     yield sse_event("gone", job_id)
                 else:
-                    html = await _job_live(request, service, job)
+                    html = await _job_live(
+                        request, service, job, admin=caller.admin
+                    )
                     if digest(html) != last:
                         yield sse_event("live", html)
                         last = digest(html)

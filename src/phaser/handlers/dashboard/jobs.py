@@ -44,6 +44,7 @@ def _job_filters(
     run_id: str | None,
     after: str | None,
     owner: str | None,
+    parent_id: str | None = None,
 ) -> dict[str, Any]:
     phases = []
     for value in phase:
@@ -56,7 +57,10 @@ def _job_filters(
     whose = owner_filter(caller, owner)
     if whose == EVERYONE:
         whose = None
+    if parent_id and not is_job_id(parent_id):
+        raise InvalidRequestError(f"Invalid parent id {parent_id!r}")
     return {
+        "parent_id": parent_id or None,
         "task": task or None,
         "phases": phases or None,
         "run_id": run_id or None,
@@ -78,10 +82,13 @@ async def job_list(
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     owner: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    parent_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     if cursor and not is_job_id(cursor):
         raise InvalidRequestError(f"Invalid cursor {cursor!r}")
-    filters = _job_filters(caller, task, phase or [], run_id, after, owner)
+    filters = _job_filters(
+        caller, task, phase or [], run_id, after, owner, parent_id
+    )
     page = await service.list(
         caller, cursor=cursor or None, limit=limit, **filters
     )
@@ -91,6 +98,7 @@ async def job_list(
         "run_id": run_id or "",
         "after": after or "",
         "owner": filters["owner"] or "",
+        "parent_id": parent_id or "",
     }
     query = [(k, v) for k, v in shown.items() if v and k != "phase"] + [
         ("phase", p) for p in shown["phase"]
@@ -135,13 +143,16 @@ async def job_list_stream(
     owner: Annotated[str | None, Query(max_length=128)] = None,
     resync: Annotated[bool, Query()] = False,
     shown: Annotated[str, Query(max_length=16)] = "",
+    parent_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Rows of a job list as their jobs change (and new jobs that match,
     on the first page)."""
     followed = {i for i in ids.split(",") if i}
     if not all(is_job_id(i) for i in followed) or len(followed) > 200:
         raise InvalidRequestError("Invalid job ids")
-    filters = _job_filters(caller, task, phase or [], run_id, after, owner)
+    filters = _job_filters(
+        caller, task, phase or [], run_id, after, owner, parent_id
+    )
     whose = filters["owner"] if filters["owner"] else caller.name
 
     def matches(job: Job) -> bool:
@@ -150,6 +161,10 @@ async def job_list_stream(
             and (filters["phases"] is None or job.phase in filters["phases"])
             and (filters["run_id"] is None or job.run_id == filters["run_id"])
             and (filters["after"] is None or job.created_at > filters["after"])
+            and (
+                filters["parent_id"] is None
+                or job.parent_id == filters["parent_id"]
+            )
         )
 
     def row(job: Job) -> str:

@@ -22,6 +22,11 @@
 -- {phases, dependants}: per job, the phase it was in ("" if there was no
 -- such job); and the jobs that were waiting for a deleted one (their
 -- dependants sets are removed: the caller tells them).
+local LETTER = {
+  PENDING = "P", QUEUED = "Q", EXECUTING = "E", COMPLETED = "C", ERROR = "R",
+  ABORTED = "A", UNKNOWN = "U", HELD = "H", SUSPENDED = "S", ARCHIVED = "V",
+}
+local parents = {}
 local out = {}
 local deleted = {}
 local waiting = {}
@@ -41,6 +46,13 @@ for i = 1, #ARGV - 1 do
     end
     if state[3] then
       redis.call("ZREM", KEYS[base + 6] .. state[3], id)
+      -- Its parent counts it no more (see transition.lua).
+      local record = KEYS[base + 1]
+      local parent = string.sub(record, 1, #record - #id) .. state[3]
+      if redis.call("EXISTS", parent) == 1 then
+        redis.call("HINCRBY", parent, "c" .. LETTER[phase], -1)
+        parents[state[3]] = parent
+      end
     end
     if state[4] then
       for _, other in ipairs(redis.call("SMEMBERS", KEYS[7] .. id)) do
@@ -62,5 +74,14 @@ end
 if #deleted > 0 then
   redis.call("PUBLISH", ARGV[1],
     cjson.encode({ids = deleted, kind = "deleted"}))
+end
+-- One "children" event per parent whose counts changed.
+for parent_id, parent in pairs(parents) do
+  local state = redis.call("HMGET", parent, "phase", "owner")
+  if state[1] then  -- not deleted later in this batch
+    redis.call("PUBLISH", ARGV[1], cjson.encode({
+      id = parent_id, phase = state[1], kind = "children",
+      owner = state[2] or nil}))
+  end
 end
 return {out, waiting}

@@ -21,12 +21,14 @@
 -- ARGV[2] allowed current phases, as ",A,B,"
 -- ARGV[3] new phase, or "" to keep the phase
 -- ARGV[4] guard: a field that must hold ARGV[5] (claim, attempts, beat),
---         or ""
+--         "!" and a field that must be absent (noabort), or ""
 -- ARGV[5] the value it must hold
 -- ARGV[6] event channel
 -- ARGV[7] event kind ("phase", "progress", "update"), "" for no event
 -- ARGV[8] number N of field/value pairs that follow
--- ARGV[9 .. 8+2N] fields and values to set; the rest: fields to delete
+-- ARGV[9 .. 8+2N] fields and values to set (a field named "+name": a JSON
+--                 list whose rows are appended to the stored list); the
+--                 rest: fields to delete
 --
 -- Schedules follow the record: the destruction schedule holds the
 -- "destroy" field (but for ARCHIVED jobs, which are not destroyed
@@ -48,12 +50,20 @@
 -- history.history_text); a history grown past 200 characters keeps its
 -- first change, a "~" and the latest changes.
 --
+-- A child's change of phase also changes its parent's counts of its
+-- children by phase (and publishes a "children" event of the parent).
+--
 -- A job taken from QUEUED to EXECUTING counts as started in the current
 -- minute's counter, one entering a final phase as finished: counted by the
 -- change itself, so exactly once, with no round trip of its own.
 --
+-- Leaving EXECUTING or SUSPENDED drops the task's "noabort"; entering a
+-- final phase with a "retain" field brings the destruction time forward
+-- to that many seconds from now.
+--
 -- Returns {"ok", old phase, the record as HGETALL gives it}, {"missing"},
--- {"phase", current phase} or {"check", current phase}. On anything but
+-- {"phase", current phase} or {"check", current phase[, the field that
+-- was not to be there]}. On anything but
 -- "ok" nothing was written.
 local key = KEYS[1]
 local current = redis.call("HGET", key, "phase")
@@ -63,8 +73,16 @@ end
 if not string.find(ARGV[2], "," .. current .. ",", 1, true) then
   return {"phase", current}
 end
-if ARGV[4] ~= "" and redis.call("HGET", key, ARGV[4]) ~= ARGV[5] then
-  return {"check", current}
+if ARGV[4] ~= "" then
+  if string.sub(ARGV[4], 1, 1) == "!" then
+    -- The field must be absent (a task's "may not be aborted now").
+    local held = redis.call("HGET", key, string.sub(ARGV[4], 2))
+    if held then
+      return {"check", current, held}
+    end
+  elseif redis.call("HGET", key, ARGV[4]) ~= ARGV[5] then
+    return {"check", current}
+  end
 end
 local limits = redis.call("HGET", key, "limits")
 if limits then
@@ -125,10 +143,37 @@ else
   new = current
 end
 
+-- A child's change of phase moves it between its parent's counts ("c"
+-- and the phase letter, on the parent's record; see values.CHILD_FIELD),
+-- in this same step, so the counts are exact; a parent already gone
+-- keeps none (no record is made again by counting).
+local parent_key, parent_id = nil, nil
+if new ~= current then
+  parent_id = redis.call("HGET", key, "parent")
+  if parent_id then
+    parent_key = string.sub(key, 1, #key - #id) .. parent_id
+    if redis.call("EXISTS", parent_key) == 1 then
+      redis.call("HINCRBY", parent_key, "c" .. LETTER[current], -1)
+      redis.call("HINCRBY", parent_key, "c" .. LETTER[new], 1)
+    else
+      parent_key = nil
+    end
+  end
+end
+
 local written = {}
 local npairs = tonumber(ARGV[8])
 local last = 8 + 2 * npairs
 for i = 9, last, 2 do
+  if string.sub(ARGV[i], 1, 1) == "+" then
+    -- Rows appended to a stored JSON list, without a read first.
+    local name = string.sub(ARGV[i], 2)
+    local old = redis.call("HGET", key, name)
+    if old and #old > 2 then
+      ARGV[i + 1] = string.sub(old, 1, -2) .. "," .. string.sub(ARGV[i + 1], 2)
+    end
+    ARGV[i] = name
+  end
   if ARGV[i] == "run_id" then
     -- A new run id moves the job between run-id indexes.
     local old = redis.call("HGET", key, "run_id")
@@ -190,6 +235,23 @@ if CLAIMED[new] then
 elseif CLAIMED[current] then
   redis.call("ZREM", KEYS[5], id)
   redis.call("ZREM", KEYS[6], id)
+  redis.call("HDEL", key, "noabort")  -- the attempt's own say
+end
+-- A job that asked to be kept a while after its end ("retain", seconds)
+-- is destroyed then, if that is sooner than its destruction time.
+local ENDS = {COMPLETED = true, ERROR = true, ABORTED = true}
+if ENDS[new] and not ENDS[current] then
+  local retain = tonumber(redis.call("HGET", key, "retain"))
+  if retain then
+    local time = redis.call("TIME")
+    local at = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+      + retain * 1000
+    local destroy = tonumber(redis.call("HGET", key, "destroy"))
+    if not destroy or at < destroy then
+      redis.call("HSET", key, "destroy", at)
+      redis.call("ZADD", KEYS[4], at, id)
+    end
+  end
 end
 if new == "HELD" then
   local runat = redis.call("HGET", key, "runat")
@@ -293,5 +355,13 @@ if ARGV[7] ~= "" then
   end
   redis.call("PUBLISH", ARGV[6],
     cjson.encode({id = id, phase = new, kind = ARGV[7], owner = owner}))
+end
+if parent_key then
+  -- The parent's followers (event streams, waits for its children) hear
+  -- of the change of its counts.
+  local parent = redis.call("HMGET", parent_key, "phase", "owner")
+  redis.call("PUBLISH", ARGV[6], cjson.encode({
+    id = parent_id, phase = parent[1],
+    kind = "children", owner = parent[2] or nil}))
 end
 return {"ok", current, redis.call("HGETALL", key)}
