@@ -210,3 +210,46 @@ def blob(params: BlobParameters, ctx: TaskContext) -> None:
     status = Path("/proc/self/status").read_text()
     [peak] = [line for line in status.splitlines() if line.startswith("VmHWM")]
     (evidence / f"{ctx.job_id}.peak").write_text(peak.split()[1])
+
+
+class ChattyParameters(BaseModel):
+    directory: str
+    info: int = 3
+    #: Stay in a section that may not be aborted until a ``.release``
+    #: file appears.
+    locked: bool = False
+
+
+@task("chatty", parameters=ChattyParameters, retain_after_end=3600)
+async def chatty(params: ChattyParameters, ctx: TaskContext) -> str:
+    """Log ``info`` lines and a warning; then, with ``locked``, wait in a
+    section that may not be aborted until told to leave it."""
+    evidence = _evidence(params.directory)
+    for number in range(params.info):
+        ctx.info(f"line {number}")
+    ctx.warning("careful\x00 now")
+    if params.locked:
+        async with ctx.not_abortable("migrating step"):
+            (evidence / f"{ctx.job_id}.locked").write_text("locked")
+            # The test writes the file from another process: polled.
+            while not (evidence / f"{ctx.job_id}.release").exists():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        (evidence / f"{ctx.job_id}.unlocked").write_text("unlocked")
+        await asyncio.sleep(30)  # abortable again: the test aborts it
+    return "said"
+
+
+@task("chatty_process", parameters=ChattyParameters)
+def chatty_process(params: ChattyParameters, ctx: TaskContext) -> str:
+    """`chatty` as a ``def`` task (its updates cross the child's pipe)."""
+    evidence = _evidence(params.directory)
+    for number in range(params.info):
+        ctx.info(f"line {number}")
+    ctx.warning("careful\x00 now")
+    if params.locked:
+        with ctx.not_abortable("migrating step"):
+            time.sleep(0.3)  # the worker records it meanwhile
+            (evidence / f"{ctx.job_id}.locked").write_text("locked")
+            while not (evidence / f"{ctx.job_id}.release").exists():
+                time.sleep(0.02)
+    return "said"

@@ -68,7 +68,7 @@ async def run_in_child(
         async for line in process.stdout:
             message = json.loads(line)
             match message["type"]:
-                case "progress" | "result":
+                case "progress" | "result" | "message" | "abortable":
                     ctx.emit(Update.from_message(message))
                 case "error":
                     failure = Failure(
