@@ -104,6 +104,10 @@ class Owner:
                 JobListModel.model_validate(page).model_dump(mode="json")
                 == page
             )
+            # The count agrees with the list's total.
+            answer = self.send("GET", "/api/v1/jobs/count", params=params)
+            assert answer.status_code == 200, answer.text
+            assert json.loads(answer.content)["count"] == page["total"]
         answer = self.send("GET", f"/{task}/jobs")
         assert answer.status_code == 200, answer.text
         valid_uws(self.schema, answer.content)
@@ -612,6 +616,10 @@ def _json_body() -> st.SearchStrategy[dict[str, Any]]:
             ),
             "after_policy": st.sampled_from(["all_completed", "any_end", ""]),
             "parent_id": st.one_of(st.none(), _IDS),
+            "description": st.one_of(
+                st.none(), _TEXT, st.integers(), st.just("d" * 1001)
+            ),
+            "retain_after_end": _DURATIONS,
             "notify": st.one_of(
                 st.none(),
                 st.fixed_dictionaries(
@@ -637,6 +645,8 @@ def _form_pairs() -> st.SearchStrategy[list[tuple[str, str]]]:
                 "AFTERJOBS",
                 "AFTERPOLICY",
                 "PARENTJOB",
+                "JOBDESCRIPTION",
+                "RETAINAFTEREND",
             ]
         ),
         st.one_of(

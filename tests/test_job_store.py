@@ -15,10 +15,15 @@ from redis.asyncio import Redis
 from phaser.clock import now, to_ms
 from phaser.embedded import EmbeddedRedis
 from phaser.models.job import (
+    MAX_MESSAGE_LENGTH,
+    MAX_MESSAGES,
+    AttemptRun,
     ErrorType,
     Job,
     JobError,
+    JobMessage,
     JobResult,
+    MessageLog,
     PhaseChange,
     Progress,
 )
@@ -358,3 +363,113 @@ async def test_creations_are_read_only_while_live_views_are_open(
     finally:
         await hub.stop()
         await redis.aclose()
+
+
+async def test_messages_retention_and_attempt_runs_round_trip(
+    store: JobStore,
+) -> None:
+    at = now().replace(microsecond=0)
+    log = MessageLog()
+    for number in range(MAX_MESSAGES + 3):
+        log = log.add(JobMessage(at, f"line {number}"))
+    assert log.dropped == 3
+    job = dataclasses.replace(
+        _job(),
+        description="field 7",
+        info=log,
+        warnings=MessageLog().add(JobMessage(at, "x" * 5000)),
+        retain_after_end=60,
+        no_abort="migrating",
+        runs=[AttemptRun(1, "entry-1", "host-1", at)],
+    )
+    await store.create(job)
+    read = await store.get(job.id)
+    assert read == job
+    assert read is not None
+    assert len(read.warnings.items[0].text) == MAX_MESSAGE_LENGTH
+    # A claim appends its run without reading the record first.
+    await store.transitions.start(job)
+    await store.transitions.claim(
+        job,
+        attempt=1,
+        token="w",
+        at=at,
+        run=AttemptRun(1, "entry-2", "host-2", at),
+    )
+    claimed = await store.get(job.id)
+    assert claimed is not None
+    assert [r.entry for r in claimed.runs] == ["entry-1", "entry-2"]
+    # Leaving EXECUTING drops the task's say on aborts; ending brings
+    # the destruction forward to the retention.
+    await store.transitions.finish(
+        job, Action.COMPLETE, guard=Claim("w"), at=now()
+    )
+    ended = await store.get(job.id)
+    assert ended is not None
+    assert ended.no_abort is None
+    assert ended.destruction_time is not None
+    assert ended.ended_at is not None
+    kept = ended.destruction_time - ended.ended_at
+    assert timedelta(seconds=59) < kept < timedelta(seconds=61)
+
+
+async def test_an_abort_asked_for_is_refused_while_the_task_says_so(
+    store: JobStore,
+) -> None:
+    job = _job()
+    await store.create(job)
+    await store.transitions.start(job)
+    await store.transitions.claim(job, attempt=1, token="w", at=now())
+    await store.transitions.report(
+        job, token="w", fields={"no_abort": "migrating"}
+    )
+    refused = await store.transitions.abort(job, at=now(), asked=True)
+    assert refused == Stale(P.EXECUTING, "migrating")
+    # A limit does not ask.
+    stopped = await store.transitions.abort(job, at=now())
+    assert isinstance(stopped, Changed)
+    assert stopped.job.no_abort is None
+
+
+async def test_children_counts_follow_every_change_and_make_no_ghosts(
+    store: JobStore,
+) -> None:
+    parent = _job()
+    await store.create(parent)
+    kids = [dataclasses.replace(_job(), parent_id=parent.id) for _ in range(4)]
+    for kid in kids:
+        await store.create(kid)
+
+    async def counts() -> dict[ExecutionPhase, int]:
+        read = await store.get(parent.id)
+        assert read is not None
+        assert read.has_children
+        return read.children
+
+    assert await counts() == {P.PENDING: 4}
+    await store.transitions.start(kids[0])
+    await store.transitions.claim(kids[0], attempt=1, token="w", at=now())
+    await store.transitions.abort(kids[1], at=now())
+    await store.transitions.start(kids[2])
+    assert await counts() == {
+        P.PENDING: 1,
+        P.EXECUTING: 1,
+        P.ABORTED: 1,
+        P.QUEUED: 1,
+    }
+    await store.transitions.finish(
+        kids[0], Action.COMPLETE, guard=Claim("w"), at=now()
+    )
+    await store.delete(kids[1])
+    assert await counts() == {P.PENDING: 1, P.COMPLETED: 1, P.QUEUED: 1}
+    # Counted by the indexes' own totals as well.
+    assert (
+        await store.counting.children(parent.owner, parent.id, [P.QUEUED]) == 1
+    )
+    assert await store.counting.children("bob", parent.id, [P.QUEUED]) == 0
+    # With the parent gone, its children's changes make no record again.
+    await store.delete(parent)
+    await store.transitions.abort(kids[2], at=now())
+    await store.delete(kids[3])
+    assert await store.get(parent.id) is None
+    assert await store._redis.exists(store._keys.record(parent.id)) == 0

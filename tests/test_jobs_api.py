@@ -16,11 +16,15 @@ from phaser.embedded import EmbeddedRedis
 from phaser.handlers.fast_wait import _Wait, _wait_asked
 from phaser.models.api import JobListModel, JobModel
 from phaser.models.job import (
+    MAX_MESSAGES,
+    AttemptRun,
     ErrorType,
     Job,
     JobError,
+    JobMessage,
     JobResult,
     JobUpload,
+    MessageLog,
     Notify,
     PhaseChange,
     Progress,
@@ -266,6 +270,9 @@ def test_a_job_with_every_field_renders_as_its_schema_says() -> None:
     # type warnings.
     at = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
     failed = ExecutionPhase.ERROR
+    info = MessageLog()
+    for number in range(MAX_MESSAGES + 2):
+        info = info.add(JobMessage(at, f"line {number}"))
     job = Job(
         id="01m8pa1ewfd8t5zxc4b8y40eke",
         task="echo",
@@ -299,22 +306,41 @@ def test_a_job_with_every_field_renders_as_its_schema_says() -> None:
             PhaseChange(ExecutionPhase.QUEUED, at),
             PhaseChange(failed, at),
         ],
+        description="field 7",
+        info=info,
+        warnings=MessageLog().add(JobMessage(at, "careful")),
+        retain_after_end=300,
+        has_children=True,
+        children={ExecutionPhase.QUEUED: 2, ExecutionPhase.ARCHIVED: 1},
+        no_abort="migrating",
+        runs=[AttemptRun(1, "e1", "host-12", at)],
     )
     base = "http://127.0.0.1:1"
-    document = job_document(job, base, secret="s3cret")
+    document = job_document(job, base, secret="s3cret", admin=True)
+    assert document["info"][0]["message"] == "[2 earlier messages dropped]"
+    assert len(document["info"]) == MAX_MESSAGES + 1
+    assert document["children"] == {
+        "total": 3,
+        "pending": 2,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "aborted": 0,
+    }
     checked = JobModel.model_validate(document)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         text = checked.model_dump_json()
     assert checked.model_dump(mode="json") == document
-    assert json.loads(text) == json.loads(job_json(job, base)) | {
+    assert json.loads(text) == json.loads(job_json(job, base, admin=True)) | {
         "notify": document["notify"]
     }
+    assert json.loads(job_json(job, base))["attempt_runs"] is None
     assert json.loads(job_json(job, base))["notify"]["secret"] is None
     assert text.encode() == dumps(document)
     # Every field of the schema is rendered, in the schema's order.
     assert list(document) == list(JobModel.model_fields)
-    page = json.loads(page_json([job, job], "next", base))
+    page = json.loads(page_json([job, job], "next", base, total=2))
     assert JobListModel.model_validate(page).model_dump(mode="json") == page
 
 
