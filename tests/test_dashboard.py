@@ -36,6 +36,7 @@ from conftest import (
     create_job,
     make_stack,
     wait_for,
+    wait_for_file,
 )
 from phaser.embedded import EmbeddedRedis
 
@@ -850,3 +851,75 @@ def test_suspend_and_resume_from_the_job_page(
     until(browser, lambda b: text(b, "#phase") == "EXECUTING")
     assert not browser.find_element(By.ID, "suspend").is_displayed()
     api.post(f"/api/v1/jobs/{other['id']}/abort")
+
+
+def test_the_job_page_shows_messages_and_childrens_counts_live(
+    browser: webdriver.Chrome, ui: Stack, api: httpx.Client, evidence: Path
+) -> None:
+    parent = api.post(
+        "/api/v1/jobs",
+        json={
+            "task": "sleep",
+            "parameters": {"seconds": 30},
+            "start": True,
+            "description": "the nightly batch",
+        },
+    ).json()
+    child = api.post(
+        "/api/v1/jobs",
+        json={
+            "task": "chatty",
+            "parameters": {"directory": str(evidence), "locked": True},
+            "parent_id": parent["id"],
+            "start": True,
+        },
+    ).json()
+    done = api.post(
+        "/api/v1/jobs",
+        json={
+            "task": "echo",
+            "parent_id": parent["id"],
+            "start": True,
+        },
+    ).json()
+    wait_for(api, done["id"], {"COMPLETED"})
+    wait_for_file(evidence / f"{child['id']}.locked")
+    browser.get(f"{ui.url}/ui/jobs/{parent['id']}")
+    assert text(browser, "#description") == "the nightly batch"
+    until(
+        browser,
+        lambda b: (
+            text(b, "#children [data-group='running']") == "1"
+            and text(b, "#children [data-group='succeeded']") == "1"
+        ),
+    )
+    # The child's page: its messages and why it cannot be aborted now.
+    browser.get(f"{ui.url}/ui/jobs/{child['id']}")
+    until(browser, lambda b: "migrating step" in text(b, "#live"))
+    messages = text(browser, "#messages")
+    assert "line 0" in messages
+    assert "line 2" in messages
+    assert "careful" in messages
+    assert "migrating step" in text(browser, "#no-abort")
+    # It leaves the section (live: the notice goes), and is aborted; the
+    # parent's page counts it as aborted without a reload.
+    (evidence / f"{child['id']}.release").write_text("go")
+    until(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, "#no-abort"))
+    browser.get(f"{ui.url}/ui/jobs/{parent['id']}")
+    mark_page(browser)
+    api.post(f"/api/v1/jobs/{child['id']}/abort").raise_for_status()
+    until(
+        browser,
+        lambda b: (
+            text(b, "#children [data-group='aborted']") == "1"
+            and text(b, "#children [data-group='running']") == "0"
+        ),
+    )
+    assert still_marked(browser)
+    # The count links to the children's list.
+    browser.find_element(
+        By.CSS_SELECTOR, "#live a[href*='parent_id=']"
+    ).click()
+    until(browser, lambda b: "children of" in text(b, "caption"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 2
