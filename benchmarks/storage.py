@@ -60,13 +60,26 @@ def _list_times(url: str, path: str, requests: int) -> list[float]:
 
 
 #: The lists B4 times, with the p50 each must keep at 1M jobs: both
-#: dialects' first page, a run-id filter that matches none of the owner's
-#: jobs (it used to read them all), the statistics (index sizes and
-#: counters: no job is read), and the dashboard's job list (50 rows) and
+#: dialects' first page (JSON's with its ``total``), a run-id filter that
+#: matches none of the owner's jobs (it used to read them all), counts
+#: (issue 20: by phase from the per-phase counts, by task and creation
+#: time from the indexes' sizes; no job is read), the statistics (index
+#: sizes and counters), and the dashboard's job list (50 rows) and
 #: overview.
 _LISTS = (
     ("UWS LAST=100", "/noop/jobs?LAST=100", 10.0),
     ("JSON limit=100", "/api/v1/jobs?limit=100", 10.0),
+    (
+        "JSON task+phase limit=100 with total",
+        "/api/v1/jobs?task=noop&phase=COMPLETED&limit=100",
+        10.0,
+    ),
+    ("JSON count", "/api/v1/jobs/count", 10.0),
+    (
+        "JSON count task+after",
+        "/api/v1/jobs/count?task=noop&after=2000-01-01T00:00:00Z",
+        10.0,
+    ),
     ("JSON run_id=x limit=1", "/api/v1/jobs?run_id=x&limit=1", 10.0),
     ("JSON stats", "/api/v1/stats", 50.0),
     ("Dashboard job list", "/ui/jobs", 50.0),

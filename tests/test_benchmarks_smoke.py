@@ -53,5 +53,8 @@ def test_benchmark_smoke_run_writes_every_result(tmp_path: Path) -> None:
         ]
         assert len(rate) == 1, name
         assert rate[0]["median"] > 0, name
+    # B4 times the counts and totals (issue 20) as well as the lists.
+    b4 = {f["name"].split(" at ")[0] for f in by_key["B4"]["figures"]}
+    assert {"JSON count", "JSON count task+after"} <= b4
     table = (tmp_path / "results.md").read_text()
     assert all(f"| {key} |" in table for key in keys)
