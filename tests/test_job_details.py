@@ -421,6 +421,9 @@ def test_a_task_may_refuse_aborts_while_it_says_so(
     assert "migrating step" in uws.text
     deleted = ann.delete(f"/api/v1/jobs/{job_id}")
     assert deleted.status_code == 409
+    assert ann.delete(f"/{task}/jobs/{job_id}").status_code == 403
+    posted = ann.post(f"/{task}/jobs/{job_id}", data={"ACTION": "DELETE"})
+    assert posted.status_code == 403
     with Client(stack.url, token=tokens["ann"]) as client:
         with pytest.raises(APIError) as raised:
             client.abort(job_id)

@@ -165,7 +165,8 @@ _VERBS = {
     "abort": (
         "Abort a job",
         "Aborts a pending, queued or running job; a running task is"
-        " stopped. 409 if the job has already ended.",
+        " stopped. 409 if the job has already ended, or while its task"
+        " says it may not be aborted (``no_abort_reason``).",
     ),
     "suspend": (
         "Suspend a running job",
@@ -191,7 +192,7 @@ def _verb_route(verb: str) -> Callable[..., Awaitable[Response]]:
         base_url: BaseUrl,
     ) -> Response:
         job = await getattr(service, verb)(caller, job_id)
-        return _json(job_json(job, base_url))
+        return _json(job_json(job, base_url, admin=caller.admin))
 
     route.__name__ = f"{verb}_job"
     return route
@@ -237,7 +238,7 @@ async def patch_job(
         strict=True,
     )
     job = await service.update(caller, job_id, update)
-    return _json(job_json(job, base_url))
+    return _json(job_json(job, base_url, admin=caller.admin))
 
 
 @router.delete(
@@ -245,8 +246,9 @@ async def patch_job(
     status_code=204,
     summary="Delete a job",
     description="Aborts the job if it is active, then deletes it and its"
-    " results.",
-    responses=_NOT_FOUND,
+    " results. 409 (nothing deleted) while its task says it may not be"
+    " aborted.",
+    responses=_CONFLICT,
 )
 async def delete_job(
     job_id: str, service: Service, caller: CurrentCaller
@@ -281,7 +283,7 @@ async def job_events(
         if kind == "keepalive":
             return ": keepalive\n\n"
         data = (
-            job_json(job, base_url).decode()
+            job_json(job, base_url, admin=caller.admin).decode()
             if job is not None
             else json.dumps({"id": job_id})
         )
