@@ -32,7 +32,7 @@ from .checks import JobChecks, JobUpdate
 from .creation import CreatedJob, JobCreator, NewJob
 from .ids import is_job_id
 from .lifecycle import JobLifecycle
-from .listing import JobPage, count_jobs, list_jobs
+from .listing import JobFilters, JobPage, count_jobs, list_jobs
 from .subscriptions import Subscriptions
 
 __all__ = ["CreatedJob", "JobPage", "JobService", "JobUpdate", "NewJob"]
@@ -146,16 +146,29 @@ class JobService:
         job = await self._store.get_batched(job_id)
         return job if job is not None and _visible(caller, job) else None
 
-    async def list(self, caller: Caller, **filters: Any) -> JobPage:
+    async def list(
+        self,
+        caller: Caller,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        **filters: Any,
+    ) -> JobPage:
         """The caller's jobs (an admin's: ``owner``'s), newest first, one
-        page at a time; the filters are
-        `phaser.services.listing.list_jobs`'s."""
-        return await list_jobs(self._store, caller, **filters)
+        page at a time; ``filters`` are `JobFilters`'s fields
+        (`phaser.services.listing.list_jobs`)."""
+        return await list_jobs(
+            self._store,
+            caller,
+            JobFilters(**filters),
+            cursor=cursor,
+            limit=limit,
+        )
 
     async def count(self, caller: Caller, **filters: Any) -> int | None:
         """How many jobs `list` would give over every page, where the
         indexes know (`phaser.services.listing.count_jobs`)."""
-        return await count_jobs(self._store, caller, **filters)
+        return await count_jobs(self._store, caller, JobFilters(**filters))
 
     async def start(self, caller: Caller, job_id: str) -> Job:
         """Queue a pending job.

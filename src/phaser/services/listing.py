@@ -16,7 +16,33 @@ from ..storage.job_store import JobStore
 from .checks import utc
 from .ids import after_bound, is_job_id
 
-__all__ = ["JobPage", "count_jobs", "list_jobs"]
+__all__ = ["JobFilters", "JobPage", "count_jobs", "list_jobs"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilters:
+    """Which jobs a list (or a count) takes: an admin's ``owner``'s (the
+    caller's own otherwise), of a task, in some phases (`None`: all but
+    ARCHIVED), with a run id, a parent's children or only jobs without a
+    parent (``top_level``), created after a time."""
+
+    owner: str | None = None
+    task: str | None = None
+    phases: Sequence[ExecutionPhase] | None = None
+    run_id: str | None = None
+    parent_id: str | None = None
+    after: datetime | None = None
+    top_level: bool = False
+
+    def phase_list(self) -> list[ExecutionPhase]:
+        """The phases asked for, each once (`LISTED_PHASES` if none)."""
+        return list(dict.fromkeys(self.phases or LISTED_PHASES))
+
+    def newer_than(self) -> str | None:
+        """The id bound of ``after`` (ids sort by creation time)."""
+        if self.after is None:
+            return None
+        return after_bound(to_ms(utc("after", self.after)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +56,10 @@ class JobPage:
 async def list_jobs(
     store: JobStore,
     caller: Caller,
+    filters: JobFilters,
     *,
-    owner: str | None = None,
-    task: str | None = None,
-    phases: Sequence[ExecutionPhase] | None = None,
-    run_id: str | None = None,
-    parent_id: str | None = None,
-    after: datetime | None = None,
     cursor: str | None = None,
     limit: int = 100,
-    top_level: bool = False,
 ) -> JobPage:
     """The caller's jobs (an admin's: ``owner``'s), newest first, one
     page at a time.
@@ -58,15 +78,15 @@ async def list_jobs(
     parent) is a filter on what those indexes give: its cost grows with
     the children skipped.
     """
-    default = not phases
-    phases = list(dict.fromkeys(phases or LISTED_PHASES))
+    task, run_id, parent_id = filters.task, filters.run_id, filters.parent_id
+    top_level = filters.top_level
+    default = not filters.phases
+    phases = filters.phase_list()
     wanted = set(phases)
-    whose = caller.acting_for(owner)
+    whose = caller.acting_for(filters.owner)
     if cursor is not None and not is_job_id(cursor):
         raise PhaserError(f"Invalid cursor {cursor!r}")
-    if after is not None:
-        after = utc("after", after)
-    newer_than = after_bound(to_ms(after)) if after else None
+    newer_than = filters.newer_than()
     by_index = run_id is not None or parent_id is not None
     owner_index = default and task is None and not by_index
     filtered = owner_index or by_index or top_level
@@ -101,34 +121,23 @@ async def list_jobs(
 
 
 async def count_jobs(
-    store: JobStore,
-    caller: Caller,
-    *,
-    owner: str | None = None,
-    task: str | None = None,
-    phases: Sequence[ExecutionPhase] | None = None,
-    run_id: str | None = None,
-    parent_id: str | None = None,
-    after: datetime | None = None,
-    top_level: bool = False,
+    store: JobStore, caller: Caller, filters: JobFilters
 ) -> int | None:
     """How many jobs `list_jobs` would list with these filters, over
     every page, where the indexes say without reading jobs
     (`phaser.storage.counting`): `None` with a run id, ``top_level``, or
     a parent's children filtered by task or time."""
-    phases = list(dict.fromkeys(phases or LISTED_PHASES))
-    whose = caller.acting_for(owner)
-    if run_id is not None or top_level:
+    phases = filters.phase_list()
+    whose = caller.acting_for(filters.owner)
+    if filters.run_id is not None or filters.top_level:
         return None
-    if parent_id is not None:
-        if task is not None or after is not None:
+    if filters.parent_id is not None:
+        if filters.task is not None or filters.after is not None:
             return None
-        return await store.counting.children(whose, parent_id, phases)
-    if after is not None:
-        after = utc("after", after)
+        return await store.counting.children(whose, filters.parent_id, phases)
     return await store.counting.count(
         owner=whose,
-        tasks=[task] if task else None,
+        tasks=[filters.task] if filters.task else None,
         phases=phases,
-        newer_than=after_bound(to_ms(after)) if after else None,
+        newer_than=filters.newer_than(),
     )

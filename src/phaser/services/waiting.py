@@ -8,7 +8,8 @@ polling, and re-read the job with the other waiters of the same moment
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 
 import structlog
 from redis.exceptions import RedisError
@@ -83,8 +84,10 @@ class JobWaiter:
         or running), or after ``timeout`` seconds.
 
         Blocks only while the job is PENDING, QUEUED or EXECUTING (and, with
-        ``phase``, only while it is in that phase). The wait is capped by the
-        configured maximum and woken by the job's events, never by polling.
+        ``phase``, only while it is in that phase; with ``children``, only
+        while one of its children is). The wait is capped by the
+        configured maximum and woken by the job's events (a child's
+        changes publish one on its parent), never by polling.
 
         Raises
         ------
@@ -94,49 +97,22 @@ class JobWaiter:
         timeout = min(max(timeout, 0), self._settings.max_wait)
         deadline = asyncio.get_running_loop().time() + timeout
         with OPEN_WAITS.labels("wait").track_inprogress():
-            if children:
-                return await self._wait_children(caller, job_id, deadline)
-            return await self._wait(caller, job_id, deadline, phase, final)
+            return await self._wait(
+                caller, job_id, deadline, _Until(phase, final, children)
+            )
 
     async def _wait(
-        self,
-        caller: Caller,
-        job_id: str,
-        deadline: float,
-        phase: ExecutionPhase | None,
-        final: bool,
+        self, caller: Caller, job_id: str, deadline: float, until: _Until
     ) -> Job:
         loop = asyncio.get_running_loop()
         # Subscribe before reading, so no event can slip in between.
         async with self._hub.subscribe(job_id) as events:
             job = await self._jobs.get(caller, job_id)
-            waiting_in = job.phase
-            if not job.is_active or (phase is not None and phase != job.phase):
-                return job
-            while job.is_active if final else job.phase == waiting_in:
+            holds = until.holds(job)
+            while holds(job):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                event = await next_event(events, remaining)
-                if event is None:
-                    break
-                if event.kind in {"progress", "result"}:
-                    continue
-                job = await self._reread(job)
-                if event.kind == "closing":
-                    break
-            return job
-
-    async def _wait_children(
-        self, caller: Caller, job_id: str, deadline: float
-    ) -> Job:
-        """`wait` for a parent's children: woken by the "children" events
-        their changes publish on the parent."""
-        loop = asyncio.get_running_loop()
-        async with self._hub.subscribe(job_id) as events:
-            job = await self._jobs.get(caller, job_id)
-            while _children_active(job):
-                remaining = deadline - loop.time()
                 event = await next_event(events, remaining)
                 if event is None:
                     break
@@ -261,6 +237,25 @@ class JobWaiter:
             elif _reported(job) != _reported(current):
                 yield "progress", current
             job = current
+
+
+@dataclass(frozen=True, slots=True)
+class _Until:
+    """What a long poll waits for."""
+
+    phase: ExecutionPhase | None
+    final: bool
+    children: bool
+
+    def holds(self, first: Job) -> Callable[[Job], bool]:
+        """Whether the wait goes on, for a job first read as ``first``."""
+        if self.children:
+            return _children_active
+        if not first.is_active or self.phase not in (None, first.phase):
+            return lambda _: False
+        if self.final:
+            return lambda job: job.is_active
+        return lambda job: job.phase == first.phase
 
 
 def _children_active(job: Job) -> bool:
