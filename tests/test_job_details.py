@@ -241,6 +241,50 @@ def test_retain_after_end_moves_the_destruction_forward(
     assert wait_for(ann, str(late["id"]), TERMINAL)["destruction_time"] == kept
 
 
+def test_the_client_and_the_command_line_give_descriptions_and_retention(
+    detailed: tuple[Stack, dict[str, str]], evidence: Path
+) -> None:
+    stack, tokens = detailed
+    with Client(stack.url, token=tokens["ann"]) as client:
+        job = client.submit(
+            "chatty",
+            {"directory": str(evidence)},
+            description="made by the client",
+            retain_after_end=120,
+        )
+        ended = client.wait(job.id, timeout=30)
+        assert ended.description == "made by the client"
+        assert ended.retain_after_end == 120
+        assert ended.ended_at is not None
+        assert ended.destruction_time is not None
+        kept = ended.destruction_time - ended.ended_at
+        assert timedelta(seconds=119) <= kept <= timedelta(seconds=121)
+    env = {
+        **os.environ,
+        "PHASER_URL": stack.url,
+        "PHASER_TOKEN": tokens["ann"],
+    }
+    made = run_python(
+        env,
+        "-m",
+        "phaser",
+        "jobs",
+        "submit",
+        "chatty",
+        f"directory={evidence}",
+        "--description",
+        "made on the command line",
+        "--retain-after-end",
+        "60",
+        "--wait",
+    )
+    assert made.returncode == 0, made.stderr
+    # The table shows the description and the task's messages.
+    assert "made on the command line" in made.stdout
+    assert "line 2" in made.stdout
+    assert "careful" in made.stdout
+
+
 def test_retention_in_archive_mode_archives(
     redis_server: EmbeddedRedis, tmp_path: Path, evidence: Path
 ) -> None:
@@ -496,6 +540,13 @@ def test_admins_see_each_attempts_queue_entry_and_worker(
         assert element.get("worker") == run["worker"]
     plain = valid_uws(schema, ann.get(f"/count/jobs/{job_id}").content)
     assert plain.find("uws:jobInfo/phaser:attempt", NS) is None
+    # The client reads them as the JSON has them.
+    with Client(stack.url, token=tokens["root"]) as client:
+        runs = client.get(job_id).attempt_runs
+        assert runs is not None
+        assert [r.queue_entry for r in runs] == [run["queue_entry"]]
+    with Client(stack.url, token=tokens["ann"]) as client:
+        assert client.get(job_id).attempt_runs is None
 
 
 def test_totals_counts_and_top_level_jobs(
