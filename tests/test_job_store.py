@@ -31,7 +31,7 @@ from phaser.models.phase import Action, ExecutionPhase
 from phaser.services.ids import new_job_id
 from phaser.storage.events import EventHub, created_channel, next_event
 from phaser.storage.job_store import Created, JobStore, OverQuota, Quota
-from phaser.storage.keys import KeyLayout
+from phaser.storage.keys import KeyLayout, entry_name
 from phaser.storage.transitions import (
     Changed,
     Claim,
@@ -373,32 +373,39 @@ async def test_messages_retention_and_attempt_runs_round_trip(
     for number in range(MAX_MESSAGES + 3):
         log = log.add(JobMessage(at, f"line {number}"))
     assert log.dropped == 3
+    job_id = _job().id
     job = dataclasses.replace(
         _job(),
+        id=job_id,
         description="field 7",
         info=log,
         warnings=MessageLog().add(JobMessage(at, "x" * 5000)),
         retain_after_end=60,
         no_abort="migrating",
-        runs=[AttemptRun(1, "entry-1", "host-1", at)],
+        attempts=1,
+        runs=[AttemptRun(1, entry_name(job_id, 1), "host-1", at)],
     )
     await store.create(job)
     read = await store.get(job.id)
     assert read == job
     assert read is not None
     assert len(read.warnings.items[0].text) == MAX_MESSAGE_LENGTH
-    # A claim appends its run without reading the record first.
+    # A claim adds its run (a field of its own: each value stays short,
+    # and so does the record's encoding).
     await store.transitions.start(job)
     await store.transitions.claim(
         job,
-        attempt=1,
+        attempt=2,
         token="w",
         at=at,
-        run=AttemptRun(1, "entry-2", "host-2", at),
+        run=AttemptRun(2, entry_name(job_id, 2), "host-2", at),
     )
     claimed = await store.get(job.id)
     assert claimed is not None
-    assert [r.entry for r in claimed.runs] == ["entry-1", "entry-2"]
+    assert [(r.entry, r.worker) for r in claimed.runs] == [
+        (f"{job_id}.1", "host-1"),
+        (f"{job_id}.2", "host-2"),
+    ]
     # Leaving EXECUTING drops the task's say on aborts; ending brings
     # the destruction forward to the retention.
     await store.transitions.finish(
@@ -473,3 +480,38 @@ async def test_children_counts_follow_every_change_and_make_no_ghosts(
     await store.delete(kids[3])
     assert await store.get(parent.id) is None
     assert await store._redis.exists(store._keys.record(parent.id)) == 0
+
+
+async def test_a_small_finished_job_keeps_the_compact_hash_encoding(
+    store: JobStore,
+) -> None:
+    # Redis keeps a hash with values of at most 64 bytes as a listpack (a
+    # third of the memory of a hash table): a job with its attempt's
+    # worker (a Kubernetes pod's name and a pid), a result and a history
+    # stays one.
+    job = _job()
+    await store.create(job)
+    await store.transitions.start(job)
+    worker = "phaser-worker-7d9f8b6c5-x2x4z-4711"
+    await store.transitions.claim(
+        job,
+        attempt=1,
+        token="w",
+        at=now(),
+        run=AttemptRun(1, entry_name(job.id, 1), worker, now()),
+    )
+    await store.transitions.add_result(
+        job,
+        token="w",
+        result=JobResult("result", 12, "text/plain", f"{job.id}/1-result"),
+    )
+    await store.transitions.finish(
+        job, Action.COMPLETE, guard=Claim("w"), at=now()
+    )
+    done = await store.get(job.id)
+    assert done is not None
+    assert [r.worker for r in done.runs] == [worker]
+    record = store._keys.record(job.id)
+    # (``ziplist`` before Redis 7).
+    encoding = await store._redis.object("encoding", record)
+    assert encoding in {"listpack", "ziplist"}

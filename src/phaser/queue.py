@@ -46,6 +46,7 @@ from redis.asyncio import ConnectionPool
 
 from .clock import from_ms, now, to_ms
 from .models.job import DEFAULT_PRIORITY
+from .storage.keys import entry_name
 
 __all__ = [
     "RUN_JOB",
@@ -84,8 +85,8 @@ def wake_channel(queue_name: str) -> str:
 
 
 def arq_job_id(job_id: str, attempt: int) -> str:
-    """The arq job id of one attempt of a job."""
-    return f"{job_id}.{attempt}"
+    """The arq job id of one attempt of a job (`entry_name`)."""
+    return entry_name(job_id, attempt)
 
 
 #: Score step between priorities when they are strict: longer than any

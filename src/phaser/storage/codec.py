@@ -38,7 +38,7 @@ from .values import (
     messages_value,
     notify_value,
     policy_value,
-    runs_text,
+    runs_fields,
     runs_value,
     uploads_value,
 )
@@ -116,12 +116,11 @@ FIELD = {
     "warnings": "warn",
     "retain_after_end": "retain",
     "no_abort": "noabort",
-    "runs": "runs",
 }
 
 #: Attributes left out of a record while empty.
 _EMPTY_LEFT_OUT: tuple[str, ...] = ("results", "errors", "ignored")
-_EMPTY_LEFT_OUT += ("uploads", "limits", "after", "info", "warnings", "runs")
+_EMPTY_LEFT_OUT += ("uploads", "limits", "after", "info", "warnings")
 _EMPTY_LEFT_OUT += ("sync", "has_dependants", "has_children")
 
 
@@ -165,8 +164,6 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
             return "1"
         case "info" | "warnings":
             return messages_text(value)
-        case "runs":
-            return runs_text(value)
         case "notify":
             return json.dumps({"url": value.url, "events": list(value.events)})
         case "uploads":
@@ -184,11 +181,16 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
 
 
 def encode_fields(job_id: str, fields: Mapping[str, Any]) -> dict[str, str]:
-    return {
+    """Record fields of `Job` attributes (``runs``: a field per attempt,
+    `runs_fields`)."""
+    encoded = {
         FIELD[name]: _encode_value(job_id, name, value)
         for name, value in fields.items()
-        if value is not None
+        if value is not None and name != "runs"
     }
+    if fields.get("runs"):
+        encoded.update(runs_fields(fields["runs"]))
+    return encoded
 
 
 def encode(job: Job) -> dict[str, str]:
@@ -200,7 +202,7 @@ def encode(job: Job) -> dict[str, str]:
         del values["priority"]
     if job.after_policy == "all_completed":
         del values["after_policy"]
-    encoded = encode_fields(job.id, values)
+    encoded = encode_fields(job.id, values | {"runs": job.runs})
     if job.history:
         encoded["history"] = history_text(job)
     return encoded
@@ -308,7 +310,7 @@ def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
         retain_after_end=int(data["retain"]) if "retain" in data else None,
         children=children_value(data) if "kids" in data else {},
         no_abort=data.get("noabort"),
-        runs=runs_value(data.get("runs")),
+        runs=runs_value(job_id, int(data.get("attempts", "0")), data),
     )
 
 
@@ -395,5 +397,8 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         retain_after_end=_field(lambda: int(data["retain"]), None),
         children=_field(lambda: children_value(data), {}),
         no_abort=_run_id(data.get("noabort")),
-        runs=_field(lambda: runs_value(data.get("runs")), []),
+        runs=_field(
+            lambda: runs_value(job_id, int(data.get("attempts", "0")), data),
+            [],
+        ),
     )

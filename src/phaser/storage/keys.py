@@ -25,7 +25,14 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
-__all__ = ["JobKeys", "KeyLayout"]
+__all__ = ["JobKeys", "KeyLayout", "entry_name"]
+
+
+def entry_name(job_id: str, attempt: int) -> str:
+    """The name of the queue entry (arq job id) of one attempt of a job:
+    each attempt has its own, so a leftover of one can neither block nor
+    run another."""
+    return f"{job_id}.{attempt}"
 
 
 def _part(value: str | None) -> str:

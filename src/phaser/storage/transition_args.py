@@ -42,9 +42,6 @@ class Transition:
     guard: Guard | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     clear: Sequence[str] = ()
-    #: Rows to append to list fields (encoded as `fields` would encode
-    #: the list), without reading the record first.
-    append: Mapping[str, Any] = field(default_factory=dict)
     event: Literal["phase", "progress", "update"] | None = "phase"
     #: Narrows the action's phases further (a start that also edits what
     #: the job runs with may start only where an edit may).
@@ -80,7 +77,6 @@ def script_args(job_id: str, change: Transition, channel: str) -> list[str]:
     """The script's ``ARGV`` for ``change`` of job ``job_id``, events
     going to ``channel``."""
     encoded = encode_fields(job_id, change.fields)
-    appended = encode_fields(job_id, change.append)
     guard_field, guard_value = _guard_arg(change.guard)
     args: list[str] = [
         job_id,
@@ -90,12 +86,10 @@ def script_args(job_id: str, change: Transition, channel: str) -> list[str]:
         guard_value,
         channel,
         change.event or "",
-        str(len(encoded) + len(appended)),
+        str(len(encoded)),
     ]
     for name, value in encoded.items():
         args += [name, value]
-    for name, value in appended.items():
-        args += ["+" + name, value]
     args += [FIELD[name] for name in change.clear]
     return args
 

@@ -151,8 +151,8 @@ class JobTransitions:
                     "claim": token,
                     "heartbeat_at": at,
                     "quote": quote,
+                    "runs": [run] if run else None,
                 },
-                append={"runs": [run]} if run else {},
             ),
         )
 

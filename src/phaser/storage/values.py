@@ -18,6 +18,7 @@ from ..models.job import (
 )
 from ..models.phase import HISTORY_LETTER, ExecutionPhase
 from ..models.text import clean_text
+from .keys import entry_name
 
 __all__ = [
     "CHILD_FIELD",
@@ -29,7 +30,7 @@ __all__ = [
     "messages_value",
     "notify_value",
     "policy_value",
-    "runs_text",
+    "runs_fields",
     "runs_value",
     "uploads_value",
 ]
@@ -96,19 +97,32 @@ def messages_value(raw: str | None) -> MessageLog:
     )
 
 
-def runs_text(runs: list[AttemptRun]) -> str:
-    """Attempts as stored: ``[[attempt, entry, worker, ms], …]``."""
-    return json.dumps(
-        [[r.attempt, r.entry, r.worker, to_ms(r.at)] for r in runs],
-        separators=(",", ":"),
-    )
+def runs_fields(runs: list[AttemptRun]) -> dict[str, str]:
+    """Attempts as stored: a field ``r`` + the attempt number holding the
+    worker and the claim time (ms), ``"host-12 1796066089126"`` — one
+    short value each, not one growing list, so that a record keeps Redis'
+    compact hash encoding (values up to 64 bytes); the queue entry is the
+    attempt's (`entry_name`)."""
+    return {f"r{r.attempt}": f"{r.worker} {to_ms(r.at)}" for r in runs}
 
 
-def runs_value(raw: str | None) -> list[AttemptRun]:
-    return [
-        AttemptRun(int(n), clean_text(str(e)), clean_text(str(w)), from_ms(at))
-        for n, e, w, at in json_list(raw)
-    ]
+def runs_value(
+    job_id: str, attempts: int, data: Mapping[str, str]
+) -> list[AttemptRun]:
+    runs = []
+    for attempt in range(1, attempts + 1):
+        raw = data.get(f"r{attempt}")
+        if raw is not None:
+            worker, _, at = raw.rpartition(" ")
+            runs.append(
+                AttemptRun(
+                    attempt,
+                    entry_name(job_id, attempt),
+                    clean_text(worker),
+                    from_ms(int(at)),
+                )
+            )
+    return runs
 
 
 def children_value(data: Mapping[str, str]) -> dict[ExecutionPhase, int]:

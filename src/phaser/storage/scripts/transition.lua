@@ -26,9 +26,7 @@
 -- ARGV[6] event channel
 -- ARGV[7] event kind ("phase", "progress", "update"), "" for no event
 -- ARGV[8] number N of field/value pairs that follow
--- ARGV[9 .. 8+2N] fields and values to set (a field named "+name": a JSON
---                 list whose rows are appended to the stored list); the
---                 rest: fields to delete
+-- ARGV[9 .. 8+2N] fields and values to set; the rest: fields to delete
 --
 -- Schedules follow the record: the destruction schedule holds the
 -- "destroy" field (but for ARCHIVED jobs, which are not destroyed
@@ -165,15 +163,6 @@ local written = {}
 local npairs = tonumber(ARGV[8])
 local last = 8 + 2 * npairs
 for i = 9, last, 2 do
-  if string.sub(ARGV[i], 1, 1) == "+" then
-    -- Rows appended to a stored JSON list, without a read first.
-    local name = string.sub(ARGV[i], 2)
-    local old = redis.call("HGET", key, name)
-    if old and #old > 2 then
-      ARGV[i + 1] = string.sub(old, 1, -2) .. "," .. string.sub(ARGV[i + 1], 2)
-    end
-    ARGV[i] = name
-  end
   if ARGV[i] == "run_id" then
     -- A new run id moves the job between run-id indexes.
     local old = redis.call("HGET", key, "run_id")
