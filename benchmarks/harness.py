@@ -254,11 +254,11 @@ async def fill(
     from redis.asyncio import Redis as AsyncRedis
 
     from phaser.clock import now, to_ms
-    from phaser.models.job import Job, JobResult, PhaseChange
+    from phaser.models.job import AttemptRun, Job, JobResult, PhaseChange
     from phaser.models.phase import Action, created_phase
     from phaser.services.ids import new_job_id
     from phaser.storage.job_store import JobStore
-    from phaser.storage.keys import KeyLayout
+    from phaser.storage.keys import KeyLayout, entry_name
     from phaser.storage.transitions import Claim, Transition
 
     client = AsyncRedis.from_url(redis_url, decode_responses=True)
@@ -292,7 +292,19 @@ async def fill(
                     job,
                     Transition(
                         Action.CLAIM,
-                        fields={"started_at": job.created_at, "claim": "f"},
+                        fields={
+                            "started_at": job.created_at,
+                            "claim": "f",
+                            # What a worker records of its attempt.
+                            "runs": [
+                                AttemptRun(
+                                    1,
+                                    entry_name(job.id, 1),
+                                    "phaser-worker-7d9f8b6c5-x2x4z-4711",
+                                    job.created_at,
+                                )
+                            ],
+                        },
                         event=None,
                     ),
                 )
