@@ -638,7 +638,9 @@ def test_fields_select_what_a_job_document_carries(
 
 def test_openapi_documents_count_fields_and_totals(ann: httpx.Client) -> None:
     spec = ann.get("/openapi.json").json()
-    assert "/api/v1/jobs/count" in spec["paths"]
+    counted = spec["paths"]["/api/v1/jobs/count"]["get"]
+    answer = counted["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"]["$ref"].endswith("/CountModel")
     listing = spec["paths"]["/api/v1/jobs"]["get"]
     names = {p["name"] for p in listing["parameters"]}
     assert {"fields", "top_level", "parent_id", "task", "phase"} <= names

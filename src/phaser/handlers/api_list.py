@@ -9,7 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from ..dependencies.context import BaseUrl, CurrentCaller, Service
-from ..models.api import JobListModel, JobModel, problem_responses
+from ..models.api import (
+    CountModel,
+    JobListModel,
+    JobModel,
+    problem_responses,
+)
 from ..models.errors import InvalidRequestError
 from ..models.job_json import Fields, page_json
 from ..models.phase import ExecutionPhase
@@ -148,8 +153,9 @@ async def list_jobs(
         ' ``{"count": n}``, or ``{"count": null}`` where the list\'s'
         " ``total`` is null."
     ),
+    response_model=CountModel,
 )
 async def count_jobs(
     service: Service, caller: CurrentCaller, filters: Filters
-) -> dict[str, int | None]:
-    return {"count": await service.count(caller, **filters)}
+) -> CountModel:
+    return CountModel(count=await service.count(caller, **filters))

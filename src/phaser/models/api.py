@@ -27,6 +27,7 @@ __all__ = [
     "PROBLEM_RESPONSES",
     "AttemptRunModel",
     "ChildrenModel",
+    "CountModel",
     "JobErrorModel",
     "JobListModel",
     "JobModel",
@@ -356,6 +357,19 @@ class JobListModel(BaseModel):
             " where the indexes know it without reading jobs: with no"
             " filter, or filters by task, phase and ``after`` alone, or"
             " ``parent_id`` with phases; otherwise null."
+        ),
+    )
+
+
+class CountModel(BaseModel):
+    """How many jobs match (``GET /api/v1/jobs/count``)."""
+
+    count: int | None = Field(
+        ...,
+        title="Count",
+        description=(
+            "Every matching job, as a list's ``total`` says; null where"
+            " that would take reading jobs."
         ),
     )
 
