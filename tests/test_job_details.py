@@ -647,6 +647,15 @@ def test_openapi_documents_count_fields_and_totals(ann: httpx.Client) -> None:
     single = spec["paths"]["/api/v1/jobs/{job_id}"]["get"]
     fields = next(p for p in single["parameters"] if p["name"] == "fields")
     assert "progress" in fields["description"]
+    # A cut-down answer has a schema of its own (every field optional).
+    listed = listing["responses"]["200"]["content"]["application/json"]
+    refs = {v["$ref"].rsplit("/", 1)[1] for v in listed["schema"]["anyOf"]}
+    assert refs == {"JobListModel", "JobFieldsListModel"}
+    cut = spec["components"]["schemas"]["JobFieldsModel"]
+    assert cut.get("required", []) == []
+    assert set(cut["properties"]) == set(
+        spec["components"]["schemas"]["JobModel"]["properties"]
+    )
     page = spec["components"]["schemas"]["JobListModel"]["properties"]
     assert "total" in page
     job = spec["components"]["schemas"]["JobModel"]["properties"]

@@ -19,6 +19,7 @@ from ..models.api import (
     JobModel,
     problem_responses,
 )
+from ..models.api_fields import JobFieldsModel
 from ..models.caller import Caller
 from ..models.job import Job
 from ..models.job_json import Fields, job_json
@@ -73,7 +74,7 @@ def _json(body: bytes) -> Response:
         " running). ``fields`` gives only the fields named."
     ),
     responses=_NOT_FOUND,
-    response_model=JobModel,
+    response_model=JobModel | JobFieldsModel,
 )
 async def get_job(
     job_id: str,

@@ -15,6 +15,7 @@ from ..models.api import (
     JobModel,
     problem_responses,
 )
+from ..models.api_fields import JobFieldsListModel
 from ..models.errors import InvalidRequestError
 from ..models.job_json import Fields, page_json
 from ..models.phase import ExecutionPhase
@@ -28,11 +29,17 @@ router = APIRouter(responses=problem_responses(400, 401, 413, 422, 503))
 _FIELDS = frozenset(JobModel.model_fields)
 _ALWAYS = frozenset({"id", "href"})
 
+#: What ``fields=`` may be: names of job fields, comma-separated (the
+#: schema says so; `selected_fields` checks it, naming what is unknown).
+_NAME = "(?:" + "|".join(sorted(_FIELDS, key=len, reverse=True)) + ")"
+_FIELDS_PATTERN = rf"^ *{_NAME} *(?:, *{_NAME} *)*$"
+
 #: The ``fields`` query parameter of the job and the job list.
 FieldsQuery = Annotated[
     str | None,
     Query(
         max_length=2000,
+        json_schema_extra={"pattern": _FIELDS_PATTERN},
         description=(
             "Comma-separated fields of the job to give (``id`` and"
             " ``href`` always come): e.g. ``id,phase,progress`` for a"
@@ -111,7 +118,8 @@ Filters = Annotated[dict[str, Any], Depends(_filters)]
         " null with ``run_id``, ``top_level``, or ``parent_id`` with"
         " ``task`` or ``after``."
     ),
-    response_model=JobListModel,
+    # With ``fields``, each job has only those (the schema says both).
+    response_model=JobListModel | JobFieldsListModel,
 )
 async def list_jobs(
     service: Service,

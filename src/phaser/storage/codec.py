@@ -31,6 +31,7 @@ from ..models.text import clean_text, clean_value
 from .history import history_text, read_history
 from .values import (
     children_value,
+    errors_text,
     ids_value,
     json_list,
     limits_value,
@@ -40,6 +41,7 @@ from .values import (
     policy_value,
     runs_fields,
     runs_value,
+    uploads_text,
     uploads_value,
 )
 
@@ -145,17 +147,7 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
                 [result_row(job_id, r) for r in value], separators=(",", ":")
             )
         case "errors":
-            return json.dumps(
-                [
-                    {
-                        "type": e.type.value,
-                        "message": e.message,
-                        "code": e.code,
-                        "detail": e.detail,
-                    }
-                    for e in value
-                ]
-            )
+            return errors_text(value)
         case "progress":
             return json.dumps(
                 {"percent": value.percent, "message": value.message}
@@ -167,13 +159,7 @@ def _encode_value(job_id: str, name: str, value: Any) -> str:
         case "notify":
             return json.dumps({"url": value.url, "events": list(value.events)})
         case "uploads":
-            return json.dumps(
-                [
-                    [u.name, u.size, u.mime_type, u.key or "", u.url or ""]
-                    for u in value
-                ],
-                separators=(",", ":"),
-            )
+            return uploads_text(value)
         case _ if isinstance(value, datetime):
             return str(to_ms(value))
         case _:

@@ -11,6 +11,7 @@ from ..clock import from_ms, to_ms
 from ..models.job import (
     AfterPolicy,
     AttemptRun,
+    JobError,
     JobMessage,
     JobUpload,
     MessageLog,
@@ -23,6 +24,7 @@ from .keys import entry_name
 __all__ = [
     "CHILD_FIELD",
     "children_value",
+    "errors_text",
     "ids_value",
     "json_list",
     "limits_value",
@@ -32,6 +34,7 @@ __all__ = [
     "policy_value",
     "runs_fields",
     "runs_value",
+    "uploads_text",
     "uploads_value",
 ]
 
@@ -65,6 +68,32 @@ def limits_value(raw: str | None) -> dict[str, int]:
     if not raw:
         return {}
     return {str(k): int(v) for k, v in json.loads(raw).items()}
+
+
+def uploads_text(uploads: list[JobUpload]) -> str:
+    """Uploads as stored: ``[name, size, type, key, url]`` rows."""
+    return json.dumps(
+        [
+            [u.name, u.size, u.mime_type, u.key or "", u.url or ""]
+            for u in uploads
+        ],
+        separators=(",", ":"),
+    )
+
+
+def errors_text(errors: list[JobError]) -> str:
+    """Errors as stored: a JSON list of ``{type, message, code, detail}``."""
+    return json.dumps(
+        [
+            {
+                "type": e.type.value,
+                "message": e.message,
+                "code": e.code,
+                "detail": e.detail,
+            }
+            for e in errors
+        ]
+    )
 
 
 def uploads_value(raw: str | None) -> list[JobUpload]:
