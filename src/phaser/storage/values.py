@@ -116,9 +116,13 @@ def messages_text(log: MessageLog) -> str:
     return json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
 
 
+#: The message log of most jobs (immutable, so shared).
+_NO_MESSAGES = MessageLog()
+
+
 def messages_value(raw: str | None) -> MessageLog:
     if not raw:
-        return MessageLog()
+        return _NO_MESSAGES
     dropped, *rows = json.loads(raw)
     return MessageLog(
         tuple(JobMessage(from_ms(int(at)), str(text)) for at, text in rows),
@@ -140,7 +144,7 @@ def runs_value(
 ) -> list[AttemptRun]:
     runs = []
     for attempt in range(1, attempts + 1):
-        raw = data.get(f"r{attempt}")
+        raw = data.get(_RUN_FIELDS[attempt] if attempt < 8 else f"r{attempt}")
         if raw is not None:
             worker, _, at = raw.rpartition(" ")
             runs.append(
@@ -152,6 +156,10 @@ def runs_value(
                 )
             )
     return runs
+
+
+#: Field names of the first attempts' runs (most jobs have one).
+_RUN_FIELDS = [f"r{n}" for n in range(8)]
 
 
 def children_value(data: Mapping[str, str]) -> dict[ExecutionPhase, int]:
