@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .phase import (
     ACTIVE_PHASES,
@@ -180,11 +180,11 @@ class MessageLog:
         return bool(self.items) or self.dropped > 0
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRun:
+class AttemptRun(NamedTuple):
     """One attempt of a job, for operators: the queue entry that carried
     it (``entry``, the arq job id), the worker process that claimed it,
-    and when."""
+    and when. (A named tuple: every record read builds them, and a tuple
+    is the cheapest immutable value to build.)"""
 
     attempt: int
     entry: str
