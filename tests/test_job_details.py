@@ -6,6 +6,7 @@ client and the command line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from conftest import (
     wait_for_file,
     wait_until,
 )
-from phaser.client import APIError, Client, WaitTimeout
+from phaser.client import APIError, AsyncClient, Client, WaitTimeout
 from phaser.embedded import EmbeddedRedis
 from phaser.models.api import JobModel
 
@@ -610,7 +611,7 @@ def test_totals_counts_and_top_level_jobs(
 
 
 def test_fields_select_what_a_job_document_carries(
-    ann: httpx.Client, evidence: Path
+    detailed: tuple[Stack, dict[str, str]], ann: httpx.Client, evidence: Path
 ) -> None:
     job = _create(ann, "count", parameters={"directory": str(evidence)})
     one = ann.get(
@@ -628,6 +629,17 @@ def test_fields_select_what_a_job_document_carries(
         params={"fields": "phase", "wait": 0.1},
     ).json()
     assert set(polled) == {"id", "href", "phase"}
+    # The clients ask the same.
+    stack, tokens = detailed
+    with Client(stack.url, token=tokens["ann"]) as client:
+        peeked = client.peek(str(job["id"]), "phase", "progress")
+        assert peeked == one
+
+    async def peek_async() -> dict[str, object]:
+        async with AsyncClient(stack.url, token=tokens["ann"]) as client:
+            return await client.peek(str(job["id"]), "phase")
+
+    assert set(asyncio.run(peek_async())) == {"id", "href", "phase"}
     for bad in ("phase,nope", "__class__"):
         answer = ann.get(f"/api/v1/jobs/{job['id']}", params={"fields": bad})
         assert answer.status_code == 422, answer.text

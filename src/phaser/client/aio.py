@@ -55,15 +55,8 @@ class AsyncJob(JobModel):
         )
 
     def raise_for_error(self) -> AsyncJob:
-        """This job, if it did not end in ERROR or ABORTED.
-
-        Raises
-        ------
-        JobFailed
-            It ended in ERROR.
-        JobAborted
-            It ended in ABORTED.
-        """
+        """This job, if it did not end in ERROR (else `JobFailed`) or
+        ABORTED (`JobAborted`)."""
         outcome(self)
         return self
 
@@ -179,6 +172,13 @@ class AsyncClient(ClientBase):
         """A job."""
         path = f"/api/v1/jobs/{job_id}"
         return self._job(await self._request("GET", path))
+
+    async def peek(self, job_id: str, *fields: str) -> dict[str, Any]:
+        """Only these fields of a job (and ``id``, ``href``), as JSON
+        values: cheap to poll for many jobs (``fields=``)."""
+        params = {"fields": ",".join(fields)}
+        path = f"/api/v1/jobs/{job_id}"
+        return dict((await self._request("GET", path, params=params)).json())
 
     async def start(self, job_id: str) -> AsyncJob:
         """Queue a PENDING job."""

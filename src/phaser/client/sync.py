@@ -52,15 +52,8 @@ class Job(JobModel):
         return self._client.wait(self.id, timeout=timeout, progress=progress)
 
     def raise_for_error(self) -> Job:
-        """This job, if it did not end in ERROR or ABORTED.
-
-        Raises
-        ------
-        JobFailed
-            It ended in ERROR.
-        JobAborted
-            It ended in ABORTED.
-        """
+        """This job, if it did not end in ERROR (else `JobFailed`) or
+        ABORTED (`JobAborted`)."""
         outcome(self)
         return self
 
@@ -175,6 +168,13 @@ class Client(ClientBase):
     def get(self, job_id: str) -> Job:
         """A job."""
         return self._job(self._request("GET", f"/api/v1/jobs/{job_id}"))
+
+    def peek(self, job_id: str, *fields: str) -> dict[str, Any]:
+        """Only these fields of a job (and ``id``, ``href``), as JSON
+        values: cheap to poll for many jobs (``fields=``)."""
+        params = {"fields": ",".join(fields)}
+        path = f"/api/v1/jobs/{job_id}"
+        return dict((self._request("GET", path, params=params)).json())
 
     def start(self, job_id: str) -> Job:
         """Queue a PENDING job."""
