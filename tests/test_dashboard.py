@@ -923,3 +923,5 @@ def test_the_job_page_shows_messages_and_childrens_counts_live(
     until(browser, lambda b: "children of" in text(b, "caption"))
     rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 2
+    # The list says how many match, every page together.
+    assert text(browser, "#total") == "2 jobs"

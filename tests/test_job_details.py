@@ -608,6 +608,14 @@ def test_totals_counts_and_top_level_jobs(
             assert client.count(task="count", phase="PENDING") == 3
             assert client.count(run_id="x") is None
             assert len(list(client.jobs(top_level=True))) == 3
+        env = {**os.environ, "PHASER_URL": stack.url, "PHASER_TOKEN": token}
+        listed = run_python(
+            env, "-m", "phaser", "jobs", "list", "--top-level", "--json"
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert {j["id"] for j in json.loads(listed.stdout)} == {
+            j["id"] for j in made
+        }
 
 
 def test_fields_select_what_a_job_document_carries(

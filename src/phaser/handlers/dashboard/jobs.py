@@ -92,6 +92,7 @@ async def job_list(
     page = await service.list(
         caller, cursor=cursor or None, limit=limit, **filters
     )
+    total = await service.count(caller, **filters)
     shown = {
         "task": task or "",
         "phase": [p for p in (phase or []) if p],
@@ -115,6 +116,7 @@ async def job_list(
         "jobs.html",
         request,
         jobs=page.jobs,
+        total=total,
         rows=rows,
         filters=shown,
         next_page=(
