@@ -133,8 +133,19 @@ def test_messages_and_description_in_every_representation(
             document.findtext("uws:jobInfo/phaser:description", None, NS)
             == "Nightly reprocessing of field 7"
         )
-        # The event stream and the client carry them too.
-        assert first_event(ann, str(job["id"]))["info"] == info
+        # The event stream, the list and the client carry them too.
+        streamed = first_event(ann, str(job["id"]))
+        assert streamed["info"] == info
+        assert streamed["description"] == done["description"]
+        [listed] = [
+            j
+            for j in ann.get("/api/v1/jobs", params={"task": task}).json()[
+                "jobs"
+            ]
+            if j["id"] == job["id"]
+        ]
+        assert listed["description"] == done["description"]
+        assert listed["info"] == info
         with Client(stack.url, token=tokens["ann"]) as client:
             read = client.get(str(job["id"]))
             assert read.description == "Nightly reprocessing of field 7"
@@ -199,7 +210,7 @@ def test_bad_uws_description_or_retention_is_a_400(
 
 
 def test_retain_after_end_moves_the_destruction_forward(
-    ann: httpx.Client, evidence: Path
+    ann: httpx.Client, evidence: Path, schema: etree.XMLSchema
 ) -> None:
     # The task keeps its jobs an hour after they end by default: sooner
     # than the server's default lifetime.
@@ -213,6 +224,18 @@ def test_retain_after_end_moves_the_destruction_forward(
     assert (
         timedelta(seconds=3599) <= destroyed - ended <= timedelta(seconds=3601)
     )
+    # UWS, the event stream and the list say the same.
+    document = _uws_job(ann, schema, "chatty", job["id"])
+    assert (
+        document.findtext("uws:jobInfo/phaser:retainAfterEnd", None, NS)
+        == "3600"
+    )
+    assert document.findtext("uws:destruction", None, NS) is not None
+    assert first_event(ann, str(job["id"]))["retain_after_end"] == 3600
+    listed = ann.get("/api/v1/jobs", params={"task": "chatty"}).json()
+    [row] = [j for j in listed["jobs"] if j["id"] == job["id"]]
+    assert row["retain_after_end"] == 3600
+    assert row["destruction_time"] == done["destruction_time"]
     # A client's retention wins over the task's; the job goes that long
     # after its end, through the same destruction as any other.
     short = _create(

@@ -30,7 +30,14 @@ from .client import (
     WaitTimeout,
 )
 from .models.api import ChildrenModel, JobModel, TaskModel
-from .models.phase import CHILD_GROUPS, ExecutionPhase, exit_code
+from .models.phase import (
+    CHILD_GROUPS,
+    FAILED,
+    STOPPED,
+    SUCCEEDED,
+    ExecutionPhase,
+    exit_code,
+)
 
 __all__ = ["run"]
 
@@ -158,10 +165,11 @@ def _wait(client: Client, args: argparse.Namespace, out: Console) -> int:
     if not args.children:
         return _finish(job, args, out)
     _show(job, args, out)
+    # As a wait for one job would end: the worst way a child ended.
     counts = job.children
     if counts is None or not (counts.failed or counts.aborted):
-        return 0
-    return 1 if counts.failed else 2
+        return _exit_code(SUCCEEDED)
+    return _exit_code(FAILED if counts.failed else STOPPED)
 
 
 def _show_command(

@@ -179,6 +179,15 @@ class MessageLog:
     def __bool__(self) -> bool:
         return bool(self.items) or self.dropped > 0
 
+    def shown(self) -> tuple[JobMessage, ...]:
+        """The messages as readers see them: when older ones were
+        dropped, first a line saying how many (at the oldest kept one's
+        time)."""
+        if not (self.dropped and self.items):
+            return self.items
+        marker = f"[{self.dropped} earlier messages dropped]"
+        return (JobMessage(self.items[0].at, marker), *self.items)
+
 
 class AttemptRun(NamedTuple):
     """One attempt of a job, for operators: the queue entry that carried

@@ -29,11 +29,7 @@ def _time(moment: datetime | None) -> str | None:
 
 
 def _messages(log: MessageLog) -> list[dict[str, str]]:
-    rows = [{"at": format_time(m.at), "message": m.text} for m in log.items]
-    if log.dropped and rows:
-        marker = f"[{log.dropped} earlier messages dropped]"
-        rows.insert(0, {"at": rows[0]["at"], "message": marker})
-    return rows
+    return [{"at": format_time(m.at), "message": m.text} for m in log.shown()]
 
 
 def job_document(

@@ -158,9 +158,8 @@ class AttemptInfo(PhaserElement, tag="attempt"):
 
 
 class JobInfo(BaseXmlModel, tag="jobInfo", ns="uws", nsmap=NSMAP):
-    """``uws:jobInfo`` with phaser's priority, progress, the parameters
-    that were ignored, ``<phaser:sync>true</…>`` for a job created by a
-    synchronous request, and the start time of a scheduled job."""
+    """``uws:jobInfo`` with phaser's elements (the module says which);
+    each is absent (`None`, empty) when it has nothing to say."""
 
     priority: Priority | None = element(default=None)
     concurrency_key: ConcurrencyKey | None = element(default=None)
@@ -184,37 +183,14 @@ _M = TypeVar("_M", InfoMessage, WarningMessage)
 
 
 def _messages(log: MessageLog, kind: type[_M]) -> list[_M]:
-    rows = [kind(at=format_time(m.at), text=m.text) for m in log.items]
-    if log.dropped and rows:
-        marker = f"[{log.dropped} earlier messages dropped]"
-        rows.insert(0, kind(at=rows[0].at, text=marker))
-    return rows
+    return [kind(at=format_time(m.at), text=m.text) for m in log.shown()]
 
 
 def job_info(job: Job, *, admin: bool = False) -> JobInfo | None:
     """The job's ``jobInfo``, if it has anything to say there."""
-    if not (
-        job.progress is not None
-        or job.ignored
-        or job.sync
-        or job.run_after
-        or job.priority != DEFAULT_PRIORITY
-        or job.concurrency_key
-        or job.after
-        or job.parent_id
-        or job.notify
-        or job.description
-        or job.info
-        or job.warnings
-        or job.has_children
-        or job.retain_after_end is not None
-        or job.no_abort
-        or (admin and job.runs)
-    ):
-        return None
     counts = job.child_counts
     progress = job.progress
-    return JobInfo(
+    info = JobInfo(
         priority=Priority(value=job.priority)
         if job.priority != DEFAULT_PRIORITY
         else None,
@@ -265,3 +241,7 @@ def job_info(job: Job, *, admin: bool = False) -> JobInfo | None:
         if admin
         else [],
     )
+    # Only a job with something to say has a jobInfo (a plain job's
+    # document stays plain UWS).
+    said = any(getattr(info, name) for name in JobInfo.model_fields)
+    return info if said else None

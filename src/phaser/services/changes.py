@@ -32,7 +32,7 @@ from ..storage.transitions import (
 )
 from ..tasks.registry import TaskRegistry
 from .checks import JobChecks, JobUpdate, start_time, utc
-from .lifecycle import JobLifecycle
+from .lifecycle import JobLifecycle, not_abortable
 
 __all__ = ["JobChanges", "changed"]
 
@@ -199,10 +199,7 @@ def changed(job: Job, outcome: TransitionOutcome, verb: str) -> Job:
         case Missing():
             raise JobNotFoundError(job.id)
         case Stale(_, reason) if reason is not None:
-            raise PhaseConflictError(
-                f"Cannot {verb} job {job.id}: its task may not be aborted"
-                f" now ({reason})"
-            )
+            raise not_abortable(job.id, verb, reason)
         case WrongPhase(phase) | Stale(phase):
             raise PhaseConflictError(
                 f"Cannot {verb} job {job.id} in phase {phase.value}"

@@ -51,7 +51,7 @@ from ..tasks.registry import TaskRegistry
 from .follow import Followers
 from .sending import Sending
 
-__all__ = ["JobLifecycle"]
+__all__ = ["JobLifecycle", "not_abortable"]
 
 #: How a running job can end.
 Ending = Literal[Action.COMPLETE, Action.FAIL, Action.ABORT]
@@ -297,23 +297,20 @@ class JobLifecycle:
             A client ``asked`` and the running task may not be aborted
             now (nothing was deleted).
         """
-        if asked and job.phase not in FINAL_PHASES:
-            outcome = await self.abort(job, asked=True)
-            if isinstance(outcome, Stale) and outcome.reason is not None:
-                raise PhaseConflictError(
-                    f"Cannot delete job {job.id}: its task may not be"
-                    f" aborted now ({outcome.reason})"
-                )
-        return await self.destroy_many([job]) == 1
+        return await self.destroy_many([job], asked=asked) == 1
 
-    async def destroy_many(self, jobs: Sequence[AnyJob]) -> int:
+    async def destroy_many(
+        self, jobs: Sequence[AnyJob], *, asked: bool = False
+    ) -> int:
         """`destroy` for a batch: one thread hop for the files and one
         script call for the records. Returns how many still existed."""
         for job in jobs:
             if job.phase not in FINAL_PHASES:
                 # Abort first so a worker running it stops. Losing this
                 # race (the job ended meanwhile) is fine: it goes anyway.
-                await self.abort(job)
+                outcome = await self.abort(job, asked=asked)
+                if isinstance(outcome, Stale) and outcome.reason is not None:
+                    raise not_abortable(job.id, "delete", outcome.reason)
         # Results first: whoever sees the job gone must not find its files.
         await asyncio.to_thread(
             self._results.delete_jobs, [job.id for job in jobs]
@@ -343,3 +340,12 @@ class JobLifecycle:
         kept by the transition script)."""
         phase = target_phase(action)
         JOBS_FINISHED.labels(job.task, phase).inc()
+
+
+def not_abortable(job_id: str, verb: str, reason: str) -> PhaseConflictError:
+    """The 409 (UWS 403) for a client's request that would abort a job
+    whose running task says it may not be aborted now."""
+    return PhaseConflictError(
+        f"Cannot {verb} job {job_id}: its task may not be aborted now"
+        f" ({reason})"
+    )

@@ -17,7 +17,7 @@ from ..models.job import (
     MessageLog,
     Notify,
 )
-from ..models.phase import HISTORY_LETTER, ExecutionPhase
+from ..models.phase import ExecutionPhase
 from ..models.text import clean_text
 from .keys import entry_name
 
@@ -38,9 +38,10 @@ __all__ = [
     "uploads_value",
 ]
 
-#: The parent's record field counting its children in each phase
-#: (``transition.lua``, ``create.lua`` and ``delete.lua`` keep them).
-CHILD_FIELD = {phase: "c" + letter for phase, letter in HISTORY_LETTER.items()}
+#: The parent's record field counting its children in each phase: ``c``
+#: and the phase's name (``transition.lua``, ``create.lua`` and
+#: ``delete.lua`` keep them).
+CHILD_FIELD = {phase: "c" + phase.value for phase in ExecutionPhase}
 
 
 def notify_value(raw: str | None) -> Notify | None:

@@ -121,7 +121,6 @@ async def _startup(ctx: dict[str, Any]) -> None:
             enqueued_at=entry.enqueued_at,
             trace=entry.trace,
             ref=ref,
-            entry=entry.name,
         )
 
     ctx["run"] = run  # what `QueueWorker` runs for each entry it takes

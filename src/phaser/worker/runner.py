@@ -28,6 +28,7 @@ from ..services.lifecycle import JobLifecycle
 from ..storage.codec import JobRef
 from ..storage.events import EventHub
 from ..storage.job_store import JobStore
+from ..storage.keys import entry_name
 from ..storage.results import ResultStore
 from ..storage.transitions import Changed, Claim
 from ..tasks.registry import Task, TaskRegistry
@@ -110,7 +111,6 @@ class JobRunner:
         enqueued_at: datetime | None = None,
         trace: str | None = None,
         ref: JobRef | None = None,
-        entry: str = "",
     ) -> None:
         """Run one attempt of a job, if it is still waiting for it.
 
@@ -121,8 +121,7 @@ class JobRunner:
         ``ref``, the job's keys from the queue entry, lets the claim read
         the job instead of a read before it (one round trip less), unless
         the task is unknown here or its time estimate needs the job's
-        parameters. ``entry`` (the queue entry's id) is recorded with the
-        attempt for operators.
+        parameters.
         """
         # Every line logged while running this job, by any module, carries
         # these (arq runs each job in a task of its own, with its own
@@ -160,7 +159,7 @@ class JobRunner:
             },
         ) as span:
             ended = await self._attempt(
-                queued, task, attempt, enqueued_at, trace, entry
+                queued, task, attempt, enqueued_at, trace
             )
             span.set("phaser.outcome", ended)
             if ended in _FAILED:
@@ -205,7 +204,6 @@ class JobRunner:
         attempt: int,
         enqueued_at: datetime | None,
         trace: str | None,
-        entry: str,
     ) -> str:
         """Claim, run and finish the attempt; how it went."""
         job_id = queued.id
@@ -230,7 +228,13 @@ class JobRunner:
                     token=claim,
                     at=started,
                     quote=quote,
-                    run=AttemptRun(attempt, entry, self._worker_id, started),
+                    # For operators: the attempt's queue entry and worker.
+                    run=AttemptRun(
+                        attempt,
+                        entry_name(job_id, attempt),
+                        self._worker_id,
+                        started,
+                    ),
                 )
             )
             if not isinstance(claimed, Changed):

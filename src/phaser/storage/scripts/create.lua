@@ -114,9 +114,8 @@ if parent then
   redis.call("ZADD", KEYS[13] .. parent, 0, id)
   if redis.call("EXISTS", records .. parent) == 1 then
     -- Counted by phase on the parent's record (see transition.lua).
-    local LETTER = {PENDING = "P", QUEUED = "Q", HELD = "H"}
     redis.call("HSET", records .. parent, "kids", "1")
-    redis.call("HINCRBY", records .. parent, "c" .. LETTER[phase], 1)
+    redis.call("HINCRBY", records .. parent, "c" .. phase, 1)
   end
 end
 if ARGV[9 + nactive] ~= "" then

@@ -22,10 +22,6 @@
 -- {phases, dependants}: per job, the phase it was in ("" if there was no
 -- such job); and the jobs that were waiting for a deleted one (their
 -- dependants sets are removed: the caller tells them).
-local LETTER = {
-  PENDING = "P", QUEUED = "Q", EXECUTING = "E", COMPLETED = "C", ERROR = "R",
-  ABORTED = "A", UNKNOWN = "U", HELD = "H", SUSPENDED = "S", ARCHIVED = "V",
-}
 local parents = {}
 local out = {}
 local deleted = {}
@@ -50,7 +46,7 @@ for i = 1, #ARGV - 1 do
       local record = KEYS[base + 1]
       local parent = string.sub(record, 1, #record - #id) .. state[3]
       if redis.call("EXISTS", parent) == 1 then
-        redis.call("HINCRBY", parent, "c" .. LETTER[phase], -1)
+        redis.call("HINCRBY", parent, "c" .. phase, -1)
         parents[state[3]] = parent
       end
     end

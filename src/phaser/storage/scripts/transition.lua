@@ -142,7 +142,7 @@ else
 end
 
 -- A child's change of phase moves it between its parent's counts ("c"
--- and the phase letter, on the parent's record; see values.CHILD_FIELD),
+-- and the phase, on the parent's record; see values.CHILD_FIELD),
 -- in this same step, so the counts are exact; a parent already gone
 -- keeps none (no record is made again by counting).
 local parent_key, parent_id = nil, nil
@@ -151,8 +151,8 @@ if new ~= current then
   if parent_id then
     parent_key = string.sub(key, 1, #key - #id) .. parent_id
     if redis.call("EXISTS", parent_key) == 1 then
-      redis.call("HINCRBY", parent_key, "c" .. LETTER[current], -1)
-      redis.call("HINCRBY", parent_key, "c" .. LETTER[new], 1)
+      redis.call("HINCRBY", parent_key, "c" .. current, -1)
+      redis.call("HINCRBY", parent_key, "c" .. new, 1)
     else
       parent_key = nil
     end
