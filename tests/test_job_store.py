@@ -29,6 +29,7 @@ from phaser.models.job import (
 )
 from phaser.models.phase import Action, ExecutionPhase
 from phaser.services.ids import new_job_id
+from phaser.storage.codec import _decode_strict, encode
 from phaser.storage.events import EventHub, created_channel, next_event
 from phaser.storage.job_store import Created, JobStore, OverQuota, Quota
 from phaser.storage.keys import KeyLayout, entry_name
@@ -95,6 +96,54 @@ async def test_record_round_trips(store: JobStore) -> None:
     await store.create(job)
     assert await store.get(job.id) == job
     assert await store.get("missing") is None
+
+
+def test_every_record_this_version_writes_is_read_strictly() -> None:
+    """The field-by-field reading is for older or damaged records: what
+    this version writes, sparse or full, reads back whole, the fast way."""
+    at = now().replace(microsecond=123000)
+    sparse = dataclasses.replace(_job(owner=None), parameters={})
+    full = dataclasses.replace(
+        _job(),
+        phase=P.COMPLETED,
+        destruction_time=at + timedelta(days=1),
+        run_id="r",
+        started_at=at,
+        ended_at=at,
+        quote=at,
+        errors=[JobError(ErrorType.TRANSIENT, "flaky", "E", "detail")],
+        progress=Progress(50.0, "half"),
+        attempts=2,
+        ignored=["X"],
+        queue="q",
+        claim="w/2/1",
+        heartbeat_at=at,
+        sync=True,
+        run_after=at,
+        priority=9,
+        concurrency_key="k",
+        limits={"g": 2},
+        after=[_job().id],
+        after_policy="any_end",
+        parent_id=_job().id,
+        has_dependants=True,
+        # (children counts are the scripts' to write: not encoded)
+        has_children=True,
+        history=[PhaseChange(P.PENDING, at), PhaseChange(P.COMPLETED, at)],
+        description="d",
+        info=MessageLog().add(JobMessage(at, "i")),
+        warnings=MessageLog().add(JobMessage(at, "w")),
+        retain_after_end=60,
+        no_abort="busy",
+    )
+    full = dataclasses.replace(
+        full,
+        created_at=at,
+        results=[JobResult("out", 3, "text/plain", f"{full.id}/out")],
+        runs=[AttemptRun(2, entry_name(full.id, 2), "w", at)],
+    )
+    for job in (sparse, full):
+        assert _decode_strict(job.id, encode(job)) == job
 
 
 async def test_only_one_of_racing_claims_wins(store: JobStore) -> None:
@@ -360,6 +409,79 @@ async def test_creations_are_read_only_while_live_views_are_open(
                 break
             await asyncio.sleep(0.01)
         assert await readers() == 0
+    finally:
+        await hub.stop()
+        await redis.aclose()
+
+
+async def test_workers_hear_only_what_others_do_to_running_jobs(
+    store: JobStore, redis_server: EmbeddedRedis
+) -> None:
+    """A worker's hub (running events only) hears a running job's abort,
+    deletion, suspension and a deadline's end by maintenance, but
+    neither other jobs' changes nor the running worker's own."""
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    hub = EventHub(redis, store._keys.events, running_only=True)
+    await hub.start()
+
+    async def running(token: str) -> Job:
+        job = _job()
+        await store.create(job)
+        await store.transitions.start(job)
+        await store.transitions.claim(job, attempt=1, token=token, at=now())
+        return job
+
+    try:
+        quiet, loud = await running("q"), await running("l")
+        pending = _job()
+        await store.create(pending)
+        async with (
+            hub.subscribe(quiet.id) as quiet_events,
+            hub.subscribe(pending.id) as pending_events,
+            hub.subscribe(loud.id) as loud_events,
+        ):
+            # Not heard: the holder's own progress and end, a job that
+            # was not running.
+            await store.transitions.report_progress(
+                quiet, token="q", progress=Progress(50, "half")
+            )
+            await store.transitions.finish(
+                quiet, Action.COMPLETE, guard=Claim("q"), at=now()
+            )
+            await store.transitions.start(pending)
+            await store.delete(pending)
+            # Heard: anyone else's change of a running job.
+            await store.transitions.apply(loud, Transition(Action.SUSPEND))
+            await store.transitions.apply(loud, Transition(Action.RESUME))
+            await store.transitions.finish(
+                loud,
+                Action.ABORT,
+                guard=Claim("l", holder=False),
+                at=now(),
+            )
+            heard = [await next_event(loud_events, 10) for _ in range(3)]
+            assert [(e.kind, e.phase) for e in heard if e] == [
+                ("phase", P.SUSPENDED),
+                ("phase", P.EXECUTING),
+                ("phase", P.ABORTED),
+            ]
+            # Events arrive in order: all earlier ones have been handed on.
+            assert quiet_events.empty()
+            assert pending_events.empty()
+            # A client's abort and a deletion of running jobs.
+            aborted, deleted = await running("a"), await running("d")
+            async with (
+                hub.subscribe(aborted.id) as aborted_events,
+                hub.subscribe(deleted.id) as deleted_events,
+            ):
+                await store.transitions.abort(aborted, at=now())
+                await store.delete(deleted)
+                event = await next_event(aborted_events, 10)
+                assert event is not None
+                assert event.phase == P.ABORTED
+                event = await next_event(deleted_events, 10)
+                assert event is not None
+                assert event.kind == "deleted"
     finally:
         await hub.stop()
         await redis.aclose()

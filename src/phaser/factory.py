@@ -72,10 +72,17 @@ class Factory:
         ``redis_url`` to the embedded Redis before building the factory).
     registry
         Tasks; the configured task modules are loaded into it.
+    worker
+        For a worker process: its event hub hears only what happens to
+        running jobs (`phaser.storage.events.running_channel`).
     """
 
     def __init__(
-        self, settings: Settings, registry: TaskRegistry = default_registry
+        self,
+        settings: Settings,
+        registry: TaskRegistry = default_registry,
+        *,
+        worker: bool = False,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -97,7 +104,7 @@ class Factory:
             replica_timeout=settings.durability_timeout,
         )
         self.results: ResultStore = result_store(settings)
-        self.hub = EventHub(self.redis, self.keys.events)
+        self.hub = EventHub(self.redis, self.keys.events, running_only=worker)
         self.queue = JobQueue(
             create_arq_redis(
                 redis_pool(settings, decode_responses=False),

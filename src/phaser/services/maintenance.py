@@ -240,7 +240,7 @@ class Maintenance:
             count += await self._lifecycle.finish(
                 job,
                 Action.ABORT,
-                guard=Claim(job.claim),
+                guard=Claim(job.claim, holder=False),
                 error=duration_exceeded(job),
             )
         return count

@@ -236,68 +236,96 @@ def _run_id(value: str | None) -> str | None:
     return clean_text(value) if value is not None else None
 
 
-def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
-    results = [
-        _result_from_row(job_id, row) for row in json_list(data.get("results"))
-    ]
-    errors = [
+def _time(raw: str) -> datetime | None:
+    return from_ms(int(raw)) if raw else None
+
+
+def _errors(raw: str) -> list[JobError]:
+    return [
         JobError(
             type=ErrorType(e["type"]),
             message=e["message"],
             code=e.get("code"),
             detail=e.get("detail"),
         )
-        for e in json_list(data.get("errors"))
+        for e in json_list(raw)
     ]
-    progress = None
-    if "progress" in data:
-        raw = json.loads(data["progress"])
-        progress = Progress(percent=raw["percent"], message=raw["message"])
+
+
+def _progress(raw: str) -> Progress:
+    value = json.loads(raw)
+    return Progress(percent=value["percent"], message=value["message"])
+
+
+def _flag(raw: str) -> bool:
+    return True
+
+
+#: How each field of a record is read, by field: the `Job` attribute it
+#: fills, and how (`None`: the text as it is). A record is read by
+#: walking the fields it has (a dozen, for most jobs) rather than asking
+#: for every field a record may have; the fields a value needs with
+#: others (results, history, runs, children) are read after.
+_READ: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    "task": ("task", None),
+    "owner": ("owner", None),
+    "phase": ("phase", ExecutionPhase),
+    "params": ("parameters", _parameters),
+    "duration": ("execution_duration", int),
+    "destroy": ("destruction_time", _time),
+    "run_id": ("run_id", clean_text),
+    "started": ("started_at", _time),
+    "ended": ("ended_at", _time),
+    "quote": ("quote", _time),
+    "errors": ("errors", _errors),
+    "progress": ("progress", _progress),
+    "attempts": ("attempts", int),
+    "ignored": ("ignored", json_list),
+    "queue": ("queue", None),
+    "claim": ("claim", None),
+    "beat": ("heartbeat_at", _time),
+    "sync": ("sync", _flag),
+    "uploads": ("uploads", uploads_value),
+    "runat": ("run_after", _time),
+    "prio": ("priority", int),
+    "ckey": ("concurrency_key", None),
+    "limits": ("limits", limits_value),
+    "after": ("after", json_list),
+    "apol": ("after_policy", policy_value),
+    "parent": ("parent_id", None),
+    "deps": ("has_dependants", _flag),
+    "kids": ("has_children", _flag),
+    "notify": ("notify", notify_value),
+    "nsecret": ("notify_secret", None),
+    "trace": ("trace", None),
+    "desc": ("description", None),
+    "info": ("info", messages_value),
+    "warn": ("warnings", messages_value),
+    "retain": ("retain_after_end", int),
+    "noabort": ("no_abort", None),
+}
+
+
+def _decode_strict(job_id: str, data: Mapping[str, str]) -> Job:
+    # Absent for the anonymous owner, and for a job never destroyed.
+    values: dict[str, Any] = {"owner": None, "destruction_time": None}
+    for name, raw in data.items():
+        how = _READ.get(name)
+        if how is not None:
+            attribute, read = how
+            values[attribute] = raw if read is None else read(raw)
     created = from_ms(int(data["created"]))
-    return Job(
-        id=job_id,
-        task=data["task"],
-        owner=data.get("owner"),
-        phase=ExecutionPhase(data["phase"]),
-        parameters=_parameters(data["params"]),
-        created_at=created,
-        execution_duration=int(data["duration"]),
-        destruction_time=_ms_or_none(data.get("destroy")),
-        run_id=_run_id(data.get("run_id")),
-        started_at=_ms_or_none(data.get("started")),
-        ended_at=_ms_or_none(data.get("ended")),
-        quote=_ms_or_none(data.get("quote")),
-        results=results,
-        errors=errors,
-        progress=progress,
-        attempts=int(data.get("attempts", "0")),
-        ignored=json_list(data.get("ignored")),
-        queue=data.get("queue"),
-        claim=data.get("claim"),
-        heartbeat_at=_ms_or_none(data.get("beat")),
-        sync="sync" in data,
-        uploads=uploads_value(data.get("uploads")),
-        run_after=_ms_or_none(data.get("runat")),
-        priority=int(data.get("prio", DEFAULT_PRIORITY)),
-        concurrency_key=data.get("ckey"),
-        limits=limits_value(data.get("limits")),
-        after=json_list(data.get("after")),
-        after_policy=policy_value(data.get("apol")),
-        parent_id=data.get("parent"),
-        has_dependants="deps" in data,
-        has_children="kids" in data,
-        notify=notify_value(data.get("notify")),
-        notify_secret=data.get("nsecret"),
-        trace=data.get("trace"),
-        history=read_history(data.get("history", ""), created),
-        description=data.get("desc"),
-        info=messages_value(data.get("info")),
-        warnings=messages_value(data.get("warn")),
-        retain_after_end=int(data["retain"]) if "retain" in data else None,
-        children=children_value(data) if "kids" in data else {},
-        no_abort=data.get("noabort"),
-        runs=runs_value(job_id, int(data.get("attempts", "0")), data),
-    )
+    if "results" in data:
+        values["results"] = [
+            _result_from_row(job_id, row) for row in json_list(data["results"])
+        ]
+    if "history" in data:
+        values["history"] = read_history(data["history"], created)
+    if "attempts" in data:
+        values["runs"] = runs_value(job_id, values["attempts"], data)
+    if "kids" in data:
+        values["children"] = children_value(data)
+    return Job(id=job_id, created_at=created, **values)
 
 
 _T = TypeVar("_T")

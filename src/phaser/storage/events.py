@@ -34,6 +34,7 @@ __all__ = [
     "JobEvent",
     "created_channel",
     "next_event",
+    "running_channel",
 ]
 
 _logger = structlog.get_logger("phaser.events")
@@ -122,6 +123,16 @@ async def next_event(events: EventQueue, timeout: float) -> JobEvent | None:
         return None
 
 
+def running_channel(channel: str) -> str:
+    """The channel beside a hub's channel that repeats the events workers
+    need: those of jobs that were running (EXECUTING or SUSPENDED) when
+    they changed, but for the running worker's own changes
+    (``transition.lua``, ``delete.lua``). Workers listen to it alone, so
+    a worker is not handed every event of every job (two or more a job,
+    which cost a worker running no-op jobs a tenth of its time)."""
+    return f"{channel}:running"
+
+
 def created_channel(channel: str) -> str:
     """The channel of ``created`` events beside a hub's channel: apart,
     so that only processes with live views open read them."""
@@ -137,11 +148,16 @@ class EventHub:
         Client used for the one pub/sub connection.
     channel
         Channel the job store publishes on.
+    running_only
+        Listen only to the events of running jobs (`running_channel`):
+        enough for a worker, whose running jobs are all it follows.
     """
 
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(
+        self, redis: Redis, channel: str, *, running_only: bool = False
+    ) -> None:
         self._redis = redis
-        self._channel = channel
+        self._channel = running_channel(channel) if running_only else channel
         self._created_channel = created_channel(channel)
         self._subscribers: dict[str, set[EventQueue]] = {}
         self._everything: set[EventQueue] = set()

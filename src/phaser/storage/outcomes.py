@@ -33,9 +33,16 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Guard: the worker's claim on a running job still holds."""
+    """Guard: the worker's claim on a running job still holds.
+
+    ``holder``: the change is the claiming worker's own (its progress,
+    its end), which that worker need not be told of; a change by anyone
+    else under the same guard (maintenance ending a job past its
+    deadline) is published to the workers too (`running_channel`).
+    """
 
     token: str
+    holder: bool = True
 
 
 @dataclass(frozen=True, slots=True)

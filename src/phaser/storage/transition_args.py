@@ -86,6 +86,8 @@ def script_args(job_id: str, change: Transition, channel: str) -> list[str]:
         guard_value,
         channel,
         change.event or "",
+        # The running worker's own changes are not repeated to workers.
+        "" if isinstance(change.guard, Claim) and change.guard.holder else "1",
         str(len(encoded)),
     ]
     for name, value in encoded.items():

@@ -97,7 +97,7 @@ async def _announce(factory: Factory) -> None:
 
 
 async def _startup(ctx: dict[str, Any]) -> None:
-    factory = Factory(ctx["settings"])
+    factory = Factory(ctx["settings"], worker=True)
     await factory.start()
     ctx["factory"] = factory
     runner = JobRunner(

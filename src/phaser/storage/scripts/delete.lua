@@ -18,7 +18,9 @@
 -- ARGV[1] event channel
 -- ARGV[1+i] id of the i-th job
 --
--- Publishes one "deleted" event naming every job it deleted. Returns
+-- Publishes one "deleted" event naming every job it deleted, repeated on
+-- ARGV[1] .. ":running" (the workers' channel, events.running_channel)
+-- when one of them was running (EXECUTING or SUSPENDED). Returns
 -- {phases, dependants}: per job, the phase it was in ("" if there was no
 -- such job); and the jobs that were waiting for a deleted one (their
 -- dependants sets are removed: the caller tells them).
@@ -26,6 +28,7 @@ local parents = {}
 local out = {}
 local deleted = {}
 local waiting = {}
+local running = false
 for i = 1, #ARGV - 1 do
   local id = ARGV[1 + i]
   local base = 7 + 6 * (i - 1)
@@ -60,6 +63,7 @@ for i = 1, #ARGV - 1 do
       redis.call("ZREM", KEYS[s], id)
     end
     table.insert(deleted, id)
+    running = running or phase == "EXECUTING" or phase == "SUSPENDED"
     out[i] = phase
   else
     out[i] = ""
@@ -68,8 +72,11 @@ end
 -- One event for the whole batch: every process parses every event, and a
 -- thousand messages per batch cost the subscribers more than the deletion.
 if #deleted > 0 then
-  redis.call("PUBLISH", ARGV[1],
-    cjson.encode({ids = deleted, kind = "deleted"}))
+  local event = cjson.encode({ids = deleted, kind = "deleted"})
+  redis.call("PUBLISH", ARGV[1], event)
+  if running then
+    redis.call("PUBLISH", ARGV[1] .. ":running", event)
+  end
 end
 -- One "children" event per parent whose counts changed.
 for parent_id, parent in pairs(parents) do

@@ -25,8 +25,12 @@
 -- ARGV[5] the value it must hold
 -- ARGV[6] event channel
 -- ARGV[7] event kind ("phase", "progress", "update"), "" for no event
--- ARGV[8] number N of field/value pairs that follow
--- ARGV[9 .. 8+2N] fields and values to set; the rest: fields to delete
+-- ARGV[8] "1" if the worker running the job must hear of the change
+--         (anyone's but that worker's own): the event of a job that was
+--         EXECUTING or SUSPENDED is then repeated on ARGV[6] .. ":running",
+--         the only channel workers listen to (events.running_channel)
+-- ARGV[9] number N of field/value pairs that follow
+-- ARGV[10 .. 9+2N] fields and values to set; the rest: fields to delete
 --
 -- Schedules follow the record: the destruction schedule holds the
 -- "destroy" field (but for ARCHIVED jobs, which are not destroyed
@@ -160,9 +164,9 @@ if new ~= current then
 end
 
 local written = {}
-local npairs = tonumber(ARGV[8])
-local last = 8 + 2 * npairs
-for i = 9, last, 2 do
+local npairs = tonumber(ARGV[9])
+local last = 9 + 2 * npairs
+for i = 10, last, 2 do
   if ARGV[i] == "run_id" then
     -- A new run id moves the job between run-id indexes.
     local old = redis.call("HGET", key, "run_id")
@@ -342,8 +346,13 @@ if ARGV[7] ~= "" then
   if not owner then
     owner = nil
   end
-  redis.call("PUBLISH", ARGV[6],
-    cjson.encode({id = id, phase = new, kind = ARGV[7], owner = owner}))
+  local event = cjson.encode(
+    {id = id, phase = new, kind = ARGV[7], owner = owner})
+  redis.call("PUBLISH", ARGV[6], event)
+  if ARGV[8] == "1" and (current == "EXECUTING" or current == "SUSPENDED")
+  then
+    redis.call("PUBLISH", ARGV[6] .. ":running", event)
+  end
 end
 if parent_key then
   -- The parent's followers (event streams, waits for its children) hear
