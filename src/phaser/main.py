@@ -26,6 +26,7 @@ from .handlers import (
     vosi,
     webhooks,
 )
+from .handlers.fast_create import CreateFastPath
 from .handlers.fast_wait import WaitFastPath
 from .handlers.limits import BodyLimitMiddleware
 from .handlers.metrics import RequestMetricsMiddleware
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         ),
     )
+    # Innermost: it reads bodies, so within their size limit.
+    app.add_middleware(CreateFastPath)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_request_bytes,

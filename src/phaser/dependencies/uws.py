@@ -24,6 +24,7 @@ __all__ = [
     "UWSForm",
     "UWSJob",
     "UWSLinks",
+    "links_of",
 ]
 
 #: Where `phaser.handlers.dali.DaliPaths` notes the name a request used
@@ -138,11 +139,12 @@ class Links:
         return f"{self.root}/static/uws.xsl"
 
 
-async def _links(request: Request, task: str) -> Links:
+async def links_of(request: Request, task: str) -> Links:
+    """The links of a UWS answer about ``task``'s jobs."""
     root = await public_base_url(request)
     name = request.scope.get(LIST_NAME, "jobs")
     return Links(root, f"{root}/{task}/{name}")
 
 
 #: The links of a UWS answer (replaces the base URL in UWS routes).
-UWSLinks = Annotated[Links, Depends(_links)]
+UWSLinks = Annotated[Links, Depends(links_of)]

@@ -28,7 +28,7 @@ from ..services.waiting import JobWaiter
 from .dali import until_disconnected
 from .results import DOWNLOAD_RESPONSES, upload_response
 
-__all__ = ["router"]
+__all__ = ["create_plainly", "router"]
 
 router = APIRouter(responses=problem_responses(400, 401, 413, 422, 503))
 
@@ -185,6 +185,16 @@ async def create_job(
     key: Key = None,
 ) -> Response:
     at = _Creating(request, service, caller, base_url, sync, key)
+    return await _create(body, [], at)
+
+
+async def create_plainly(
+    request: Request, body: JobCreate, *, caller: Caller, base_url: str
+) -> Response:
+    """`create_job` without ``?sync`` and the ``Idempotency-Key`` header
+    (`phaser.handlers.fast_create`, ahead of FastAPI's routing)."""
+    service: JobService = request.app.state.job_service
+    at = _Creating(request, service, caller, base_url, False, None)
     return await _create(body, [], at)
 
 

@@ -14,18 +14,17 @@ before; the answers are the same either way (``tests/test_access.py``).
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..dependencies.context import get_caller, public_base_url
 from ..models.phase import ExecutionPhase
 from ..services.ids import JOB_ID_PATTERN
+from .ahead import StandIn, handled
 from .api import wait_answer
 
 __all__ = ["WaitFastPath"]
@@ -38,15 +37,7 @@ _PHASES = {phase.value: phase for phase in ExecutionPhase}
 _PARAMETERS = {"wait", "phase", "until"}
 
 
-@dataclass(frozen=True)
-class _Route:
-    """What the request metrics read of a matched route (its template)."""
-
-    path: str
-    path_format: str
-
-
-_ROUTE = _Route("/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}")
+_ROUTE = StandIn("/api/v1/jobs/{job_id}")
 
 
 @dataclass(frozen=True)
@@ -108,8 +99,7 @@ async def _answer(
     scope: Scope, receive: Receive, send: Send, asked: _Wait
 ) -> None:
     # Seen by the request metrics as the route it stands in for.
-    scope["route"] = _ROUTE
-    scope["path_params"] = {"job_id": asked.job_id}
+    _ROUTE.enter(scope, job_id=asked.job_id)
     request = Request(scope, receive)
     try:
         response = await wait_answer(
@@ -122,21 +112,5 @@ async def _answer(
             base_url=await public_base_url(request),
         )
     except Exception as exc:
-        response = await _handled(request, exc)
+        response = await handled(request, exc)
     await response(scope, receive, send)
-
-
-async def _handled(request: Request, exc: Exception) -> Response:
-    """The error's answer, by the application's own exception handlers
-    (looked up by the error's class and its bases, as Starlette does);
-    an error without one goes on up, as under FastAPI."""
-    handlers = request.app.exception_handlers
-    for kind in type(exc).__mro__:
-        handler = handlers.get(kind)
-        if handler is not None:
-            answer = handler(request, exc)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            assert isinstance(answer, Response)
-            return answer
-    raise exc

@@ -21,7 +21,13 @@ from ..models.errors import PhaserError
 
 _logger = structlog.get_logger("phaser.http")
 
-__all__ = ["REDIS_DOWN", "DialectRoute", "validation_text"]
+__all__ = [
+    "DIALECT_ERRORS",
+    "REDIS_DOWN",
+    "DialectRoute",
+    "dialect_answer",
+    "validation_text",
+]
 
 #: What every dialect says when the job store cannot be reached (503).
 REDIS_DOWN = "The job store (Redis) cannot be reached; try again shortly"
@@ -58,9 +64,23 @@ class DialectRoute(APIRoute):
             self.prepare(request)
             try:
                 return await handler(request)
-            except (PhaserError, RequestValidationError, RedisError) as exc:
-                if isinstance(exc, RedisError):
-                    _logger.warning("Redis unreachable", error=str(exc))
-                return self.answer(request, exc)
+            except DIALECT_ERRORS as exc:
+                return dialect_answer(self.answer, request, exc)
 
         return route
+
+
+#: The errors a dialect's routes answer in their own way (`DialectRoute`).
+DIALECT_ERRORS = (PhaserError, RequestValidationError, RedisError)
+
+
+def dialect_answer(
+    answer: Callable[[Request, Exception], Response],
+    request: Request,
+    exc: Exception,
+) -> Response:
+    """The dialect's ``answer`` to one of `DIALECT_ERRORS` (a Redis
+    outage logged)."""
+    if isinstance(exc, RedisError):
+        _logger.warning("Redis unreachable", error=str(exc))
+    return answer(request, exc)

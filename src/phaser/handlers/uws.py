@@ -15,13 +15,15 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from ..dependencies.context import CurrentCaller, Service
-from ..dependencies.uws import UWSForm, UWSJob, UWSLinks
+from ..dependencies.uws import Form, Links, UWSForm, UWSJob, UWSLinks
+from ..models.caller import Caller
 from ..models.uws import (
     render_job,
     render_job_list,
     render_parameters,
     render_results,
 )
+from ..services.jobs import JobService
 from .results import (
     DOWNLOAD_RESPONSES,
     add_head_route,
@@ -44,7 +46,7 @@ from .uws_params import (
 )
 from .uws_values import WaitedJob, post_changes
 
-__all__ = ["router"]
+__all__ = ["created", "router"]
 
 #: Most jobs a job list answers without ``LAST``.
 _LIST_LIMIT = 1000
@@ -116,6 +118,19 @@ async def create_job(
     caller: CurrentCaller,
     links: UWSLinks,
 ) -> Response:
+    return await created(request, form, task, service, caller, links)
+
+
+async def created(
+    request: Request,
+    form: Form,
+    task: str,
+    service: JobService,
+    caller: Caller,
+    links: Links,
+) -> Response:
+    """`create_job`'s answer (also `phaser.handlers.fast_create`'s, ahead
+    of FastAPI's routing)."""
     job = await create_from(form, task, service, caller, request)
     answer = see_other(links.job(job.id))
     if job.notify_secret is not None:

@@ -63,6 +63,7 @@ __all__ = [
     "time_value",
     "update_of",
     "uploads_of",
+    "uws_error",
     "wants_text",
     "xml_answer",
 ]
@@ -84,21 +85,27 @@ class UWSRoute(DialectRoute):
             request.scope["query_string"] = folded.encode("latin-1")
 
     def answer(self, request: Request, exc: Exception) -> Response:
-        match exc:
-            case PhaserError():
-                return PlainTextResponse(
-                    clean_text(exc.message),
-                    status_code=exc.uws_status_code,
-                    headers=exc.headers,
-                )
-            case RequestValidationError():
-                return PlainTextResponse(
-                    clean_text(validation_text(exc)), status_code=400
-                )
-            case _:
-                return PlainTextResponse(
-                    REDIS_DOWN, status_code=503, headers={"Retry-After": "5"}
-                )
+        return uws_error(request, exc)
+
+
+def uws_error(request: Request, exc: Exception) -> Response:
+    """A UWS route's answer to an error: ``text/plain`` with the UWS
+    status (a Redis outage: 503 with ``Retry-After``)."""
+    match exc:
+        case PhaserError():
+            return PlainTextResponse(
+                clean_text(exc.message),
+                status_code=exc.uws_status_code,
+                headers=exc.headers,
+            )
+        case RequestValidationError():
+            return PlainTextResponse(
+                clean_text(validation_text(exc)), status_code=400
+            )
+        case _:
+            return PlainTextResponse(
+                REDIS_DOWN, status_code=503, headers={"Retry-After": "5"}
+            )
 
 
 def bad_value(name: str, value: str, why: str) -> PhaserError:

@@ -32,6 +32,8 @@ from .history import history_text, read_history
 from .values import (
     children_value,
     errors_text,
+    errors_value,
+    flag_value,
     ids_value,
     json_list,
     limits_value,
@@ -39,8 +41,10 @@ from .values import (
     messages_value,
     notify_value,
     policy_value,
+    progress_value,
     runs_fields,
     runs_value,
+    time_value,
     uploads_text,
     uploads_value,
 )
@@ -236,31 +240,6 @@ def _run_id(value: str | None) -> str | None:
     return clean_text(value) if value is not None else None
 
 
-def _time(raw: str) -> datetime | None:
-    return from_ms(int(raw)) if raw else None
-
-
-def _errors(raw: str) -> list[JobError]:
-    return [
-        JobError(
-            type=ErrorType(e["type"]),
-            message=e["message"],
-            code=e.get("code"),
-            detail=e.get("detail"),
-        )
-        for e in json_list(raw)
-    ]
-
-
-def _progress(raw: str) -> Progress:
-    value = json.loads(raw)
-    return Progress(percent=value["percent"], message=value["message"])
-
-
-def _flag(raw: str) -> bool:
-    return True
-
-
 #: How each field of a record is read, by field: the `Job` attribute it
 #: fills, and how (`None`: the text as it is). A record is read by
 #: walking the fields it has (a dozen, for most jobs) rather than asking
@@ -272,29 +251,29 @@ _READ: dict[str, tuple[str, Callable[[str], Any] | None]] = {
     "phase": ("phase", ExecutionPhase),
     "params": ("parameters", _parameters),
     "duration": ("execution_duration", int),
-    "destroy": ("destruction_time", _time),
+    "destroy": ("destruction_time", time_value),
     "run_id": ("run_id", clean_text),
-    "started": ("started_at", _time),
-    "ended": ("ended_at", _time),
-    "quote": ("quote", _time),
-    "errors": ("errors", _errors),
-    "progress": ("progress", _progress),
+    "started": ("started_at", time_value),
+    "ended": ("ended_at", time_value),
+    "quote": ("quote", time_value),
+    "errors": ("errors", errors_value),
+    "progress": ("progress", progress_value),
     "attempts": ("attempts", int),
     "ignored": ("ignored", json_list),
     "queue": ("queue", None),
     "claim": ("claim", None),
-    "beat": ("heartbeat_at", _time),
-    "sync": ("sync", _flag),
+    "beat": ("heartbeat_at", time_value),
+    "sync": ("sync", flag_value),
     "uploads": ("uploads", uploads_value),
-    "runat": ("run_after", _time),
+    "runat": ("run_after", time_value),
     "prio": ("priority", int),
     "ckey": ("concurrency_key", None),
     "limits": ("limits", limits_value),
     "after": ("after", json_list),
     "apol": ("after_policy", policy_value),
     "parent": ("parent_id", None),
-    "deps": ("has_dependants", _flag),
-    "kids": ("has_children", _flag),
+    "deps": ("has_dependants", flag_value),
+    "kids": ("has_children", flag_value),
     "notify": ("notify", notify_value),
     "nsecret": ("notify_secret", None),
     "trace": ("trace", None),

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ..clock import from_ms, to_ms
 from ..models.job import (
     AfterPolicy,
     AttemptRun,
+    ErrorType,
     JobError,
     JobMessage,
     JobUpload,
     MessageLog,
     Notify,
+    Progress,
 )
 from ..models.phase import ExecutionPhase
 from ..models.text import clean_text
@@ -25,6 +28,8 @@ __all__ = [
     "CHILD_FIELD",
     "children_value",
     "errors_text",
+    "errors_value",
+    "flag_value",
     "ids_value",
     "json_list",
     "limits_value",
@@ -32,8 +37,10 @@ __all__ = [
     "messages_value",
     "notify_value",
     "policy_value",
+    "progress_value",
     "runs_fields",
     "runs_value",
+    "time_value",
     "uploads_text",
     "uploads_value",
 ]
@@ -95,6 +102,33 @@ def errors_text(errors: list[JobError]) -> str:
             for e in errors
         ]
     )
+
+
+def errors_value(raw: str) -> list[JobError]:
+    return [
+        JobError(
+            type=ErrorType(e["type"]),
+            message=e["message"],
+            code=e.get("code"),
+            detail=e.get("detail"),
+        )
+        for e in json_list(raw)
+    ]
+
+
+def progress_value(raw: str) -> Progress:
+    value = json.loads(raw)
+    return Progress(percent=value["percent"], message=value["message"])
+
+
+def time_value(raw: str) -> datetime | None:
+    """A stored time (ms since the epoch; empty: none)."""
+    return from_ms(int(raw)) if raw else None
+
+
+def flag_value(raw: str) -> bool:
+    """A flag: set by being there, whatever its value."""
+    return True
 
 
 def uploads_value(raw: str | None) -> list[JobUpload]:
