@@ -95,6 +95,16 @@ async def test_record_round_trips(store: JobStore) -> None:
     job = _job(owner="a:b*c")
     await store.create(job)
     assert await store.get(job.id) == job
+    # Text of every kind passes through the creation script as it is.
+    odd = "ünï ☃ 𝄞 tab\tnew\nline \\ \" ' {}[]"
+    other = dataclasses.replace(
+        _job(owner=odd),
+        run_id=odd,
+        description=odd,
+        parameters={odd: [odd, 1.5, None]},
+    )
+    await store.create(other)
+    assert await store.get(other.id) == other
     assert await store.get("missing") is None
 
 

@@ -165,9 +165,12 @@ class JobStore:
                     "owner": job.owner,
                 }
             ),
+            # Not ASCII-escaped: the script's JSON decoder passes UTF-8
+            # through as it is.
+            json.dumps(
+                encode(job), separators=(",", ":"), ensure_ascii=False
+            ),
         ]
-        for name, value in encode(job).items():
-            args += [name, value]
         reply = await self._ack.run(
             self._create,
             [
