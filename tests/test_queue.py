@@ -9,17 +9,29 @@ from collections.abc import AsyncIterator
 
 import pytest
 from arq.constants import job_key_prefix
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 
 from phaser.clock import now, to_ms
 from phaser.embedded import EmbeddedRedis
+from phaser.models.job import Job
+from phaser.models.phase import ExecutionPhase
 from phaser.queue import (
     Entry,
     EntryTaker,
     JobQueue,
+    QueueEntry,
     arq_job_id,
     create_arq_redis,
 )
+from phaser.services.ids import new_job_id
+from phaser.storage.job_store import (
+    Created,
+    Existing,
+    JobStore,
+    OverQuota,
+    Quota,
+)
+from phaser.storage.keys import KeyLayout
 
 
 @pytest.fixture
@@ -52,6 +64,56 @@ async def test_a_take_removes_the_entry_and_reads_what_it_carries(
     assert await jobs.depth(name) == 0
     assert await jobs._arq.exists(job_key_prefix + entry.name) == 0
     assert await taker.take(10) == ([], [])
+
+
+async def test_a_job_created_with_its_entry_is_queued_in_the_same_step(
+    queue: tuple[JobQueue, EntryTaker, str], redis_server: EmbeddedRedis
+) -> None:
+    """The creation script writes the first attempt's entry with the job,
+    and neither where it refuses the job (over quota, a replayed key)."""
+    jobs, taker, name = queue
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    store = JobStore(redis, KeyLayout(f"s{uuid.uuid4().hex[:8]}"))
+    await store.load_scripts()
+
+    def started() -> Job:
+        created = now()
+        return Job(
+            id=new_job_id(to_ms(created)),
+            task="echo",
+            owner="ann",
+            phase=ExecutionPhase.QUEUED,
+            parameters={},
+            created_at=created,
+            execution_duration=10,
+            destruction_time=None,
+            attempts=1,
+        )
+
+    def entry(job: Job) -> QueueEntry:
+        return jobs.entry(job.id, 1, task="echo", owner="ann", queue=name)
+
+    try:
+        job = started()
+        once = ("key", "print", 60_000)
+        outcome = await store.create(job, None, once, entry(job))
+        assert isinstance(outcome, Created)
+        assert await jobs.is_waiting(job.id, 1, queue=name)
+        # Refused: nothing written, the entry included.
+        replayed = started()
+        outcome = await store.create(replayed, None, once, entry(replayed))
+        assert isinstance(outcome, Existing)
+        over = started()
+        quota = Quota(max_stored=1, max_active=None, active_phases=())
+        outcome = await store.create(over, quota, None, entry(over))
+        assert isinstance(outcome, OverQuota)
+        for refused in (replayed, over):
+            assert not await jobs.is_waiting(refused.id, 1, queue=name)
+            assert await store.get(refused.id) is None
+        [taken], _ = await taker.take(10)
+        assert (taken.entry.job_id, taken.entry.task) == (job.id, "echo")
+    finally:
+        await redis.aclose()
 
 
 async def test_a_take_takes_the_first_due_entries_and_no_more(

@@ -53,6 +53,7 @@ __all__ = [
     "Entry",
     "EntryTaker",
     "JobQueue",
+    "QueueEntry",
     "Taken",
     "arq_job_id",
     "create_arq_redis",
@@ -112,6 +113,17 @@ def create_arq_redis(pool: ConnectionPool, queue_name: str) -> ArqRedis:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One attempt's queue entry as ``enqueue.lua`` takes it: its keys
+    (arq's job and result keys, the queue) and arguments (arq's job id,
+    the payload, the score, the payload's expiry in ms, the wake-up
+    channel)."""
+
+    keys: list[str]
+    args: list[str | bytes | int]
+
+
 def _script(name: str) -> str:
     return resources.files("phaser").joinpath(name).read_text()
 
@@ -167,6 +179,32 @@ class JobQueue:
         Returns false if that attempt is already in the queue (or running):
         like arq, the script refuses a second entry with the same id.
         """
+        entry = self.entry(
+            job_id,
+            attempt,
+            task=task,
+            owner=owner,
+            queue=queue,
+            priority=priority,
+            trace=trace,
+        )
+        queued = await self._enqueue(keys=entry.keys, args=entry.args)
+        return bool(queued)
+
+    def entry(
+        self,
+        job_id: str,
+        attempt: int,
+        *,
+        task: str | None = None,
+        owner: str | None = None,
+        queue: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        trace: str | None = None,
+    ) -> QueueEntry:
+        """The entry `enqueue` writes (its parameters are the same),
+        for a script that writes it with other things (a job created
+        started: `phaser.storage.job_store.JobStore.create`)."""
         queue = queue or self._arq.default_queue_name
         name = arq_job_id(job_id, attempt)
         enqueued = to_ms(now())
@@ -184,7 +222,7 @@ class JobQueue:
             enqueued,
             serializer=serialize,
         )
-        queued = await self._enqueue(
+        return QueueEntry(
             keys=[job_key_prefix + name, result_key_prefix + name, queue],
             args=[
                 name,
@@ -194,7 +232,6 @@ class JobQueue:
                 wake_channel(queue),
             ],
         )
-        return bool(queued)
 
     def score(self, priority: int) -> int:
         """The score an entry of that priority queued now gets."""

@@ -363,9 +363,15 @@ class JobCreator:
                 new.fingerprint(),
                 self._settings.idempotency_window * 1000,
             )
+        sending = self._lifecycle.sending
+        # Queued by the creation itself where it can be (not where a
+        # concurrency limit admits it first).
+        entry = sending.entry(job, 1) if job.phase is WAITING else None
         outcome = None
         try:
-            outcome = await self._store.create(job, self._checks.quota, once)
+            outcome = await self._store.create(
+                job, self._checks.quota, once, entry
+            )
         finally:
             if job.uploads and not isinstance(outcome, Created):
                 await asyncio.to_thread(results.delete_job, job.id)
@@ -389,8 +395,8 @@ class JobCreator:
             case _:
                 assert_never(outcome)
         JOBS_CREATED.labels(job.task).inc()
-        if job.phase is WAITING:
-            await self._lifecycle.sending.send(job, 1)
+        if job.phase is WAITING and entry is None:
+            await sending.send(job, 1)
         if job.after and await self._lifecycle.followers.resolve([job.id]):
             # Its dependencies had all ended already: decided at once.
             return CreatedJob(await self._store.get(job.id) or job)

@@ -5,16 +5,27 @@ queue entry was lost or a worker could not run it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypedDict
 
 from ..clock import now
 from ..config import Settings
 from ..models.job import Job
 from ..models.phase import WAITING
-from ..queue import JobQueue
+from ..queue import JobQueue, QueueEntry
 from ..storage.job_store import JobStore
 from ..storage.transitions import Changed
 
 __all__ = ["Sending"]
+
+
+class _Carried(TypedDict):
+    """What a job's queue entries carry, and where they go."""
+
+    task: str
+    owner: str | None
+    queue: str
+    priority: int
+    trace: str | None
 
 
 class Sending:
@@ -80,16 +91,25 @@ class Sending:
                 sent += 1
         return sent
 
+    def entry(self, job: Job, attempt: int) -> QueueEntry | None:
+        """The queue entry `send` would write for an attempt of a job
+        with no concurrency limits, for its creation to write in the
+        same step; `None` for a job with limits (admitted first)."""
+        if job.limits:
+            return None
+        return self._queue.entry(job.id, attempt, **self._carried(job))
+
     async def _enqueue(self, job: Job, attempt: int) -> None:
-        await self._queue.enqueue(
-            job.id,
-            attempt,
-            task=job.task,
-            owner=job.owner,
-            queue=self._queue_of(job),
-            priority=job.priority,
-            trace=job.trace,
-        )
+        await self._queue.enqueue(job.id, attempt, **self._carried(job))
+
+    def _carried(self, job: Job) -> _Carried:
+        return {
+            "task": job.task,
+            "owner": job.owner,
+            "queue": self._queue_of(job),
+            "priority": job.priority,
+            "trace": job.trace,
+        }
 
     async def hand_back(
         self, job: Job, *, attempt: int, defer: float | None = None

@@ -18,6 +18,7 @@ import heapq
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
@@ -37,6 +38,9 @@ from .relations import Relations
 from .schedules import Schedules
 from .transitions import JobTransitions
 from .webhooks import WebhookOutbox
+
+if TYPE_CHECKING:  # the queue's module uses the store's key names
+    from ..queue import QueueEntry
 
 __all__ = [
     "AnyJob",
@@ -134,11 +138,16 @@ class JobStore:
         )
 
     async def create(
-        self, job: Job, quota: Quota | None = None, once: Once | None = None
+        self,
+        job: Job,
+        quota: Quota | None = None,
+        once: Once | None = None,
+        entry: QueueEntry | None = None,
     ) -> CreateOutcome:
         """Store a new job (PENDING, or QUEUED if started at once) with its
         index and schedule entries, if the owner's quota allows it and
-        (with ``once``) its idempotency key names no other job yet."""
+        (with ``once``) its idempotency key names no other job yet; with
+        ``entry``, its first attempt's queue entry in the same step."""
         keys = self._keys.job(job.id, job.owner, job.task)
         key, fingerprint, window = once or ("", "", 0)
         active = list(quota.active_phases) if quota else []
@@ -167,9 +176,8 @@ class JobStore:
             ),
             # Not ASCII-escaped: the script's JSON decoder passes UTF-8
             # through as it is.
-            json.dumps(
-                encode(job), separators=(",", ":"), ensure_ascii=False
-            ),
+            json.dumps(encode(job), separators=(",", ":"), ensure_ascii=False),
+            *(entry.args if entry else ()),
         ]
         reply = await self._ack.run(
             self._create,
@@ -188,6 +196,7 @@ class JobStore:
                 self._keys.dependants_prefix,
                 self._keys.by_parent_prefix(job.owner),
                 self._keys.after_checks,
+                *(entry.keys if entry else ("", "", "")),
             ],
             args,
         )

@@ -19,6 +19,9 @@
 -- KEYS[13] owner children index prefix (the parent's id is appended)
 -- KEYS[14] dependency check schedule (jobs waiting for others, scored by
 --          when they were last checked)
+-- KEYS[15 .. 17] for a job started at creation, its first attempt's queue
+--          entry's keys as enqueue.lua takes them (arq's job key, its
+--          result key, the queue), or "" for none
 -- ARGV[1] job id
 -- ARGV[2] task
 -- ARGV[3] phase (PENDING, or QUEUED for a job started at creation)
@@ -38,6 +41,9 @@
 -- ARGV[15+A] the record's fields and values, as one JSON object (one
 --           argument instead of two a field: packing arguments was a
 --           sixth of a creation's time in the frontend, B1)
+-- ARGV[16+A .. 20+A] with KEYS[15 .. 17]: the entry's arguments as
+--           enqueue.lua takes them (arq's job id, the payload, the score,
+--           the payload's expiry in ms, the wake-up channel)
 --
 -- Returns {"ok"}, {"exists", job id, fingerprint} (the idempotency key
 -- names a job that is still stored), {"stored", count} or
@@ -130,4 +136,13 @@ if KEYS[10] ~= "" then
   )
 end
 redis.call("PUBLISH", ARGV[13 + nactive], ARGV[14 + nactive])
+if KEYS[15] ~= "" then
+  -- Queued in the same step (what enqueue.lua does, but for its check
+  -- that the entry is new: the job is): one round trip less for a job
+  -- started at creation, and no QUEUED job without its entry.
+  redis.call("SET", KEYS[15], ARGV[17 + nactive],
+    "PX", tonumber(ARGV[19 + nactive]))
+  redis.call("ZADD", KEYS[17], tonumber(ARGV[18 + nactive]), ARGV[16 + nactive])
+  redis.call("PUBLISH", ARGV[20 + nactive], ARGV[16 + nactive])
+end
 return {"ok"}
