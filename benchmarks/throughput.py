@@ -201,15 +201,18 @@ async def _fill_queue(
                     notify_secret="whsec_" + "A" * 32 if notify else None,
                 )
             )
-        await asyncio.gather(*(store.create(job) for job in batch))
+        # Stored and queued in one step, as the service does.
         await asyncio.gather(
             *(
-                job_queue.enqueue(
-                    job.id,
-                    1,
-                    task=job.task,
-                    owner=job.owner,
-                    priority=job.priority,
+                store.create(
+                    job,
+                    entry=job_queue.entry(
+                        job.id,
+                        1,
+                        task=job.task,
+                        owner=job.owner,
+                        priority=job.priority,
+                    ),
                 )
                 for job in batch
             )

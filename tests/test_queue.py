@@ -49,7 +49,7 @@ async def test_a_take_removes_the_entry_and_reads_what_it_carries(
 ) -> None:
     jobs, taker, name = queue
     before = to_ms(now())
-    assert await jobs.enqueue("01job", 2, task="echo", owner="ann")
+    assert await jobs.enqueue(jobs.entry("01job", 2, task="echo", owner="ann"))
     assert await jobs.is_waiting("01job", 2)
     [taken], dropped = await taker.take(10)
     assert dropped == []
@@ -122,7 +122,9 @@ async def test_a_take_takes_the_first_due_entries_and_no_more(
     jobs, taker, name = queue
     for attempt, priority in ((1, 0), (2, 9), (3, 5), (4, 9)):
         await jobs.enqueue(
-            f"j{attempt}", 1, task="t", owner=None, priority=priority
+            jobs.entry(
+                f"j{attempt}", 1, task="t", owner=None, priority=priority
+            )
         )
     # The two of priority 9 first, in the order they came; the rest stay.
     taken, _ = await taker.take(2)
@@ -137,7 +139,9 @@ async def test_an_entry_given_back_is_waiting_again_as_it_was(
     queue: tuple[JobQueue, EntryTaker, str],
 ) -> None:
     jobs, taker, name = queue
-    await jobs.enqueue("01job", 1, task="echo", owner=None, priority=7)
+    await jobs.enqueue(
+        jobs.entry("01job", 1, task="echo", owner=None, priority=7)
+    )
     [(_, score)] = await jobs._arq.zrange(name, 0, -1, withscores=True)
     [taken], _ = await taker.take(1)
     await taker.give_back(taken)
@@ -166,7 +170,7 @@ async def test_entries_not_due_or_not_phasers_are_not_run(
         job_key_prefix + "other.1",
         b'{"f": "x", "a": ["j", 1], "k": {}, "et": 0}',
     )
-    await jobs.enqueue("01job", 1, task="echo", owner=None)
+    await jobs.enqueue(jobs.entry("01job", 1, task="echo", owner=None))
     taken, dropped = await taker.take(10)
     assert [t.entry.job_id for t in taken] == ["01job"]
     assert len(dropped) == 2

@@ -145,7 +145,16 @@ class JobQueue:
         self._enqueue = arq.register_script(_script("enqueue.lua"))
         self._rescore = arq.register_script(_script("rescore.lua"))
 
-    async def enqueue(
+    async def enqueue(self, entry: QueueEntry) -> bool:
+        """Write an entry (`entry`) and wake the workers of its queue.
+
+        Returns false if that attempt is already in the queue (or running):
+        like arq, the script refuses a second entry with the same id.
+        """
+        queued = await self._enqueue(keys=entry.keys, args=entry.args)
+        return bool(queued)
+
+    def entry(
         self,
         job_id: str,
         attempt: int,
@@ -155,8 +164,10 @@ class JobQueue:
         queue: str | None = None,
         priority: int = DEFAULT_PRIORITY,
         trace: str | None = None,
-    ) -> bool:
-        """Queue one attempt of a job and wake the workers of that queue.
+    ) -> QueueEntry:
+        """The queue entry of one attempt of a job, for `enqueue` (or a
+        script that writes it with other things: a job created started,
+        `phaser.storage.job_store.JobStore.create`).
 
         Parameters
         ----------
@@ -175,36 +186,7 @@ class JobQueue:
         trace
             The job's trace context (a W3C ``traceparent``), for the
             worker's spans; only when tracing is on.
-
-        Returns false if that attempt is already in the queue (or running):
-        like arq, the script refuses a second entry with the same id.
         """
-        entry = self.entry(
-            job_id,
-            attempt,
-            task=task,
-            owner=owner,
-            queue=queue,
-            priority=priority,
-            trace=trace,
-        )
-        queued = await self._enqueue(keys=entry.keys, args=entry.args)
-        return bool(queued)
-
-    def entry(
-        self,
-        job_id: str,
-        attempt: int,
-        *,
-        task: str | None = None,
-        owner: str | None = None,
-        queue: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
-        trace: str | None = None,
-    ) -> QueueEntry:
-        """The entry `enqueue` writes (its parameters are the same),
-        for a script that writes it with other things (a job created
-        started: `phaser.storage.job_store.JobStore.create`)."""
         queue = queue or self._arq.default_queue_name
         name = arq_job_id(job_id, attempt)
         enqueued = to_ms(now())

@@ -100,7 +100,9 @@ class Sending:
         return self._queue.entry(job.id, attempt, **self._carried(job))
 
     async def _enqueue(self, job: Job, attempt: int) -> None:
-        await self._queue.enqueue(job.id, attempt, **self._carried(job))
+        await self._queue.enqueue(
+            self._queue.entry(job.id, attempt, **self._carried(job))
+        )
 
     def _carried(self, job: Job) -> _Carried:
         return {
