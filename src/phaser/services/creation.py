@@ -364,14 +364,11 @@ class JobCreator:
                 self._settings.idempotency_window * 1000,
             )
         sending = self._lifecycle.sending
-        # Queued by the creation itself where it can be (not where a
-        # concurrency limit admits it first).
         entry = sending.entry(job, 1) if job.phase is WAITING else None
         outcome = None
         try:
-            outcome = await self._store.create(
-                job, self._checks.quota, once, entry
-            )
+            quota = self._checks.quota
+            outcome = await self._store.create(job, quota, once, entry)
         finally:
             if job.uploads and not isinstance(outcome, Created):
                 await asyncio.to_thread(results.delete_job, job.id)
