@@ -109,11 +109,22 @@ def test_one_trace_links_create_queue_run_task_and_webhook(
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["id"]
         wait_for(http, job_id, {"COMPLETED"})
+        # A plain long poll, answered ahead of routing, in the trace too.
+        waited = http.get(
+            f"/api/v1/jobs/{job_id}",
+            params={"wait": 1},
+            headers={"traceparent": header},
+        )
+        assert waited.status_code == 200
     wait_until(lambda: receiver.answered >= 1)
 
     def complete(spans: list[dict[str, Any]]) -> bool:
         names = {span["name"] for span in _of_trace(spans, trace_id)}
-        return {"phaser.job.run", "phaser.webhook.deliver"} <= names
+        return {
+            "phaser.job.run",
+            "phaser.webhook.deliver",
+            "GET /api/v1/jobs/{job_id}",
+        } <= names
 
     spans = _of_trace(collector.wait_for(complete, timeout=20), trace_id)
     http_span = _one(spans, "POST /api/v1/jobs")
@@ -125,6 +136,8 @@ def test_one_trace_links_create_queue_run_task_and_webhook(
     # The client's trace goes on: HTTP span → create → the rest.
     assert http_span["parent_id"] == client_span
     assert http_span["attributes"]["http.route"] == "/api/v1/jobs"
+    wait_span = _one(spans, "GET /api/v1/jobs/{job_id}")
+    assert wait_span["attributes"]["http.route"] == "/api/v1/jobs/{job_id}"
     assert create["parent_id"] == http_span["span_id"]
     for span in (queued, run, deliver):
         assert span["parent_id"] == create["span_id"], span["name"]
