@@ -13,7 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from ..dependencies.context import BaseUrl, CurrentCaller, Service
+from ..dependencies.context import (
+    BaseUrl,
+    CurrentCaller,
+    Service,
+    get_service,
+)
 from ..dependencies.uploads import RequestBody
 from ..models.api import JobModel, problem_responses
 from ..models.caller import Caller
@@ -193,7 +198,7 @@ async def create_plainly(
 ) -> Response:
     """`create_job` without ``?sync`` and the ``Idempotency-Key`` header
     (`phaser.handlers.fast_create`, ahead of FastAPI's routing)."""
-    service: JobService = request.app.state.job_service
+    service = await get_service(request)
     at = _Creating(request, service, caller, base_url, False, None)
     return await _create(body, [], at)
 

@@ -77,10 +77,6 @@ class JobRef:
 AnyJob = Job | JobRef
 
 
-def _ms_or_none(value: str | None) -> datetime | None:
-    return from_ms(int(value)) if value else None
-
-
 #: Redis hash field of each `Job` attribute (short names keep records small;
 #: the id is the record's key, not a field).
 FIELD = {
@@ -337,7 +333,7 @@ def _decode_lenient(job_id: str, data: Mapping[str, str]) -> Job:
         return Progress(raw.get("percent"), raw.get("message"))
 
     def time(name: str) -> datetime | None:
-        return _field(lambda: _ms_or_none(data.get(name)), None)
+        return _field(lambda: time_value(data.get(name)), None)
 
     return Job(
         id=job_id,

@@ -126,10 +126,11 @@ async def next_event(events: EventQueue, timeout: float) -> JobEvent | None:
 def running_channel(channel: str) -> str:
     """The channel beside a hub's channel that repeats the events workers
     need: those of jobs that were running (EXECUTING or SUSPENDED) when
-    they changed, but for the running worker's own changes
-    (``transition.lua``, ``delete.lua``). Workers listen to it alone, so
-    a worker is not handed every event of every job (two or more a job,
-    which cost a worker running no-op jobs a tenth of its time)."""
+    they changed, but for the running worker's own changes (the store
+    passes it to ``transition.lua`` and ``delete.lua``). Workers listen
+    to it alone, so a worker is not handed every event of every job (two
+    or more a job, which cost a worker running no-op jobs a tenth of its
+    time)."""
     return f"{channel}:running"
 
 

@@ -29,7 +29,7 @@ from .activity import ActivityStore
 from .codec import AnyJob, JobRef, decode, encode
 from .counting import JobCounting
 from .durable import Acknowledged
-from .events import created_channel
+from .events import created_channel, running_channel
 from .keys import KeyLayout
 from .limits import ConcurrencyLimits
 from .lua import load_scripts, script_text
@@ -321,8 +321,9 @@ class JobStore:
                 layout.by_run_prefix(job.owner),
                 layout.by_parent_prefix(job.owner),
             ]
+        channels = [self._keys.events, running_channel(self._keys.events)]
         phases, waiting = await self._ack.run(
-            self._delete, keys, [self._keys.events, *(job.id for job in jobs)]
+            self._delete, keys, [*channels, *(job.id for job in jobs)]
         )
         return Deleted(
             [ExecutionPhase(phase) if phase else None for phase in phases],

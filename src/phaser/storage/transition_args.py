@@ -16,6 +16,7 @@ from ..models.phase import (
     target_phase,
 )
 from .codec import FIELD, decode, encode_fields
+from .events import running_channel
 from .outcomes import (
     Abortable,
     Attempt,
@@ -87,7 +88,9 @@ def script_args(job_id: str, change: Transition, channel: str) -> list[str]:
         channel,
         change.event or "",
         # The running worker's own changes are not repeated to workers.
-        "" if isinstance(change.guard, Claim) and change.guard.holder else "1",
+        ""
+        if isinstance(change.guard, Claim) and change.guard.holder
+        else running_channel(channel),
         str(len(encoded)),
     ]
     for name, value in encoded.items():

@@ -121,8 +121,8 @@ def progress_value(raw: str) -> Progress:
     return Progress(percent=value["percent"], message=value["message"])
 
 
-def time_value(raw: str) -> datetime | None:
-    """A stored time (ms since the epoch; empty: none)."""
+def time_value(raw: str | None) -> datetime | None:
+    """A stored time (ms since the epoch; empty or absent: none)."""
     return from_ms(int(raw)) if raw else None
 
 

@@ -16,11 +16,12 @@
 -- KEYS[base+5] owner run-id index prefix (the run id is appended)
 -- KEYS[base+6] owner children index prefix (the parent id is appended)
 -- ARGV[1] event channel
--- ARGV[1+i] id of the i-th job
+-- ARGV[2] the workers' channel (events.running_channel)
+-- ARGV[2+i] id of the i-th job
 --
 -- Publishes one "deleted" event naming every job it deleted, repeated on
--- ARGV[1] .. ":running" (the workers' channel, events.running_channel)
--- when one of them was running (EXECUTING or SUSPENDED). Returns
+-- the workers' channel when one of them was running (EXECUTING or
+-- SUSPENDED). Returns
 -- {phases, dependants}: per job, the phase it was in ("" if there was no
 -- such job); and the jobs that were waiting for a deleted one (their
 -- dependants sets are removed: the caller tells them).
@@ -29,8 +30,8 @@ local out = {}
 local deleted = {}
 local waiting = {}
 local running = false
-for i = 1, #ARGV - 1 do
-  local id = ARGV[1 + i]
+for i = 1, #ARGV - 2 do
+  local id = ARGV[2 + i]
   local base = 7 + 6 * (i - 1)
   local state = redis.call(
     "HMGET", KEYS[base + 1], "phase", "run_id", "parent", "deps")
@@ -75,7 +76,7 @@ if #deleted > 0 then
   local event = cjson.encode({ids = deleted, kind = "deleted"})
   redis.call("PUBLISH", ARGV[1], event)
   if running then
-    redis.call("PUBLISH", ARGV[1] .. ":running", event)
+    redis.call("PUBLISH", ARGV[2], event)
   end
 end
 -- One "children" event per parent whose counts changed.

@@ -25,10 +25,9 @@
 -- ARGV[5] the value it must hold
 -- ARGV[6] event channel
 -- ARGV[7] event kind ("phase", "progress", "update"), "" for no event
--- ARGV[8] "1" if the worker running the job must hear of the change
---         (anyone's but that worker's own): the event of a job that was
---         EXECUTING or SUSPENDED is then repeated on ARGV[6] .. ":running",
---         the only channel workers listen to (events.running_channel)
+-- ARGV[8] the workers' channel (events.running_channel), on which the
+--         event of a job that was EXECUTING or SUSPENDED is repeated; ""
+--         for a change the job's own worker makes (it need not hear of it)
 -- ARGV[9] number N of field/value pairs that follow
 -- ARGV[10 .. 9+2N] fields and values to set; the rest: fields to delete
 --
@@ -349,9 +348,9 @@ if ARGV[7] ~= "" then
   local event = cjson.encode(
     {id = id, phase = new, kind = ARGV[7], owner = owner})
   redis.call("PUBLISH", ARGV[6], event)
-  if ARGV[8] == "1" and (current == "EXECUTING" or current == "SUSPENDED")
+  if ARGV[8] ~= "" and (current == "EXECUTING" or current == "SUSPENDED")
   then
-    redis.call("PUBLISH", ARGV[6] .. ":running", event)
+    redis.call("PUBLISH", ARGV[8], event)
   end
 end
 if parent_key then
