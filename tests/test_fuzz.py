@@ -17,9 +17,24 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conftest import Stack
+
+
+def _sync_timeout(response: Any) -> bool:
+    """The answer is the documented 504 of a sync creation that timed out."""
+    if response.status_code != 504:
+        return False
+    try:
+        problem = response.json()
+    except ValueError:
+        return False
+    return bool(
+        isinstance(problem, dict)
+        and problem.get("type") == "urn:phaser:problem:sync-timeout"
+    )
 
 
 def test_api_answers_no_5xx_and_matches_its_schema(stack: Stack) -> None:
@@ -57,9 +72,13 @@ def test_api_answers_no_5xx_and_matches_its_schema(stack: Stack) -> None:
                 if case.operation.path == "/api/v1/jobs/multipart"
                 else []
             )
-            case.call_and_validate(
-                base_url=stack.url, timeout=30, excluded_checks=excluded
-            )
+            response = case.call(base_url=stack.url, timeout=30)
+            if _sync_timeout(response):
+                # A generated ``?sync=true`` creation of a long job (a
+                # sleep of hours) ends in the documented 504 sync timeout:
+                # a 5xx by design; every other check still applies.
+                excluded.append(not_a_server_error)
+            case.validate_response(response, excluded_checks=excluded)
 
         check()
     # Every operation was really exercised, several times.

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
 
+from phaser.backends import Backends
 from phaser.clock import now, to_ms
 from phaser.embedded import EmbeddedRedis
 from phaser.models.job import (
@@ -30,6 +33,7 @@ from phaser.models.job import (
 from phaser.models.phase import Action, ExecutionPhase
 from phaser.services.ids import new_job_id
 from phaser.storage.codec import _decode_strict, encode
+from phaser.storage.connect import redis_pool
 from phaser.storage.events import EventHub, created_channel, next_event
 from phaser.storage.job_store import Created, JobStore, OverQuota, Quota
 from phaser.storage.keys import KeyLayout, entry_name
@@ -647,3 +651,45 @@ async def test_a_small_finished_job_keeps_the_compact_hash_encoding(
     # (``ziplist`` before Redis 7).
     encoding = await store._redis.object("encoding", record)
     assert encoding in {"listpack", "ziplist"}
+
+
+async def test_pools_pack_commands_as_redis_py_does(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """phaser's pools pack commands with hiredis (in C): the same bytes
+    redis-py's own packing makes, values that round-trip through a real
+    Redis, and redis-py's error for a value Redis cannot take."""
+    settings = Backends(redis_url=redis_server.url)
+    pool = redis_pool(settings, decode_responses=False)
+    assert issubclass(pool.connection_class, Connection)  # still TCP
+    ours, theirs = pool.connection_class(), Connection()
+    values: list[str | bytes | int | float] = [
+        "",
+        "é ☃ \r\n$3\r\n",
+        b"\x00\xff\r\n*1",
+        0,
+        -7,
+        2**70,
+        0.1,
+        1e300,
+        -0.0,
+    ]
+    for value in values:
+        assert ours.pack_command("SET", "k", value) == [
+            b"".join(theirs.pack_command("SET", "k", value))
+        ]
+    redis = Redis(connection_pool=pool)
+    key = f"packed:{uuid.uuid4().hex}"
+    try:
+        for value in values:
+            await redis.set(key, value)
+            assert await redis.get(key) == theirs.encoder.encode(value)
+        # A command name of two words is sent as two arguments.
+        assert await redis.execute_command("CLIENT SETNAME", "packed")
+        assert await redis.execute_command("CLIENT GETNAME") == "packed"
+        with pytest.raises(DataError):
+            await redis.set(key, True)
+        assert await redis.get(key) == theirs.encoder.encode(-0.0)
+    finally:
+        await redis.delete(key)
+        await redis.aclose()

@@ -10,16 +10,29 @@ in time raises `NotReplicatedError` (a Redis error: clients are answered
 503 with ``Retry-After``, workers retry), though it may already be on
 the primary — hence idempotency keys. ``fast`` and ``fsync`` run the
 script alone.
+
+Changes asked for in the same turn of the event loop go to Redis
+together, in one pipeline (a group commit): under load a frontend
+creates, and a worker starts and ends, many jobs at once, and one
+command on its own costs the client ~100 µs of CPU (a pooled
+connection, a write, a wake-up, a read) where in a pipeline of a few it
+costs a fifth of that. Each script still runs atomically and answers its
+own caller (a script's error goes to its caller alone); with
+``replicated`` one ``WAIT`` at the end confirms them all. A change asked
+for alone is sent alone, as before: nothing waits to be grouped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 __all__ = ["Acknowledged", "NotReplicatedError"]
 
@@ -28,8 +41,19 @@ class NotReplicatedError(RedisError):
     """Fewer replicas than asked for confirmed a change in time."""
 
 
+@dataclass(slots=True)
+class _Change:
+    """One script call waiting for its group."""
+
+    script: AsyncScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    answer: asyncio.Future[Any]
+
+
 class Acknowledged:
-    """Runs write scripts at a durability (see the module doc).
+    """Runs write scripts at a durability, grouping concurrent ones (see
+    the module doc).
 
     Parameters
     ----------
@@ -47,21 +71,101 @@ class Acknowledged:
         self._redis = redis
         self.replicas = replicas
         self._timeout_ms = max(1, int(timeout * 1000))
+        self._waiting: list[_Change] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def run(
         self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
     ) -> Any:
         """The script's answer, once the change is durable."""
-        if not self.replicas:
-            return await script(keys=keys, args=args)
+        loop = asyncio.get_running_loop()
+        change = _Change(script, keys, args, loop.create_future())
+        self._waiting.append(change)
+        if len(self._waiting) == 1:
+            # In a context of its own: the group serves many callers.
+            loop.call_soon(self._send_group, context=contextvars.Context())
+        return await change.answer
+
+    def _send_group(self) -> None:
+        group, self._waiting = self._waiting, []
+        task = asyncio.create_task(self._answer(group))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _answer(self, group: list[_Change]) -> None:
+        try:
+            if len(group) == 1 and not self.replicas:
+                [change] = group
+                replies: list[Any] = [
+                    await change.script(keys=change.keys, args=change.args)
+                ]
+            else:
+                replies = await self._pipelined(group)
+        except BaseException as exc:
+            for change in group:
+                if not change.answer.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        change.answer.cancel()
+                    else:
+                        change.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for change, reply in zip(group, replies, strict=True):
+            if change.answer.done():
+                continue
+            if isinstance(reply, Exception):
+                change.answer.set_exception(reply)
+            else:
+                change.answer.set_result(reply)
+
+    async def _pipelined(self, group: list[_Change]) -> list[Any]:
+        """The group's replies (a script's error as its reply), in one
+        pipeline with ``WAIT`` if replicas must confirm; scripts Redis
+        did not have (a restarted server) are loaded and their changes
+        sent again."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            await script(keys=keys, args=args, client=pipe)
-            pipe.execute_command("WAIT", self.replicas, self._timeout_ms)
-            reply, confirmed = await pipe.execute()
-        if int(confirmed) < self.replicas:
-            raise NotReplicatedError(
-                f"Change confirmed by {confirmed} of {self.replicas}"
-                f" replica(s) within {self._timeout_ms} ms"
-                " (PHASER_DURABILITY=replicated); it may or may not last"
-            )
-        return reply
+            for change in group:
+                pipe.evalsha(
+                    change.script.sha,
+                    len(change.keys),
+                    *change.keys,
+                    *change.args,
+                )
+            if self.replicas:
+                pipe.execute_command("WAIT", self.replicas, self._timeout_ms)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if self.replicas:
+            confirmed = replies.pop()
+            if isinstance(confirmed, Exception):
+                raise confirmed
+            if int(confirmed) < self.replicas:
+                # Every change made is unconfirmed; a script that failed
+                # made none, and its caller hears its own error.
+                replies = [
+                    reply
+                    if isinstance(reply, Exception)
+                    else NotReplicatedError(
+                        f"Change confirmed by {confirmed} of"
+                        f" {self.replicas} replica(s) within"
+                        f" {self._timeout_ms} ms"
+                        " (PHASER_DURABILITY=replicated); it may or may"
+                        " not last"
+                    )
+                    for reply in replies
+                ]
+        missing = [
+            i
+            for i, reply in enumerate(replies)
+            if isinstance(reply, NoScriptError)
+        ]
+        if missing:
+            # NOSCRIPT: the script did not run; nothing to undo.
+            for script in {
+                id(group[i].script): group[i].script for i in missing
+            }.values():
+                script.sha = await self._redis.script_load(script.script)
+            again = await self._pipelined([group[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
