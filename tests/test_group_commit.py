@@ -120,3 +120,15 @@ async def test_an_unconfirmed_group_fails_every_caller(redis: Redis) -> None:
     # A script that failed is answered with its own error even so.
     assert isinstance(answers[3], ResponseError)
     assert not isinstance(answers[3], NotReplicatedError)
+
+
+async def test_a_burst_goes_in_groups_of_bounded_size(redis: Redis) -> None:
+    ack = Acknowledged(redis)
+    script = redis.register_script(_SET_OR_FAIL)
+    prefix = uuid.uuid4().hex
+    answers = await asyncio.gather(
+        *(ack.run(script, [f"{prefix}:{i}"], [f"v{i}"]) for i in range(600))
+    )
+    assert answers == [f"v{i}" for i in range(600)]
+    # 256 + 256 + 88: three pipelines, at most a connection each.
+    assert 1 < await _connections(redis) <= 3

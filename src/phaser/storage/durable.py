@@ -41,6 +41,10 @@ class NotReplicatedError(RedisError):
     """Fewer replicas than asked for confirmed a change in time."""
 
 
+#: Most changes sent in one pipeline (a bigger burst goes as several).
+_MOST_GROUPED = 256
+
+
 @dataclass(slots=True)
 class _Change:
     """One script call waiting for its group."""
@@ -84,10 +88,14 @@ class Acknowledged:
         if len(self._waiting) == 1:
             # In a context of its own: the group serves many callers.
             loop.call_soon(self._send_group, context=contextvars.Context())
+        elif len(self._waiting) >= _MOST_GROUPED:
+            self._send_group()
         return await change.answer
 
     def _send_group(self) -> None:
         group, self._waiting = self._waiting, []
+        if not group:
+            return  # sent already: it had grown to _MOST_GROUPED
         task = asyncio.create_task(self._answer(group))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
