@@ -8,8 +8,8 @@ replicas have it: one round trip, and a failover (Sentinel promoting a
 replica) loses no acknowledged change. A change that is not confirmed
 in time raises `NotReplicatedError` (a Redis error: clients are answered
 503 with ``Retry-After``, workers retry), though it may already be on
-the primary — hence idempotency keys. ``fast`` and ``fsync`` run the
-script alone.
+the primary — hence idempotency keys. ``fast`` and ``fsync`` send no
+``WAIT``.
 
 Changes asked for in the same turn of the event loop go to Redis
 together, in one pipeline (a group commit): under load a frontend
