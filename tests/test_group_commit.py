@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from phaser.embedded import EmbeddedRedis
@@ -35,6 +37,18 @@ async def redis(redis_server: EmbeddedRedis) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+def _runner(
+    redis: Redis, **options: Any
+) -> tuple[Acknowledged, AsyncScript, str]:
+    """A runner, the test script registered with its client, and a prefix
+    for this test's keys."""
+    return (
+        Acknowledged(redis, **options),
+        redis.register_script(_SET_OR_FAIL),
+        uuid.uuid4().hex,
+    )
+
+
 async def _connections(redis: Redis) -> int:
     """Connections the client has open to Redis (by its name)."""
     name = redis.connection_pool.connection_kwargs["client_name"]
@@ -45,9 +59,7 @@ async def _connections(redis: Redis) -> int:
 async def test_changes_asked_together_go_together_each_answered(
     redis: Redis,
 ) -> None:
-    ack = Acknowledged(redis)
-    script = redis.register_script(_SET_OR_FAIL)
-    prefix = uuid.uuid4().hex
+    ack, script, prefix = _runner(redis)
     values = ["bad" if i % 7 == 3 else f"v{i}" for i in range(50)]
     answers = await asyncio.gather(
         *(
@@ -74,9 +86,7 @@ async def test_changes_asked_together_go_together_each_answered(
 async def test_a_group_is_sent_again_after_redis_forgot_the_script(
     redis: Redis,
 ) -> None:
-    ack = Acknowledged(redis)
-    script = redis.register_script(_SET_OR_FAIL)
-    prefix = uuid.uuid4().hex
+    ack, script, prefix = _runner(redis)
     assert await ack.run(script, [f"{prefix}:first"], ["1"]) == "1"
     # As after a restart of Redis: the scripts it had are gone.
     await redis.script_flush()
@@ -90,9 +100,7 @@ async def test_a_group_is_sent_again_after_redis_forgot_the_script(
 async def test_a_caller_that_leaves_does_not_take_the_group_with_it(
     redis: Redis,
 ) -> None:
-    ack = Acknowledged(redis)
-    script = redis.register_script(_SET_OR_FAIL)
-    prefix = uuid.uuid4().hex
+    ack, script, prefix = _runner(redis)
     tasks = [
         asyncio.create_task(ack.run(script, [f"{prefix}:{i}"], [f"v{i}"]))
         for i in range(5)
@@ -107,9 +115,7 @@ async def test_a_caller_that_leaves_does_not_take_the_group_with_it(
 async def test_an_unconfirmed_group_fails_every_caller(redis: Redis) -> None:
     # No replica confirms: every change of the group is refused as not
     # durable (it may be on the primary, as the error says).
-    ack = Acknowledged(redis, replicas=1, timeout=0.1)
-    script = redis.register_script(_SET_OR_FAIL)
-    prefix = uuid.uuid4().hex
+    ack, script, prefix = _runner(redis, replicas=1, timeout=0.1)
     answers = await asyncio.gather(
         *(ack.run(script, [f"{prefix}:{i}"], [f"v{i}"]) for i in range(3)),
         ack.run(script, [f"{prefix}:alone"], ["bad"]),
@@ -123,9 +129,7 @@ async def test_an_unconfirmed_group_fails_every_caller(redis: Redis) -> None:
 
 
 async def test_a_burst_goes_in_groups_of_bounded_size(redis: Redis) -> None:
-    ack = Acknowledged(redis)
-    script = redis.register_script(_SET_OR_FAIL)
-    prefix = uuid.uuid4().hex
+    ack, script, prefix = _runner(redis)
     answers = await asyncio.gather(
         *(ack.run(script, [f"{prefix}:{i}"], [f"v{i}"]) for i in range(600))
     )
