@@ -112,7 +112,9 @@ async def test_a_caller_that_leaves_does_not_take_the_group_with_it(
     assert [done[i] for i in (0, 1, 3, 4)] == ["v0", "v1", "v3", "v4"]
 
 
-async def test_an_unconfirmed_group_fails_every_caller(redis: Redis) -> None:
+async def test_an_unconfirmed_group_fails_every_change_it_made(
+    redis: Redis,
+) -> None:
     # No replica confirms: every change of the group is refused as not
     # durable (it may be on the primary, as the error says).
     ack, script, prefix = _runner(redis, replicas=1, timeout=0.1)

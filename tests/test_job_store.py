@@ -662,6 +662,9 @@ async def test_pools_pack_commands_as_redis_py_does(
     settings = Backends(redis_url=redis_server.url)
     pool = redis_pool(settings, decode_responses=False)
     assert issubclass(pool.connection_class, Connection)  # still TCP
+    # The pool's packer is its own (else the comparisons below would
+    # compare redis-py's packer with itself).
+    assert pool.connection_class.pack_command is not Connection.pack_command
     ours, theirs = pool.connection_class(), Connection()
     values: list[str | bytes | int | float] = [
         "",

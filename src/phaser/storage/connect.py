@@ -85,15 +85,14 @@ class _PackedByHiredis:
             raise DataError(str(exc)) from exc
 
 
-_PACKED: dict[str, type[AbstractConnection]] = {}
+_PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 
 def _packed(kind: type[AbstractConnection]) -> type[AbstractConnection]:
     """``kind`` of connection, packing with hiredis (one class a kind)."""
-    name = f"{kind.__module__}.{kind.__qualname__}"
-    if name not in _PACKED:
-        _PACKED[name] = type(kind.__name__, (_PackedByHiredis, kind), {})
-    return _PACKED[name]
+    if kind not in _PACKED:
+        _PACKED[kind] = type(kind.__name__, (_PackedByHiredis, kind), {})
+    return _PACKED[kind]
 
 
 def redis_pool(

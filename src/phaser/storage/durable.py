@@ -86,8 +86,7 @@ class Acknowledged:
         change = _Change(script, keys, args, loop.create_future())
         self._waiting.append(change)
         if len(self._waiting) == 1:
-            # In a context of its own: the group serves many callers.
-            loop.call_soon(self._send_group, context=contextvars.Context())
+            loop.call_soon(self._send_group)
         elif len(self._waiting) >= _MOST_GROUPED:
             self._send_group()
         return await change.answer
@@ -96,7 +95,11 @@ class Acknowledged:
         group, self._waiting = self._waiting, []
         if not group:
             return  # sent already: it had grown to _MOST_GROUPED
-        task = asyncio.create_task(self._answer(group))
+        # In a context of its own, not the first caller's: the group
+        # serves many callers.
+        task = asyncio.create_task(
+            self._answer(group), context=contextvars.Context()
+        )
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
