@@ -6,8 +6,9 @@ phaser's job creation and does one Redis write each.
 
 ``POST /form`` parses a UWS-style form and answers 303 with a Location;
 ``POST /json`` parses the same job as JSON (no validation model) and
-answers 201. Each stores the request as one Redis hash (HSET). Run by
-uvicorn exactly as ``phaser serve`` runs (uvloop, httptools, one process).
+answers 201. Each stores the request as one Redis hash (HSET);
+``GET /json/{id}`` reads one back (B3's floor). Run by uvicorn exactly as
+``phaser serve`` runs (uvloop, httptools, one process).
 """
 
 from __future__ import annotations
@@ -55,5 +56,12 @@ def create_app() -> FastAPI:
             status_code=201,
             headers={"Location": f"{request.base_url}json/{job_id}"},
         )
+
+    @app.get("/json/{job_id}")
+    async def read(job_id: str) -> Response:
+        stored = await redis.hgetall(f"{prefix}:{job_id}")
+        if not stored:
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        return JSONResponse({"id": job_id, **stored})
 
     return app

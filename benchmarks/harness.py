@@ -169,6 +169,34 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+def baseline_app(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the bare FastAPI app (`baseline_app.py`) as uvicorn runs
+    ``phaser serve``: one process, uvloop, httptools."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "baseline_app:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=HERE,
+        env={
+            **os.environ,
+            "BASELINE_REDIS_URL": redis_url,
+            "BASELINE_PREFIX": f"base{uuid.uuid4().hex[:6]}",
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ready(f"{url}/openapi.json")
+    return process, url
+
+
 @contextmanager
 def stack(
     redis: EmbeddedRedis,

@@ -15,6 +15,7 @@ from harness import (
     Result,
     Scale,
     Sink,
+    baseline_app,
     median,
     percentile,
     ratio,
@@ -44,6 +45,38 @@ def _latencies(url: str, jobs: int, task: str = "noop") -> list[float]:
     return out
 
 
+def _sync_latencies(url: str, jobs: int) -> list[float]:
+    """Create a no-op job with ``?sync=true``: one request that answers
+    once the job has ended."""
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            job = client.post(
+                "/api/v1/jobs", params={"sync": "true"}, json={"task": "noop"}
+            ).json()
+            assert job["phase"] == "COMPLETED", job
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _floor_latencies(url: str, jobs: int) -> list[float]:
+    """The same client's two requests against the bare FastAPI app: a POST
+    that stores the job (one Redis command), a GET that reads it back (one
+    more). What any server answering in two requests costs on this
+    machine, before it runs anything."""
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            job = client.post(
+                "/json", json={"task": "noop", "start": True}
+            ).json()
+            client.get(f"/json/{job['id']}").raise_for_status()
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
 async def _arq_latencies(redis_url: str, queue: str, jobs: int) -> list[float]:
     """Enqueue a no-op with arq and wait for its result, arq's defaults."""
     arq = arq_baseline.client(redis_url, queue)
@@ -67,6 +100,10 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     traced50 = Figure("phaser p50, tracing on (OTLP to loopback)", "ms")
     traced99 = Figure("phaser p99, tracing on (OTLP to loopback)", "ms")
     base50 = Figure("raw arq, defaults (poll 0.5 s) p50", "ms")
+    sync50 = Figure("phaser p50, one request (POST ?sync=true)", "ms")
+    floor50 = Figure(
+        "floor: bare FastAPI POST + GET, one Redis command each, p50", "ms"
+    )
     collector = Sink()
     traced = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
@@ -83,7 +120,18 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 values = _latencies(running.url, scale.latency_jobs)
                 mid.rounds.append(percentile(values, 0.5))
                 tail.rounds.append(percentile(values, 0.99))
+                if mode == "off":
+                    sync = _sync_latencies(running.url, scale.latency_jobs)
+                    sync50.rounds.append(percentile(sync, 0.5))
     collector.stop()
+    bare, bare_url = baseline_app(redis.url)
+    try:
+        _floor_latencies(bare_url, 10)  # warm up
+        for _ in range(scale.rounds):
+            values = _floor_latencies(bare_url, scale.latency_jobs)
+            floor50.rounds.append(percentile(values, 0.5))
+    finally:
+        stop_processes([bare])
     queue = f"arq{uuid.uuid4().hex[:6]}"
     worker: subprocess.Popen[bytes] = arq_baseline.start_worker(
         redis.url, queue, poll_delay=0.5, keep_result=3600
@@ -102,11 +150,14 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     return Result(
         key="B3",
         title="End-to-end latency of a no-op job (create+start, wait)",
-        figures=[p50, p99, traced50, traced99, base50],
+        figures=[p50, p99, traced50, traced99, sync50, floor50, base50],
         comparison=(
             "phaser p50 / raw arq p50 ="
             f" {ratio(median(p50), median(base50)):.3f}; tracing on /"
-            f" off, p50: {ratio(median(traced50), median(p50)):.2f}"
+            f" off, p50: {ratio(median(traced50), median(p50)):.2f};"
+            " phaser p50 / floor p50:"
+            f" {ratio(median(p50), median(floor50)):.2f}"
+            f" ({median(p50) - median(floor50):.1f} ms above it)"
         ),
         target="p50 ≤ 3 ms, p99 ≤ 10 ms",
         met=median(p50) <= 3 and median(p99) <= 10,

@@ -4,10 +4,7 @@ B2 worker throughput against raw arq."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -17,58 +14,29 @@ from pathlib import Path
 import arq_baseline
 from durability import durability_figures
 from harness import (
-    HERE,
     Figure,
     Result,
     Scale,
     Sink,
     Stack,
+    baseline_app,
     median,
     quiesce,
     ratio,
     run_loadgen,
     stack,
     stop_processes,
-    wait_until_ready,
 )
 from peer_common import drain_rate
 from redis import Redis
 
-from phaser.embedded import EmbeddedRedis, free_port
+from phaser.embedded import EmbeddedRedis
 
 _FORM = "RA=10&DEC=20&RADIUS=0.5&MAXREC=100"
 _JSON = (
     '{"task": "echo", "parameters":'
     ' {"ra": 10, "dec": 20, "radius": 0.5, "maxrec": 100}}'
 )
-
-
-def _baseline_app(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the bare FastAPI app (`baseline_app.py`) as uvicorn runs
-    ``phaser serve``: one process, uvloop, httptools."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "baseline_app:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=HERE,
-        env={
-            **os.environ,
-            "BASELINE_REDIS_URL": redis_url,
-            "BASELINE_PREFIX": f"base{uuid.uuid4().hex[:6]}",
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(f"{url}/openapi.json")
-    return process, url
 
 
 def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
@@ -80,7 +48,7 @@ def bench_creation(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     figures: list[Figure] = []
     ratios: list[str] = []
     met = True
-    baseline, base_url = _baseline_app(redis.url)
+    baseline, base_url = baseline_app(redis.url)
     try:
         with stack(redis, work, workers=0) as running:
             for name, (path, base_path, body, kind) in cases.items():

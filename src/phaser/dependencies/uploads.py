@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
@@ -25,7 +26,14 @@ from ..config import Settings
 from ..models.errors import PhaserError, TooLargeError
 from ..services.uploads import FileUpload
 
-__all__ = ["SPOOLED", "Body", "RequestBody", "discard_spooled", "read_body"]
+__all__ = [
+    "SPOOLED",
+    "Body",
+    "RequestBody",
+    "discard_spooled",
+    "read_body",
+    "urlencoded_fields",
+]
 
 #: Where a request's scope lists the temporary files it spooled.
 SPOOLED = "phaser.spooled"
@@ -98,9 +106,10 @@ async def read_body(request: Request) -> Body:
     """
     body = Body(list(request.query_params.multi_items()))
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body.pairs += urlencoded_fields(await request.body())
+        return body
+    if not content_type.startswith("multipart/form-data"):
         return body
     settings: Settings = request.app.state.settings
     try:
@@ -122,6 +131,49 @@ async def read_body(request: Request) -> Body:
     finally:
         await form.close()
     return body
+
+
+#: Starlette's limits on a urlencoded form, kept: how many fields, and
+#: how many bytes one field's name and value may have together.
+_MAX_FIELDS = 1000
+_MAX_FIELD_BYTES = 1024 * 1024
+
+
+def urlencoded_fields(raw: bytes) -> list[tuple[str, str]]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, read as
+    Starlette's form parser (python-multipart's) reads them: split at
+    ``&`` (empty pieces skipped), name and value at the first ``=`` (a
+    piece without one is a name with an empty value), each taken as
+    Latin-1 and then percent- and plus-decoded as UTF-8 (undecodable
+    bytes replaced), with the same limits. Four to five times cheaper: it
+    was a tenth of a UWS job creation (docs/performance.md).
+
+    Raises
+    ------
+    PhaserError
+        More than 1,000 fields, or a field over 1 MiB.
+    """
+    fields: list[tuple[str, str]] = []
+    for piece in raw.split(b"&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition(b"=")
+        if len(name) + len(value) > _MAX_FIELD_BYTES:
+            raise PhaserError(
+                "Unreadable form body: Field exceeded maximum size of 1024KB."
+            )
+        if len(fields) == _MAX_FIELDS:
+            raise PhaserError(
+                "Unreadable form body: Too many fields. Maximum number of"
+                f" fields is {_MAX_FIELDS}."
+            )
+        fields.append(
+            (
+                unquote_plus(name.decode("latin-1")),
+                unquote_plus(value.decode("latin-1")),
+            )
+        )
+    return fields
 
 
 def discard_spooled(paths: list[str]) -> None:

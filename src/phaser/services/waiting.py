@@ -23,8 +23,13 @@ from ..models.errors import (
     SyncTimeoutError,
 )
 from ..models.job import Job
-from ..models.phase import FINAL_PHASES, SUCCEEDED, ExecutionPhase
-from ..storage.events import EventHub, EventQueue, next_event
+from ..models.phase import (
+    ACTIVE_PHASES,
+    FINAL_PHASES,
+    SUCCEEDED,
+    ExecutionPhase,
+)
+from ..storage.events import EventHub, EventQueue, JobEvent, next_event
 from ..storage.job_store import JobStore
 from .jobs import JobService
 
@@ -109,6 +114,12 @@ class JobWaiter:
         async with self._hub.subscribe(job_id) as events:
             job = await self._jobs.get(caller, job_id)
             holds = until.holds(job)
+            goes_on = until.goes_on(job)
+            # Whether events since the last read changed the job in ways
+            # the wait does not end on (progress, a phase it waits
+            # through): read again before answering, unless the answer
+            # comes from a read after them anyway.
+            stale = False
             while holds(job):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -116,11 +127,19 @@ class JobWaiter:
                 event = await next_event(events, remaining)
                 if event is None:
                     break
-                if event.kind in {"progress", "result"}:
+                if goes_on(event):
+                    # No read for a change the wait goes on through: a job
+                    # waited for until its end is not read again when it
+                    # starts executing, only when the event of its end
+                    # comes (one Redis round trip fewer on the way).
+                    stale = True
                     continue
                 job = await self._reread(job)
+                stale = False
                 if event.kind == "closing":
                     break
+            if stale:
+                job = await self._reread(job)
             return job
 
     async def finish_sync(self, caller: Caller, job: Job, instead: str) -> Job:
@@ -256,6 +275,30 @@ class _Until:
         if self.final:
             return lambda job: job.is_active
         return lambda job: job.phase == first.phase
+
+    def goes_on(self, first: Job) -> Callable[[JobEvent], bool]:
+        """Whether an event shows by itself that the wait goes on, for a
+        job first read as ``first``: progress and results, and a change
+        to a phase the wait waits through. Anything else, and events
+        that do not name the new phase, need the job read again."""
+        through: frozenset[str] = frozenset()
+        if self.children or self.phase not in (None, first.phase):
+            pass  # a parent's counts, or a wait that ends at once
+        elif self.final:
+            through = _ACTIVE_NAMES
+        else:
+            through = frozenset({first.phase.value})
+        return lambda event: (
+            event.kind in _QUIET
+            or (event.kind == "phase" and event.phase in through)
+        )
+
+
+#: Events that change no phase (a wait ends only on phases).
+_QUIET = frozenset({"progress", "result"})
+
+#: The phases a job may still leave by itself, as events name them.
+_ACTIVE_NAMES = frozenset(phase.value for phase in ACTIVE_PHASES)
 
 
 def _children_active(job: Job) -> bool:

@@ -45,6 +45,12 @@ class QueueWorker(Worker):
         super().__init__(poll_delay=0, **kwargs)
         self._idle_poll = idle_poll
         self._wake = asyncio.Event()
+        # Whether the queue may hold due entries this worker has not taken
+        # (its last take filled every free slot, or found none free): only
+        # then does a job's end, freeing a slot, call for another take. A
+        # take that found fewer entries than slots emptied the due part of
+        # the queue, and a new entry wakes the worker itself.
+        self._more = True
         self._taker = EntryTaker(self.pool, self.queue_name)
 
     async def main(self) -> None:
@@ -103,6 +109,7 @@ class QueueWorker(Worker):
         """
         free = self.max_jobs - self.job_counter
         if free <= 0:
+            self._more = True
             return
         for _ in range(free):
             await self.sem.acquire()
@@ -110,6 +117,7 @@ class QueueWorker(Worker):
         started = 0
         try:
             taken, dropped = await self._taker.take(free)
+            self._more = len(taken) + len(dropped) >= free
             for reason in dropped:
                 _logger.warning("Queue entry dropped", error=reason)
             for one in taken:
@@ -152,4 +160,5 @@ class QueueWorker(Worker):
         else:
             self.jobs_complete += 1
         finally:
-            self._wake.set()  # a slot is free: look for the next job
+            if self._more:
+                self._wake.set()  # a slot is free: take the next entry
