@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +23,7 @@ from harness import (
     stack,
     stop_processes,
 )
+from redis import Redis
 
 from phaser.embedded import EmbeddedRedis
 
@@ -58,6 +60,36 @@ def _sync_latencies(url: str, jobs: int) -> list[float]:
             assert job["phase"] == "COMPLETED", job
             out.append((time.perf_counter() - started) * 1000)
     return out
+
+
+def _commands_per_job(redis_url: str, url: str, jobs: int) -> float:
+    """Commands phaser's processes send to Redis per job of `_latencies`
+    (not those scripts run inside Redis), counted with MONITOR: the round
+    trips on a job's way, whatever the machine. Idle polls and
+    maintenance in the window are counted too (a few hundredths)."""
+    commands = 0
+    marker = f"end-{uuid.uuid4().hex}"
+    listening = threading.Event()
+
+    def listen() -> None:
+        nonlocal commands
+        with Redis.from_url(redis_url).monitor() as monitor:
+            listening.set()
+            for record in monitor.listen():
+                if record["command"] == f"ECHO {marker}":
+                    return
+                if record.get("client_type") != "lua":
+                    commands += 1
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    listening.wait(10)
+    _latencies(url, jobs)
+    with Redis.from_url(redis_url) as redis:
+        while thread.is_alive():
+            redis.echo(marker)
+            thread.join(0.2)
+    return commands / jobs
 
 
 def _floor_latencies(url: str, jobs: int) -> list[float]:
@@ -101,6 +133,7 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     traced99 = Figure("phaser p99, tracing on (OTLP to loopback)", "ms")
     base50 = Figure("raw arq, defaults (poll 0.5 s) p50", "ms")
     sync50 = Figure("phaser p50, one request (POST ?sync=true)", "ms")
+    commands = Figure("Redis commands sent per job (MONITOR)", "")
     floor50 = Figure(
         "floor: bare FastAPI POST + GET, one Redis command each, p50", "ms"
     )
@@ -123,6 +156,11 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
                 if mode == "off":
                     sync = _sync_latencies(running.url, scale.latency_jobs)
                     sync50.rounds.append(percentile(sync, 0.5))
+            if mode == "off":
+                # After the timed rounds: MONITOR slows Redis down.
+                commands.rounds.append(
+                    _commands_per_job(redis.url, running.url, 100)
+                )
     collector.stop()
     bare, bare_url = baseline_app(redis.url)
     try:
@@ -150,7 +188,16 @@ def bench_latency(redis: EmbeddedRedis, work: Path, scale: Scale) -> Result:
     return Result(
         key="B3",
         title="End-to-end latency of a no-op job (create+start, wait)",
-        figures=[p50, p99, traced50, traced99, sync50, floor50, base50],
+        figures=[
+            p50,
+            p99,
+            traced50,
+            traced99,
+            sync50,
+            floor50,
+            base50,
+            commands,
+        ],
         comparison=(
             "phaser p50 / raw arq p50 ="
             f" {ratio(median(p50), median(base50)):.3f}; tracing on /"

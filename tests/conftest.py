@@ -231,7 +231,9 @@ def serve_command(port: int) -> list[str]:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
+    # Generous: on two busy cores a start (imports, Redis checks) has
+    # taken over 20 s; a frontend that will not start exits, and says so.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"phaser exited with {process.returncode}")

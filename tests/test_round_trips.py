@@ -18,6 +18,7 @@ from redis import Redis
 
 from conftest import Stack, create_job, make_stack, wait_for, wait_until
 from phaser.embedded import EmbeddedRedis
+from phaser.storage.events import JobEvent, ended_job
 
 
 @contextlib.contextmanager
@@ -82,11 +83,41 @@ def test_a_wait_until_final_reads_the_job_at_its_start_and_end_only(
         wait_until(lambda: bool(_plain(seen, f"HGETALL {key}")))
         assert client.post(f"/api/v1/jobs/{job['id']}/start").is_success
         answer = waiting.result(timeout=30)
-    assert answer.json()["phase"] == "COMPLETED"
-    # Before: a read after each of QUEUED, EXECUTING and COMPLETED.
-    # The wait's first read, the start request's own, and the wait's
-    # read once the job has ended. Before, the wait read the job again
-    # after QUEUED and after EXECUTING too.
+    done = answer.json()
+    # The record in the event is the whole job: its result is there.
+    assert (done["phase"], len(done["results"])) == ("COMPLETED", 1)
+    # The wait's first read and the start request's own: the wait goes on
+    # through QUEUED and EXECUTING without reading, and answers with the
+    # record the event of the job's end carries (before: a read after
+    # each of QUEUED, EXECUTING and COMPLETED).
+    assert _plain(seen, f"HGETALL {key}") == [f"HGETALL {key}"] * 2
+
+
+def test_a_job_too_large_for_its_event_is_read_at_its_end(
+    stack: Stack, client: httpx.Client, redis_server: EmbeddedRedis
+) -> None:
+    """A record over 16 KiB does not travel in events: the wait reads
+    the job once it has ended, and answers it whole."""
+    text = "x" * 20_000
+    job = create_job(client, "echo", {"text": text})
+    key = f"{stack.env['PHASER_KEY_PREFIX']}:job:{job['id']}"
+    with (
+        _monitored(redis_server.url) as seen,
+        ThreadPoolExecutor(1) as pool,
+        httpx.Client(base_url=stack.url, timeout=30) as waiter,
+    ):
+        waiting = pool.submit(
+            waiter.get,
+            f"/api/v1/jobs/{job['id']}",
+            params={"wait": 30, "until": "final"},
+        )
+        wait_until(lambda: bool(_plain(seen, f"HGETALL {key}")))
+        assert client.post(f"/api/v1/jobs/{job['id']}/start").is_success
+        answer = waiting.result(timeout=30)
+    done = answer.json()
+    assert (done["phase"], done["parameters"]) == ("COMPLETED", {"text": text})
+    assert len(done["results"]) == 1
+    # The wait's first read, the start request's, the wait's last.
     assert _plain(seen, f"HGETALL {key}") == [f"HGETALL {key}"] * 3
 
 
@@ -161,3 +192,17 @@ def test_a_worker_takes_from_the_queue_once_a_job_when_it_is_empty(
             assert time.monotonic() - started < 4
     finally:
         stack.stop()
+
+
+def test_an_event_record_that_does_not_read_means_a_read() -> None:
+    for record in ("not JSON", '["phase"]', "{}", "7"):
+        event = JobEvent("01abc", "COMPLETED", "phase", None, record)
+        assert ended_job(event) is None
+    fields = '["phase", "COMPLETED", "task", "echo", "created", "0"]'
+    job = ended_job(JobEvent("01abc", "COMPLETED", "phase", None, fields))
+    assert job is not None
+    assert (job.id, job.phase.value, job.task) == (
+        "01abc",
+        "COMPLETED",
+        "echo",
+    )

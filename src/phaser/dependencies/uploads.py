@@ -107,9 +107,17 @@ async def read_body(request: Request) -> Body:
     body = Body(list(request.query_params.multi_items()))
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/x-www-form-urlencoded"):
-        body.pairs += urlencoded_fields(await request.body())
-        return body
-    if not content_type.startswith("multipart/form-data"):
+        try:
+            raw = await request.body()
+        except RuntimeError:
+            # Read as a form already (a route with FastAPI form
+            # parameters: the dashboard's): Starlette kept the form, not
+            # the body.
+            pass
+        else:
+            body.pairs += urlencoded_fields(raw)
+            return body
+    elif not content_type.startswith("multipart/form-data"):
         return body
     settings: Settings = request.app.state.settings
     try:

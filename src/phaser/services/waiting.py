@@ -29,7 +29,13 @@ from ..models.phase import (
     SUCCEEDED,
     ExecutionPhase,
 )
-from ..storage.events import EventHub, EventQueue, JobEvent, next_event
+from ..storage.events import (
+    EventHub,
+    EventQueue,
+    JobEvent,
+    ended_job,
+    next_event,
+)
 from ..storage.job_store import JobStore
 from .jobs import JobService
 
@@ -134,7 +140,7 @@ class JobWaiter:
                     # comes (one Redis round trip fewer on the way).
                     stale = True
                     continue
-                job = await self._reread(job)
+                job = ended_job(event) or await self._reread(job)
                 stale = False
                 if event.kind == "closing":
                     break
@@ -247,7 +253,9 @@ class JobWaiter:
                 continue
             if event.kind == "closing":
                 return
-            current = await self._store.get_batched(job.id)
+            current = ended_job(event)
+            if current is None:
+                current = await self._store.get_batched(job.id)
             if current is None:
                 yield "deleted", None
                 return

@@ -1,8 +1,8 @@
 """The event hub: one Redis subscriber per process, fanned out in-process.
 
 Every creation, transition, progress update and result publishes a small
-JSON event (``{"id", "phase", "kind", "owner"}``) on one channel; a batch
-of deletions publishes one ``{"ids": [...], "kind": "deleted"}``. Each
+JSON event (``{"id", "phase", "kind", "owner"}``; a job's end, its record
+too) on one channel; deletions, ``{"ids": [...], "kind": "deleted"}``. Each
 process (frontend or worker) holds a single subscription and hands events
 to the local waiters of that job id (or, for live views, of that owner),
 so thousands of WAIT requests cost one Redis connection.
@@ -27,12 +27,16 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from ..backoff import Backoff
+from ..models.job import Job
+from .codec import decode
+from .event_queue import EventQueue
 
 __all__ = [
     "EventHub",
     "EventQueue",
     "JobEvent",
     "created_channel",
+    "ended_job",
     "next_event",
     "running_channel",
 ]
@@ -49,64 +53,16 @@ class JobEvent:
     slow reader missed events: anything may have changed) or ``closing``
     (the server stops: streams and waits end now). ``owner`` is the
     job's (`None`: the anonymous owner, or unknown: ``deleted`` and
-    ``resync`` events).
+    ``resync`` events). ``record``: the event of a job's end carries
+    its record as it was then (a JSON list of fields and values, read
+    only by those who want it; none if large): no read needed.
     """
 
     job_id: str
     phase: str | None
     kind: str
     owner: str | None = None
-
-
-class EventQueue:
-    """A bounded queue of events for one reader (a wait, a stream, a
-    running job's watcher).
-
-    What `asyncio.Queue` does for this, at a tenth of its memory: an
-    `asyncio.Queue` holds three deques and an event, about 3 KB before the
-    first item, and a frontend holds one for every open wait (benchmark
-    B6: 10,000 of them). One reader only: one ``get`` at a time.
-    """
-
-    __slots__ = ("_items", "_waiter", "maxsize")
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._items: list[JobEvent] = []
-        self._waiter: asyncio.Future[None] | None = None
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def full(self) -> bool:
-        return len(self._items) >= self.maxsize
-
-    def put_nowait(self, event: JobEvent) -> None:
-        """Add an event; `asyncio.QueueFull` if there is no room."""
-        if self.full():
-            raise asyncio.QueueFull
-        self._items.append(event)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def get_nowait(self) -> JobEvent:
-        """The oldest event; `asyncio.QueueEmpty` if there is none."""
-        if not self._items:
-            raise asyncio.QueueEmpty
-        return self._items.pop(0)
-
-    async def get(self) -> JobEvent:
-        """The oldest event, once there is one."""
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.pop(0)
+    record: str | None = None
 
 
 async def next_event(events: EventQueue, timeout: float) -> JobEvent | None:
@@ -121,6 +77,20 @@ async def next_event(events: EventQueue, timeout: float) -> JobEvent | None:
             return await events.get()
     except TimeoutError:
         return None
+
+
+def ended_job(event: JobEvent) -> Job | None:
+    """The job as the event of its end carries it (`JobEvent.record`);
+    `None` if the event carries none, or one that does not read as a
+    record: then the job is read instead."""
+    if event.record is None:
+        return None
+    try:
+        flat = json.loads(event.record)
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    except (ValueError, TypeError):
+        return None
+    return decode(event.job_id, fields)
 
 
 def running_channel(channel: str) -> str:
@@ -341,7 +311,11 @@ class EventHub:
         if message.get("type") != "message":
             return
         try:
-            data = json.loads(message["data"])
+            raw = message["data"]
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            # The event, then (a job's end) a newline and its record.
+            head, _, record = text.partition("\n")
+            data = json.loads(head)
             kind = str(data.get("kind", "phase"))
             if "ids" in data:
                 # A batch (deletions): one message naming many jobs.
@@ -354,6 +328,7 @@ class EventHub:
                         data.get("phase"),
                         kind,
                         None if owner is None else str(owner),
+                        record or None,
                     )
                 ]
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -62,6 +62,8 @@
 -- final phase with a "retain" field brings the destruction time forward
 -- to that many seconds from now.
 --
+-- The event of a job's end carries its record (see events.JobEvent).
+--
 -- Returns {"ok", old phase, the record as HGETALL gives it}, {"missing"},
 -- {"phase", current phase} or {"check", current phase[, the field that
 -- was not to be there]}. On anything but
@@ -278,6 +280,9 @@ end
 -- So do the owner's standing subscriptions ("subs:" + owner: id -> {url,
 -- events, task}) whose task filter the job passes.
 local FINAL = {COMPLETED = true, ERROR = true, ABORTED = true}
+-- Bytes of fields and values a record may have to travel in its end's
+-- event (events.JobEvent.record).
+local RECORD_IN_EVENT = 16384
 local function tally(kind)
   local time = redis.call("TIME")
   local counter = KEYS[12] .. kind .. ":" .. math.floor(tonumber(time[1]) / 60)
@@ -338,6 +343,7 @@ if ARGV[7] == "phase" or ARGV[7] == "progress" then
   end
 end
 
+local record = nil
 if ARGV[7] ~= "" then
   -- The owner (absent for the anonymous owner) lets live views follow
   -- one owner's jobs without reading them.
@@ -347,7 +353,20 @@ if ARGV[7] ~= "" then
   end
   local event = cjson.encode(
     {id = id, phase = new, kind = ARGV[7], owner = owner})
-  redis.call("PUBLISH", ARGV[6], event)
+  local published = event
+  if ARGV[7] == "phase" and FINAL[new] and not FINAL[current] then
+    -- A job's end carries the record (unless large), after a newline:
+    -- waiters for the end answer from it instead of reading the job.
+    record = redis.call("HGETALL", key)
+    local size = 0
+    for _, text in ipairs(record) do
+      size = size + #text
+    end
+    if size <= RECORD_IN_EVENT then
+      published = event .. "\n" .. cjson.encode(record)
+    end
+  end
+  redis.call("PUBLISH", ARGV[6], published)
   if ARGV[8] ~= "" and (current == "EXECUTING" or current == "SUSPENDED")
   then
     redis.call("PUBLISH", ARGV[8], event)
@@ -361,4 +380,4 @@ if parent_key then
     id = parent_id, phase = parent[1],
     kind = "children", owner = parent[2] or nil}))
 end
-return {"ok", current, redis.call("HGETALL", key)}
+return {"ok", current, record or redis.call("HGETALL", key)}
