@@ -61,6 +61,31 @@ def _plain(seen: list[dict[str, Any]], command: str) -> list[str]:
     ]
 
 
+def _started_while_waiting(
+    stack: Stack, redis_url: str, job_id: str, wait: float
+) -> tuple[dict[str, Any], list[str]]:
+    """Start a pending job once a long poll until its end (``wait``
+    seconds at most) has read it; the poll's answer, and the reads of the
+    job's record that clients sent to Redis meanwhile."""
+    key = f"{stack.env['PHASER_KEY_PREFIX']}:job:{job_id}"
+    with (
+        _monitored(redis_url) as seen,
+        ThreadPoolExecutor(1) as pool,
+        httpx.Client(base_url=stack.url, timeout=30) as waiter,
+        httpx.Client(base_url=stack.url, timeout=30) as client,
+    ):
+        waiting = pool.submit(
+            waiter.get,
+            f"/api/v1/jobs/{job_id}",
+            params={"wait": wait, "until": "final"},
+        )
+        # The wait has read the job (PENDING): start it now.
+        wait_until(lambda: bool(_plain(seen, f"HGETALL {key}")))
+        assert client.post(f"/api/v1/jobs/{job_id}/start").is_success
+        answer: dict[str, Any] = waiting.result(timeout=30).json()
+    return answer, _plain(seen, f"HGETALL {key}")
+
+
 def test_a_wait_until_final_reads_the_job_at_its_start_and_end_only(
     stack: Stack, client: httpx.Client, redis_server: EmbeddedRedis
 ) -> None:
@@ -68,29 +93,16 @@ def test_a_wait_until_final_reads_the_job_at_its_start_and_end_only(
     the job has ended: the QUEUED and EXECUTING on the way only tell it
     to go on waiting."""
     job = create_job(client, "echo", {})
-    key = f"{stack.env['PHASER_KEY_PREFIX']}:job:{job['id']}"
-    with (
-        _monitored(redis_server.url) as seen,
-        ThreadPoolExecutor(1) as pool,
-        httpx.Client(base_url=stack.url, timeout=30) as waiter,
-    ):
-        waiting = pool.submit(
-            waiter.get,
-            f"/api/v1/jobs/{job['id']}",
-            params={"wait": 30, "until": "final"},
-        )
-        # The wait has read the job (PENDING): start it now.
-        wait_until(lambda: bool(_plain(seen, f"HGETALL {key}")))
-        assert client.post(f"/api/v1/jobs/{job['id']}/start").is_success
-        answer = waiting.result(timeout=30)
-    done = answer.json()
+    done, reads = _started_while_waiting(
+        stack, redis_server.url, job["id"], 30
+    )
     # The record in the event is the whole job: its result is there.
     assert (done["phase"], len(done["results"])) == ("COMPLETED", 1)
     # The wait's first read and the start request's own: the wait goes on
     # through QUEUED and EXECUTING without reading, and answers with the
     # record the event of the job's end carries (before: a read after
     # each of QUEUED, EXECUTING and COMPLETED).
-    assert _plain(seen, f"HGETALL {key}") == [f"HGETALL {key}"] * 2
+    assert len(reads) == 2, reads
 
 
 def test_a_job_too_large_for_its_event_is_read_at_its_end(
@@ -100,25 +112,13 @@ def test_a_job_too_large_for_its_event_is_read_at_its_end(
     the job once it has ended, and answers it whole."""
     text = "x" * 20_000
     job = create_job(client, "echo", {"text": text})
-    key = f"{stack.env['PHASER_KEY_PREFIX']}:job:{job['id']}"
-    with (
-        _monitored(redis_server.url) as seen,
-        ThreadPoolExecutor(1) as pool,
-        httpx.Client(base_url=stack.url, timeout=30) as waiter,
-    ):
-        waiting = pool.submit(
-            waiter.get,
-            f"/api/v1/jobs/{job['id']}",
-            params={"wait": 30, "until": "final"},
-        )
-        wait_until(lambda: bool(_plain(seen, f"HGETALL {key}")))
-        assert client.post(f"/api/v1/jobs/{job['id']}/start").is_success
-        answer = waiting.result(timeout=30)
-    done = answer.json()
+    done, reads = _started_while_waiting(
+        stack, redis_server.url, job["id"], 30
+    )
     assert (done["phase"], done["parameters"]) == ("COMPLETED", {"text": text})
     assert len(done["results"]) == 1
     # The wait's first read, the start request's, the wait's last.
-    assert _plain(seen, f"HGETALL {key}") == [f"HGETALL {key}"] * 3
+    assert len(reads) == 3, reads
 
 
 def test_a_wait_that_times_out_answers_the_job_as_it_is_then(
@@ -133,24 +133,11 @@ def test_a_wait_that_times_out_answers_the_job_as_it_is_then(
     job = create_job(
         client, "mark", {"directory": str(evidence), "seconds": 30}
     )
-    key = f"{stack.env['PHASER_KEY_PREFIX']}:job:{job['id']}"
-    with (
-        _monitored(redis_server.url) as seen,
-        ThreadPoolExecutor(1) as pool,
-        httpx.Client(base_url=stack.url, timeout=30) as waiter,
-    ):
-        waiting = pool.submit(
-            waiter.get,
-            f"/api/v1/jobs/{job['id']}",
-            params={"wait": 2, "until": "final"},
-        )
-        wait_until(lambda: bool(_plain(seen, f"HGETALL {key}")))
-        assert client.post(f"/api/v1/jobs/{job['id']}/start").is_success
-        answer = waiting.result(timeout=30)
+    answer, _ = _started_while_waiting(stack, redis_server.url, job["id"], 2)
     # It was PENDING when the wait began, went through QUEUED and has
     # been EXECUTING for a second or more when the wait ends.
     assert (evidence / f"{job['id']}.started").exists()
-    assert answer.json()["phase"] == "EXECUTING"
+    assert answer["phase"] == "EXECUTING"
     assert client.post(f"/api/v1/jobs/{job['id']}/abort").is_success
 
 
