@@ -97,7 +97,14 @@ class Stack:
                 stdout=out,
                 stderr=out,
             )
-        wait_ready(self.url, self.frontend)
+        try:
+            wait_ready(self.url, self.frontend)
+        except BaseException:
+            # The stack's processes stop with it: a fixture that fails
+            # here never hands it back to be stopped (its workers ran on,
+            # retrying a Redis the tests had stopped).
+            self.stop()
+            raise
 
     def start_worker(
         self, *, log: Path | None = None, **settings: Any
