@@ -53,7 +53,9 @@ def _gone(pid: int) -> bool:
     """Whether a process has exited (or is a zombie nobody reaped)."""
     try:
         return _state(pid) == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Reaped before the open, or between the open and the read
+        # (ESRCH: a CI run met that).
         return True
 
 
