@@ -9,7 +9,7 @@ cannot read in full is decoded field by field, so it still renders.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -54,6 +54,7 @@ __all__ = [
     "AnyJob",
     "JobRef",
     "decode",
+    "decode_flat",
     "encode",
     "encode_fields",
     "result_row",
@@ -217,6 +218,11 @@ def decode(job_id: str, data: Mapping[str, str]) -> Job:
     except _UNREADABLE:
         _logger.warning("Job record partly unreadable", job_id=job_id)
         return _decode_lenient(job_id, data)
+
+
+def decode_flat(job_id: str, flat: Sequence[str]) -> Job:
+    """`decode` of a record as a script hands it over (HGETALL's list)."""
+    return decode(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 def _parameters(raw: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from ..backoff import Backoff
 from ..models.job import Job
-from .codec import decode
+from .codec import decode_flat
 from .event_queue import EventQueue
 
 __all__ = [
@@ -86,11 +86,9 @@ def ended_job(event: JobEvent) -> Job | None:
     if event.record is None:
         return None
     try:
-        flat = json.loads(event.record)
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return decode_flat(event.job_id, json.loads(event.record))
     except (ValueError, TypeError):
         return None
-    return decode(event.job_id, fields)
 
 
 def running_channel(channel: str) -> str:

@@ -15,7 +15,7 @@ from ..models.phase import (
     parse_phase,
     target_phase,
 )
-from .codec import FIELD, decode, encode_fields
+from .codec import FIELD, decode_flat, encode_fields
 from .events import running_channel
 from .outcomes import (
     Abortable,
@@ -103,9 +103,9 @@ def outcome_of(job_id: str, reply: list[Any]) -> TransitionOutcome:
     """The outcome the script's reply says."""
     match reply[0]:
         case "ok":
-            flat = reply[2]
-            record = dict(zip(flat[::2], flat[1::2], strict=True))
-            return Changed(decode(job_id, record), parse_phase(reply[1]))
+            return Changed(
+                decode_flat(job_id, reply[2]), parse_phase(reply[1])
+            )
         case "missing":
             return Missing()
         case "phase":
